@@ -1,0 +1,174 @@
+// Package golden loads qat's conformance vectors: PyTorch 1.13's fake
+// quantization, its gradients and its observers, in the JSON format of
+// testdata/README.md. The vectors in testdata are embedded; Load also reads
+// every *.json in the directory named by $QAT_GOLDEN_DIR when it is set.
+package golden
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+)
+
+//go:embed testdata/*.json
+var embedded embed.FS
+
+// Ops are the case kinds the format defines.
+var Ops = []string{
+	"fake_quant_per_tensor",
+	"fake_quant_per_channel",
+	"learnable_fake_quant_per_tensor",
+	"learnable_fake_quant_per_channel",
+	"observer_minmax",
+	"observer_moving_average_minmax",
+	"observer_per_channel_minmax",
+}
+
+// Case is one conformance vector. Float arrays are float32 values.
+type Case struct {
+	File string `json:"-"` // where the case was read from
+	Name string `json:"name"`
+	Op   string `json:"op"`
+	Note string `json:"note"`
+
+	Shape    []int `json:"shape"`
+	QuantMin int32 `json:"quant_min"`
+	QuantMax int32 `json:"quant_max"`
+	Axis     int   `json:"axis"`
+
+	X         []float32 `json:"x"`
+	Scale     []float32 `json:"scale"`
+	ZeroPoint []float64 `json:"zero_point"` // integers, but floats for learnable cases
+	GradY     []float32 `json:"grad_y"`
+
+	Y             []float32 `json:"y"`
+	Q             []int32   `json:"q"`
+	GradX         []float32 `json:"grad_x"`
+	GradScale     []float32 `json:"grad_scale"`
+	GradZeroPoint []float32 `json:"grad_zero_point"`
+	GradFactor    float32   `json:"grad_factor"`
+
+	Batches           [][]float32 `json:"batches"`
+	Symmetric         bool        `json:"symmetric"`
+	Signed            bool        `json:"signed"`
+	AveragingConstant *float32    `json:"averaging_constant"`
+}
+
+// ID names the case in test output.
+func (c *Case) ID() string { return c.File + ":" + c.Name }
+
+// ZeroPoints returns the zero points as int32, for the cases that hold
+// integers.
+func (c *Case) ZeroPoints() []int32 {
+	z := make([]int32, len(c.ZeroPoint))
+	for i, v := range c.ZeroPoint {
+		z[i] = int32(v)
+	}
+	return z
+}
+
+type file struct {
+	Source string  `json:"source"`
+	Cases  []*Case `json:"cases"`
+}
+
+// Set is the cases read from one directory.
+type Set struct {
+	Dir   string
+	Cases []*Case
+}
+
+// Sets returns the embedded cases and those of $QAT_GOLDEN_DIR, failing t
+// on any unreadable file or unknown op, and logs how many came from where.
+func Sets(t testing.TB) []Set {
+	t.Helper()
+	own, err := load(embedded, "testdata", "embedded testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := []Set{own}
+	if dir := os.Getenv("QAT_GOLDEN_DIR"); dir != "" {
+		extra, err := load(os.DirFS(dir), ".", dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sets = append(sets, extra)
+	}
+	for _, s := range sets {
+		t.Logf("golden: %d cases from %s", len(s.Cases), s.Dir)
+	}
+	return sets
+}
+
+func load(fsys fs.FS, dir, name string) (Set, error) {
+	paths, err := fs.Glob(fsys, filepath.ToSlash(filepath.Join(dir, "*.json")))
+	if err != nil {
+		return Set{}, err
+	}
+	if len(paths) == 0 {
+		return Set{}, fmt.Errorf("golden: no *.json in %s", name)
+	}
+	sort.Strings(paths)
+	set := Set{Dir: name}
+	for _, p := range paths {
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return Set{}, fmt.Errorf("golden: %w", err)
+		}
+		var f file
+		if err := json.Unmarshal(b, &f); err != nil {
+			return Set{}, fmt.Errorf("golden: %s: %w", p, err)
+		}
+		for i, c := range f.Cases {
+			c.File = filepath.Base(p)
+			if err := c.check(); err != nil {
+				return Set{}, fmt.Errorf("golden: %s case %d (%s): %w", p, i, c.Name, err)
+			}
+		}
+		set.Cases = append(set.Cases, f.Cases...)
+	}
+	return set, nil
+}
+
+func (c *Case) check() error {
+	known := false
+	for _, op := range Ops {
+		known = known || op == c.Op
+	}
+	if !known {
+		return fmt.Errorf("unknown op %q", c.Op)
+	}
+	if c.QuantMin >= c.QuantMax {
+		return fmt.Errorf("empty range [%d, %d]", c.QuantMin, c.QuantMax)
+	}
+	return nil
+}
+
+// ULPDiff returns how many float32 steps lie between a and b.
+func ULPDiff(a, b float32) int64 {
+	ia, ib := orderedBits(a), orderedBits(b)
+	if ia > ib {
+		return ia - ib
+	}
+	return ib - ia
+}
+
+func orderedBits(f float32) int64 {
+	b := int64(int32(math.Float32bits(f)))
+	if b < 0 {
+		b = math.MinInt32 - b
+	}
+	return b
+}
+
+// RelClose reports whether got is within rel of want, relative to
+// max(|want|, floor): the tolerance for gradients that are sums.
+func RelClose(got, want, rel, floor float64) bool {
+	return math.Abs(got-want) <= rel*math.Max(math.Abs(want), floor)
+}

@@ -1,0 +1,237 @@
+package quant
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// An Observer watches the tensors a quantizer sees and chooses its Params.
+// Observers copy what they keep; they never retain x.
+type Observer interface {
+	// Observe records x, a tensor of the given row-major shape (shape may be
+	// nil for a per-tensor scheme). Empty input is ignored. NaN or Inf in x
+	// is an error wrapping ErrNonFinite, and leaves the observer unchanged.
+	Observe(x []float32, shape []int) error
+	// Params returns the params for everything observed since the last
+	// Reset, or an error wrapping ErrNoData if nothing was.
+	Params() (Params, error)
+	// Reset forgets everything observed.
+	Reset()
+	// Scheme returns the scheme the params are chosen for.
+	Scheme() Scheme
+}
+
+var (
+	// ErrNoData is returned by Params before any value was observed.
+	ErrNoData = errors.New("observer has seen no data")
+	// ErrNonFinite is returned by Observe for NaN or Inf input.
+	ErrNonFinite = errors.New("non-finite value")
+)
+
+// Observer kinds accepted by NewObserver.
+const (
+	KindMinMax              = "minmax"
+	KindMovingAverageMinMax = "moving-average-minmax"
+	KindPercentile          = "percentile"
+	KindMSE                 = "mse"
+	KindEntropy             = "entropy"
+)
+
+// ObserverConfig selects and tunes an observer. The zero value is a MinMax
+// observer. Setting a field that the chosen kind does not use is an error.
+type ObserverConfig struct {
+	// Kind is one of the Kind constants; "" means KindMinMax.
+	Kind string
+	// AveragingConstant is the moving average's weight of a new batch, in
+	// (0, 1]; 0 means 0.01, PyTorch's default.
+	AveragingConstant float32
+	// Percentile is the percentile kept by KindPercentile, in (50, 100];
+	// 0 means 99.99.
+	Percentile float64
+	// Bins is the histogram size of the percentile, MSE and entropy
+	// observers; 0 means 2048.
+	Bins int
+}
+
+// NewObserver returns the observer cfg describes for scheme s.
+func NewObserver(s Scheme, cfg ObserverConfig) (Observer, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	kind := cfg.Kind
+	if kind == "" {
+		kind = KindMinMax
+	}
+	if cfg.AveragingConstant != 0 && kind != KindMovingAverageMinMax {
+		return nil, fmt.Errorf("averaging constant set for observer %q, which does not average", kind)
+	}
+	if cfg.Percentile != 0 && kind != KindPercentile {
+		return nil, fmt.Errorf("percentile set for observer %q", kind)
+	}
+	switch kind {
+	case KindMinMax:
+		if cfg.Bins != 0 {
+			return nil, fmt.Errorf("bins set for observer %q, which keeps no histogram", kind)
+		}
+		return NewMinMax(s), nil
+	case KindMovingAverageMinMax:
+		if cfg.Bins != 0 {
+			return nil, fmt.Errorf("bins set for observer %q, which keeps no histogram", kind)
+		}
+		c := cfg.AveragingConstant
+		if c == 0 {
+			c = 0.01
+		}
+		if !(c > 0 && c <= 1) {
+			return nil, fmt.Errorf("averaging constant %g outside (0, 1]", c)
+		}
+		return NewMovingAverageMinMax(s, c), nil
+	case KindPercentile, KindMSE, KindEntropy:
+		return newHistogramObserver(s, kind, cfg)
+	}
+	return nil, fmt.Errorf("unknown observer %q (want %s, %s, %s, %s or %s)", kind,
+		KindMinMax, KindMovingAverageMinMax, KindPercentile, KindMSE, KindEntropy)
+}
+
+// extrema returns the smallest and largest element of x, or an error
+// wrapping ErrNonFinite naming the first NaN or Inf.
+func extrema(x []float32) (lo, hi float32, err error) {
+	lo, hi = float32(math.Inf(1)), float32(math.Inf(-1))
+	bad := false
+	for _, v := range x {
+		if v < lo {
+			lo = v
+		}
+		if v > hi {
+			hi = v
+		}
+		bad = bad || v != v
+	}
+	if bad || math.IsInf(float64(lo), 0) || math.IsInf(float64(hi), 0) {
+		for i, v := range x {
+			if v != v || math.IsInf(float64(v), 0) {
+				return 0, 0, fmt.Errorf("%w %g at element %d", ErrNonFinite, v, i)
+			}
+		}
+	}
+	return lo, hi, nil
+}
+
+// channelExtrema returns each channel's extrema of x under layout l.
+func channelExtrema(x []float32, l Layout) (lo, hi []float32, err error) {
+	lo, hi = make([]float32, l.Channels), make([]float32, l.Channels)
+	for c := range lo {
+		lo[c], hi[c] = float32(math.Inf(1)), float32(math.Inf(-1))
+	}
+	l.ForEachRun(len(x), func(c, a, b int) {
+		if err != nil {
+			return
+		}
+		var l, h float32
+		if l, h, err = extrema(x[a:b]); err != nil {
+			err = fmt.Errorf("channel %d: %w", c, err)
+			return
+		}
+		lo[c] = float32(math.Min(float64(lo[c]), float64(l)))
+		hi[c] = float32(math.Max(float64(hi[c]), float64(h)))
+	})
+	return lo, hi, err
+}
+
+// rangeTracker holds running per-channel (or one per-tensor) extrema and
+// the averaging rule that folds in a new batch.
+type rangeTracker struct {
+	scheme   Scheme
+	average  float32 // 0: running min/max; else the moving-average constant
+	min, max []float32
+}
+
+func (r *rangeTracker) Scheme() Scheme { return r.scheme }
+func (r *rangeTracker) Reset()         { r.min, r.max = nil, nil }
+
+func (r *rangeTracker) Observe(x []float32, shape []int) error {
+	if len(x) == 0 {
+		return nil
+	}
+	var lo, hi []float32
+	if r.scheme.PerChannel {
+		if r.scheme.Axis >= len(shape) {
+			return fmt.Errorf("observe: channel axis %d outside shape %v", r.scheme.Axis, shape)
+		}
+		if numElements(shape) != len(x) {
+			return fmt.Errorf("observe: shape %v does not hold %d elements", shape, len(x))
+		}
+		if r.min != nil && shape[r.scheme.Axis] != len(r.min) {
+			return fmt.Errorf("observe: %d channels after %d", shape[r.scheme.Axis], len(r.min))
+		}
+		l := Layout{Channels: shape[r.scheme.Axis], Inner: numElements(shape[r.scheme.Axis+1:])}
+		var err error
+		if lo, hi, err = channelExtrema(x, l); err != nil {
+			return fmt.Errorf("observe: %w", err)
+		}
+	} else {
+		l, h, err := extrema(x)
+		if err != nil {
+			return fmt.Errorf("observe: %w", err)
+		}
+		lo, hi = []float32{l}, []float32{h}
+	}
+	if r.min == nil {
+		r.min, r.max = lo, hi
+		return nil
+	}
+	for c := range lo {
+		if r.average == 0 {
+			r.min[c] = float32(math.Min(float64(r.min[c]), float64(lo[c])))
+			r.max[c] = float32(math.Max(float64(r.max[c]), float64(hi[c])))
+			continue
+		}
+		// PyTorch: m = m + c*(batch - m), each step rounded to float32.
+		r.min[c] += float32(r.average * (lo[c] - r.min[c]))
+		r.max[c] += float32(r.average * (hi[c] - r.max[c]))
+	}
+	return nil
+}
+
+func (r *rangeTracker) Params() (Params, error) {
+	if r.min == nil {
+		return Params{}, ErrNoData
+	}
+	if r.scheme.PerChannel {
+		return ParamsFromRanges(r.scheme, r.min, r.max), nil
+	}
+	return ParamsFromRange(r.scheme, r.min[0], r.max[0]), nil
+}
+
+// Range returns the tracked per-channel (or single) minimum and maximum,
+// nil before any data. The slices are copies.
+func (r *rangeTracker) Range() (min, max []float32) {
+	return append([]float32(nil), r.min...), append([]float32(nil), r.max...)
+}
+
+// MinMax tracks the running minimum and maximum, per tensor or per channel
+// as its scheme says (PyTorch's MinMaxObserver and
+// PerChannelMinMaxObserver).
+type MinMax struct{ rangeTracker }
+
+// NewMinMax returns a MinMax observer for s, which must be valid.
+func NewMinMax(s Scheme) *MinMax {
+	mustValid(s)
+	return &MinMax{rangeTracker{scheme: s}}
+}
+
+// MovingAverageMinMax tracks an exponential moving average of each batch's
+// minimum and maximum: the first batch sets them, then m += c*(batch_m - m)
+// (PyTorch's MovingAverageMinMaxObserver and its per-channel variant).
+type MovingAverageMinMax struct{ rangeTracker }
+
+// NewMovingAverageMinMax returns a moving-average observer for s with
+// averaging constant c in (0, 1]. It panics for an invalid s or c.
+func NewMovingAverageMinMax(s Scheme, c float32) *MovingAverageMinMax {
+	mustValid(s)
+	if !(c > 0 && c <= 1) {
+		panic(fmt.Sprintf("quant: averaging constant %g outside (0, 1]", c))
+	}
+	return &MovingAverageMinMax{rangeTracker{scheme: s, average: c}}
+}

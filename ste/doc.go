@@ -1,0 +1,30 @@
+// Package ste holds the backward rules of fake quantization as plain
+// functions over float32 slices: the straight-through estimator (STE) with
+// clipping, the step-size and offset gradients of learned step-size
+// quantization (LSQ, Esser et al. 2020; LSQ+, Bhalgat et al. 2020) and the
+// clipping-threshold gradient of PACT (Choi et al. 2018).
+//
+// # Conventions
+//
+// A value x is "in range" when its unclamped code z + roundHalfEven(x*(1/s))
+// lies in [QMin, QMax], computed exactly as quant.Code does, so the masks
+// agree with the forward pass bit for bit. NaN is never in range. Gradients
+// are written into caller-owned dst slices (gradX has len(x) elements;
+// per-channel parameter gradients have one element per channel) which are
+// overwritten, not accumulated into. Parameter gradients are sums over the
+// elements of a channel, accumulated in float64 and rounded to float32 once.
+// Length or shape mismatches are programmer errors and panic, as in package
+// quant.
+//
+// # Learnable quantizers
+//
+// LSQ and LSQPlus follow PyTorch 1.13's _fake_quantize_learnable_*_affine
+// backward, with one rounding rule (half to even, zero point rounded before
+// it is added) for both directions. With g the gradient factor, for each
+// element: below the range dScale = dy*(QMin-z)*g and dZeroPoint = -dy*s*g;
+// above it the same with QMax; inside it dScale = dy*(y-x)/s*g and no
+// zero-point term. LSQ's gradient factor is GradFactor(n, QMax) =
+// 1/sqrt(n*QMax), where PyTorch takes n as the element count of the whole
+// tensor. The LSQ+ offset beta = -z*s is learned here in zero-point units,
+// which is PyTorch's parametrisation; its gradient is -dZeroPoint/s.
+package ste
