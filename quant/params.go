@@ -29,8 +29,9 @@ var ErrParams = errors.New("invalid quantization params")
 // PerTensor reports whether p has one scale for the whole tensor.
 func (p Params) PerTensor() bool { return p.Axis < 0 }
 
-// Validate checks that p can quantize: matching lengths, a code range, and
-// finite positive scales with zero points inside the range.
+// Validate checks that p can quantize: matching lengths, a code range,
+// finite positive scales whose float32 reciprocal is finite, and zero points
+// inside the range.
 func (p Params) Validate() error {
 	switch {
 	case len(p.Scale) == 0:
@@ -45,6 +46,9 @@ func (p Params) Validate() error {
 	for c, s := range p.Scale {
 		if !(s > 0) || math.IsInf(float64(s), 0) {
 			return fmt.Errorf("%w: scale[%d] = %g is not a positive finite number", ErrParams, c, s)
+		}
+		if math.IsInf(float64(1/s), 0) {
+			return fmt.Errorf("%w: scale[%d] = %g is too small: its float32 reciprocal overflows", ErrParams, c, s)
 		}
 		if z := p.ZeroPoint[c]; z < p.QMin || z > p.QMax {
 			return fmt.Errorf("%w: zero point[%d] = %d outside [%d, %d]", ErrParams, c, z, p.QMin, p.QMax)

@@ -22,13 +22,22 @@ func Code(x, inv float32, zp, qmin, qmax int32) (q int32, inRange bool) {
 	return zp, false
 }
 
-// fake is FakeQuantize for one element; NaN stays NaN.
+// fake is FakeQuantize of one element. It clamps x*inv to the codes' range
+// relative to the zero point before rounding, which gives the same result
+// as rounding first (rounding is monotone and the bounds are integers), and
+// then rounds half to even by adding and subtracting 1.5*2^23: exact for the
+// clamped magnitudes, at most 2^9, far below 2^22. NaN passes through min,
+// max and the rounding unchanged.
 func fake(x, s, inv float32, zp, qmin, qmax int32) float32 {
-	if x != x {
-		return x
-	}
-	q, _ := Code(x, inv, zp, qmin, qmax)
-	return float32(q-zp) * s
+	return fakeBounded(x, s, inv, float32(qmin-zp), float32(qmax-zp))
+}
+
+// fakeBounded is fake with the bounds qmin-zp and qmax-zp precomputed, for
+// loops.
+func fakeBounded(x, s, inv, lo, hi float32) float32 {
+	const magic = 1.5 * (1 << 23)
+	t := min(max(x*inv, lo), hi)
+	return float32(float32(t+magic)-magic) * s
 }
 
 // Layout is how a per-channel tensor's elements map to channels: the flat
@@ -125,10 +134,10 @@ func FakeQuantize(dst, src []float32, shape []int, p Params) {
 	checkLen(len(dst), len(src))
 	LayoutOf(p, shape, len(src)).ForEachRun(len(src), func(c, lo, hi int) {
 		s, zp := p.Scale[c], p.ZeroPoint[c]
-		inv := 1 / s
+		inv, qlo, qhi := 1/s, float32(p.QMin-zp), float32(p.QMax-zp)
 		d := dst[lo:hi]
 		for i, x := range src[lo:hi] {
-			d[i] = fake(x, s, inv, zp, p.QMin, p.QMax)
+			d[i] = fakeBounded(x, s, inv, qlo, qhi)
 		}
 	})
 }

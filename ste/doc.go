@@ -11,8 +11,12 @@
 // agree with the forward pass bit for bit. NaN is never in range. Gradients
 // are written into caller-owned dst slices (gradX has len(x) elements;
 // per-channel parameter gradients have one element per channel) which are
-// overwritten, not accumulated into. Parameter gradients are sums over the
-// elements of a channel, accumulated in float64 and rounded to float32 once.
+// overwritten, not accumulated into. A parameter gradient is a sum over the
+// elements of a channel; each term is computed in float64 from the float32
+// inputs and the sum rounded to float32 once. The in-range scale term
+// dy*(y-x)/s cancels in y-x: rounding each step to float32 instead missed
+// two of PyTorch's per-channel conformance values by up to 4e-5 relative,
+// while the float64 terms match all of them within 1e-5.
 // Length or shape mismatches are programmer errors and panic, as in package
 // quant.
 //

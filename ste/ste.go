@@ -62,34 +62,37 @@ func LSQPlus(gradX, gradScale, gradZeroPoint, gradY, x []float32, shape []int, p
 func learnable(gradX, gradScale, gradZP, gradY, x []float32, shape []int, p quant.Params, g float32) {
 	checkLens(gradX, gradY, x)
 	checkChannels("gradScale", gradScale, p)
+	g64 := float64(g)
 	sumS := make([]float64, len(p.Scale))
 	sumZ := make([]float64, len(p.Scale))
 	quant.LayoutOf(p, shape, len(x)).ForEachRun(len(x), func(c, lo, hi int) {
 		s, zp := p.Scale[c], p.ZeroPoint[c]
 		inv := 1 / s
-		below, above := float32(p.QMin-zp), float32(p.QMax-zp)
+		s64, inv64 := float64(s), float64(inv)
+		below, above := float64(p.QMin-zp), float64(p.QMax-zp)
 		var ds, dz float64
 		for i, v := range x[lo:hi] {
-			dy := gradY[lo+i]
+			dy := float64(gradY[lo+i])
 			q, in := quant.Code(v, inv, zp, p.QMin, p.QMax)
 			switch {
 			case in:
-				gradX[lo+i] = dy
-				y := float32(q-zp) * s
-				ds += float64(float32(float32(dy*float32(y-v))*inv) * g)
+				gradX[lo+i] = gradY[lo+i]
+				ds += dy * (float64(q-zp)*s64 - float64(v)) * inv64
 			case v != v:
 				gradX[lo+i] = 0
 				ds = math.NaN()
 			default:
 				gradX[lo+i] = 0
 				if q == p.QMin {
-					ds += float64(float32(dy*below) * g)
+					ds += dy * below
 				} else {
-					ds += float64(float32(dy*above) * g)
+					ds += dy * above
 				}
-				dz += float64(float32(-dy*s) * g)
+				dz -= dy * s64
 			}
 		}
+		ds *= g64
+		dz *= g64
 		sumS[c] += ds
 		sumZ[c] += dz
 	})

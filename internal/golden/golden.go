@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+
+	"qat/quant"
 )
 
 //go:embed testdata/*.json
@@ -71,6 +73,47 @@ func (c *Case) ZeroPoints() []int32 {
 		z[i] = int32(v)
 	}
 	return z
+}
+
+// Scheme returns the quant.Scheme of an observer case: the bits, signedness
+// and narrow range read off quant_min and quant_max, per channel along Axis
+// when Axis >= 0. It fails t when no scheme has that code range.
+func (c *Case) Scheme(t testing.TB) quant.Scheme {
+	t.Helper()
+	s := quant.Scheme{Signed: c.Signed, Symmetric: c.Symmetric, PerChannel: c.Axis >= 0}
+	if s.PerChannel {
+		s.Axis = c.Axis
+	}
+	levels := int64(c.QuantMax) + 1
+	if c.Signed {
+		levels *= 2
+		s.NarrowRange = c.QuantMin == -c.QuantMax
+	}
+	for b := 2; b <= 8; b++ {
+		if int64(1)<<b == levels {
+			s.Bits = b
+		}
+	}
+	if s.Bits == 0 || s.QMin() != c.QuantMin || s.QMax() != c.QuantMax {
+		t.Fatalf("%s: no scheme has codes [%d, %d] (signed %v)", c.ID(), c.QuantMin, c.QuantMax, c.Signed)
+	}
+	return s
+}
+
+// Params returns the case's fixed params (integer zero points), per tensor
+// when Axis < 0.
+func (c *Case) Params() quant.Params {
+	return quant.Params{Scale: c.Scale, ZeroPoint: c.ZeroPoints(), QMin: c.QuantMin, QMax: c.QuantMax, Axis: c.Axis}
+}
+
+// LearnedParams returns the params a learnable case's forward pass uses:
+// its float zero points rounded half to even and clamped.
+func (c *Case) LearnedParams() quant.Params {
+	p := c.Params()
+	for i, z := range c.ZeroPoint {
+		p.ZeroPoint[i] = quant.RoundZeroPoint(float32(z), c.QuantMin, c.QuantMax)
+	}
+	return p
 }
 
 type file struct {
