@@ -38,6 +38,8 @@
 // include 0; affine schemes use scale = max((max-min)/(qmax-qmin), eps) and
 // z = clamp(qmin - roundHalfEven(min/s)); symmetric schemes use
 // scale = max(max(-min, max) / ((qmax-qmin)/2), eps), z = 0 for signed and
-// floor((qmin+qmax)/2) for unsigned codes. eps is float32's machine epsilon.
+// floor((qmin+qmax)/2) for unsigned codes (127 for [0,255]: PyTorch's rule
+// for an explicit code range; its default, unspecified quint8 range gives
+// 128, but a qat scheme always states its range). eps is float32's machine epsilon.
 // Arithmetic is float32, as PyTorch's.
 package quant

@@ -94,6 +94,25 @@ func NewObserver(s Scheme, cfg ObserverConfig) (Observer, error) {
 		KindMinMax, KindMovingAverageMinMax, KindPercentile, KindMSE, KindEntropy)
 }
 
+// checkShape reports whether shape, a row-major shape, holds n elements. A
+// nil shape passes where nilOK.
+func checkShape(shape []int, n int, nilOK bool) error {
+	if shape == nil && nilOK {
+		return nil
+	}
+	m := 1
+	for _, d := range shape {
+		if d < 0 {
+			return fmt.Errorf("negative dimension in shape %v", shape)
+		}
+		m *= d
+	}
+	if m != n {
+		return fmt.Errorf("shape %v does not hold %d elements", shape, n)
+	}
+	return nil
+}
+
 // extrema returns the smallest and largest element of x, or an error
 // wrapping ErrNonFinite naming the first NaN or Inf.
 func extrema(x []float32) (lo, hi float32, err error) {
@@ -154,13 +173,13 @@ func (r *rangeTracker) Observe(x []float32, shape []int) error {
 	if len(x) == 0 {
 		return nil
 	}
+	if err := checkShape(shape, len(x), !r.scheme.PerChannel); err != nil {
+		return fmt.Errorf("observe: %w", err)
+	}
 	var lo, hi []float32
 	if r.scheme.PerChannel {
 		if r.scheme.Axis >= len(shape) {
 			return fmt.Errorf("observe: channel axis %d outside shape %v", r.scheme.Axis, shape)
-		}
-		if numElements(shape) != len(x) {
-			return fmt.Errorf("observe: shape %v does not hold %d elements", shape, len(x))
 		}
 		if r.min != nil && shape[r.scheme.Axis] != len(r.min) {
 			return fmt.Errorf("observe: %d channels after %d", shape[r.scheme.Axis], len(r.min))

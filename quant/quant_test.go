@@ -225,6 +225,19 @@ func TestObserverContract(t *testing.T) {
 	}
 }
 
+func TestPerTensorObserverShapeErrors(t *testing.T) {
+	obs := quant.NewMinMax(quant.Scheme{})
+	if err := obs.Observe(make([]float32, 6), []int{2, 2}); err == nil {
+		t.Error("shape of 4 elements for 6 values: no error")
+	}
+	if err := obs.Observe(make([]float32, 6), []int{-2, -3}); err == nil {
+		t.Error("negative dimensions: no error")
+	}
+	if err := obs.Observe(make([]float32, 6), nil); err != nil {
+		t.Errorf("nil shape: %v", err)
+	}
+}
+
 func TestPerChannelObserverShapeErrors(t *testing.T) {
 	obs := quant.NewMinMax(quant.Scheme{Signed: true, Symmetric: true, PerChannel: true, Axis: 1})
 	if err := obs.Observe(make([]float32, 6), []int{6}); err == nil {
@@ -232,6 +245,12 @@ func TestPerChannelObserverShapeErrors(t *testing.T) {
 	}
 	if err := obs.Observe(make([]float32, 6), []int{2, 2}); err == nil {
 		t.Error("shape of 4 elements for 6 values: no error")
+	}
+	if err := obs.Observe(make([]float32, 6), []int{3, -2}); err == nil {
+		t.Error("negative dimension: no error")
+	}
+	if err := obs.Observe(make([]float32, 6), nil); err == nil {
+		t.Error("nil shape on a per-channel observer: no error")
 	}
 	if err := obs.Observe(make([]float32, 6), []int{2, 3}); err != nil {
 		t.Fatal(err)
