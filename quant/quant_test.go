@@ -311,3 +311,56 @@ func TestMeasureError(t *testing.T) {
 		t.Errorf("empty: %+v", st)
 	}
 }
+
+// referenceCode is PyTorch's formula written plainly in float64:
+// z + nearbyint(float32(x*inv)), clamped; the unclamped value gives the mask.
+func referenceCode(x, inv float32, zp, qmin, qmax int32) (int32, bool) {
+	if x != x {
+		return zp, false
+	}
+	r := math.RoundToEven(float64(x*inv)) + float64(zp)
+	switch {
+	case r < float64(qmin):
+		return qmin, false
+	case r > float64(qmax):
+		return qmax, false
+	}
+	return int32(r), true
+}
+
+// FuzzCode checks quant.Code, which rounds with a magic constant, against
+// the plain formula for every float32 input and scale.
+func FuzzCode(f *testing.F) {
+	f.Add(math.Float32bits(2.5), math.Float32bits(1), int32(0), uint8(6), true)
+	f.Add(math.Float32bits(-12582912), math.Float32bits(1), int32(3), uint8(6), false)
+	f.Add(math.Float32bits(4194303.5), math.Float32bits(1), int32(0), uint8(2), true)
+	f.Add(math.Float32bits(float32(math.Inf(-1))), math.Float32bits(0.5), int32(1), uint8(0), true)
+	f.Fuzz(func(t *testing.T, xBits, invBits uint32, zp int32, bits uint8, signed bool) {
+		s := quant.Scheme{Bits: 2 + int(bits%7), Signed: signed}
+		span := int64(s.QMax()) - int64(s.QMin()) + 1
+		z := int32(int64(s.QMin()) + (int64(zp)%span+span)%span)
+		x, inv := math.Float32frombits(xBits), math.Float32frombits(invBits)
+		q, in := quant.Code(x, inv, z, s.QMin(), s.QMax())
+		wq, win := referenceCode(x, inv, z, s.QMin(), s.QMax())
+		if q != wq || in != win {
+			t.Fatalf("Code(%g, %g, %d, [%d,%d]) = %d, %v; reference %d, %v", x, inv, z, s.QMin(), s.QMax(), q, in, wq, win)
+		}
+	})
+}
+
+// Every tie k+0.5 and its float32 neighbours for k across and beyond an
+// int8 range, against the reference.
+func TestCodeTies(t *testing.T) {
+	for k := -300; k <= 300; k++ {
+		tie := float32(k) + 0.5
+		for _, x := range []float32{tie, math.Nextafter32(tie, -1e9), math.Nextafter32(tie, 1e9), float32(k)} {
+			for _, zp := range []int32{-128, -3, 0, 5, 127} {
+				q, in := quant.Code(x, 1, zp, -128, 127)
+				wq, win := referenceCode(x, 1, zp, -128, 127)
+				if q != wq || in != win {
+					t.Fatalf("Code(%g, zp %d) = %d, %v; reference %d, %v", x, zp, q, in, wq, win)
+				}
+			}
+		}
+	}
+}

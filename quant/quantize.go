@@ -2,22 +2,28 @@ package quant
 
 import (
 	"fmt"
-	"math"
 )
+
+// magic is 1.5*2^23: for |r| < 2^22, float32(r+magic)-magic is r rounded
+// half to even (the FPU's rounding of the sum). For larger |r| the result
+// keeps a magnitude of at least 2^22-2, outside every code range, so range
+// tests on it stay exact.
+const magic = 1.5 * (1 << 23)
 
 // Code returns the code of x for reciprocal scale inv (float32(1/scale)) and
 // zero point zp, clamped to [qmin, qmax], and whether the unclamped code was
 // inside the range, which is the straight-through estimator's mask. NaN
 // gives zp and false.
 func Code(x, inv float32, zp, qmin, qmax int32) (q int32, inRange bool) {
-	r := math.RoundToEven(float64(x*inv)) + float64(zp)
+	// The conversion rounds the product, so it cannot fuse with the sum.
+	r := float32(float32(x*inv)+magic) - magic
 	switch {
-	case r < float64(qmin):
+	case r < float32(qmin-zp):
 		return qmin, false
-	case r > float64(qmax):
+	case r > float32(qmax-zp):
 		return qmax, false
 	case r == r:
-		return int32(r), true
+		return int32(r) + zp, true
 	}
 	return zp, false
 }
@@ -25,9 +31,8 @@ func Code(x, inv float32, zp, qmin, qmax int32) (q int32, inRange bool) {
 // fake is FakeQuantize of one element. It clamps x*inv to the codes' range
 // relative to the zero point before rounding, which gives the same result
 // as rounding first (rounding is monotone and the bounds are integers), and
-// then rounds half to even by adding and subtracting 1.5*2^23: exact for the
-// clamped magnitudes, at most 2^9, far below 2^22. NaN passes through min,
-// max and the rounding unchanged.
+// then rounds half to even with magic: exact for the clamped magnitudes, at
+// most 2^9. NaN passes through min, max and the rounding unchanged.
 func fake(x, s, inv float32, zp, qmin, qmax int32) float32 {
 	return fakeBounded(x, s, inv, float32(qmin-zp), float32(qmax-zp))
 }
@@ -35,8 +40,7 @@ func fake(x, s, inv float32, zp, qmin, qmax int32) float32 {
 // fakeBounded is fake with the bounds qmin-zp and qmax-zp precomputed, for
 // loops.
 func fakeBounded(x, s, inv, lo, hi float32) float32 {
-	const magic = 1.5 * (1 << 23)
-	t := min(max(x*inv, lo), hi)
+	t := min(max(float32(x*inv), lo), hi)
 	return float32(float32(t+magic)-magic) * s
 }
 
