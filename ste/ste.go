@@ -8,7 +8,7 @@ import (
 )
 
 func checkLens(gradX, gradY, x []float32) {
-	if len(gradX) != len(x) || len(gradY) != len(x) {
+	if len(gradY) != len(x) || (gradX != nil && len(gradX) != len(x)) {
 		panic(fmt.Sprintf("ste: gradX, gradY and x have %d, %d and %d elements", len(gradX), len(gradY), len(x)))
 	}
 }
@@ -26,11 +26,12 @@ func Clipped(gradX, gradY, x []float32, shape []int, p quant.Params) {
 	checkLens(gradX, gradY, x)
 	quant.LayoutOf(p, shape, len(x)).ForEachRun(len(x), func(c, lo, hi int) {
 		inv, zp := 1/p.Scale[c], p.ZeroPoint[c]
+		gx, gy := gradX[lo:hi], gradY[lo:hi]
 		for i, v := range x[lo:hi] {
 			if _, in := quant.Code(v, inv, zp, p.QMin, p.QMax); in {
-				gradX[lo+i] = gradY[lo+i]
+				gx[i] = gy[i]
 			} else {
-				gradX[lo+i] = 0
+				gx[i] = 0
 			}
 		}
 	})
@@ -47,7 +48,8 @@ func GradFactor(n int, qmax int32) float32 {
 
 // LSQ writes the input gradient and the step-size gradient of a learnable
 // fake quantizer with fixed zero point (see the package doc). gradScale has
-// one element per channel of p.
+// one element per channel of p. gradX may be nil when only the parameter
+// gradient is wanted; the input gradient is then Clipped's.
 func LSQ(gradX, gradScale, gradY, x []float32, shape []int, p quant.Params, gradFactor float32) {
 	learnable(gradX, gradScale, nil, gradY, x, shape, p, gradFactor)
 }
@@ -70,19 +72,19 @@ func learnable(gradX, gradScale, gradZP, gradY, x []float32, shape []int, p quan
 		inv := 1 / s
 		s64, inv64 := float64(s), float64(inv)
 		below, above := float64(p.QMin-zp), float64(p.QMax-zp)
+		if gradX != nil {
+			Clipped(gradX[lo:hi], gradY[lo:hi], x[lo:hi], nil, quant.Params{Scale: p.Scale[c : c+1], ZeroPoint: p.ZeroPoint[c : c+1], QMin: p.QMin, QMax: p.QMax, Axis: -1})
+		}
 		var ds, dz float64
 		for i, v := range x[lo:hi] {
 			dy := float64(gradY[lo+i])
 			q, in := quant.Code(v, inv, zp, p.QMin, p.QMax)
 			switch {
 			case in:
-				gradX[lo+i] = gradY[lo+i]
 				ds += dy * (float64(q-zp)*s64 - float64(v)) * inv64
 			case v != v:
-				gradX[lo+i] = 0
 				ds = math.NaN()
 			default:
-				gradX[lo+i] = 0
 				if q == p.QMin {
 					ds += dy * below
 				} else {

@@ -1,0 +1,202 @@
+package fakequant
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"math"
+	"sync/atomic"
+
+	"github.com/chewxy/hm"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"qat/quant"
+	"qat/ste"
+)
+
+// lastID numbers quantizers and op instances; every op hashes its number so
+// that gorgonia never merges two of them (see the package doc).
+var lastID atomic.Uint64
+
+func newID() uint64 { return lastID.Add(1) }
+
+func hashOf(op interface{ WriteHash(hash.Hash) }) uint32 {
+	h := fnv.New32a()
+	op.WriteHash(h)
+	return h.Sum32()
+}
+
+// record is what a forward op leaves for its gradient ops in the same run:
+// the mode it ran in and exactly the params, shape and gradient factor it
+// used. It belongs to one op node; the gradient ops read it and never write
+// it.
+type record struct {
+	ran        bool
+	disabled   bool
+	p          quant.Params
+	shape      []int
+	gradFactor float32
+}
+
+func (r *record) check(name string, n int) error {
+	if !r.ran {
+		return fmt.Errorf("fakequant %s: gradient run before the forward pass", name)
+	}
+	if m := numElements(r.shape); m != n {
+		return fmt.Errorf("fakequant %s: gradient for %d elements, forward saw %d", name, n, m)
+	}
+	return nil
+}
+
+func numElements(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// float32s returns the elements of a float32 tensor value in row-major
+// order (a view or transposed tensor is materialized into a copy) and its
+// shape. Other dtypes and scalars are errors.
+func float32s(v gorgonia.Value, what string) ([]float32, tensor.Shape, error) {
+	if v == nil {
+		return nil, nil, fmt.Errorf("%s has no value", what)
+	}
+	if dt := v.Dtype(); dt != tensor.Float32 {
+		return nil, nil, fmt.Errorf("%s is %v, want float32", what, dt)
+	}
+	if d, ok := v.(*tensor.Dense); ok && d.RequiresIterator() {
+		m, ok := d.Materialize().(gorgonia.Value)
+		if !ok {
+			return nil, nil, fmt.Errorf("%s: cannot materialize %T", what, d)
+		}
+		v = m
+	}
+	data, ok := v.Data().([]float32)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s is a %T, want a float32 tensor", what, v.Data())
+	}
+	n := v.Shape().TotalSize()
+	if len(data) < n {
+		return nil, nil, fmt.Errorf("%s holds %d elements for shape %v", what, len(data), v.Shape())
+	}
+	return data[:n], v.Shape(), nil
+}
+
+func newDense(shape tensor.Shape, data []float32) *tensor.Dense {
+	return tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(data))
+}
+
+// checkNode reports whether x can be the input of a quantizer: a float32
+// tensor of at least one dimension with a known shape.
+func checkNode(name string, x *gorgonia.Node, what string) error {
+	if x == nil {
+		return fmt.Errorf("fakequant %s: nil %s node", name, what)
+	}
+	if dt := x.Dtype(); dt != tensor.Float32 {
+		return fmt.Errorf("fakequant %s: %s %v is %v, want float32", name, what, x, dt)
+	}
+	if x.Dims() < 1 {
+		return fmt.Errorf("fakequant %s: %s %v is a scalar, want a tensor", name, what, x)
+	}
+	if x.Shape().TotalSize() < 1 {
+		return fmt.Errorf("fakequant %s: %s %v has unknown or empty shape %v", name, what, x, x.Shape())
+	}
+	return nil
+}
+
+// checkShape reports whether params p fit a tensor of the given shape, as
+// quant.LayoutOf would check, but as an error instead of a panic.
+func checkShape(p quant.Params, shape []int) error {
+	if p.PerTensor() {
+		return nil
+	}
+	if p.Axis >= len(shape) {
+		return fmt.Errorf("channel axis %d outside shape %v", p.Axis, shape)
+	}
+	if shape[p.Axis] != len(p.Scale) {
+		return fmt.Errorf("axis %d of shape %v has %d channels, params have %d", p.Axis, shape, shape[p.Axis], len(p.Scale))
+	}
+	return nil
+}
+
+func shapeOf(ds []gorgonia.DimSizer, i int) (tensor.Shape, error) {
+	if i >= len(ds) {
+		return nil, fmt.Errorf("fakequant: %d shapes, want at least %d", len(ds), i+1)
+	}
+	s, ok := ds[i].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("fakequant: input %d has no shape (%T)", i, ds[i])
+	}
+	return s.Clone(), nil
+}
+
+func checkArity(op gorgonia.Op, n int) error {
+	if n != op.Arity() {
+		return fmt.Errorf("%v: %d inputs, want %d", op, n, op.Arity())
+	}
+	return nil
+}
+
+func finite(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
+
+// steOp computes the input gradient of a forward op from its record:
+// gradX = gradY where x was in range under the forward's params
+// (ste.Clipped), gradY itself where the forward was disabled. Its inputs are
+// x, the forward's output y (only so that it runs after the forward) and
+// gradY.
+type steOp struct {
+	name string
+	fwd  uint64 // id of the forward op
+	rec  *record
+}
+
+var (
+	// typeA is any tensor type. Not 'b': gorgonia's inference uses 'b' for
+	// the return type.
+	typeA   = hm.TypeVariable('a')
+	typeVec = gorgonia.TensorType{Dims: 1, Of: tensor.Float32}
+)
+
+func (op *steOp) Arity() int    { return 3 }
+func (op *steOp) Type() hm.Type { return hm.NewFnType(typeA, typeA, typeA, typeA) }
+func (op *steOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	return shapeOf(ds, 0)
+}
+func (op *steOp) ReturnsPtr() bool      { return false }
+func (op *steOp) CallsExtern() bool     { return false }
+func (op *steOp) OverwritesInput() int  { return -1 }
+func (op *steOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "fakequant.STEGrad{%q,#%d}", op.name, op.fwd) }
+func (op *steOp) Hashcode() uint32      { return hashOf(op) }
+func (op *steOp) String() string        { return fmt.Sprintf("FakeQuantSTEGrad(%s)", op.name) }
+
+func (op *steOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
+	if err := checkArity(op, len(vals)); err != nil {
+		return nil, err
+	}
+	x, shape, err := float32s(vals[0], "x")
+	if err != nil {
+		return nil, fmt.Errorf("fakequant %s: %w", op.name, err)
+	}
+	gy, _, err := float32s(vals[2], "gradient")
+	if err != nil {
+		return nil, fmt.Errorf("fakequant %s: %w", op.name, err)
+	}
+	if len(gy) != len(x) {
+		return nil, fmt.Errorf("fakequant %s: gradient has %d elements, x %d", op.name, len(gy), len(x))
+	}
+	if err := op.rec.check(op.name, len(x)); err != nil {
+		return nil, err
+	}
+	gx := make([]float32, len(x))
+	if op.rec.disabled {
+		copy(gx, gy)
+	} else {
+		ste.Clipped(gx, gy, x, op.rec.shape, op.rec.p)
+	}
+	return newDense(shape, gx), nil
+}
+
+var _ gorgonia.Op = (*steOp)(nil)
