@@ -1,8 +1,6 @@
 package quant
 
-import (
-	"fmt"
-)
+import "fmt"
 
 // magic is 1.5*2^23: for |r| < 2^22, float32(r+magic)-magic is r rounded
 // half to even (the FPU's rounding of the sum). For larger |r| the result
@@ -28,18 +26,12 @@ func Code(x, inv float32, zp, qmin, qmax int32) (q int32, inRange bool) {
 	return zp, false
 }
 
-// fake is FakeQuantize of one element. It clamps x*inv to the codes' range
-// relative to the zero point before rounding, which gives the same result
+// fake is FakeQuantize of one element, with lo = qmin-zp and hi = qmax-zp.
+// It clamps x*inv to [lo, hi] before rounding, which gives the same result
 // as rounding first (rounding is monotone and the bounds are integers), and
 // then rounds half to even with magic: exact for the clamped magnitudes, at
 // most 2^9. NaN passes through min, max and the rounding unchanged.
-func fake(x, s, inv float32, zp, qmin, qmax int32) float32 {
-	return fakeBounded(x, s, inv, float32(qmin-zp), float32(qmax-zp))
-}
-
-// fakeBounded is fake with the bounds qmin-zp and qmax-zp precomputed, for
-// loops.
-func fakeBounded(x, s, inv, lo, hi float32) float32 {
+func fake(x, s, inv, lo, hi float32) float32 {
 	t := min(max(float32(x*inv), lo), hi)
 	return float32(float32(t+magic)-magic) * s
 }
@@ -141,7 +133,7 @@ func FakeQuantize(dst, src []float32, shape []int, p Params) {
 		inv, qlo, qhi := 1/s, float32(p.QMin-zp), float32(p.QMax-zp)
 		d := dst[lo:hi]
 		for i, x := range src[lo:hi] {
-			d[i] = fakeBounded(x, s, inv, qlo, qhi)
+			d[i] = fake(x, s, inv, qlo, qhi)
 		}
 	})
 }

@@ -314,3 +314,30 @@ func TestNaNGradients(t *testing.T) {
 func near(got, want, rel float64) bool {
 	return math.Abs(got-want) <= rel*math.Max(1, math.Abs(want))
 }
+
+func TestLSQWithoutInputGradient(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	x, dy := make([]float32, 60), make([]float32, 60)
+	for i := range x {
+		x[i], dy[i] = float32(r.NormFloat64()*3), float32(r.NormFloat64())
+	}
+	p := quant.Params{Scale: []float32{0.1, 0.05, 0.2}, ZeroPoint: []int32{0, 2, -1}, QMin: -8, QMax: 7, Axis: 0}
+	shape := []int{3, 20}
+	gx := make([]float32, 60)
+	gs, gz := make([]float32, 3), make([]float32, 3)
+	ste.LSQPlus(gx, gs, gz, dy, x, shape, p, 0.3)
+	ns, nz := make([]float32, 3), make([]float32, 3)
+	ste.LSQPlus(nil, ns, nz, dy, x, shape, p, 0.3)
+	want := make([]float32, 60)
+	ste.Clipped(want, dy, x, shape, p)
+	for c := range gs {
+		if gs[c] != ns[c] || gz[c] != nz[c] {
+			t.Errorf("channel %d: with gradX (%g, %g), without (%g, %g)", c, gs[c], gz[c], ns[c], nz[c])
+		}
+	}
+	for i := range gx {
+		if gx[i] != want[i] {
+			t.Fatalf("gradX[%d] = %g, Clipped gives %g", i, gx[i], want[i])
+		}
+	}
+}
