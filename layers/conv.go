@@ -1,0 +1,461 @@
+package layers
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"sync/atomic"
+
+	"github.com/chewxy/hm"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"qat/internal/gemm"
+)
+
+// ConvConfig is the geometry of a Conv2d besides the kernel size, which
+// comes from the weight's shape. The zero value is stride 1, no padding.
+type ConvConfig struct {
+	// Stride is the step between output positions in both H and W. 0
+	// means 1; negative is an error.
+	Stride int
+	// Padding is the number of zero pixels added on each side of H and W.
+	// Negative is an error.
+	Padding int
+}
+
+func (c ConvConfig) stride() int {
+	if c.Stride == 0 {
+		return 1
+	}
+	return c.Stride
+}
+
+// Conv2d returns the convolution of x [N, C, H, W] with w [O, C, KH, KW],
+// of shape [N, O, OH, OW], OH = (H+2P-KH)/S+1, OW = (W+2P-KW)/S+1. Both are
+// float32 nodes of the same graph with known shapes; shape errors are
+// reported here, not at run time. See the package doc for layout, padding,
+// gradients and buffers.
+func Conv2d(x, w *gorgonia.Node, cfg ConvConfig) (*gorgonia.Node, error) {
+	if x == nil || w == nil {
+		return nil, fmt.Errorf("layers.Conv2d: nil input or weight node")
+	}
+	for _, n := range []struct {
+		node *gorgonia.Node
+		what string
+	}{{x, "input"}, {w, "weight"}} {
+		if dt := n.node.Dtype(); dt != tensor.Float32 {
+			return nil, fmt.Errorf("layers.Conv2d: %s %v is %v, want float32", n.what, n.node, dt)
+		}
+	}
+	if _, err := geometry(x.Shape(), w.Shape(), cfg); err != nil {
+		return nil, fmt.Errorf("layers.Conv2d: %w", err)
+	}
+	y, err := gorgonia.ApplyOp(&convOp{id: newID(), cfg: cfg}, x, w)
+	if err != nil {
+		return nil, fmt.Errorf("layers.Conv2d: %w", err)
+	}
+	return y, nil
+}
+
+// geom is a checked convolution geometry.
+type geom struct {
+	n, c, h, w int // input
+	o, kh, kw  int // weight (C shared)
+	s, p       int
+	oh, ow     int // output spatial size
+}
+
+func (g geom) ckk() int               { return g.c * g.kh * g.kw }
+func (g geom) ohw() int               { return g.oh * g.ow }
+func (g geom) inSize() int            { return g.c * g.h * g.w }
+func (g geom) outShape() tensor.Shape { return tensor.Shape{g.n, g.o, g.oh, g.ow} }
+
+// direct reports whether x itself is the im2col matrix (1×1 kernel,
+// stride 1, no padding).
+func (g geom) direct() bool { return g.kh == 1 && g.kw == 1 && g.s == 1 && g.p == 0 }
+
+func geometry(xs, ws tensor.Shape, cfg ConvConfig) (geom, error) {
+	if cfg.Stride < 0 {
+		return geom{}, fmt.Errorf("stride %d is negative", cfg.Stride)
+	}
+	if cfg.Padding < 0 {
+		return geom{}, fmt.Errorf("padding %d is negative", cfg.Padding)
+	}
+	if len(xs) != 4 {
+		return geom{}, fmt.Errorf("input shape %v is %d-D, want 4-D [N, C, H, W]", xs, len(xs))
+	}
+	if len(ws) != 4 {
+		return geom{}, fmt.Errorf("weight shape %v is %d-D, want 4-D [O, C, KH, KW]", ws, len(ws))
+	}
+	for _, s := range []tensor.Shape{xs, ws} {
+		for _, d := range s {
+			if d < 1 {
+				return geom{}, fmt.Errorf("shape %v has an unknown or empty dimension", s)
+			}
+		}
+	}
+	g := geom{n: xs[0], c: xs[1], h: xs[2], w: xs[3], o: ws[0], kh: ws[2], kw: ws[3], s: cfg.stride(), p: cfg.Padding}
+	if ws[1] != g.c {
+		return geom{}, fmt.Errorf("channel mismatch: input %v has %d channels, weight %v has %d", xs, g.c, ws, ws[1])
+	}
+	if g.kh > g.h+2*g.p || g.kw > g.w+2*g.p {
+		return geom{}, fmt.Errorf("kernel %dx%d is larger than the padded input %dx%d (input %v, padding %d)",
+			g.kh, g.kw, g.h+2*g.p, g.w+2*g.p, xs, g.p)
+	}
+	g.oh = (g.h+2*g.p-g.kh)/g.s + 1
+	g.ow = (g.w+2*g.p-g.kw)/g.s + 1
+	return g, nil
+}
+
+// lastID numbers op instances so that gorgonia never merges two Conv2d
+// nodes that happen to have the same inputs.
+var lastID atomic.Uint64
+
+func newID() uint64 { return lastID.Add(1) }
+
+func hashOf(op interface{ WriteHash(hash.Hash) }) uint32 {
+	h := fnv.New32a()
+	op.WriteHash(h)
+	return h.Sum32()
+}
+
+// type4 is a 4-D float32 tensor; all conv ops take and return it. (Not a
+// type variable: gorgonia's inference reserves 'b' for the return type.)
+var type4 = gorgonia.TensorType{Dims: 4, Of: tensor.Float32}
+
+// scratch is an op's reusable buffer.
+type scratch struct{ buf []float32 }
+
+func (s *scratch) get(n int) []float32 {
+	if cap(s.buf) < n {
+		s.buf = make([]float32, n)
+	}
+	return s.buf[:n]
+}
+
+// convOp is the forward convolution: inputs x, w.
+type convOp struct {
+	id  uint64
+	cfg ConvConfig
+	col scratch
+}
+
+func (op *convOp) Arity() int    { return 2 }
+func (op *convOp) Type() hm.Type { return hm.NewFnType(type4, type4, type4) }
+func (op *convOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	xs, ws, err := shapes2(ds)
+	if err != nil {
+		return nil, err
+	}
+	g, err := geometry(xs, ws, op.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	return g.outShape(), nil
+}
+func (op *convOp) ReturnsPtr() bool     { return false }
+func (op *convOp) CallsExtern() bool    { return false }
+func (op *convOp) OverwritesInput() int { return -1 }
+func (op *convOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "layers.Conv2d{s=%d,p=%d,#%d}", op.cfg.stride(), op.cfg.Padding, op.id)
+}
+func (op *convOp) Hashcode() uint32 { return hashOf(op) }
+func (op *convOp) String() string {
+	return fmt.Sprintf("Conv2d(s=%d,p=%d)#%d", op.cfg.stride(), op.cfg.Padding, op.id)
+}
+
+func (op *convOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
+	if len(vals) != 2 {
+		return nil, fmt.Errorf("%v: %d inputs, want 2", op, len(vals))
+	}
+	x, xs, err := float32s(vals[0], "input")
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	w, ws, err := float32s(vals[1], "weight")
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	g, err := geometry(xs, ws, op.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	ckk, ohw, in, out := g.ckk(), g.ohw(), g.inSize(), g.o*g.ohw()
+	y := make([]float32, g.n*out)
+	var col []float32
+	if !g.direct() {
+		col = op.col.get(ckk * ohw)
+	}
+	for n := 0; n < g.n; n++ {
+		xn := x[n*in : (n+1)*in]
+		if g.direct() {
+			col = xn
+		} else {
+			im2col(col, xn, g)
+		}
+		// y[n] [O, OH*OW] = w [O, CKK] · col [CKK, OH*OW]
+		gemm.Sgemm(false, false, g.o, ohw, ckk, 1, w, ckk, col, ohw, 0, y[n*out:(n+1)*out], ohw)
+	}
+	return newDense(g.outShape(), y), nil
+}
+
+// DiffWRT: the output is differentiable with respect to x and w.
+func (op *convOp) DiffWRT(inputs int) []bool { return []bool{true, true} }
+
+// SymDiff returns dX = convGradX(x, w, dY) and dW = convGradW(x, w, dY).
+func (op *convOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+	if len(inputs) != 2 {
+		return nil, fmt.Errorf("%v: %d inputs, want 2", op, len(inputs))
+	}
+	x, w := inputs[0], inputs[1]
+	gx, err := gorgonia.ApplyOp(&convGradOp{fwd: op, wrtW: false}, x, w, grad)
+	if err != nil {
+		return nil, fmt.Errorf("%v: input gradient: %w", op, err)
+	}
+	gw, err := gorgonia.ApplyOp(&convGradOp{fwd: op, wrtW: true}, x, w, grad)
+	if err != nil {
+		return nil, fmt.Errorf("%v: weight gradient: %w", op, err)
+	}
+	return gorgonia.Nodes{gx, gw}, nil
+}
+
+var _ gorgonia.SDOp = (*convOp)(nil)
+
+// convGradOp is one gradient of a convOp: inputs x, w, dY; output dW (shape
+// of w) when wrtW, else dX (shape of x). Its scratch holds one sample's
+// im2col matrix (dW) or column gradient (dX).
+type convGradOp struct {
+	fwd  *convOp
+	wrtW bool
+	col  scratch
+}
+
+func (op *convGradOp) Arity() int    { return 3 }
+func (op *convGradOp) Type() hm.Type { return hm.NewFnType(type4, type4, type4, type4) }
+func (op *convGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	xs, ws, err := shapes2(ds)
+	if err != nil {
+		return nil, err
+	}
+	if op.wrtW {
+		return ws, nil
+	}
+	return xs, nil
+}
+func (op *convGradOp) ReturnsPtr() bool      { return false }
+func (op *convGradOp) CallsExtern() bool     { return false }
+func (op *convGradOp) OverwritesInput() int  { return -1 }
+func (op *convGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "layers.%s{#%d}", op.name(), op.fwd.id) }
+func (op *convGradOp) Hashcode() uint32      { return hashOf(op) }
+func (op *convGradOp) String() string        { return fmt.Sprintf("%s#%d", op.name(), op.fwd.id) }
+
+func (op *convGradOp) name() string {
+	if op.wrtW {
+		return "Conv2dGradW"
+	}
+	return "Conv2dGradX"
+}
+
+func (op *convGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
+	if len(vals) != 3 {
+		return nil, fmt.Errorf("%v: %d inputs, want 3", op, len(vals))
+	}
+	x, xs, err := float32s(vals[0], "input")
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	w, ws, err := float32s(vals[1], "weight")
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	dy, dys, err := float32s(vals[2], "output gradient")
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	g, err := geometry(xs, ws, op.fwd.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	if !dys.Eq(g.outShape()) {
+		return nil, fmt.Errorf("%v: output gradient has shape %v, want %v", op, dys, g.outShape())
+	}
+	ckk, ohw, in, out := g.ckk(), g.ohw(), g.inSize(), g.o*g.ohw()
+	var col []float32
+	if !g.direct() {
+		col = op.col.get(ckk * ohw)
+	}
+	if op.wrtW {
+		dw := make([]float32, len(w))
+		for n := 0; n < g.n; n++ {
+			xn := x[n*in : (n+1)*in]
+			if g.direct() {
+				col = xn
+			} else {
+				im2col(col, xn, g)
+			}
+			// dW [O, CKK] += dY[n] [O, OH*OW] · col^T [OH*OW, CKK]
+			gemm.Sgemm(false, true, g.o, ckk, ohw, 1, dy[n*out:(n+1)*out], ohw, col, ohw, 1, dw, ckk)
+		}
+		return newDense(ws, dw), nil
+	}
+	dx := make([]float32, len(x))
+	for n := 0; n < g.n; n++ {
+		dxn := dx[n*in : (n+1)*in]
+		// colGrad [CKK, OH*OW] = w^T [CKK, O] · dY[n] [O, OH*OW]
+		if g.direct() {
+			gemm.Sgemm(true, false, ckk, ohw, g.o, 1, w, ckk, dy[n*out:(n+1)*out], ohw, 0, dxn, ohw)
+			continue
+		}
+		gemm.Sgemm(true, false, ckk, ohw, g.o, 1, w, ckk, dy[n*out:(n+1)*out], ohw, 0, col, ohw)
+		col2im(dxn, col, g)
+	}
+	return newDense(xs, dx), nil
+}
+
+var _ gorgonia.Op = (*convGradOp)(nil)
+
+// validRange returns the output columns [lo, hi) whose input column
+// o*s+k-p lies in [0, size) for kernel offset k.
+func validRange(k, size, outSize, s, p int) (lo, hi int) {
+	// o*s >= p-k  and  o*s <= size-1+p-k
+	if d := p - k; d > 0 {
+		lo = (d + s - 1) / s
+	}
+	if d := size - 1 + p - k; d < 0 {
+		hi = 0
+	} else {
+		hi = d/s + 1
+	}
+	if hi > outSize {
+		hi = outSize
+	}
+	if lo > hi {
+		lo = hi
+	}
+	return lo, hi
+}
+
+// im2col fills col [C*KH*KW, OH*OW] from one sample x [C, H, W]: row
+// (c*KH+kh)*KW+kw, column oh*OW+ow holds x[c, oh*S+kh-P, ow*S+kw-P], or 0
+// where that falls in the padding.
+func im2col(col, x []float32, g geom) {
+	ohw := g.ohw()
+	r := 0
+	for c := 0; c < g.c; c++ {
+		xc := x[c*g.h*g.w : (c+1)*g.h*g.w]
+		for kh := 0; kh < g.kh; kh++ {
+			hLo, hHi := validRange(kh, g.h, g.oh, g.s, g.p)
+			for kw := 0; kw < g.kw; kw++ {
+				row := col[r*ohw : (r+1)*ohw]
+				r++
+				wLo, wHi := validRange(kw, g.w, g.ow, g.s, g.p)
+				clear(row[:hLo*g.ow])
+				clear(row[hHi*g.ow:])
+				for oh := hLo; oh < hHi; oh++ {
+					dst := row[oh*g.ow : (oh+1)*g.ow]
+					clear(dst[:wLo])
+					clear(dst[wHi:])
+					if wLo >= wHi {
+						continue
+					}
+					src := xc[(oh*g.s+kh-g.p)*g.w:]
+					iw := wLo*g.s + kw - g.p
+					if g.s == 1 {
+						copy(dst[wLo:wHi], src[iw:iw+wHi-wLo])
+						continue
+					}
+					for ow := wLo; ow < wHi; ow++ {
+						dst[ow] = src[iw]
+						iw += g.s
+					}
+				}
+			}
+		}
+	}
+}
+
+// col2im adds the column gradient col [C*KH*KW, OH*OW] into one sample's
+// dx [C, H, W], the adjoint of im2col: entries that im2col took from the
+// padding are dropped.
+func col2im(dx, col []float32, g geom) {
+	ohw := g.ohw()
+	r := 0
+	for c := 0; c < g.c; c++ {
+		dc := dx[c*g.h*g.w : (c+1)*g.h*g.w]
+		for kh := 0; kh < g.kh; kh++ {
+			hLo, hHi := validRange(kh, g.h, g.oh, g.s, g.p)
+			for kw := 0; kw < g.kw; kw++ {
+				row := col[r*ohw : (r+1)*ohw]
+				r++
+				wLo, wHi := validRange(kw, g.w, g.ow, g.s, g.p)
+				if wLo >= wHi {
+					continue
+				}
+				for oh := hLo; oh < hHi; oh++ {
+					src := row[oh*g.ow+wLo : oh*g.ow+wHi]
+					dst := dc[(oh*g.s+kh-g.p)*g.w:]
+					iw := wLo*g.s + kw - g.p
+					if g.s == 1 {
+						dst = dst[iw : iw+len(src)]
+						for i, v := range src {
+							dst[i] += v
+						}
+						continue
+					}
+					for _, v := range src {
+						dst[iw] += v
+						iw += g.s
+					}
+				}
+			}
+		}
+	}
+}
+
+func shapes2(ds []gorgonia.DimSizer) (tensor.Shape, tensor.Shape, error) {
+	if len(ds) < 2 {
+		return nil, nil, fmt.Errorf("layers: %d shapes, want at least 2", len(ds))
+	}
+	xs, ok := ds[0].(tensor.Shape)
+	if !ok {
+		return nil, nil, fmt.Errorf("layers: input has no shape (%T)", ds[0])
+	}
+	ws, ok := ds[1].(tensor.Shape)
+	if !ok {
+		return nil, nil, fmt.Errorf("layers: weight has no shape (%T)", ds[1])
+	}
+	return xs.Clone(), ws.Clone(), nil
+}
+
+// float32s returns the elements of a float32 tensor value in row-major
+// order (a view or transposed tensor is materialized into a copy) and its
+// shape. Other dtypes and scalars are errors.
+func float32s(v gorgonia.Value, what string) ([]float32, tensor.Shape, error) {
+	if v == nil {
+		return nil, nil, fmt.Errorf("%s has no value", what)
+	}
+	if dt := v.Dtype(); dt != tensor.Float32 {
+		return nil, nil, fmt.Errorf("%s is %v, want float32", what, dt)
+	}
+	if d, ok := v.(*tensor.Dense); ok && d.RequiresIterator() {
+		m, ok := d.Materialize().(gorgonia.Value)
+		if !ok {
+			return nil, nil, fmt.Errorf("%s: cannot materialize %T", what, d)
+		}
+		v = m
+	}
+	data, ok := v.Data().([]float32)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s is a %T, want a float32 tensor", what, v.Data())
+	}
+	n := v.Shape().TotalSize()
+	if len(data) < n {
+		return nil, nil, fmt.Errorf("%s holds %d elements for shape %v", what, len(data), v.Shape())
+	}
+	return data[:n], v.Shape().Clone(), nil
+}
+
+func newDense(shape tensor.Shape, data []float32) *tensor.Dense {
+	return tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(data))
+}

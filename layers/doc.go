@@ -1,0 +1,55 @@
+// Package layers holds qat's quantized layer wrappers and model
+// definitions. So far it holds the convolution op (conv.go): Conv2d, a
+// float32 2-D convolution for gorgonia graphs that replaces gorgonia's own
+// (im2col through a generic Transpose and fresh allocations every run) with
+// an im2col into a reused buffer and one GEMM per sample through
+// qat/internal/gemm.
+//
+// # Layout
+//
+// Activations are NCHW: x is [N, C, H, W], row-major, and the output is
+// [N, O, OH, OW] with OH = (H+2P-KH)/S+1 and OW = (W+2P-KW)/S+1 (integer
+// division: trailing rows and columns a stride does not reach are
+// ignored, as in PyTorch and gorgonia). Weights are OIHW: w is
+// [O, C, KH, KW], so w viewed as a matrix [O, C*KH*KW] multiplies the
+// im2col matrix [C*KH*KW, OH*OW] whose row (c*KH+kh)*KW+kw holds the input
+// pixels that kernel tap meets at each output position. ConvConfig's zero
+// value is stride 1 and no padding: Stride 0 means 1. There is no dilation
+// and no groups, and no bias: add a bias as a separate broadcast add.
+//
+// # Padding
+//
+// Padding is zero padding of P pixels on all four sides: taps that fall
+// outside the input read 0 in the forward pass and their gradient is
+// dropped in the backward pass. The padded input is never materialized.
+//
+// # Gradients
+//
+// Conv2d's op is a gorgonia.SDOp: gorgonia.Grad calls SymDiff, which adds
+// two separate op nodes, dX = col2im(W^T · dY) and
+// dW = sum over samples of dY · col^T, one GEMM per sample each. The dW op
+// recomputes im2col from x instead of caching the forward's columns: that
+// costs one more im2col pass per sample (a copy, small next to the GEMMs)
+// and keeps memory at one sample's columns, C*KH*KW*OH*OW floats per op,
+// where a cache would hold N times that (13 MB for LeNet's second conv at
+// batch 128) and would tie the gradient to the forward of the same run.
+// Both gradient ops take x, w and dY as inputs, so their shapes follow from
+// the graph alone. gorgonia.Grad builds dX even when x is a data input that
+// needs no gradient (the first layer's images); that GEMM and col2im are
+// then wasted work.
+//
+// # Buffers
+//
+// Do always allocates its output; inputs are never written. Each op node
+// (forward, dX, dW) owns one scratch buffer, the im2col (or column
+// gradient) matrix of one sample, allocated on first use and reused by
+// later runs; it grows if a run brings larger shapes. A 1×1 kernel with
+// stride 1 and no padding needs no scratch: x itself is the column matrix.
+// Because of the scratch, one graph must not be run by two machines at
+// once; separate graphs (separate Conv2d calls) are independent.
+//
+// Shapes are checked when the graph is built: x and w must be 4-D float32
+// nodes of known shape, their channel counts must agree, the kernel must
+// fit in the padded input, and stride and padding must not be negative. A
+// run checks the values' shapes again and returns an error, never a panic.
+package layers
