@@ -10,6 +10,7 @@ import (
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"qat/internal/graphval"
 	"qat/quant"
 )
 
@@ -227,7 +228,7 @@ func (op *fqOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
-	x, shape, err := float32s(vals[0], "input")
+	x, shape, err := graphval.Float32s(vals[0], "input")
 	if err != nil {
 		return nil, fmt.Errorf("fakequant %s: %w", op.q.name, err)
 	}
@@ -243,7 +244,7 @@ func (op *fqOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		quant.FakeQuantize(y, x, shape, p)
 	}
 	*op.rec = record{ran: true, disabled: disabled, p: p, shape: shape.Clone()}
-	return newDense(shape, y), nil
+	return graphval.NewDense(shape, y), nil
 }
 
 // DiffWRT: the output is differentiable with respect to x.

@@ -10,6 +10,7 @@ import (
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"qat/internal/graphval"
 	"qat/quant"
 	"qat/ste"
 )
@@ -125,7 +126,7 @@ func (l *LearnableFakeQuant) NewParamNodes(g *gorgonia.ExprGraph, scale, zeroPoi
 		}
 	}
 	vec := func(v []float32, n string) *gorgonia.Node {
-		val := newDense(tensor.Shape{len(v)}, append([]float32(nil), v...))
+		val := graphval.NewDense(tensor.Shape{len(v)}, append([]float32(nil), v...))
 		return gorgonia.NewVector(g, tensor.Float32, gorgonia.WithShape(len(v)), gorgonia.WithName(n), gorgonia.WithValue(val))
 	}
 	return vec(scale, name+".scale"), vec(zeroPoint, name+".zero_point"), nil
@@ -136,11 +137,11 @@ func (l *LearnableFakeQuant) NewParamNodes(g *gorgonia.ExprGraph, scale, zeroPoi
 // copy), zero points rounded half to even and clamped. It is how a trained
 // quantizer is exported.
 func (l *LearnableFakeQuant) ParamsOf(scale, zeroPoint gorgonia.Value) (quant.Params, error) {
-	s, _, err := float32s(scale, "scale")
+	s, _, err := graphval.Float32s(scale, "scale")
 	if err != nil {
 		return quant.Params{}, fmt.Errorf("fakequant %s: %w", l.cfg.Name, err)
 	}
-	z, _, err := float32s(zeroPoint, "zero point")
+	z, _, err := graphval.Float32s(zeroPoint, "zero point")
 	if err != nil {
 		return quant.Params{}, fmt.Errorf("fakequant %s: %w", l.cfg.Name, err)
 	}
@@ -252,15 +253,15 @@ func (op *lfqOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	name := op.l.cfg.Name
 	op.rec.ran = false
-	x, shape, err := float32s(vals[0], "input")
+	x, shape, err := graphval.Float32s(vals[0], "input")
 	if err != nil {
 		return nil, fmt.Errorf("fakequant %s: %w", name, err)
 	}
-	s, _, err := float32s(vals[1], "scale")
+	s, _, err := graphval.Float32s(vals[1], "scale")
 	if err != nil {
 		return nil, fmt.Errorf("fakequant %s: %w", name, err)
 	}
-	z, _, err := float32s(vals[2], "zero point")
+	z, _, err := graphval.Float32s(vals[2], "zero point")
 	if err != nil {
 		return nil, fmt.Errorf("fakequant %s: %w", name, err)
 	}
@@ -275,7 +276,7 @@ func (op *lfqOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if !op.l.Enabled() {
 		copy(y, x)
 		*op.rec = record{ran: true, disabled: true, shape: shape.Clone()}
-		return newDense(shape, y), nil
+		return graphval.NewDense(shape, y), nil
 	}
 	p, err := op.l.params(s, z)
 	if err != nil {
@@ -287,7 +288,7 @@ func (op *lfqOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		g = ste.GradFactor(len(x), p.QMax)
 	}
 	*op.rec = record{ran: true, p: p, shape: shape.Clone(), gradFactor: g}
-	return newDense(shape, y), nil
+	return graphval.NewDense(shape, y), nil
 }
 
 // DiffWRT: x and scale always; the zero point when it is learned.
@@ -364,11 +365,11 @@ func (op *paramGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, err
 	}
 	name := op.fwd.l.cfg.Name
-	x, _, err := float32s(vals[0], "x")
+	x, _, err := graphval.Float32s(vals[0], "x")
 	if err != nil {
 		return nil, fmt.Errorf("fakequant %s: %w", name, err)
 	}
-	gy, _, err := float32s(vals[2], "gradient")
+	gy, _, err := graphval.Float32s(vals[2], "gradient")
 	if err != nil {
 		return nil, fmt.Errorf("fakequant %s: %w", name, err)
 	}
@@ -391,7 +392,7 @@ func (op *paramGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 			ste.LSQ(nil, out, gy, x, rec.shape, rec.p, rec.gradFactor)
 		}
 	}
-	return newDense(tensor.Shape{len(out)}, out), nil
+	return graphval.NewDense(tensor.Shape{len(out)}, out), nil
 }
 
 // pickOp copies part 0 (scale) or 1 (zero point) out of a packed LSQ+
@@ -421,7 +422,7 @@ func (op *pickOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
-	packed, _, err := float32s(vals[0], "packed gradient")
+	packed, _, err := graphval.Float32s(vals[0], "packed gradient")
 	if err != nil {
 		return nil, fmt.Errorf("fakequant %s: %w", op.fwd.l.cfg.Name, err)
 	}
@@ -430,7 +431,7 @@ func (op *pickOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, fmt.Errorf("fakequant %s: packed gradient has %d elements, want %d", op.fwd.l.cfg.Name, len(packed), 2*c)
 	}
 	out := append([]float32(nil), packed[op.part*c:(op.part+1)*c]...)
-	return newDense(tensor.Shape{c}, out), nil
+	return graphval.NewDense(tensor.Shape{c}, out), nil
 }
 
 var (

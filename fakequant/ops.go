@@ -11,6 +11,7 @@ import (
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"qat/internal/graphval"
 	"qat/quant"
 	"qat/ste"
 )
@@ -55,38 +56,6 @@ func numElements(shape []int) int {
 		n *= d
 	}
 	return n
-}
-
-// float32s returns the elements of a float32 tensor value in row-major
-// order (a view or transposed tensor is materialized into a copy) and its
-// shape. Other dtypes and scalars are errors.
-func float32s(v gorgonia.Value, what string) ([]float32, tensor.Shape, error) {
-	if v == nil {
-		return nil, nil, fmt.Errorf("%s has no value", what)
-	}
-	if dt := v.Dtype(); dt != tensor.Float32 {
-		return nil, nil, fmt.Errorf("%s is %v, want float32", what, dt)
-	}
-	if d, ok := v.(*tensor.Dense); ok && d.RequiresIterator() {
-		m, ok := d.Materialize().(gorgonia.Value)
-		if !ok {
-			return nil, nil, fmt.Errorf("%s: cannot materialize %T", what, d)
-		}
-		v = m
-	}
-	data, ok := v.Data().([]float32)
-	if !ok {
-		return nil, nil, fmt.Errorf("%s is a %T, want a float32 tensor", what, v.Data())
-	}
-	n := v.Shape().TotalSize()
-	if len(data) < n {
-		return nil, nil, fmt.Errorf("%s holds %d elements for shape %v", what, len(data), v.Shape())
-	}
-	return data[:n], v.Shape(), nil
-}
-
-func newDense(shape tensor.Shape, data []float32) *tensor.Dense {
-	return tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(data))
 }
 
 // checkNode reports whether x can be the input of a quantizer: a float32
@@ -176,11 +145,11 @@ func (op *steOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
-	x, shape, err := float32s(vals[0], "x")
+	x, shape, err := graphval.Float32s(vals[0], "x")
 	if err != nil {
 		return nil, fmt.Errorf("fakequant %s: %w", op.name, err)
 	}
-	gy, _, err := float32s(vals[2], "gradient")
+	gy, _, err := graphval.Float32s(vals[2], "gradient")
 	if err != nil {
 		return nil, fmt.Errorf("fakequant %s: %w", op.name, err)
 	}
@@ -196,7 +165,7 @@ func (op *steOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	} else {
 		ste.Clipped(gx, gy, x, op.rec.shape, op.rec.p)
 	}
-	return newDense(shape, gx), nil
+	return graphval.NewDense(shape, gx), nil
 }
 
 var _ gorgonia.Op = (*steOp)(nil)

@@ -11,6 +11,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"qat/internal/gemm"
+	"qat/internal/graphval"
 )
 
 // ConvConfig is the geometry of a Conv2d besides the kernel size, which
@@ -169,11 +170,11 @@ func (op *convOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if len(vals) != 2 {
 		return nil, fmt.Errorf("%v: %d inputs, want 2", op, len(vals))
 	}
-	x, xs, err := float32s(vals[0], "input")
+	x, xs, err := graphval.Float32s(vals[0], "input")
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
-	w, ws, err := float32s(vals[1], "weight")
+	w, ws, err := graphval.Float32s(vals[1], "weight")
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
@@ -197,7 +198,7 @@ func (op *convOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		// y[n] [O, OH*OW] = w [O, CKK] · col [CKK, OH*OW]
 		gemm.Sgemm(false, false, g.o, ohw, ckk, 1, w, ckk, col, ohw, 0, y[n*out:(n+1)*out], ohw)
 	}
-	return newDense(g.outShape(), y), nil
+	return graphval.NewDense(g.outShape(), y), nil
 }
 
 // DiffWRT: the output is differentiable with respect to x and w.
@@ -261,15 +262,15 @@ func (op *convGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if len(vals) != 3 {
 		return nil, fmt.Errorf("%v: %d inputs, want 3", op, len(vals))
 	}
-	x, xs, err := float32s(vals[0], "input")
+	x, xs, err := graphval.Float32s(vals[0], "input")
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
-	w, ws, err := float32s(vals[1], "weight")
+	w, ws, err := graphval.Float32s(vals[1], "weight")
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
-	dy, dys, err := float32s(vals[2], "output gradient")
+	dy, dys, err := graphval.Float32s(vals[2], "output gradient")
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
@@ -297,7 +298,7 @@ func (op *convGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 			// dW [O, CKK] += dY[n] [O, OH*OW] · col^T [OH*OW, CKK]
 			gemm.Sgemm(false, true, g.o, ckk, ohw, 1, dy[n*out:(n+1)*out], ohw, col, ohw, 1, dw, ckk)
 		}
-		return newDense(ws, dw), nil
+		return graphval.NewDense(ws, dw), nil
 	}
 	dx := make([]float32, len(x))
 	for n := 0; n < g.n; n++ {
@@ -310,7 +311,7 @@ func (op *convGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		gemm.Sgemm(true, false, ckk, ohw, g.o, 1, w, ckk, dy[n*out:(n+1)*out], ohw, 0, col, ohw)
 		col2im(dxn, col, g)
 	}
-	return newDense(xs, dx), nil
+	return graphval.NewDense(xs, dx), nil
 }
 
 var _ gorgonia.Op = (*convGradOp)(nil)
@@ -426,36 +427,4 @@ func shapes2(ds []gorgonia.DimSizer) (tensor.Shape, tensor.Shape, error) {
 		return nil, nil, fmt.Errorf("layers: weight has no shape (%T)", ds[1])
 	}
 	return xs.Clone(), ws.Clone(), nil
-}
-
-// float32s returns the elements of a float32 tensor value in row-major
-// order (a view or transposed tensor is materialized into a copy) and its
-// shape. Other dtypes and scalars are errors.
-func float32s(v gorgonia.Value, what string) ([]float32, tensor.Shape, error) {
-	if v == nil {
-		return nil, nil, fmt.Errorf("%s has no value", what)
-	}
-	if dt := v.Dtype(); dt != tensor.Float32 {
-		return nil, nil, fmt.Errorf("%s is %v, want float32", what, dt)
-	}
-	if d, ok := v.(*tensor.Dense); ok && d.RequiresIterator() {
-		m, ok := d.Materialize().(gorgonia.Value)
-		if !ok {
-			return nil, nil, fmt.Errorf("%s: cannot materialize %T", what, d)
-		}
-		v = m
-	}
-	data, ok := v.Data().([]float32)
-	if !ok {
-		return nil, nil, fmt.Errorf("%s is a %T, want a float32 tensor", what, v.Data())
-	}
-	n := v.Shape().TotalSize()
-	if len(data) < n {
-		return nil, nil, fmt.Errorf("%s holds %d elements for shape %v", what, len(data), v.Shape())
-	}
-	return data[:n], v.Shape().Clone(), nil
-}
-
-func newDense(shape tensor.Shape, data []float32) *tensor.Dense {
-	return tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(data))
 }

@@ -9,6 +9,8 @@ import (
 
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"qat/internal/graphval"
 )
 
 type convCase struct {
@@ -98,7 +100,7 @@ func (cg *convGraph) run(tb testing.TB) {
 
 func valueOf(tb testing.TB, n *gorgonia.Node) []float32 {
 	tb.Helper()
-	d, _, err := float32s(n.Value(), n.Name())
+	d, _, err := graphval.Float32s(n.Value(), n.Name())
 	if err != nil {
 		tb.Fatal(err)
 	}
