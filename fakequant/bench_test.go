@@ -6,6 +6,7 @@ import (
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"qat/internal/graphval"
 	"qat/quant"
 )
 
@@ -67,7 +68,7 @@ func benchForwardOp(b *testing.B, perChannel bool) (*fqOp, gorgonia.Value) {
 		b.Fatal(err)
 	}
 	x := tensor.New(tensor.WithShape(benchShape...), tensor.WithBacking(benchX()))
-	return &fqOp{q: q, id: newID(), rec: new(record)}, x
+	return &fqOp{q: q, id: graphval.NewID(), rec: new(record)}, x
 }
 
 func BenchmarkFakeQuantForward(b *testing.B) {
@@ -131,7 +132,7 @@ func BenchmarkLearnableBackward(b *testing.B) {
 			s := tensor.New(tensor.WithShape(c), tensor.WithBacking(p.Scale))
 			z := tensor.New(tensor.WithShape(c), tensor.WithBacking(zp))
 			x := tensor.New(tensor.WithShape(benchShape...), tensor.WithBacking(benchX()))
-			op := &lfqOp{l: l, id: newID(), c: c, rec: new(record)}
+			op := &lfqOp{l: l, id: graphval.NewID(), c: c, rec: new(record)}
 			y, err := op.Do(x, s, z)
 			if err != nil {
 				b.Fatal(err)

@@ -76,7 +76,7 @@ func New(obs quant.Observer, opts ...Option) *FakeQuant {
 		o(q)
 	}
 	if q.name == "" {
-		q.name = fmt.Sprintf("fq%d", newID())
+		q.name = fmt.Sprintf("fq%d", graphval.NewID())
 	}
 	return q
 }
@@ -170,7 +170,7 @@ func (q *FakeQuant) Apply(x *gorgonia.Node) (*gorgonia.Node, error) {
 			return nil, fmt.Errorf("fakequant %s: %v: %w", q.name, x, err)
 		}
 	}
-	op := &fqOp{q: q, id: newID(), rec: new(record)}
+	op := &fqOp{q: q, id: graphval.NewID(), rec: new(record)}
 	y, err := gorgonia.ApplyOp(op, x)
 	if err != nil {
 		return nil, fmt.Errorf("fakequant %s: %w", q.name, err)
@@ -221,7 +221,7 @@ func (op *fqOp) OverwritesInput() int { return -1 }
 func (op *fqOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "fakequant.FakeQuant{%q,#%d}", op.q.name, op.id)
 }
-func (op *fqOp) Hashcode() uint32 { return hashOf(op) }
+func (op *fqOp) Hashcode() uint32 { return graphval.HashOf(op) }
 func (op *fqOp) String() string   { return fmt.Sprintf("FakeQuant(%s)", op.q.name) }
 
 func (op *fqOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {

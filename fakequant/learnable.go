@@ -56,7 +56,7 @@ type LearnableFakeQuant struct {
 // NewLearnable returns an enabled learnable quantizer for cfg.
 func NewLearnable(cfg LearnableConfig) (*LearnableFakeQuant, error) {
 	if cfg.Name == "" {
-		cfg.Name = fmt.Sprintf("lfq%d", newID())
+		cfg.Name = fmt.Sprintf("lfq%d", graphval.NewID())
 	}
 	switch g := cfg.GradFactor; {
 	case cfg.QMin >= cfg.QMax:
@@ -214,7 +214,7 @@ func (l *LearnableFakeQuant) Apply(x, scale, zeroPoint *gorgonia.Node) (*gorgoni
 			return nil, fmt.Errorf("fakequant %s: %s %v has shape %v, want (%d) for input shape %v", name, v.what, v.n, sh, c, x.Shape())
 		}
 	}
-	op := &lfqOp{l: l, id: newID(), c: c, rec: new(record)}
+	op := &lfqOp{l: l, id: graphval.NewID(), c: c, rec: new(record)}
 	y, err := gorgonia.ApplyOp(op, x, scale, zeroPoint)
 	if err != nil {
 		return nil, fmt.Errorf("fakequant %s: %w", name, err)
@@ -244,7 +244,7 @@ func (op *lfqOp) OverwritesInput() int { return -1 }
 func (op *lfqOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "fakequant.Learnable{%q,#%d}", op.l.cfg.Name, op.id)
 }
-func (op *lfqOp) Hashcode() uint32 { return hashOf(op) }
+func (op *lfqOp) Hashcode() uint32 { return graphval.HashOf(op) }
 func (op *lfqOp) String() string   { return fmt.Sprintf("LearnableFakeQuant(%s)", op.l.cfg.Name) }
 
 func (op *lfqOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
@@ -355,7 +355,7 @@ func (op *paramGradOp) OverwritesInput() int { return -1 }
 func (op *paramGradOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "fakequant.LearnableParamGrad{%q,#%d,%v}", op.fwd.l.cfg.Name, op.fwd.id, op.learnZ)
 }
-func (op *paramGradOp) Hashcode() uint32 { return hashOf(op) }
+func (op *paramGradOp) Hashcode() uint32 { return graphval.HashOf(op) }
 func (op *paramGradOp) String() string {
 	return fmt.Sprintf("LearnableFakeQuantParamGrad(%s)", op.fwd.l.cfg.Name)
 }
@@ -413,7 +413,7 @@ func (op *pickOp) OverwritesInput() int { return -1 }
 func (op *pickOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "fakequant.LearnablePick{%q,#%d,%d}", op.fwd.l.cfg.Name, op.fwd.id, op.part)
 }
-func (op *pickOp) Hashcode() uint32 { return hashOf(op) }
+func (op *pickOp) Hashcode() uint32 { return graphval.HashOf(op) }
 func (op *pickOp) String() string {
 	return fmt.Sprintf("LearnableFakeQuantPick(%s,%s)", op.fwd.l.cfg.Name, [...]string{"scale", "zero point"}[op.part])
 }

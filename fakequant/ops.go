@@ -3,9 +3,7 @@ package fakequant
 import (
 	"fmt"
 	"hash"
-	"hash/fnv"
 	"math"
-	"sync/atomic"
 
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
@@ -15,18 +13,6 @@ import (
 	"qat/quant"
 	"qat/ste"
 )
-
-// lastID numbers quantizers and op instances; every op hashes its number so
-// that gorgonia never merges two of them (see the package doc).
-var lastID atomic.Uint64
-
-func newID() uint64 { return lastID.Add(1) }
-
-func hashOf(op interface{ WriteHash(hash.Hash) }) uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
 
 // record is what a forward op leaves for its gradient ops in the same run:
 // the mode it ran in and exactly the params, shape and gradient factor it
@@ -138,7 +124,7 @@ func (op *steOp) ReturnsPtr() bool      { return false }
 func (op *steOp) CallsExtern() bool     { return false }
 func (op *steOp) OverwritesInput() int  { return -1 }
 func (op *steOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "fakequant.STEGrad{%q,#%d}", op.name, op.fwd) }
-func (op *steOp) Hashcode() uint32      { return hashOf(op) }
+func (op *steOp) Hashcode() uint32      { return graphval.HashOf(op) }
 func (op *steOp) String() string        { return fmt.Sprintf("FakeQuantSTEGrad(%s)", op.name) }
 
 func (op *steOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {

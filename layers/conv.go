@@ -3,8 +3,6 @@ package layers
 import (
 	"fmt"
 	"hash"
-	"hash/fnv"
-	"sync/atomic"
 
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
@@ -52,7 +50,7 @@ func Conv2d(x, w *gorgonia.Node, cfg ConvConfig) (*gorgonia.Node, error) {
 	if _, err := geometry(x.Shape(), w.Shape(), cfg); err != nil {
 		return nil, fmt.Errorf("layers.Conv2d: %w", err)
 	}
-	y, err := gorgonia.ApplyOp(&convOp{id: newID(), cfg: cfg}, x, w)
+	y, err := gorgonia.ApplyOp(&convOp{id: graphval.NewID(), cfg: cfg}, x, w)
 	if err != nil {
 		return nil, fmt.Errorf("layers.Conv2d: %w", err)
 	}
@@ -71,6 +69,10 @@ func (g geom) ckk() int               { return g.c * g.kh * g.kw }
 func (g geom) ohw() int               { return g.oh * g.ow }
 func (g geom) inSize() int            { return g.c * g.h * g.w }
 func (g geom) outShape() tensor.Shape { return tensor.Shape{g.n, g.o, g.oh, g.ow} }
+func (g geom) inShape() tensor.Shape  { return tensor.Shape{g.n, g.c, g.h, g.w} }
+func (g geom) weightShape() tensor.Shape {
+	return tensor.Shape{g.o, g.c, g.kh, g.kw}
+}
 
 // direct reports whether x itself is the im2col matrix (1×1 kernel,
 // stride 1, no padding).
@@ -107,18 +109,6 @@ func geometry(xs, ws tensor.Shape, cfg ConvConfig) (geom, error) {
 	g.oh = (g.h+2*g.p-g.kh)/g.s + 1
 	g.ow = (g.w+2*g.p-g.kw)/g.s + 1
 	return g, nil
-}
-
-// lastID numbers op instances so that gorgonia never merges two Conv2d
-// nodes that happen to have the same inputs.
-var lastID atomic.Uint64
-
-func newID() uint64 { return lastID.Add(1) }
-
-func hashOf(op interface{ WriteHash(hash.Hash) }) uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
 }
 
 // type4 is a 4-D float32 tensor; all conv ops take and return it. (Not a
@@ -161,26 +151,35 @@ func (op *convOp) OverwritesInput() int { return -1 }
 func (op *convOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "layers.Conv2d{s=%d,p=%d,#%d}", op.cfg.stride(), op.cfg.Padding, op.id)
 }
-func (op *convOp) Hashcode() uint32 { return hashOf(op) }
+func (op *convOp) Hashcode() uint32 { return graphval.HashOf(op) }
 func (op *convOp) String() string {
 	return fmt.Sprintf("Conv2d(s=%d,p=%d)#%d", op.cfg.stride(), op.cfg.Padding, op.id)
 }
 
-func (op *convOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
-	if len(vals) != 2 {
-		return nil, fmt.Errorf("%v: %d inputs, want 2", op, len(vals))
+// convInputs checks that op got arity values and returns the input and
+// weight, the first two, with their geometry under cfg. Errors name op.
+func convInputs(op fmt.Stringer, vals []gorgonia.Value, arity int, cfg ConvConfig) (x, w []float32, g geom, err error) {
+	if len(vals) != arity {
+		return nil, nil, g, fmt.Errorf("%v: %d inputs, want %d", op, len(vals), arity)
 	}
 	x, xs, err := graphval.Float32s(vals[0], "input")
 	if err != nil {
-		return nil, fmt.Errorf("%v: %w", op, err)
+		return nil, nil, g, fmt.Errorf("%v: %w", op, err)
 	}
 	w, ws, err := graphval.Float32s(vals[1], "weight")
 	if err != nil {
-		return nil, fmt.Errorf("%v: %w", op, err)
+		return nil, nil, g, fmt.Errorf("%v: %w", op, err)
 	}
-	g, err := geometry(xs, ws, op.cfg)
+	if g, err = geometry(xs, ws, cfg); err != nil {
+		return nil, nil, g, fmt.Errorf("%v: %w", op, err)
+	}
+	return x, w, g, nil
+}
+
+func (op *convOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
+	x, w, g, err := convInputs(op, vals, 2, op.cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%v: %w", op, err)
+		return nil, err
 	}
 	ckk, ohw, in, out := g.ckk(), g.ohw(), g.inSize(), g.o*g.ohw()
 	y := make([]float32, g.n*out)
@@ -248,7 +247,7 @@ func (op *convGradOp) ReturnsPtr() bool      { return false }
 func (op *convGradOp) CallsExtern() bool     { return false }
 func (op *convGradOp) OverwritesInput() int  { return -1 }
 func (op *convGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "layers.%s{#%d}", op.name(), op.fwd.id) }
-func (op *convGradOp) Hashcode() uint32      { return hashOf(op) }
+func (op *convGradOp) Hashcode() uint32      { return graphval.HashOf(op) }
 func (op *convGradOp) String() string        { return fmt.Sprintf("%s#%d", op.name(), op.fwd.id) }
 
 func (op *convGradOp) name() string {
@@ -259,22 +258,11 @@ func (op *convGradOp) name() string {
 }
 
 func (op *convGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
-	if len(vals) != 3 {
-		return nil, fmt.Errorf("%v: %d inputs, want 3", op, len(vals))
-	}
-	x, xs, err := graphval.Float32s(vals[0], "input")
+	x, w, g, err := convInputs(op, vals, 3, op.fwd.cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%v: %w", op, err)
-	}
-	w, ws, err := graphval.Float32s(vals[1], "weight")
-	if err != nil {
-		return nil, fmt.Errorf("%v: %w", op, err)
+		return nil, err
 	}
 	dy, dys, err := graphval.Float32s(vals[2], "output gradient")
-	if err != nil {
-		return nil, fmt.Errorf("%v: %w", op, err)
-	}
-	g, err := geometry(xs, ws, op.fwd.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
@@ -298,7 +286,7 @@ func (op *convGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 			// dW [O, CKK] += dY[n] [O, OH*OW] · col^T [OH*OW, CKK]
 			gemm.Sgemm(false, true, g.o, ckk, ohw, 1, dy[n*out:(n+1)*out], ohw, col, ohw, 1, dw, ckk)
 		}
-		return graphval.NewDense(ws, dw), nil
+		return graphval.NewDense(g.weightShape(), dw), nil
 	}
 	dx := make([]float32, len(x))
 	for n := 0; n < g.n; n++ {
@@ -311,7 +299,7 @@ func (op *convGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		gemm.Sgemm(true, false, ckk, ohw, g.o, 1, w, ckk, dy[n*out:(n+1)*out], ohw, 0, col, ohw)
 		col2im(dxn, col, g)
 	}
-	return graphval.NewDense(xs, dx), nil
+	return graphval.NewDense(g.inShape(), dx), nil
 }
 
 var _ gorgonia.Op = (*convGradOp)(nil)

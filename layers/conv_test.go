@@ -348,7 +348,7 @@ func TestConv2dBuildErrors(t *testing.T) {
 // TestConv2dRunShapeError checks that a run whose values disagree with
 // the geometry returns an error instead of panicking.
 func TestConv2dRunShapeError(t *testing.T) {
-	op := &convOp{id: newID()}
+	op := &convOp{id: graphval.NewID()}
 	r := rand.New(rand.NewSource(5))
 	if _, err := op.Do(randTensor(r, 1, 2, 5, 5), randTensor(r, 1, 3, 3, 3)); err == nil || !strings.Contains(err.Error(), "channel mismatch") {
 		t.Errorf("channel mismatch at run time: err = %v", err)

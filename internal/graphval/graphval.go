@@ -1,9 +1,13 @@
-// Package graphval converts between gorgonia values and the float32 slices
-// that qat's ops compute on. The ops are float32 only.
+// Package graphval holds what qat's custom gorgonia ops share: conversion
+// between gorgonia values and the float32 slices they compute on (the ops
+// are float32 only), and instance ids for their hashes.
 package graphval
 
 import (
 	"fmt"
+	"hash"
+	"hash/fnv"
+	"sync/atomic"
 
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -43,4 +47,18 @@ func Float32s(v gorgonia.Value, what string) ([]float32, tensor.Shape, error) {
 // owns data from then on.
 func NewDense(shape tensor.Shape, data []float32) *tensor.Dense {
 	return tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(data))
+}
+
+var lastID atomic.Uint64
+
+// NewID returns a number no other call returns. Every op hashes its own,
+// because gorgonia merges nodes of equal hash and equal children: two
+// quantizers or convolutions on the same input must stay two nodes.
+func NewID() uint64 { return lastID.Add(1) }
+
+// HashOf is the Hashcode of an op: FNV-1a over what its WriteHash writes.
+func HashOf(op interface{ WriteHash(hash.Hash) }) uint32 {
+	h := fnv.New32a()
+	op.WriteHash(h)
+	return h.Sum32()
 }
