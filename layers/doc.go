@@ -1,6 +1,37 @@
-// Package layers holds qat's quantized layer wrappers and model
-// definitions. So far it holds the convolution op (conv.go): Conv2d, a
-// float32 2-D convolution for gorgonia graphs that replaces gorgonia's own
+// Package layers holds qat's layer ops for gorgonia graphs and the models
+// built from them.
+//
+// # Models
+//
+// A ModelSpec (a built-in "mlp" or "lenet", or a JSON config file) lists
+// conv, linear, pool, flatten and activation layers. NewModel creates its
+// float params with PyTorch's default initialisation, named like PyTorch
+// state_dict keys ("c1.weight", "b1.running_var"). Quantize adds fake
+// quantizers from a QuantConfig: the input, each conv and linear weight
+// (default: int8 symmetric per-channel along the output channel, axis 0)
+// and each conv and linear output after its fused ReLU (default: uint8
+// affine per-tensor); per-layer overrides give mixed precision. One
+// definition serves float and QAT: NewGraph builds the same layers with or
+// without the quantizers.
+//
+// A conv followed by BatchNorm is folded in QAT as PyTorch's ConvBn2d
+// does (unless QuantConfig.NoFoldBN): with sf = gamma/sqrt(running_var +
+// eps), the weight w*sf is fake-quantized, the conv output divided by sf,
+// the bias added and BN applied; in eval, or once BN is frozen, this is
+// exactly conv(x, fq(w*sf)) + beta + (bias - running_mean)*sf, the conv
+// an int8 export computes without BN. With quantizers off the folded form
+// computes the unfolded function and gradients (TestFoldingMatchesUnfolded).
+//
+// Graphs share the model's state: params (updated in place by an
+// optimizer), BN statistics and quantizers. Run sets BN and quantizer
+// modes for the graph's kind: Train (observers observe unless frozen, BN
+// uses batch statistics unless frozen), Eval (everything frozen) or
+// Calibrate (observers observe, no gradients). SaveState and LoadState
+// move a model to and from a safetensors checkpoint.
+//
+// # Convolution
+//
+// Conv2d is a float32 2-D convolution that replaces gorgonia's own
 // (im2col through a generic Transpose and fresh allocations every run) with
 // an im2col into a reused buffer and one GEMM per sample through
 // qat/internal/gemm.

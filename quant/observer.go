@@ -254,3 +254,26 @@ func NewMovingAverageMinMax(s Scheme, c float32) *MovingAverageMinMax {
 	}
 	return &MovingAverageMinMax{rangeTracker{scheme: s, average: c}}
 }
+
+// SetRange replaces the tracked extrema, as when an observer is restored
+// from a checkpoint: min and max hold one value per channel (one for a
+// per-tensor scheme), finite, with min <= max. The slices are copied.
+func (r *rangeTracker) SetRange(min, max []float32) error {
+	if len(min) != len(max) || len(min) == 0 {
+		return fmt.Errorf("set range: %d minima and %d maxima", len(min), len(max))
+	}
+	if !r.scheme.PerChannel && len(min) != 1 {
+		return fmt.Errorf("set range: per-tensor observer given %d channels", len(min))
+	}
+	for c := range min {
+		lo, hi := float64(min[c]), float64(max[c])
+		if math.IsNaN(lo) || math.IsNaN(hi) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
+			return fmt.Errorf("set range: channel %d [%g, %g]: %w", c, lo, hi, ErrNonFinite)
+		}
+		if lo > hi {
+			return fmt.Errorf("set range: channel %d has min %g > max %g", c, lo, hi)
+		}
+	}
+	r.min, r.max = append([]float32(nil), min...), append([]float32(nil), max...)
+	return nil
+}

@@ -364,3 +364,45 @@ func TestCodeTies(t *testing.T) {
 		}
 	}
 }
+
+func TestSetRangeRestoresObserver(t *testing.T) {
+	s := quant.Scheme{Signed: true, Symmetric: true, PerChannel: true}
+	a := quant.NewMovingAverageMinMax(s, 0.1)
+	x := []float32{-1, 2, 3, -4, 0.5, 0.25}
+	shape := []int{2, 3}
+	if err := a.Observe(x, shape); err != nil {
+		t.Fatal(err)
+	}
+	lo, hi := a.Range()
+	b := quant.NewMovingAverageMinMax(s, 0.1)
+	if err := b.SetRange(lo, hi); err != nil {
+		t.Fatal(err)
+	}
+	for i := range x {
+		x[i] *= 2
+	}
+	if err := a.Observe(x, shape); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Observe(x, shape); err != nil {
+		t.Fatal(err)
+	}
+	pa, _ := a.Params()
+	pb, _ := b.Params()
+	for c := range pa.Scale {
+		if pa.Scale[c] != pb.Scale[c] || pa.ZeroPoint[c] != pb.ZeroPoint[c] {
+			t.Fatalf("channel %d: restored observer gives %v/%v, original %v/%v", c, pb.Scale[c], pb.ZeroPoint[c], pa.Scale[c], pa.ZeroPoint[c])
+		}
+	}
+	for _, bad := range []struct{ lo, hi []float32 }{
+		{nil, nil}, {[]float32{0}, []float32{1, 2}}, {[]float32{2, 0}, []float32{1, 1}},
+		{[]float32{float32(math.NaN()), 0}, []float32{1, 1}},
+	} {
+		if err := b.SetRange(bad.lo, bad.hi); err == nil {
+			t.Errorf("SetRange(%v, %v) accepted", bad.lo, bad.hi)
+		}
+	}
+	if err := quant.NewMinMax(quant.Scheme{}).SetRange([]float32{0, 0}, []float32{1, 1}); err == nil {
+		t.Error("per-tensor observer accepted two channels")
+	}
+}

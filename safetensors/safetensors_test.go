@@ -286,6 +286,16 @@ func TestGetters(t *testing.T) {
 	if v, err := i32.Int32(); err != nil || !slices.Equal(v, []int32{-2, 300}) {
 		t.Errorf("Int32 = %v, %v", v, err)
 	}
+	i64 := FromInt64([]int{}, []int64{-2})
+	if want := []byte{0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}; !bytes.Equal(i64.Data, want) {
+		t.Errorf("FromInt64 data = % x, want % x", i64.Data, want)
+	}
+	if v, err := i64.Int64(); err != nil || !slices.Equal(v, []int64{-2}) {
+		t.Errorf("Int64 = %v, %v", v, err)
+	}
+	if _, err := i64.Int32(); err == nil {
+		t.Error("Int32 of an I64 tensor succeeded")
+	}
 	// Constructors copy the shape.
 	shape := []int{2}
 	st := FromInt32(shape, []int32{1, 2})

@@ -185,3 +185,28 @@ func (t Tensor) Int32() ([]int32, error) {
 	}
 	return v, nil
 }
+
+// FromInt64 returns an I64 tensor of the given shape holding a copy of v
+// (PyTorch's num_batches_tracked is a 0-d I64 tensor). It panics if a
+// dimension is negative or the shape does not hold len(v) elements.
+func FromInt64(shape []int, v []int64) Tensor {
+	t := newTensor(I64, shape, len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint64(t.Data[8*i:], uint64(x))
+	}
+	return t
+}
+
+// Int64 returns a copy of the elements of an I64 tensor. It fails for
+// another dtype or a data length that does not match the shape.
+func (t Tensor) Int64() ([]int64, error) {
+	b, err := t.checked(I64)
+	if err != nil {
+		return nil, err
+	}
+	v := make([]int64, len(b)/8)
+	for i := range v {
+		v[i] = int64(binary.LittleEndian.Uint64(b[8*i:]))
+	}
+	return v, nil
+}

@@ -1,0 +1,520 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"qat/data"
+	"qat/layers"
+	"qat/train"
+)
+
+// dataFlags are the data options every command shares.
+type dataFlags struct {
+	spec  string
+	limit int
+}
+
+func (d *dataFlags) add(c *cobra.Command, def string) {
+	help := "data: embedded, mnist, fashion-mnist or a directory of idx files"
+	if def == "" {
+		help += " (default: the checkpoint's)"
+	}
+	c.Flags().StringVar(&d.spec, "data", def, help)
+	c.Flags().IntVar(&d.limit, "limit", 0, "use only the first N training images (0: all)")
+}
+
+// datasets loads the training and test splits of spec; limit caps the
+// training split. The normalisation is the dataset's: MNIST's or
+// Fashion-MNIST's published constants, the embedded sample's MNIST ones,
+// and for a directory the mean and std of its training images.
+func datasets(spec string, limit int) (trainSet, test *data.Dataset, norm data.Norm, err error) {
+	if limit < 0 {
+		return nil, nil, norm, usagef("--limit %d is negative", limit)
+	}
+	src, err := data.ResolveSource(spec)
+	if err != nil {
+		return nil, nil, norm, usageError{fmt.Errorf("--data: %w", err)}
+	}
+	if trainSet, err = src.Load("train"); err != nil {
+		return nil, nil, norm, err
+	}
+	if test, err = src.Load("test"); err != nil {
+		return nil, nil, norm, err
+	}
+	switch spec {
+	case data.SourceMNIST, data.SourceEmbedded:
+		norm = data.Norm{Mean: data.MNISTMean, Std: data.MNISTStd}
+	case data.SourceFashionMNIST:
+		norm = data.Norm{Mean: data.FashionMNISTMean, Std: data.FashionMNISTStd}
+	default:
+		m, s := trainSet.MeanStd()
+		norm = data.Norm{Mean: float32(m), Std: float32(s)}
+	}
+	if limit > 0 {
+		trainSet = trainSet.Limit(limit)
+	}
+	return trainSet, test, norm, nil
+}
+
+// runFlags are the options of a training run.
+type runFlags struct {
+	epochs    int
+	batch     int
+	lr        float64
+	seed      uint64
+	optimizer string
+	schedule  string
+	warmup    int
+	stepSize  int
+	out       string
+	metrics   string
+	resume    string
+	json      bool
+	quiet     bool
+}
+
+func (r *runFlags) add(c *cobra.Command, lr float64) {
+	f := c.Flags()
+	f.IntVar(&r.epochs, "epochs", 1, "epochs to train (a resumed run: epochs to reach)")
+	f.IntVar(&r.batch, "batch", 128, "batch size")
+	f.Float64Var(&r.lr, "lr", lr, "base learning rate")
+	f.Uint64Var(&r.seed, "seed", 0, "seed of the data order (and of the initial weights for train)")
+	f.StringVar(&r.optimizer, "optimizer", "adam", "optimizer: sgd (momentum 0.9), adam or adamw")
+	f.StringVar(&r.schedule, "schedule", "constant", "learning-rate schedule: constant, step or cosine")
+	f.IntVar(&r.warmup, "warmup", 0, "linear warmup steps before the schedule")
+	f.IntVar(&r.stepSize, "step-size", 0, "steps between decays of the step schedule (x0.1 each)")
+	f.StringVar(&r.out, "out", "", "checkpoint to write after every epoch (required)")
+	f.StringVar(&r.metrics, "metrics", "", "JSONL metrics file (default: the checkpoint path with .metrics.jsonl)")
+	f.StringVar(&r.resume, "resume", "", "continue the run saved in this checkpoint (optimizer state, step, epoch)")
+	f.BoolVar(&r.json, "json", false, "print the result as JSON")
+	f.BoolVar(&r.quiet, "quiet", false, "no progress display")
+}
+
+func (r *runFlags) config(norm data.Norm) train.Config {
+	return train.Config{Epochs: r.epochs, Batch: r.batch, LR: r.lr, Seed: r.seed, Norm: norm,
+		Optimizer: train.OptimizerConfig{Kind: r.optimizer},
+		Schedule:  train.ScheduleConfig{Kind: r.schedule, WarmupSteps: r.warmup, StepSize: r.stepSize}}
+}
+
+// check validates the flags that need no data.
+func (r *runFlags) check() error {
+	if r.out == "" {
+		return usagef("--out is required: the checkpoint to write")
+	}
+	if r.epochs < 1 {
+		return usagef("--epochs %d: want at least 1", r.epochs)
+	}
+	if r.batch < 1 {
+		return usagef("--batch %d: want at least 1", r.batch)
+	}
+	return nil
+}
+
+// fit runs t on the data, saving a checkpoint after every epoch, and
+// prints the result.
+func (r *runFlags) fit(c *cobra.Command, t *train.Trainer, dataSpec string, trainSet, test *data.Dataset) error {
+	if r.metrics == "" {
+		r.metrics = strings.TrimSuffix(r.out, filepath.Ext(r.out)) + ".metrics.jsonl"
+	}
+	if err := os.MkdirAll(filepath.Dir(r.out), 0o755); err != nil {
+		return err
+	}
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if r.resume != "" {
+		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	mf, err := os.OpenFile(r.metrics, flags, 0o644)
+	if err != nil {
+		return fmt.Errorf("--metrics: %w", err)
+	}
+	defer mf.Close()
+	t.Metrics = mf
+	if !r.quiet {
+		t.Progress = c.ErrOrStderr()
+	}
+	t.Checkpoint = func(t *train.Trainer) error {
+		return train.FromTrainer(t, dataSpec).Save(r.out)
+	}
+	last, err := t.Fit(c.Context(), trainSet, test)
+	if err != nil {
+		return err
+	}
+	if err := mf.Close(); err != nil {
+		return fmt.Errorf("--metrics: %w", err)
+	}
+	res := map[string]any{"out": r.out, "metrics": r.metrics, "epochs": t.Epoch, "steps": t.Step,
+		"train_loss": last.TrainLoss, "train_accuracy": last.TrainAccuracy, "samples_per_sec": last.SamplesPerSec}
+	if last.ValAccuracy != nil {
+		res["accuracy"], res["loss"], res["n"] = *last.ValAccuracy, *last.ValLoss, last.ValN
+	}
+	if t.Model.Quantized() {
+		res["quant"] = t.Model.Quant.String()
+	}
+	if r.json {
+		return printJSON(c.OutOrStdout(), res)
+	}
+	w := c.OutOrStdout()
+	fmt.Fprintf(w, "%s: %d epochs, %d steps, train loss %.4f, %.0f samples/s\n", r.out, t.Epoch, t.Step, last.TrainLoss, last.SamplesPerSec)
+	if last.ValAccuracy != nil {
+		fmt.Fprintf(w, "test accuracy %.2f%% (n=%d), loss %.4f\n", 100**last.ValAccuracy, last.ValN, *last.ValLoss)
+	}
+	return nil
+}
+
+// resumeTrainer loads a checkpoint and its trainer, raising the epoch
+// target when --epochs was given.
+func (r *runFlags) resumeTrainer(c *cobra.Command) (*train.Trainer, *train.Checkpoint, error) {
+	ck, err := train.LoadCheckpoint(r.resume)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := ck.Resume()
+	if err != nil {
+		return nil, nil, fmt.Errorf("--resume %s: %w", r.resume, err)
+	}
+	if c.Flags().Changed("epochs") {
+		if err := t.SetEpochs(r.epochs); err != nil {
+			return nil, nil, usageError{err}
+		}
+	}
+	for _, f := range []string{"batch", "lr", "seed", "optimizer", "schedule", "warmup", "step-size"} {
+		if c.Flags().Changed(f) {
+			return nil, nil, usagef("--%s cannot change a resumed run (its config is in %s)", f, r.resume)
+		}
+	}
+	return t, ck, nil
+}
+
+func newTrainCmd() *cobra.Command {
+	var r runFlags
+	var d dataFlags
+	var model string
+	c := &cobra.Command{
+		Use:   "train",
+		Short: "train a float model",
+		Long: `Train a float model from scratch (PyTorch default initialisation) and write a
+checkpoint after every epoch, with per-step and per-epoch metrics as JSONL.
+
+--model is mlp (784-256-128-10), lenet (two conv+BN+ReLU+pool blocks, fc 128,
+fc 10) or a JSON model config file.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := r.check(); err != nil {
+				return err
+			}
+			if r.resume != "" {
+				t, ck, err := r.resumeTrainer(c)
+				if err != nil {
+					return err
+				}
+				spec := d.spec
+				if !c.Flags().Changed("data") {
+					spec = ck.Dataset
+				}
+				tr, te, _, err := datasets(spec, d.limit)
+				if err != nil {
+					return err
+				}
+				return r.fit(c, t, spec, tr, te)
+			}
+			spec, err := layers.LoadSpec(model)
+			if err != nil {
+				return usageError{fmt.Errorf("--model: %w", err)}
+			}
+			tr, te, norm, err := datasets(d.spec, d.limit)
+			if err != nil {
+				return err
+			}
+			m, err := layers.NewModel(spec, r.seed)
+			if err != nil {
+				return err
+			}
+			t, err := train.NewTrainer(m, r.config(norm))
+			if err != nil {
+				return usageError{err}
+			}
+			return r.fit(c, t, d.spec, tr, te)
+		},
+	}
+	c.Flags().StringVar(&model, "model", "lenet", "mlp, lenet or a model config file")
+	d.add(c, data.SourceEmbedded)
+	r.add(c, 1e-3)
+	return c
+}
+
+// quantFlags choose the quantization of finetune and calibrate.
+type quantFlags struct {
+	bits      string
+	config    string
+	learnable string
+	observer  string
+	noFold    bool
+}
+
+func (q *quantFlags) add(c *cobra.Command, observerHelp string) {
+	f := c.Flags()
+	f.StringVar(&q.bits, "bits", "W8A8", "weight and activation bits, W<w>A<a> (2 to 8 each)")
+	f.StringVar(&q.config, "quant-config", "", "JSON quant config (per-layer bits, schemes, observers); overrides --bits")
+	f.StringVar(&q.observer, "observer", "", observerHelp)
+	f.BoolVar(&q.noFold, "no-fold-bn", false, "keep BatchNorm separate instead of folding it into the conv (PyTorch ConvBn)")
+}
+
+func (q *quantFlags) quantConfig() (layers.QuantConfig, error) {
+	var qc layers.QuantConfig
+	if q.config != "" {
+		b, err := os.ReadFile(q.config)
+		if err != nil {
+			return qc, usageError{fmt.Errorf("--quant-config: %w", err)}
+		}
+		if qc, err = layers.ParseQuantConfig(b); err != nil {
+			return qc, usageError{fmt.Errorf("--quant-config %s: %w", q.config, err)}
+		}
+	} else {
+		var err error
+		if qc, err = layers.ParseBits(q.bits); err != nil {
+			return qc, usageError{fmt.Errorf("--bits: %w", err)}
+		}
+	}
+	if q.observer != "" {
+		qc.Act.Observer = q.observer
+		if qc.Input != nil {
+			qc.Input.Observer = q.observer
+		}
+	}
+	switch q.learnable {
+	case "", "none":
+	case layers.LearnLSQ, layers.LearnLSQPlus:
+		qc.SetLearnable(q.learnable)
+	default:
+		return qc, usagef("--learnable %q: want lsq or lsq+", q.learnable)
+	}
+	if q.noFold {
+		qc.NoFoldBN = true
+	}
+	return qc, nil
+}
+
+// quantize loads a float checkpoint and quantizes its model.
+func (q *quantFlags) quantize(from string) (*train.Checkpoint, error) {
+	if from == "" {
+		return nil, usagef("--from is required: the float checkpoint")
+	}
+	ck, err := train.LoadCheckpoint(from)
+	if err != nil {
+		return nil, err
+	}
+	if ck.Model.Quantized() {
+		return nil, fmt.Errorf("--from %s is already quantized (%v); start from its float checkpoint", from, ck.Model.Quant)
+	}
+	qc, err := q.quantConfig()
+	if err != nil {
+		return nil, err
+	}
+	if err := ck.Model.Quantize(qc); err != nil {
+		return nil, usageError{err}
+	}
+	return ck, nil
+}
+
+func newFinetuneCmd() *cobra.Command {
+	var r runFlags
+	var d dataFlags
+	var q quantFlags
+	var from string
+	var freezeObs, freezeBN int64
+	var calib int
+	c := &cobra.Command{
+		Use:   "finetune",
+		Short: "fine-tune a float checkpoint with fake quantization (QAT)",
+		Long: `Fine-tune a float checkpoint with fake quantization. Weights get per-channel
+symmetric fake quantization, activations per-tensor affine after their fused
+ReLU, and the input is quantized too; conv+BN pairs are folded as in PyTorch's
+ConvBn modules. Observers calibrate during training until --freeze-observers
+steps, BatchNorm statistics freeze at --freeze-bn steps. --learnable lsq or
+lsq+ learns the scales (and zero points) instead, initialised from observed
+ranges over --calibration-batches batches.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := r.check(); err != nil {
+				return err
+			}
+			if r.resume != "" {
+				t, ck, err := r.resumeTrainer(c)
+				if err != nil {
+					return err
+				}
+				spec := d.spec
+				if spec == "" {
+					spec = ck.Dataset
+				}
+				tr, te, _, err := datasets(spec, d.limit)
+				if err != nil {
+					return err
+				}
+				return r.fit(c, t, spec, tr, te)
+			}
+			ck, err := q.quantize(from)
+			if err != nil {
+				return err
+			}
+			spec := d.spec
+			if spec == "" {
+				spec = ck.Dataset
+			}
+			tr, te, _, err := datasets(spec, d.limit)
+			if err != nil {
+				return err
+			}
+			cfg := r.config(ck.Norm)
+			cfg.FreezeObserversStep, cfg.FreezeBNStep, cfg.CalibrationBatches = freezeObs, freezeBN, calib
+			t, err := train.NewTrainer(ck.Model, cfg)
+			if err != nil {
+				return usageError{err}
+			}
+			return r.fit(c, t, spec, tr, te)
+		},
+	}
+	c.Flags().StringVar(&from, "from", "", "float checkpoint to start from (required)")
+	c.Flags().StringVar(&q.learnable, "learnable", "", "learn quantizer scales: lsq, or lsq+ (scales and zero points)")
+	c.Flags().Int64Var(&freezeObs, "freeze-observers", 0, "freeze observers after this many steps (0: never)")
+	c.Flags().Int64Var(&freezeBN, "freeze-bn", 0, "freeze BatchNorm statistics after this many steps (0: never)")
+	c.Flags().IntVar(&calib, "calibration-batches", 32, "batches observed to initialise learnable quantizers")
+	q.add(c, "activation observer: moving-average-minmax (default), minmax, percentile, mse or entropy")
+	d.add(c, "")
+	r.add(c, 1e-4)
+	return c
+}
+
+func newCalibrateCmd() *cobra.Command {
+	var d dataFlags
+	var q quantFlags
+	var from, out string
+	var batches, batch int
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "calibrate",
+		Short: "post-training quantization: calibrate a float checkpoint",
+		Long: `Quantize a float checkpoint without training (PTQ): run --batches training
+batches through the model with observers on, freeze the observed params and
+write the quantized checkpoint, then report its fake-quant test accuracy.
+--observer chooses the activation and input observer; weights use per-channel
+min/max.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if out == "" {
+				return usagef("--out is required: the checkpoint to write")
+			}
+			if q.observer == "" {
+				q.observer = "minmax"
+			}
+			ck, err := q.quantize(from)
+			if err != nil {
+				return err
+			}
+			m := ck.Model
+			spec := d.spec
+			if spec == "" {
+				spec = ck.Dataset
+			}
+			tr, te, _, err := datasets(spec, d.limit)
+			if err != nil {
+				return err
+			}
+			if err := train.Calibrate(m, tr, train.CalibrateConfig{Batches: batches, Batch: batch, Norm: ck.Norm}); err != nil {
+				return err
+			}
+			if _, err := m.InitLearnable(); err != nil {
+				return err
+			}
+			res, err := train.Evaluate(m, te, train.EvalConfig{Norm: ck.Norm})
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+				return err
+			}
+			save := &train.Checkpoint{Model: m, Norm: ck.Norm, Dataset: spec}
+			if err := save.Save(out); err != nil {
+				return err
+			}
+			return report(c.OutOrStdout(), asJSON, out, m, res)
+		},
+	}
+	c.Flags().StringVar(&from, "from", "", "float checkpoint (required)")
+	c.Flags().StringVar(&out, "out", "", "quantized checkpoint to write (required)")
+	c.Flags().IntVar(&batches, "batches", 32, "calibration batches")
+	c.Flags().IntVar(&batch, "batch", 128, "calibration batch size")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	q.add(c, "activation observer: minmax (default), moving-average-minmax, percentile, mse or entropy")
+	d.add(c, "")
+	return c
+}
+
+func newEvalCmd() *cobra.Command {
+	var d dataFlags
+	var model string
+	var batch int
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "eval",
+		Short: "evaluate a checkpoint on the test set",
+		Long: `Evaluate a float or quantized checkpoint on the test split. A quantized
+checkpoint runs its fake-quant simulation with every quantizer frozen and
+BatchNorm on running statistics. --limit caps the number of test images.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if model == "" {
+				return usagef("--model is required: the checkpoint to evaluate")
+			}
+			ck, err := train.LoadCheckpoint(model)
+			if err != nil {
+				return err
+			}
+			spec := d.spec
+			if spec == "" {
+				spec = ck.Dataset
+			}
+			if spec == "" {
+				return usagef("--data is required: %s does not record its dataset", model)
+			}
+			_, te, _, err := datasets(spec, 0)
+			if err != nil {
+				return err
+			}
+			if d.limit > 0 {
+				te = te.Limit(d.limit)
+			}
+			res, err := train.Evaluate(ck.Model, te, train.EvalConfig{Batch: batch, Norm: ck.Norm})
+			if err != nil {
+				return err
+			}
+			return report(c.OutOrStdout(), asJSON, model, ck.Model, res)
+		},
+	}
+	c.Flags().StringVar(&model, "model", "", "checkpoint to evaluate (required)")
+	c.Flags().IntVar(&batch, "batch", 1000, "evaluation batch size")
+	c.Flags().BoolVar(&asJSON, "json", false, "print accuracy, n, loss and samples_per_sec as JSON")
+	c.Flags().StringVar(&d.spec, "data", "", "data: embedded, mnist, fashion-mnist or a directory (default: the checkpoint's)")
+	c.Flags().IntVar(&d.limit, "limit", 0, "evaluate only the first N test images (0: all)")
+	return c
+}
+
+func report(w io.Writer, asJSON bool, path string, m *layers.Model, res train.EvalResult) error {
+	kind := "float"
+	if m.Quantized() {
+		kind = "fake-quant " + m.Quant.String()
+	}
+	if asJSON {
+		return printJSON(w, map[string]any{"model": path, "kind": kind, "accuracy": res.Accuracy, "n": res.N,
+			"loss": res.Loss, "samples_per_sec": res.SamplesPerSec})
+	}
+	_, err := fmt.Fprintf(w, "%s (%s %s): accuracy %.2f%% (%d/%d), loss %.4f, %.0f samples/s\n",
+		path, m.Spec.Name, kind, 100*res.Accuracy, res.Correct, res.N, res.Loss, res.SamplesPerSec)
+	return err
+}

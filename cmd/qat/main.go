@@ -1,0 +1,99 @@
+// Command qat trains neural networks with quantization-aware training and
+// evaluates them: float training, QAT fine-tuning, post-training
+// calibration and evaluation. Run "qat help" for the manual.
+//
+// Exit status: 0 on success, 1 for a run-time error (bad data, a damaged
+// checkpoint, a diverging run), 2 for a usage error (an unknown command or
+// flag, a bad flag value).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// usageError marks an error in how qat was invoked (exit status 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes qat with args and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "qat: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		return 2
+	}
+	return 1
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "qat",
+		Short: "quantization-aware training in one binary",
+		Long: `qat trains a float model, fine-tunes it with fake quantization (QAT) or
+calibrates it (PTQ), and evaluates the result, all on MNIST-format data.
+
+A typical session:
+
+  qat train    --model lenet --data mnist --epochs 3 --out runs/lenet/float.safetensors
+  qat finetune --from runs/lenet/float.safetensors --bits W8A8 --epochs 1 --out runs/lenet/qat.safetensors
+  qat eval     --model runs/lenet/qat.safetensors
+
+Data (--data): "embedded" (a 4000/1000-image MNIST sample built into the
+binary, the default for train), "mnist" and "fashion-mnist" (fetched into
+$QAT_DATA, default ~/.cache/qat, by scripts/fetch-data.sh), or a directory
+holding the four idx files.
+
+Checkpoints are safetensors files with PyTorch state_dict names.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%s: %w (see qat %s --help)", c.Name(), err, c.Name())}
+	})
+	root.AddCommand(newTrainCmd(), newFinetuneCmd(), newCalibrateCmd(), newEvalCmd())
+	return root
+}
+
+// isCobraUsage recognises cobra's own errors for unknown commands and
+// argument counts, which it does not type.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "required flag"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// printJSON writes v as one line of JSON.
+func printJSON(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,655 @@
+package layers
+
+import (
+	"fmt"
+	"hash"
+	"math"
+	"strconv"
+
+	"github.com/chewxy/hm"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"qat/internal/graphval"
+)
+
+// BatchNormConfig holds a BatchNorm's hyperparameters. The zero value is
+// PyTorch's default, momentum 0.1 and eps 1e-5.
+type BatchNormConfig struct {
+	// Momentum is the weight of the new batch in the running statistics:
+	// running = (1-Momentum)*running + Momentum*batch. 0 means 0.1 (so a
+	// BatchNorm whose statistics never move is not expressible; use
+	// Training = false instead). It must lie in [0, 1]. PyTorch's
+	// momentum=None (cumulative average) is not supported.
+	Momentum float32
+	// Eps is added to the variance before its square root. 0 means 1e-5;
+	// negative, NaN or infinite is an error.
+	Eps float32
+}
+
+// BatchNorm is the state of one batch-normalisation layer, PyTorch 1.13's
+// BatchNorm2d (or BatchNorm1d) with affine parameters and tracked running
+// statistics. The affine parameters are not part of it: they are graph
+// nodes passed to Apply, so that they are trained like any other.
+//
+// The op nodes Apply (and FoldScale) create point to the BatchNorm and
+// read its fields on every run, so Training and the running statistics
+// may be changed between runs without rebuilding the graph, and several
+// Apply calls (in one graph or in several, e.g. a training graph and an
+// evaluation graph built separately) share one state. Fields must not be
+// changed while a graph using them runs, and graphs sharing a BatchNorm
+// must not run concurrently.
+type BatchNorm struct {
+	// RunningMean and RunningVar are the running statistics, one per
+	// channel. NewBatchNorm allocates them, at 0 and 1. A training run
+	// writes them in place; they may be replaced (e.g. loaded from a
+	// checkpoint) between runs, but must keep their length C: a run
+	// finding another length returns an error.
+	RunningMean, RunningVar []float32
+	// NumBatchesTracked counts the training runs that updated the running
+	// statistics, as PyTorch's num_batches_tracked buffer.
+	NumBatchesTracked int64
+	// Training is read each time the forward op runs. True: normalise with
+	// the batch's statistics and update the running ones. False: normalise
+	// with the running statistics and leave them alone (PyTorch's eval
+	// mode, and how QAT freezes BN statistics). NewBatchNorm sets it to
+	// true, as a new PyTorch module is in training mode.
+	Training bool
+
+	momentum, eps float64 // resolved, as PyTorch's Python floats
+	eps32         float32
+	channels      int
+}
+
+// NewBatchNorm returns a BatchNorm for the given number of channels, in
+// training mode, with RunningMean all 0, RunningVar all 1 and
+// NumBatchesTracked 0. channels < 1 and out-of-range config values are
+// errors.
+func NewBatchNorm(channels int, cfg BatchNormConfig) (*BatchNorm, error) {
+	if channels < 1 {
+		return nil, fmt.Errorf("layers.NewBatchNorm: %d channels, want at least 1", channels)
+	}
+	m, eps := cfg.Momentum, cfg.Eps
+	if m == 0 {
+		m = 0.1
+	}
+	if eps == 0 {
+		eps = 1e-5
+	}
+	if !(m >= 0 && m <= 1) {
+		return nil, fmt.Errorf("layers.NewBatchNorm: momentum %v outside [0, 1]", cfg.Momentum)
+	}
+	if !(eps > 0) || math.IsInf(float64(eps), 0) {
+		return nil, fmt.Errorf("layers.NewBatchNorm: eps %v is not positive and finite", cfg.Eps)
+	}
+	bn := &BatchNorm{
+		RunningMean: make([]float32, channels),
+		RunningVar:  make([]float32, channels),
+		Training:    true,
+		momentum:    decimal64(m),
+		eps:         decimal64(eps),
+		eps32:       eps,
+		channels:    channels,
+	}
+	for i := range bn.RunningVar {
+		bn.RunningVar[i] = 1
+	}
+	return bn, nil
+}
+
+// decimal64 returns the float64 of v's shortest decimal form, so that
+// float32(0.1) becomes the 0.1 a PyTorch module holds as a Python float.
+func decimal64(v float32) float64 {
+	d, err := strconv.ParseFloat(strconv.FormatFloat(float64(v), 'g', -1, 32), 64)
+	if err != nil {
+		return float64(v)
+	}
+	return d
+}
+
+// Eps returns the epsilon in use (1e-5 when the config gave 0).
+func (bn *BatchNorm) Eps() float32 { return bn.eps32 }
+
+// Apply returns y = gamma[c] * (x - mean[c]) / sqrt(var[c] + eps) +
+// beta[c] for x [N, C, H, W] (or [N, C], or any [N, C, ...]), gamma and
+// beta [C], all float32 nodes of known shape; y has x's shape. A channel
+// count other than the BatchNorm's, or other ranks or dtypes, are errors
+// here, at build time.
+//
+// In training mode (Training true when the op runs) mean and var are the
+// batch's, over N and the spatial axes (n = N*H*W values a channel),
+// accumulated in float64, var biased (divided by n). The same run then
+// updates running_mean = (1-m)*running_mean + m*mean and running_var =
+// (1-m)*running_var + m*var*n/(n-1) (the unbiased variance), in float64
+// rounded to float32, and increments NumBatchesTracked: exactly once per
+// run of this node (the update happens in its Do, even if a later op of
+// the run fails). n = 1 is an error in training mode, as in PyTorch. In
+// evaluation mode (Training false) mean and var are RunningMean and
+// RunningVar, which the run leaves alone.
+//
+// Gradients, for x, gamma and beta, are separate op nodes that gorgonia.Grad
+// adds. The forward op records, privately to its node, which mode it ran
+// in (and, in evaluation mode, the mean and 1/sqrt(var+eps) it used); the
+// gradient ops read that record and take the forward's output as an input,
+// so they run after it and use the same mode. In training mode they do the
+// full batch-norm backward, recomputing the batch mean and inverse standard
+// deviation from x (rounded to float32, as PyTorch's saved statistics):
+// dx = gamma*invstd*(dy - mean(dy) - (x-mean)*invstd^2*mean(dy*(x-mean))),
+// dgamma = sum(dy*(x-mean))*invstd, dbeta = sum(dy). They never read the
+// running statistics, which the forward has just updated. In evaluation
+// mode dx = dy*gamma*invstd_running, dgamma = sum(dy*(x-mean_running))*
+// invstd_running, dbeta = sum(dy); there the forward updated nothing, so
+// the recorded statistics are the current ones; the record just makes the
+// gradient independent of any later change. One gradient op computes the
+// four per-channel sums ([4, C]: mean, invstd, sum dy, sum dy*(x-mean)),
+// the dx, dgamma and dbeta ops read them.
+//
+// Every op allocates its output on each run; inputs are never written.
+// Run-time errors (values of the wrong shape, running statistics of the
+// wrong length, n = 1 when training) name the op.
+func (bn *BatchNorm) Apply(x, gamma, beta *gorgonia.Node) (*gorgonia.Node, error) {
+	if bn == nil || bn.channels < 1 {
+		return nil, fmt.Errorf("layers.BatchNorm.Apply: BatchNorm not made by NewBatchNorm")
+	}
+	if err := checkNode(x, "input", -1); err != nil {
+		return nil, fmt.Errorf("layers.BatchNorm.Apply: %w", err)
+	}
+	if err := checkNode(gamma, "gamma", 1); err != nil {
+		return nil, fmt.Errorf("layers.BatchNorm.Apply: %w", err)
+	}
+	if err := checkNode(beta, "beta", 1); err != nil {
+		return nil, fmt.Errorf("layers.BatchNorm.Apply: %w", err)
+	}
+	if err := bn.checkShapes(x.Shape(), gamma.Shape(), beta.Shape()); err != nil {
+		return nil, fmt.Errorf("layers.BatchNorm.Apply: %w", err)
+	}
+	y, err := gorgonia.ApplyOp(&bnOp{id: graphval.NewID(), bn: bn, rec: new(bnRecord)}, x, gamma, beta)
+	if err != nil {
+		return nil, fmt.Errorf("layers.BatchNorm.Apply: %w", err)
+	}
+	return y, nil
+}
+
+func (bn *BatchNorm) checkShapes(xs, gs, bs tensor.Shape) error {
+	if len(xs) < 2 {
+		return fmt.Errorf("input shape %v, want [N, C] or [N, C, H, W]", xs)
+	}
+	if xs[1] != bn.channels {
+		return fmt.Errorf("input shape %v has %d channels, BatchNorm has %d", xs, xs[1], bn.channels)
+	}
+	if len(gs) != 1 || gs[0] != bn.channels {
+		return fmt.Errorf("gamma shape %v, want [%d]", gs, bn.channels)
+	}
+	if len(bs) != 1 || bs[0] != bn.channels {
+		return fmt.Errorf("beta shape %v, want [%d]", bs, bn.channels)
+	}
+	return nil
+}
+
+// bnRecord is what a bnOp leaves for its gradient ops in the same run.
+type bnRecord struct {
+	ran      bool
+	training bool
+	shape    tensor.Shape
+	// mean and invstd are the running statistics used in evaluation mode.
+	mean, invstd []float64
+}
+
+func (r *bnRecord) check(op fmt.Stringer, xs tensor.Shape) error {
+	if !r.ran {
+		return fmt.Errorf("%v: gradient run before the forward pass", op)
+	}
+	if !xs.Eq(r.shape) {
+		return fmt.Errorf("%v: input shape %v, the forward saw %v", op, xs, r.shape)
+	}
+	return nil
+}
+
+// bnOp is the batch-norm forward: inputs x, gamma, beta.
+type bnOp struct {
+	id  uint64
+	bn  *BatchNorm
+	rec *bnRecord
+}
+
+func (op *bnOp) Arity() int    { return 3 }
+func (op *bnOp) Type() hm.Type { return hm.NewFnType(typeAny, typeVec, typeVec, typeAny) }
+func (op *bnOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	var ss [3]tensor.Shape
+	for i := range ss {
+		s, err := shapeArg(ds, i)
+		if err != nil {
+			return nil, err
+		}
+		ss[i] = s
+	}
+	if err := op.bn.checkShapes(ss[0], ss[1], ss[2]); err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	return ss[0], nil
+}
+func (op *bnOp) ReturnsPtr() bool      { return false }
+func (op *bnOp) CallsExtern() bool     { return false }
+func (op *bnOp) OverwritesInput() int  { return -1 }
+func (op *bnOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "layers.BatchNorm{#%d}", op.id) }
+func (op *bnOp) Hashcode() uint32      { return graphval.HashOf(op) }
+func (op *bnOp) String() string        { return fmt.Sprintf("BatchNorm#%d", op.id) }
+
+// bnDims splits x [N, C, ...] into batch, channels and the per-sample
+// size of one channel.
+func bnDims(xs tensor.Shape) (n, c, inner int) {
+	_, inner = outerInner(xs, 1)
+	return xs[0], xs[1], inner
+}
+
+// batchStats returns the per-channel mean and biased variance of x
+// [N, C, inner], two passes in float64.
+func batchStats(x []float32, n, c, inner int) (mean, variance []float64) {
+	mean, variance = make([]float64, c), make([]float64, c)
+	cnt := float64(n * inner)
+	for ch := 0; ch < c; ch++ {
+		var s float64
+		for b := 0; b < n; b++ {
+			s += sum64(x[(b*c+ch)*inner : (b*c+ch+1)*inner])
+		}
+		m := s / cnt
+		var q float64
+		for b := 0; b < n; b++ {
+			q += sqDev64(x[(b*c+ch)*inner:(b*c+ch+1)*inner], m)
+		}
+		mean[ch], variance[ch] = m, q/cnt
+	}
+	return mean, variance
+}
+
+// sum64 is the float64 sum of s, in four interleaved partial sums (for
+// speed: one float64 accumulator is bound by the add latency).
+func sum64(s []float32) float64 {
+	var a0, a1, a2, a3 float64
+	i := 0
+	for ; i+4 <= len(s); i += 4 {
+		a0 += float64(s[i])
+		a1 += float64(s[i+1])
+		a2 += float64(s[i+2])
+		a3 += float64(s[i+3])
+	}
+	for ; i < len(s); i++ {
+		a0 += float64(s[i])
+	}
+	return (a0 + a1) + (a2 + a3)
+}
+
+// sqDev64 is the float64 sum of (s[i]-m)^2, as sum64.
+func sqDev64(s []float32, m float64) float64 {
+	var a0, a1, a2, a3 float64
+	i := 0
+	for ; i+4 <= len(s); i += 4 {
+		d0, d1, d2, d3 := float64(s[i])-m, float64(s[i+1])-m, float64(s[i+2])-m, float64(s[i+3])-m
+		a0 += d0 * d0
+		a1 += d1 * d1
+		a2 += d2 * d2
+		a3 += d3 * d3
+	}
+	for ; i < len(s); i++ {
+		d := float64(s[i]) - m
+		a0 += d * d
+	}
+	return (a0 + a1) + (a2 + a3)
+}
+
+// gradSums64 returns the float64 sums of g[i] and of g[i]*(x[i]-m), as
+// sum64; len(x) >= len(g).
+func gradSums64(g, x []float32, m float64) (sg, dot float64) {
+	x = x[:len(g)]
+	var s0, s1, d0, d1 float64
+	i := 0
+	for ; i+2 <= len(g); i += 2 {
+		g0, g1 := float64(g[i]), float64(g[i+1])
+		s0 += g0
+		s1 += g1
+		d0 += g0 * (float64(x[i]) - m)
+		d1 += g1 * (float64(x[i+1]) - m)
+	}
+	for ; i < len(g); i++ {
+		s0 += float64(g[i])
+		d0 += float64(g[i]) * (float64(x[i]) - m)
+	}
+	return s0 + s1, d0 + d1
+}
+
+func (op *bnOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
+	if err := checkArity(op, vals); err != nil {
+		return nil, err
+	}
+	op.rec.ran = false
+	x, xs, err := readF32(op, vals[0], "input")
+	if err != nil {
+		return nil, err
+	}
+	gamma, gs, err := readF32(op, vals[1], "gamma")
+	if err != nil {
+		return nil, err
+	}
+	beta, bs, err := readF32(op, vals[2], "beta")
+	if err != nil {
+		return nil, err
+	}
+	bn := op.bn
+	if err := bn.checkShapes(xs, gs, bs); err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	if len(bn.RunningMean) != bn.channels || len(bn.RunningVar) != bn.channels {
+		return nil, fmt.Errorf("%v: running statistics have %d and %d elements, want %d",
+			op, len(bn.RunningMean), len(bn.RunningVar), bn.channels)
+	}
+	n, c, inner := bnDims(xs)
+	cnt := n * inner
+	training := bn.Training
+	var mean, invstd []float64
+	if training {
+		if cnt < 2 {
+			return nil, fmt.Errorf("%v: expected more than 1 value per channel when training, got input shape %v", op, xs)
+		}
+		var variance []float64
+		mean, variance = batchStats(x, n, c, inner)
+		invstd = make([]float64, c)
+		m := bn.momentum
+		unbias := float64(cnt) / float64(cnt-1)
+		for ch := range invstd {
+			invstd[ch] = 1 / math.Sqrt(variance[ch]+bn.eps)
+			bn.RunningMean[ch] = float32((1-m)*float64(bn.RunningMean[ch]) + m*mean[ch])
+			bn.RunningVar[ch] = float32((1-m)*float64(bn.RunningVar[ch]) + m*variance[ch]*unbias)
+		}
+		bn.NumBatchesTracked++
+	} else {
+		mean, invstd = make([]float64, c), make([]float64, c)
+		for ch := range mean {
+			mean[ch] = float64(bn.RunningMean[ch])
+			invstd[ch] = 1 / math.Sqrt(float64(bn.RunningVar[ch])+bn.eps)
+		}
+	}
+	y := make([]float32, len(x))
+	for ch := 0; ch < c; ch++ {
+		alpha := invstd[ch] * float64(gamma[ch])
+		a, b := float32(alpha), float32(float64(beta[ch])-mean[ch]*alpha)
+		for bi := 0; bi < n; bi++ {
+			off := (bi*c + ch) * inner
+			dst := y[off : off+inner]
+			for j, v := range x[off : off+inner] {
+				dst[j] = v*a + b
+			}
+		}
+	}
+	op.rec.training, op.rec.shape = training, xs.Clone()
+	op.rec.mean, op.rec.invstd = nil, nil
+	if !training {
+		op.rec.mean, op.rec.invstd = mean, invstd
+	}
+	op.rec.ran = true
+	return graphval.NewDense(xs, y), nil
+}
+
+func (op *bnOp) DiffWRT(inputs int) []bool { return []bool{true, true, true} }
+
+// SymDiff returns dx, dgamma and dbeta, built on one statistics op
+// bnStatsOp(x, dY, y).
+func (op *bnOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+	if len(inputs) != 3 {
+		return nil, fmt.Errorf("%v: %d inputs, want 3", op, len(inputs))
+	}
+	x, gamma := inputs[0], inputs[1]
+	// output is an input only so that the statistics run after the forward
+	// that fills the record.
+	stats, err := gorgonia.ApplyOp(&bnStatsOp{fwd: op}, x, grad, output)
+	if err != nil {
+		return nil, fmt.Errorf("%v: gradient statistics: %w", op, err)
+	}
+	gx, err := gorgonia.ApplyOp(&bnGradXOp{fwd: op}, x, gamma, grad, stats)
+	if err != nil {
+		return nil, fmt.Errorf("%v: input gradient: %w", op, err)
+	}
+	gg, err := gorgonia.ApplyOp(&bnParamGradOp{fwd: op}, stats)
+	if err != nil {
+		return nil, fmt.Errorf("%v: gamma gradient: %w", op, err)
+	}
+	gb, err := gorgonia.ApplyOp(&bnParamGradOp{fwd: op, beta: true}, stats)
+	if err != nil {
+		return nil, fmt.Errorf("%v: beta gradient: %w", op, err)
+	}
+	return gorgonia.Nodes{gx, gg, gb}, nil
+}
+
+var _ gorgonia.SDOp = (*bnOp)(nil)
+
+// Rows of the [4, C] gradient statistics.
+const (
+	bnRowMean = iota
+	bnRowInvstd
+	bnRowSumDy
+	bnRowDotP // sum of dy*(x-mean)
+	bnRows
+)
+
+// bnStatsOp computes the [4, C] gradient statistics: inputs x, dY and y
+// (the forward's output, for ordering only).
+type bnStatsOp struct{ fwd *bnOp }
+
+func (op *bnStatsOp) Arity() int    { return 3 }
+func (op *bnStatsOp) Type() hm.Type { return hm.NewFnType(typeAny, typeAny, typeAny, typeMat) }
+func (op *bnStatsOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	xs, err := shapeArg(ds, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(xs) < 2 {
+		return nil, fmt.Errorf("%v: input shape %v has no channel axis", op, xs)
+	}
+	return tensor.Shape{bnRows, xs[1]}, nil
+}
+func (op *bnStatsOp) ReturnsPtr() bool     { return false }
+func (op *bnStatsOp) CallsExtern() bool    { return false }
+func (op *bnStatsOp) OverwritesInput() int { return -1 }
+func (op *bnStatsOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "layers.BatchNormGradStats{#%d}", op.fwd.id)
+}
+func (op *bnStatsOp) Hashcode() uint32 { return graphval.HashOf(op) }
+func (op *bnStatsOp) String() string   { return fmt.Sprintf("BatchNormGradStats#%d", op.fwd.id) }
+
+func (op *bnStatsOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
+	if err := checkArity(op, vals); err != nil {
+		return nil, err
+	}
+	x, xs, err := readF32(op, vals[0], "input")
+	if err != nil {
+		return nil, err
+	}
+	dy, dys, err := readF32(op, vals[1], "output gradient")
+	if err != nil {
+		return nil, err
+	}
+	rec := op.fwd.rec
+	if err := rec.check(op, xs); err != nil {
+		return nil, err
+	}
+	if !dys.Eq(xs) {
+		return nil, fmt.Errorf("%v: output gradient has shape %v, input %v", op, dys, xs)
+	}
+	n, c, inner := bnDims(xs)
+	st := make([]float32, bnRows*c)
+	if rec.training {
+		mean, variance := batchStats(x, n, c, inner)
+		for ch := 0; ch < c; ch++ {
+			st[bnRowMean*c+ch] = float32(mean[ch])
+			st[bnRowInvstd*c+ch] = float32(1 / math.Sqrt(variance[ch]+op.fwd.bn.eps))
+		}
+	} else {
+		for ch := 0; ch < c; ch++ {
+			st[bnRowMean*c+ch] = float32(rec.mean[ch])
+			st[bnRowInvstd*c+ch] = float32(rec.invstd[ch])
+		}
+	}
+	for ch := 0; ch < c; ch++ {
+		m := float64(st[bnRowMean*c+ch])
+		var sdy, dot float64
+		for b := 0; b < n; b++ {
+			off := (b*c + ch) * inner
+			s, d := gradSums64(dy[off:off+inner], x[off:off+inner], m)
+			sdy += s
+			dot += d
+		}
+		st[bnRowSumDy*c+ch] = float32(sdy)
+		st[bnRowDotP*c+ch] = float32(dot)
+	}
+	return graphval.NewDense(tensor.Shape{bnRows, c}, st), nil
+}
+
+var _ gorgonia.Op = (*bnStatsOp)(nil)
+
+// readStats reads and checks the [4, C] statistics value.
+func readStats(op fmt.Stringer, v gorgonia.Value, c int) ([]float32, error) {
+	st, ss, err := readF32(op, v, "gradient statistics")
+	if err != nil {
+		return nil, err
+	}
+	if !ss.Eq(tensor.Shape{bnRows, c}) {
+		return nil, fmt.Errorf("%v: gradient statistics have shape %v, want [%d %d]", op, ss, bnRows, c)
+	}
+	return st, nil
+}
+
+// bnGradXOp is dx: inputs x, gamma, dY and the statistics.
+type bnGradXOp struct{ fwd *bnOp }
+
+func (op *bnGradXOp) Arity() int { return 4 }
+func (op *bnGradXOp) Type() hm.Type {
+	return hm.NewFnType(typeAny, typeVec, typeAny, typeMat, typeAny)
+}
+func (op *bnGradXOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	return shapeArg(ds, 0)
+}
+func (op *bnGradXOp) ReturnsPtr() bool      { return false }
+func (op *bnGradXOp) CallsExtern() bool     { return false }
+func (op *bnGradXOp) OverwritesInput() int  { return -1 }
+func (op *bnGradXOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "layers.BatchNormGradX{#%d}", op.fwd.id) }
+func (op *bnGradXOp) Hashcode() uint32      { return graphval.HashOf(op) }
+func (op *bnGradXOp) String() string        { return fmt.Sprintf("BatchNormGradX#%d", op.fwd.id) }
+
+func (op *bnGradXOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
+	if err := checkArity(op, vals); err != nil {
+		return nil, err
+	}
+	x, xs, err := readF32(op, vals[0], "input")
+	if err != nil {
+		return nil, err
+	}
+	gamma, gs, err := readF32(op, vals[1], "gamma")
+	if err != nil {
+		return nil, err
+	}
+	dy, dys, err := readF32(op, vals[2], "output gradient")
+	if err != nil {
+		return nil, err
+	}
+	rec := op.fwd.rec
+	if err := rec.check(op, xs); err != nil {
+		return nil, err
+	}
+	if err := op.fwd.bn.checkShapes(xs, gs, gs); err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	if !dys.Eq(xs) {
+		return nil, fmt.Errorf("%v: output gradient has shape %v, input %v", op, dys, xs)
+	}
+	n, c, inner := bnDims(xs)
+	st, err := readStats(op, vals[3], c)
+	if err != nil {
+		return nil, err
+	}
+	cnt := float64(n * inner)
+	dx := make([]float32, len(x))
+	for ch := 0; ch < c; ch++ {
+		mean := float64(st[bnRowMean*c+ch])
+		invstd := float64(st[bnRowInvstd*c+ch])
+		scale := invstd * float64(gamma[ch])
+		if !rec.training {
+			s := float32(scale)
+			for b := 0; b < n; b++ {
+				off := (b*c + ch) * inner
+				dst := dx[off : off+inner]
+				for j, g := range dy[off : off+inner] {
+					dst[j] = g * s
+				}
+			}
+			continue
+		}
+		gradMean := float64(st[bnRowSumDy*c+ch]) / cnt
+		k := float64(st[bnRowDotP*c+ch]) * invstd * invstd / cnt
+		for b := 0; b < n; b++ {
+			off := (b*c + ch) * inner
+			dst, xc := dx[off:off+inner], x[off:off+inner]
+			for j, g := range dy[off : off+inner] {
+				dst[j] = float32((float64(g) - gradMean - (float64(xc[j])-mean)*k) * scale)
+			}
+		}
+	}
+	return graphval.NewDense(xs, dx), nil
+}
+
+var _ gorgonia.Op = (*bnGradXOp)(nil)
+
+// bnParamGradOp is dgamma = dotp*invstd or, when beta, dbeta = sum dy:
+// input the statistics.
+type bnParamGradOp struct {
+	fwd  *bnOp
+	beta bool
+}
+
+func (op *bnParamGradOp) name() string {
+	if op.beta {
+		return "BatchNormGradBeta"
+	}
+	return "BatchNormGradGamma"
+}
+
+func (op *bnParamGradOp) Arity() int    { return 1 }
+func (op *bnParamGradOp) Type() hm.Type { return hm.NewFnType(typeMat, typeVec) }
+func (op *bnParamGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	s, err := shapeArg(ds, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(s) != 2 {
+		return nil, fmt.Errorf("%v: statistics shape %v is not 2-D", op, s)
+	}
+	return tensor.Shape{s[1]}, nil
+}
+func (op *bnParamGradOp) ReturnsPtr() bool     { return false }
+func (op *bnParamGradOp) CallsExtern() bool    { return false }
+func (op *bnParamGradOp) OverwritesInput() int { return -1 }
+func (op *bnParamGradOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "layers.%s{#%d}", op.name(), op.fwd.id)
+}
+func (op *bnParamGradOp) Hashcode() uint32 { return graphval.HashOf(op) }
+func (op *bnParamGradOp) String() string   { return fmt.Sprintf("%s#%d", op.name(), op.fwd.id) }
+
+func (op *bnParamGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
+	if err := checkArity(op, vals); err != nil {
+		return nil, err
+	}
+	c := op.fwd.bn.channels
+	st, err := readStats(op, vals[0], c)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, c)
+	for ch := range out {
+		if op.beta {
+			out[ch] = st[bnRowSumDy*c+ch]
+		} else {
+			out[ch] = float32(float64(st[bnRowDotP*c+ch]) * float64(st[bnRowInvstd*c+ch]))
+		}
+	}
+	return graphval.NewDense(tensor.Shape{c}, out), nil
+}
+
+var _ gorgonia.Op = (*bnParamGradOp)(nil)

@@ -1,0 +1,465 @@
+package layers
+
+import (
+	"fmt"
+	"hash"
+	"math"
+
+	"github.com/chewxy/hm"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"qat/internal/graphval"
+)
+
+// The per-channel ops below are what PyTorch's QAT Conv+BN folding
+// (torch.nn.intrinsic.qat.ConvBn2d) needs besides Conv2d and BatchNorm:
+//
+//	sf := FoldScale(gamma, bn)          // gamma / sqrt(running_var + eps)
+//	wq := fakeQuant(ChannelMul(w, sf, 0))
+//	y  := ChannelDiv(Conv2d(x, wq), sf, 1)
+//	y   = AddChannelBias(y, convBias)   // when the conv has a bias
+//	y   = bn.Apply(y, gamma, beta)
+//
+// All are float32, row-major; x may have any rank of 1 or more (2 or more
+// for AddChannelBias). Shape errors are reported when the graph is built
+// and again, as errors naming the op, when a run's values disagree. Each
+// op allocates its output on every run and never writes its inputs.
+
+// ChannelMul returns y = x * s[c] where c is the index along axis (0 for a
+// weight [O, ...], 1 for an activation [N, C, ...]); s is [C], C being
+// x's size along axis. axis must be in [0, rank of x).
+//
+// Gradients (separate op nodes, inputs x, s and dY): dX = dY * s[c] and
+// ds[c] = the sum of dY * x over every element of channel c (accumulated
+// in float64).
+func ChannelMul(x, s *gorgonia.Node, axis int) (*gorgonia.Node, error) {
+	return applyChannel(x, s, axis, chanMul)
+}
+
+// ChannelDiv returns y = x / s[c], c being the index along axis as for
+// ChannelMul. The division is IEEE float32, as PyTorch's: s[c] = 0 gives
+// ±Inf (or NaN for 0/0) in the output and in the gradients, and is not an
+// error.
+//
+// Gradients (inputs x, s and dY): dX = dY / s[c] and
+// ds[c] = -sum(dY * x) / s[c]^2, the sum over the elements of channel c
+// accumulated in float64.
+func ChannelDiv(x, s *gorgonia.Node, axis int) (*gorgonia.Node, error) {
+	return applyChannel(x, s, axis, chanDiv)
+}
+
+// AddChannelBias returns y = x + b[c] along axis 1 of x [N, C, ...] (a
+// convolution's bias); b is [C].
+//
+// Gradients (inputs x, b and dY): dX = dY and db[c] = the sum of dY over
+// every element of channel c (all axes but 1), accumulated in float64.
+func AddChannelBias(x, b *gorgonia.Node) (*gorgonia.Node, error) {
+	return applyChannel(x, b, 1, chanAdd)
+}
+
+const (
+	chanMul = iota
+	chanDiv
+	chanAdd
+)
+
+var chanNames = [...]string{"ChannelMul", "ChannelDiv", "AddChannelBias"}
+
+func applyChannel(x, s *gorgonia.Node, axis, kind int) (*gorgonia.Node, error) {
+	name := "layers." + chanNames[kind]
+	what := "scale"
+	if kind == chanAdd {
+		what = "bias"
+	}
+	if err := checkNode(x, "input", -1); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := checkNode(s, what, 1); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := channelShapes(x.Shape(), s.Shape(), axis); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	y, err := gorgonia.ApplyOp(&channelOp{id: graphval.NewID(), axis: axis, kind: kind}, x, s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return y, nil
+}
+
+func channelShapes(xs, ss tensor.Shape, axis int) error {
+	if axis < 0 || axis >= len(xs) {
+		return fmt.Errorf("axis %d outside input shape %v", axis, xs)
+	}
+	if len(ss) != 1 || ss[0] != xs[axis] {
+		return fmt.Errorf("per-channel vector has shape %v, want [%d] (axis %d of input %v)", ss, xs[axis], axis, xs)
+	}
+	return nil
+}
+
+// channelOp is y = x op s[c]: inputs x, s.
+type channelOp struct {
+	id   uint64
+	axis int
+	kind int
+}
+
+func (op *channelOp) Arity() int    { return 2 }
+func (op *channelOp) Type() hm.Type { return hm.NewFnType(typeAny, typeVec, typeAny) }
+func (op *channelOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	xs, err := shapeArg(ds, 0)
+	if err != nil {
+		return nil, err
+	}
+	ss, err := shapeArg(ds, 1)
+	if err != nil {
+		return nil, err
+	}
+	if err := channelShapes(xs, ss, op.axis); err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	return xs, nil
+}
+func (op *channelOp) ReturnsPtr() bool     { return false }
+func (op *channelOp) CallsExtern() bool    { return false }
+func (op *channelOp) OverwritesInput() int { return -1 }
+func (op *channelOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "layers.%s{axis=%d,#%d}", chanNames[op.kind], op.axis, op.id)
+}
+func (op *channelOp) Hashcode() uint32 { return graphval.HashOf(op) }
+func (op *channelOp) String() string {
+	return fmt.Sprintf("%s(axis=%d)#%d", chanNames[op.kind], op.axis, op.id)
+}
+
+// readChannel reads x and s from vals and checks them; who names the op
+// in errors.
+func (op *channelOp) readChannel(who fmt.Stringer, vals []gorgonia.Value) (x, s []float32, xs tensor.Shape, err error) {
+	x, xs, err = readF32(who, vals[0], "input")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s, ss, err := readF32(who, vals[1], "per-channel vector")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := channelShapes(xs, ss, op.axis); err != nil {
+		return nil, nil, nil, fmt.Errorf("%v: %w", who, err)
+	}
+	return x, s, xs, nil
+}
+
+func (op *channelOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
+	if err := checkArity(op, vals); err != nil {
+		return nil, err
+	}
+	x, s, xs, err := op.readChannel(op, vals)
+	if err != nil {
+		return nil, err
+	}
+	outer, inner := outerInner(xs, op.axis)
+	y := make([]float32, len(x))
+	i := 0
+	for o := 0; o < outer; o++ {
+		for _, sc := range s {
+			src, dst := x[i:i+inner], y[i:i+inner]
+			switch op.kind {
+			case chanMul:
+				for j, v := range src {
+					dst[j] = v * sc
+				}
+			case chanDiv:
+				for j, v := range src {
+					dst[j] = v / sc
+				}
+			default:
+				for j, v := range src {
+					dst[j] = v + sc
+				}
+			}
+			i += inner
+		}
+	}
+	return graphval.NewDense(xs, y), nil
+}
+
+func (op *channelOp) DiffWRT(inputs int) []bool { return []bool{true, true} }
+
+func (op *channelOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+	if len(inputs) != 2 {
+		return nil, fmt.Errorf("%v: %d inputs, want 2", op, len(inputs))
+	}
+	gx, err := gorgonia.ApplyOp(&channelGradOp{fwd: op}, inputs[0], inputs[1], grad)
+	if err != nil {
+		return nil, fmt.Errorf("%v: input gradient: %w", op, err)
+	}
+	gs, err := gorgonia.ApplyOp(&channelGradOp{fwd: op, wrtS: true}, inputs[0], inputs[1], grad)
+	if err != nil {
+		return nil, fmt.Errorf("%v: per-channel gradient: %w", op, err)
+	}
+	return gorgonia.Nodes{gx, gs}, nil
+}
+
+var _ gorgonia.SDOp = (*channelOp)(nil)
+
+// channelGradOp is one gradient of a channelOp: inputs x, s, dY; output
+// ds (shape of s) when wrtS, else dX (shape of x).
+type channelGradOp struct {
+	fwd  *channelOp
+	wrtS bool
+}
+
+func (op *channelGradOp) name() string {
+	if op.wrtS {
+		return chanNames[op.fwd.kind] + "GradS"
+	}
+	return chanNames[op.fwd.kind] + "GradX"
+}
+
+func (op *channelGradOp) Arity() int { return 3 }
+func (op *channelGradOp) Type() hm.Type {
+	if op.wrtS {
+		return hm.NewFnType(typeAny, typeVec, typeAny, typeVec)
+	}
+	return hm.NewFnType(typeAny, typeVec, typeAny, typeAny)
+}
+func (op *channelGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	if op.wrtS {
+		return shapeArg(ds, 1)
+	}
+	return shapeArg(ds, 0)
+}
+func (op *channelGradOp) ReturnsPtr() bool     { return false }
+func (op *channelGradOp) CallsExtern() bool    { return false }
+func (op *channelGradOp) OverwritesInput() int { return -1 }
+func (op *channelGradOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "layers.%s{#%d}", op.name(), op.fwd.id)
+}
+func (op *channelGradOp) Hashcode() uint32 { return graphval.HashOf(op) }
+func (op *channelGradOp) String() string   { return fmt.Sprintf("%s#%d", op.name(), op.fwd.id) }
+
+func (op *channelGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
+	if err := checkArity(op, vals); err != nil {
+		return nil, err
+	}
+	x, s, xs, err := op.fwd.readChannel(op, vals)
+	if err != nil {
+		return nil, err
+	}
+	dy, dys, err := readF32(op, vals[2], "output gradient")
+	if err != nil {
+		return nil, err
+	}
+	if !dys.Eq(xs) {
+		return nil, fmt.Errorf("%v: output gradient has shape %v, input %v", op, dys, xs)
+	}
+	outer, inner := outerInner(xs, op.fwd.axis)
+	kind := op.fwd.kind
+	if !op.wrtS {
+		dx := make([]float32, len(x))
+		if kind == chanAdd {
+			copy(dx, dy)
+			return graphval.NewDense(xs, dx), nil
+		}
+		i := 0
+		for o := 0; o < outer; o++ {
+			for _, sc := range s {
+				src, dst := dy[i:i+inner], dx[i:i+inner]
+				if kind == chanMul {
+					for j, v := range src {
+						dst[j] = v * sc
+					}
+				} else {
+					for j, v := range src {
+						dst[j] = v / sc
+					}
+				}
+				i += inner
+			}
+		}
+		return graphval.NewDense(xs, dx), nil
+	}
+	acc := make([]float64, len(s))
+	i := 0
+	for o := 0; o < outer; o++ {
+		for c := range s {
+			var sum float64
+			if kind == chanAdd {
+				for _, v := range dy[i : i+inner] {
+					sum += float64(v)
+				}
+			} else {
+				xc := x[i : i+inner]
+				for j, v := range dy[i : i+inner] {
+					sum += float64(v) * float64(xc[j])
+				}
+			}
+			acc[c] += sum
+			i += inner
+		}
+	}
+	ds := make([]float32, len(s))
+	for c, v := range acc {
+		if kind == chanDiv {
+			sc := float64(s[c])
+			v = -v / (sc * sc)
+		}
+		ds[c] = float32(v)
+	}
+	return graphval.NewDense(tensor.Shape{len(s)}, ds), nil
+}
+
+var _ gorgonia.Op = (*channelGradOp)(nil)
+
+// FoldScale returns sf = gamma / sqrt(bn.RunningVar + bn.Eps()), [C], the
+// scale PyTorch's QAT ConvBn folds into the convolution weight. gamma is a
+// float32 [C] node with C = bn's channel count (an error here otherwise).
+// The arithmetic is PyTorch's float32 sequence: rv+eps rounded to float32,
+// its float32 square root, then a float32 division, so sf matches
+// torch.sqrt(running_var + eps) and weight / running_std bit for bit.
+//
+// RunningVar is read when the op runs, so the value used is the one the
+// slice holds at that point of the run. Order matters: in the folding
+// pattern (see ChannelMul) bn.Apply's input depends on sf, so FoldScale
+// runs before the BatchNorm forward and sees the running variance from
+// before that forward's update, as in PyTorch, where the scale is computed
+// before self.bn(...) updates its buffers. A FoldScale whose output does
+// not feed (directly or not) the input of bn.Apply has no defined order
+// relative to the update. A run whose RunningVar does not have C elements
+// is an error naming the op.
+//
+// The gradient (a separate op node, inputs dsf and sf) is
+// dgamma = dsf / sqrt(rv + eps), dividing by the very float32 square roots
+// the forward of the same run used, which the forward op records for it:
+// the gradient never sees the update the BatchNorm forward made in
+// between. There is no gradient to the running variance (a buffer in
+// PyTorch).
+func FoldScale(gamma *gorgonia.Node, bn *BatchNorm) (*gorgonia.Node, error) {
+	if bn == nil {
+		return nil, fmt.Errorf("layers.FoldScale: nil BatchNorm")
+	}
+	if err := checkNode(gamma, "gamma", 1); err != nil {
+		return nil, fmt.Errorf("layers.FoldScale: %w", err)
+	}
+	if c := gamma.Shape()[0]; c != bn.channels {
+		return nil, fmt.Errorf("layers.FoldScale: gamma %v has %d elements, BatchNorm has %d channels", gamma, c, bn.channels)
+	}
+	y, err := gorgonia.ApplyOp(&foldOp{id: graphval.NewID(), bn: bn, rec: new(foldRecord)}, gamma)
+	if err != nil {
+		return nil, fmt.Errorf("layers.FoldScale: %w", err)
+	}
+	return y, nil
+}
+
+// foldRecord is what a foldOp leaves for its gradient op in the same run:
+// the float32 sqrt(rv + eps) it divided by.
+type foldRecord struct {
+	ran bool
+	std []float32
+}
+
+// foldOp is sf = gamma / sqrt(bn.RunningVar + eps): input gamma.
+type foldOp struct {
+	id  uint64
+	bn  *BatchNorm
+	rec *foldRecord
+}
+
+func (op *foldOp) Arity() int    { return 1 }
+func (op *foldOp) Type() hm.Type { return hm.NewFnType(typeVec, typeVec) }
+func (op *foldOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	return shapeArg(ds, 0)
+}
+func (op *foldOp) ReturnsPtr() bool      { return false }
+func (op *foldOp) CallsExtern() bool     { return false }
+func (op *foldOp) OverwritesInput() int  { return -1 }
+func (op *foldOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "layers.FoldScale{#%d}", op.id) }
+func (op *foldOp) Hashcode() uint32      { return graphval.HashOf(op) }
+func (op *foldOp) String() string        { return fmt.Sprintf("FoldScale#%d", op.id) }
+
+func (op *foldOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
+	if err := checkArity(op, vals); err != nil {
+		return nil, err
+	}
+	op.rec.ran = false
+	gamma, gs, err := readF32(op, vals[0], "gamma")
+	if err != nil {
+		return nil, err
+	}
+	c := op.bn.channels
+	if len(gs) != 1 || gs[0] != c {
+		return nil, fmt.Errorf("%v: gamma has shape %v, want [%d]", op, gs, c)
+	}
+	if len(op.bn.RunningVar) != c {
+		return nil, fmt.Errorf("%v: BatchNorm.RunningVar has %d elements, want %d", op, len(op.bn.RunningVar), c)
+	}
+	eps := op.bn.Eps()
+	if cap(op.rec.std) < c {
+		op.rec.std = make([]float32, c)
+	}
+	std := op.rec.std[:c]
+	sf := make([]float32, c)
+	for i, rv := range op.bn.RunningVar {
+		std[i] = float32(math.Sqrt(float64(float32(rv + eps))))
+		sf[i] = gamma[i] / std[i]
+	}
+	op.rec.std, op.rec.ran = std, true
+	return graphval.NewDense(tensor.Shape{c}, sf), nil
+}
+
+func (op *foldOp) DiffWRT(inputs int) []bool { return []bool{true} }
+
+func (op *foldOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+	if len(inputs) != 1 {
+		return nil, fmt.Errorf("%v: %d inputs, want 1", op, len(inputs))
+	}
+	// output is an input only so that the gradient runs after the forward
+	// that fills the record.
+	gg, err := gorgonia.ApplyOp(&foldGradOp{fwd: op}, grad, output)
+	if err != nil {
+		return nil, fmt.Errorf("%v: gamma gradient: %w", op, err)
+	}
+	return gorgonia.Nodes{gg}, nil
+}
+
+var _ gorgonia.SDOp = (*foldOp)(nil)
+
+// foldGradOp is dgamma = dsf / std, std from the forward's record: inputs
+// dsf and sf (the forward's output, for ordering only).
+type foldGradOp struct{ fwd *foldOp }
+
+func (op *foldGradOp) Arity() int    { return 2 }
+func (op *foldGradOp) Type() hm.Type { return hm.NewFnType(typeVec, typeVec, typeVec) }
+func (op *foldGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	return shapeArg(ds, 0)
+}
+func (op *foldGradOp) ReturnsPtr() bool      { return false }
+func (op *foldGradOp) CallsExtern() bool     { return false }
+func (op *foldGradOp) OverwritesInput() int  { return -1 }
+func (op *foldGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "layers.FoldScaleGrad{#%d}", op.fwd.id) }
+func (op *foldGradOp) Hashcode() uint32      { return graphval.HashOf(op) }
+func (op *foldGradOp) String() string        { return fmt.Sprintf("FoldScaleGrad#%d", op.fwd.id) }
+
+func (op *foldGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
+	if err := checkArity(op, vals); err != nil {
+		return nil, err
+	}
+	g, _, err := readF32(op, vals[0], "output gradient")
+	if err != nil {
+		return nil, err
+	}
+	rec := op.fwd.rec
+	if !rec.ran {
+		return nil, fmt.Errorf("%v: gradient run before the forward pass", op)
+	}
+	if len(g) != len(rec.std) {
+		return nil, fmt.Errorf("%v: output gradient has %d elements, want %d", op, len(g), len(rec.std))
+	}
+	dg := make([]float32, len(g))
+	for i, v := range g {
+		dg[i] = v / rec.std[i]
+	}
+	return graphval.NewDense(tensor.Shape{len(g)}, dg), nil
+}
+
+var _ gorgonia.Op = (*foldGradOp)(nil)

@@ -1,0 +1,394 @@
+package layers
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"qat/internal/graphval"
+	"qat/quant"
+)
+
+// GraphKind is what a graph is built for.
+type GraphKind int
+
+const (
+	// Eval computes logits and loss with BN on running statistics and
+	// every quantizer frozen.
+	Eval GraphKind = iota
+	// Train also computes the gradient of the mean loss with respect to
+	// every trainable param; BN and observers follow the model's freeze
+	// switches.
+	Train
+	// Calibrate is Eval with every observer observing (PTQ calibration and
+	// the initialisation of learnable quantizers); no gradients.
+	Calibrate
+)
+
+func (k GraphKind) String() string {
+	switch k {
+	case Eval:
+		return "eval"
+	case Train:
+		return "train"
+	case Calibrate:
+		return "calibrate"
+	}
+	return fmt.Sprintf("GraphKind(%d)", int(k))
+}
+
+// Graph is a compiled gorgonia graph of a model for a fixed batch size.
+// It shares the model's params, BN statistics and quantizers, so a change
+// made through the model (an optimizer step, a freeze) is seen by the next
+// run. A graph must be rebuilt after the set of learning quantizers changes
+// (Run reports a stale graph). One graph must not be run concurrently.
+type Graph struct {
+	model   *Model
+	version int
+	kind    GraphKind
+	batch   int
+
+	g      *gorgonia.ExprGraph
+	vm     gorgonia.VM
+	x      *gorgonia.Node
+	xData  []float32
+	logits *gorgonia.Node
+	loss   *CrossEntropy
+
+	params []*Param
+	grads  []*gorgonia.Node
+	taps   []tap
+	qin    []qtap
+}
+
+// tap is a layer output, for finding where a non-finite value appeared.
+type tap struct {
+	label string
+	node  *gorgonia.Node
+}
+
+// qtap is a quantizer's input, for quantization-error metrics.
+type qtap struct {
+	q    *Quantizer
+	node *gorgonia.Node
+}
+
+// NewGraph builds and compiles the model's graph for batch samples.
+func (m *Model) NewGraph(batch int, kind GraphKind) (*Graph, error) {
+	if batch < 1 {
+		return nil, fmt.Errorf("model %s: batch size %d", m.Spec.Name, batch)
+	}
+	if kind == Train && m.NeedsInit() {
+		return nil, fmt.Errorf("model %s: learnable quantizers are not initialised: calibrate first", m.Spec.Name)
+	}
+	gr := &Graph{model: m, version: m.version, kind: kind, batch: batch, g: gorgonia.NewGraph()}
+	if err := gr.build(); err != nil {
+		return nil, fmt.Errorf("model %s: build %v graph: %w", m.Spec.Name, kind, err)
+	}
+	roots := gorgonia.Nodes{gr.logits, gr.loss.Node()}
+	roots = append(roots, gr.grads...)
+	// Compile only what the loss, logits and wanted gradients need:
+	// gradient ops for data inputs (the first layer's dX) are left out.
+	gr.vm = gorgonia.NewTapeMachine(gr.g.SubgraphRoots(roots...))
+	return gr, nil
+}
+
+func (gr *Graph) build() error {
+	m := gr.model
+	in := append([]int{gr.batch}, m.Spec.Input...)
+	gr.xData = make([]float32, gr.batch*m.Spec.Input[0]*m.Spec.Input[1]*m.Spec.Input[2])
+	gr.x = gorgonia.NewTensor(gr.g, tensor.Float32, 4, gorgonia.WithShape(in...), gorgonia.WithName("input"),
+		gorgonia.WithValue(graphval.NewDense(tensor.Shape(in), gr.xData)))
+	nodes := map[*Param]*gorgonia.Node{}
+	pn := func(p *Param) *gorgonia.Node {
+		if n, ok := nodes[p]; ok {
+			return n
+		}
+		n := gorgonia.NewTensor(gr.g, tensor.Float32, len(p.Shape), gorgonia.WithShape(p.Shape...),
+			gorgonia.WithName(p.Name), gorgonia.WithValue(denseOf(p)))
+		nodes[p] = n
+		return n
+	}
+	h := gr.x
+	var err error
+	if q := m.Quantizer("input_fake_quant"); q != nil {
+		if h, err = gr.quantize(q, h, pn); err != nil {
+			return err
+		}
+		gr.taps = append(gr.taps, tap{"input quantizer", h})
+	}
+	for i, l := range m.Spec.Layers {
+		label := fmt.Sprintf("layer %d (%s %s)", i, l.Type, l.Name)
+		switch l.Type {
+		case TypeConv, TypeLinear:
+			h, err = gr.weighted(l, h, pn)
+		case TypeMaxPool:
+			h, err = MaxPool2d(h, l.Kernel, l.Stride)
+		case TypeAvgPool:
+			h, err = AvgPool2d(h, l.Kernel, l.Stride)
+		case TypeFlatten:
+			h, err = Flatten(h)
+		case TypeReLU:
+			h, err = ReLU(h)
+		case TypeReLU6:
+			h, err = ReLU6(h)
+		default:
+			err = fmt.Errorf("unknown layer type %q", l.Type)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", label, err)
+		}
+		gr.taps = append(gr.taps, tap{label, h})
+	}
+	gr.logits = h
+	if gr.loss, err = NewCrossEntropy(h); err != nil {
+		return err
+	}
+	if gr.kind != Train {
+		return nil
+	}
+	gr.params = m.Params()
+	wrt := make(gorgonia.Nodes, len(gr.params))
+	for i, p := range gr.params {
+		n, ok := nodes[p]
+		if !ok {
+			return fmt.Errorf("param %s is not used by the graph", p.Name)
+		}
+		wrt[i] = n
+	}
+	if gr.grads, err = gorgonia.Grad(gr.loss.Node(), wrt...); err != nil {
+		return fmt.Errorf("gradients: %w", err)
+	}
+	return nil
+}
+
+// weighted builds a conv or linear layer with its bias, BN, activation and
+// quantizers. A conv with BN in a folded model follows PyTorch's
+// _ConvBnNd: the weight is scaled by sf = gamma/sqrt(running_var+eps)
+// before fake quantization, the conv output is divided by sf, the bias is
+// added and BN runs on the result (batch statistics while training).
+func (gr *Graph) weighted(l LayerSpec, h *gorgonia.Node, pn func(*Param) *gorgonia.Node) (*gorgonia.Node, error) {
+	m := gr.model
+	w := pn(m.Param(l.Name + ".weight"))
+	var b, gamma, beta, sf *gorgonia.Node
+	if p := m.Param(l.Name + ".bias"); p != nil {
+		b = pn(p)
+	}
+	bn := m.bns[l.BN]
+	var err error
+	if bn != nil {
+		gamma, beta = pn(m.Param(l.BN+".weight")), pn(m.Param(l.BN+".bias"))
+		if m.Folded() {
+			if sf, err = FoldScale(gamma, bn); err != nil {
+				return nil, err
+			}
+			if w, err = ChannelMul(w, sf, 0); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if q := m.Quantizer(l.Name + ".weight_fake_quant"); q != nil {
+		if w, err = gr.quantize(q, w, pn); err != nil {
+			return nil, err
+		}
+	}
+	var y *gorgonia.Node
+	if l.Type == TypeLinear {
+		if y, err = Linear(h, w, b); err != nil {
+			return nil, err
+		}
+	} else {
+		if y, err = Conv2d(h, w, ConvConfig{Stride: l.Stride, Padding: l.Padding}); err != nil {
+			return nil, err
+		}
+		if sf != nil {
+			if y, err = ChannelDiv(y, sf, 1); err != nil {
+				return nil, err
+			}
+		}
+		if b != nil {
+			if y, err = AddChannelBias(y, b); err != nil {
+				return nil, err
+			}
+		}
+		if bn != nil {
+			if y, err = bn.Apply(y, gamma, beta); err != nil {
+				return nil, err
+			}
+		}
+	}
+	switch l.Act {
+	case TypeReLU:
+		y, err = ReLU(y)
+	case TypeReLU6:
+		y, err = ReLU6(y)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if q := m.Quantizer(l.Name + ".activation_post_process"); q != nil {
+		if y, err = gr.quantize(q, y, pn); err != nil {
+			return nil, err
+		}
+	}
+	return y, nil
+}
+
+func (gr *Graph) quantize(q *Quantizer, x *gorgonia.Node, pn func(*Param) *gorgonia.Node) (*gorgonia.Node, error) {
+	gr.qin = append(gr.qin, qtap{q, x})
+	if q.Learning {
+		return q.Learn.Apply(x, pn(q.Scale), pn(q.ZeroPoint))
+	}
+	return q.FQ.Apply(x)
+}
+
+// denseOf wraps p's data, without copying, as a tensor of p's shape.
+func denseOf(p *Param) *tensor.Dense {
+	return graphval.NewDense(tensor.Shape(p.Shape), p.Data)
+}
+
+// Stale reports whether the model's quantizers changed since the graph
+// was built, so that it must be rebuilt.
+func (gr *Graph) Stale() bool { return gr.version != gr.model.version }
+
+// Batch returns the graph's batch size.
+func (gr *Graph) Batch() int { return gr.batch }
+
+// Kind returns what the graph was built for.
+func (gr *Graph) Kind() GraphKind { return gr.kind }
+
+// Input returns the input buffer, [batch, C, H, W] row-major, owned by the
+// graph: fill it before Run.
+func (gr *Graph) Input() []float32 { return gr.xData }
+
+// Run runs the graph on the current input with labels (one per sample, in
+// [0, classes)). A training run leaves each param's gradient in its Grad.
+// BN and quantizer modes are set for the graph's kind first.
+func (gr *Graph) Run(labels []int) error {
+	m := gr.model
+	if gr.version != m.version {
+		return fmt.Errorf("model %s: %v graph is stale (quantizers changed since it was built): rebuild it", m.Spec.Name, gr.kind)
+	}
+	if gr.kind == Eval || (gr.kind == Train && m.observersFrozen) {
+		if err := m.checkReady(); err != nil {
+			return err
+		}
+	}
+	if err := m.setMode(gr.kind == Train, gr.kind == Calibrate); err != nil {
+		return err
+	}
+	if len(labels) != gr.batch {
+		return fmt.Errorf("model %s: %d labels for a batch of %d", m.Spec.Name, len(labels), gr.batch)
+	}
+	gr.loss.SetLabels(labels)
+	gr.vm.Reset()
+	if err := gr.vm.RunAll(); err != nil {
+		return unwrapVM(err)
+	}
+	for i, p := range gr.params {
+		g, _, err := graphval.Float32s(gr.grads[i].Value(), p.Name)
+		if err != nil {
+			return fmt.Errorf("gradient of %s: %w", p.Name, err)
+		}
+		if len(g) != len(p.Grad) {
+			return fmt.Errorf("gradient of %s has %d elements, want %d", p.Name, len(g), len(p.Grad))
+		}
+		copy(p.Grad, g)
+	}
+	return nil
+}
+
+// unwrapVM turns gorgonia's VM error, which exposes its cause through an
+// Err method rather than Unwrap, into an error errors.Is can see through.
+func unwrapVM(err error) error {
+	var c interface{ Err() error }
+	if errors.As(err, &c) && c.Err() != nil && c.Err() != err {
+		return fmt.Errorf("%w", c.Err())
+	}
+	return err
+}
+
+// Loss returns the mean cross-entropy of the last run.
+func (gr *Graph) Loss() float64 {
+	switch v := gr.loss.Node().Value().(type) {
+	case *gorgonia.F32:
+		return float64(*v)
+	case gorgonia.Value:
+		if d, _, err := graphval.Float32s(v, "loss"); err == nil && len(d) == 1 {
+			return float64(d[0])
+		}
+	}
+	return math.NaN()
+}
+
+// Logits returns the last run's logits, [batch, classes] row-major. The
+// slice belongs to the graph and is replaced by the next run.
+func (gr *Graph) Logits() []float32 {
+	v, _, _ := graphval.Float32s(gr.logits.Value(), "logits")
+	return v
+}
+
+// NonFinite names the first place where the last run produced NaN or Inf:
+// a param, then the input quantizer and the layer outputs in order. It
+// returns "" if every checked value is finite.
+func (gr *Graph) NonFinite() string {
+	for _, p := range gr.model.Params() {
+		if i := firstNonFinite(p.Data); i >= 0 {
+			return fmt.Sprintf("param %s (element %d = %v)", p.Name, i, p.Data[i])
+		}
+	}
+	for _, t := range gr.taps {
+		v, _, err := graphval.Float32s(t.node.Value(), t.label)
+		if err != nil {
+			continue
+		}
+		if i := firstNonFinite(v); i >= 0 {
+			return fmt.Sprintf("output of %s (element %d = %v)", t.label, i, v[i])
+		}
+	}
+	return ""
+}
+
+func firstNonFinite(v []float32) int {
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return i
+		}
+	}
+	return -1
+}
+
+// QuantStat is one quantizer's state and error on the last run's tensor.
+type QuantStat struct {
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	Scale     []float32 `json:"scale"`
+	ZeroPoint []int32   `json:"zero_point"`
+	MSE       float64   `json:"mse"`
+	SQNR      float64   `json:"sqnr_db"`
+	MaxAbs    float64   `json:"max_abs_error"`
+	Clipped   float64   `json:"clipped"`
+}
+
+// QuantStats measures every quantizer on the tensor it saw in the last
+// run, with the params it has now.
+func (gr *Graph) QuantStats() []QuantStat {
+	out := make([]QuantStat, 0, len(gr.qin))
+	for _, t := range gr.qin {
+		p, ok := t.q.Params()
+		if !ok {
+			continue
+		}
+		x, shape, err := graphval.Float32s(t.node.Value(), t.q.Name)
+		if err != nil {
+			continue
+		}
+		e := quant.MeasureError(x, shape, p)
+		out = append(out, QuantStat{Name: t.q.Name, Role: t.q.Role, Scale: p.Scale, ZeroPoint: p.ZeroPoint,
+			MSE: e.MSE, SQNR: e.SQNR, MaxAbs: e.MaxAbsError, Clipped: e.Clipped})
+	}
+	return out
+}

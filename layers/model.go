@@ -1,0 +1,336 @@
+package layers
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"qat/fakequant"
+	"qat/quant"
+)
+
+// Param is a named float32 tensor of a model: a trainable parameter or a
+// learnable quantizer's scale or zero point. Data is owned by the model
+// and shared by every graph built from it: an optimizer updates it in
+// place between runs. Grad is filled by Graph.Run in training graphs.
+type Param struct {
+	Name  string
+	Shape []int
+	Data  []float32
+	Grad  []float32
+	// Quantizer marks a quantizer's scale or zero point (no weight decay).
+	Quantizer bool
+}
+
+func newParam(name string, shape ...int) *Param {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return &Param{Name: name, Shape: shape, Data: make([]float32, n), Grad: make([]float32, n)}
+}
+
+// Quantizer roles.
+const (
+	RoleInput  = "input"
+	RoleWeight = "weight"
+	RoleAct    = "act"
+)
+
+// Quantizer is one fake quantizer of a model. Its observer-driven
+// FakeQuant always exists (it calibrates learnable quantizers too);
+// a learnable quantizer also has Learn and the Scale and ZeroPoint params.
+type Quantizer struct {
+	// Name is the state_dict prefix: "input_fake_quant",
+	// LAYER+".weight_fake_quant" or LAYER+".activation_post_process".
+	Name   string
+	Layer  string // the conv or linear layer ("" for the input)
+	Role   string // RoleInput, RoleWeight or RoleAct
+	Spec   QuantSpec
+	Scheme quant.Scheme
+
+	FQ    *fakequant.FakeQuant
+	Learn *fakequant.LearnableFakeQuant
+	// Scale and ZeroPoint hold a learnable quantizer's values; they take
+	// part in training once Learning is set (after initialisation).
+	Scale, ZeroPoint *Param
+	Learning         bool
+}
+
+// Params returns the params the quantizer applies now: the learnable
+// values when learning, else the FakeQuant's (false if it has none yet).
+func (q *Quantizer) Params() (quant.Params, bool) {
+	if q.Learning {
+		p, err := q.Learn.ParamsOf(denseOf(q.Scale), denseOf(q.ZeroPoint))
+		return p, err == nil
+	}
+	return q.FQ.Params()
+}
+
+// Model is a network's state: its spec, quantization config (nil for a
+// float model), parameters, BatchNorm statistics and quantizers. Graphs
+// built from it (NewGraph) share that state.
+type Model struct {
+	Spec  ModelSpec
+	Quant *QuantConfig
+
+	params     []*Param // weights, biases, BN affine, learnable quant params
+	bns        map[string]*BatchNorm
+	quantizers []*Quantizer
+	// observersFrozen and bnFrozen are the QAT schedule's switches.
+	observersFrozen, bnFrozen bool
+	// version counts changes to the quantizers that invalidate graphs.
+	version int
+}
+
+// NewModel returns a float model of spec s with PyTorch's default
+// initialisation (Kaiming-uniform weights with a = sqrt(5), biases
+// uniform in ±1/sqrt(fan_in), BN weight 1 and bias 0) from seed.
+func NewModel(s ModelSpec, seed uint64) (*Model, error) {
+	shapes, err := s.Shapes()
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", s.Name, err)
+	}
+	m := &Model{Spec: s, bns: map[string]*BatchNorm{}}
+	rng := rand.New(rand.NewPCG(seed, 0x9a7))
+	in := s.Input
+	for i, l := range s.Layers {
+		switch l.Type {
+		case TypeConv, TypeLinear:
+			var w *Param
+			var fanIn int
+			if l.Type == TypeConv {
+				w = newParam(l.Name+".weight", l.Out, in[0], l.Kernel, l.Kernel)
+				fanIn = in[0] * l.Kernel * l.Kernel
+			} else {
+				w = newParam(l.Name+".weight", l.Out, in[0])
+				fanIn = in[0]
+			}
+			bound := float32(1 / math.Sqrt(float64(fanIn)))
+			uniform(rng, w.Data, bound)
+			m.params = append(m.params, w)
+			if !l.NoBias {
+				b := newParam(l.Name+".bias", l.Out)
+				uniform(rng, b.Data, bound)
+				m.params = append(m.params, b)
+			}
+			if l.BN != "" {
+				bn, err := NewBatchNorm(l.Out, BatchNormConfig{})
+				if err != nil {
+					return nil, fmt.Errorf("model %s: layer %s: %w", s.Name, l.Name, err)
+				}
+				bn.Training = true
+				m.bns[l.BN] = bn
+				g, b := newParam(l.BN+".weight", l.Out), newParam(l.BN+".bias", l.Out)
+				for j := range g.Data {
+					g.Data[j] = 1
+				}
+				m.params = append(m.params, g, b)
+			}
+		}
+		in = shapes[i]
+	}
+	return m, nil
+}
+
+func uniform(rng *rand.Rand, dst []float32, bound float32) {
+	for i := range dst {
+		dst[i] = (2*rng.Float32() - 1) * bound
+	}
+}
+
+// Params returns the model's trainable params in a fixed order: layer
+// weights, biases and BN affine params, then learnable quantizer values
+// that are learning.
+func (m *Model) Params() []*Param {
+	out := append([]*Param(nil), m.params...)
+	for _, q := range m.quantizers {
+		if q.Learning {
+			out = append(out, q.Scale)
+			if q.Spec.Learnable == LearnLSQPlus {
+				out = append(out, q.ZeroPoint)
+			}
+		}
+	}
+	return out
+}
+
+// Param returns the parameter of that name, or nil.
+func (m *Model) Param(name string) *Param {
+	for _, p := range m.params {
+		if p.Name == name {
+			return p
+		}
+	}
+	for _, q := range m.quantizers {
+		if q.Scale != nil && q.Scale.Name == name {
+			return q.Scale
+		}
+		if q.ZeroPoint != nil && q.ZeroPoint.Name == name {
+			return q.ZeroPoint
+		}
+	}
+	return nil
+}
+
+// BatchNorm returns the BatchNorm module of that name, or nil.
+func (m *Model) BatchNorm(name string) *BatchNorm { return m.bns[name] }
+
+// Quantizers returns the model's quantizers in graph order (nil for a
+// float model).
+func (m *Model) Quantizers() []*Quantizer { return append([]*Quantizer(nil), m.quantizers...) }
+
+// Quantizer returns the quantizer of that name, or nil.
+func (m *Model) Quantizer(name string) *Quantizer {
+	for _, q := range m.quantizers {
+		if q.Name == name {
+			return q
+		}
+	}
+	return nil
+}
+
+// Quantized reports whether the model has a quantization config.
+func (m *Model) Quantized() bool { return m.Quant != nil }
+
+// Folded reports whether conv layers with BN are built in PyTorch's
+// ConvBn form (QAT with folding).
+func (m *Model) Folded() bool { return m.Quant != nil && !m.Quant.NoFoldBN }
+
+// Quantize prepares the float model for QAT or PTQ with config c: it adds
+// the input quantizer and each conv and linear layer's weight and output
+// quantizers, all observing. Learnable quantizers are not learning until
+// InitLearnable. A model is quantized once.
+func (m *Model) Quantize(c QuantConfig) error {
+	if m.Quant != nil {
+		return fmt.Errorf("model %s is already quantized (%v)", m.Spec.Name, m.Quant)
+	}
+	if err := c.Validate(m.Spec); err != nil {
+		return err
+	}
+	var qs []*Quantizer
+	add := func(name, layer, role string, spec QuantSpec) error {
+		if spec.Off {
+			return nil
+		}
+		s, err := spec.Scheme(role == RoleWeight)
+		if err != nil {
+			return fmt.Errorf("quantizer %s: %w", name, err)
+		}
+		obs, err := quant.NewObserver(s, spec.ObserverConfig(role == RoleWeight))
+		if err != nil {
+			return fmt.Errorf("quantizer %s: %w", name, err)
+		}
+		q := &Quantizer{Name: name, Layer: layer, Role: role, Spec: spec, Scheme: s,
+			FQ: fakequant.New(obs, fakequant.Named(name))}
+		if spec.Learnable != "" {
+			l, err := fakequant.NewLearnable(fakequant.LearnableConfig{
+				Name: name, QMin: s.QMin(), QMax: s.QMax(), PerChannel: s.PerChannel, Axis: s.Axis,
+				LearnZeroPoint: spec.Learnable == LearnLSQPlus, ClampScale: true,
+			})
+			if err != nil {
+				return fmt.Errorf("quantizer %s: %w", name, err)
+			}
+			q.Learn = l
+		}
+		qs = append(qs, q)
+		return nil
+	}
+	if err := add("input_fake_quant", "", RoleInput, c.InputSpec()); err != nil {
+		return err
+	}
+	for _, l := range m.Spec.Layers {
+		if !l.Quantized() {
+			continue
+		}
+		if err := add(l.Name+".weight_fake_quant", l.Name, RoleWeight, c.WeightSpec(l.Name)); err != nil {
+			return err
+		}
+		if err := add(l.Name+".activation_post_process", l.Name, RoleAct, c.ActSpec(l.Name)); err != nil {
+			return err
+		}
+	}
+	cc := c
+	m.Quant, m.quantizers = &cc, qs
+	m.version++
+	return nil
+}
+
+// InitLearnable starts learning in every learnable quantizer that is not
+// yet: its scale and zero point are initialised from its observer, which
+// must have seen data (calibrate first). It reports how many started.
+func (m *Model) InitLearnable() (int, error) {
+	n := 0
+	for _, q := range m.quantizers {
+		if q.Learn == nil || q.Learning {
+			continue
+		}
+		scale, zp, err := fakequant.InitFrom(q.FQ.Observer())
+		if err != nil {
+			return n, fmt.Errorf("quantizer %s: initialise from observer: %w", q.Name, err)
+		}
+		q.Scale = &Param{Name: q.Name + ".scale", Shape: []int{len(scale)}, Data: scale, Grad: make([]float32, len(scale)), Quantizer: true}
+		q.ZeroPoint = &Param{Name: q.Name + ".zero_point", Shape: []int{len(zp)}, Data: zp, Grad: make([]float32, len(zp)), Quantizer: true}
+		q.Learning = true
+		n++
+	}
+	if n > 0 {
+		m.version++
+	}
+	return n, nil
+}
+
+// NeedsInit reports whether a learnable quantizer is not learning yet.
+func (m *Model) NeedsInit() bool {
+	for _, q := range m.quantizers {
+		if q.Learn != nil && !q.Learning {
+			return true
+		}
+	}
+	return false
+}
+
+// FreezeObservers stops (or restarts) every observer: frozen quantizers
+// keep their params while training continues.
+func (m *Model) FreezeObservers(on bool) { m.observersFrozen = on }
+
+// ObserversFrozen reports whether FreezeObservers(true) is in effect.
+func (m *Model) ObserversFrozen() bool { return m.observersFrozen }
+
+// FreezeBN makes BatchNorm use and keep its running statistics in
+// training (PyTorch's freeze_bn_stats), or undoes that.
+func (m *Model) FreezeBN(on bool) { m.bnFrozen = on }
+
+// BNFrozen reports whether FreezeBN(true) is in effect.
+func (m *Model) BNFrozen() bool { return m.bnFrozen }
+
+// setMode puts BN and quantizers in the state a training run (train) or
+// an evaluation run needs; calibrate makes observers observe without
+// training.
+func (m *Model) setMode(train, calibrate bool) error {
+	for _, bn := range m.bns {
+		bn.Training = train && !m.bnFrozen
+	}
+	for _, q := range m.quantizers {
+		mode := fakequant.Frozen
+		if calibrate || (train && !m.observersFrozen) {
+			mode = fakequant.Observing
+		}
+		if err := q.FQ.SetMode(mode); err != nil {
+			return fmt.Errorf("quantizer %s: %w", q.Name, err)
+		}
+	}
+	return nil
+}
+
+// checkReady reports an error naming the first quantizer that has no
+// params to apply yet (a quantized model must be calibrated or trained
+// before evaluation).
+func (m *Model) checkReady() error {
+	for _, q := range m.quantizers {
+		if _, ok := q.Params(); !ok {
+			return fmt.Errorf("quantizer %s has no params yet: calibrate or fine-tune the model first", q.Name)
+		}
+	}
+	return nil
+}

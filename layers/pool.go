@@ -1,0 +1,288 @@
+package layers
+
+import (
+	"fmt"
+	"hash"
+	"math"
+
+	"github.com/chewxy/hm"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"qat/internal/graphval"
+)
+
+// MaxPool2d returns the maximum of each kernel×kernel window of x
+// [N, C, H, W] (float32, NCHW, row-major, known shape), stepping stride
+// pixels in H and W: y is [N, C, OH, OW] with OH = (H-kernel)/stride+1 and
+// OW = (W-kernel)/stride+1 (no padding, floor mode: rows and columns a
+// stride does not reach are ignored, as in PyTorch's default). stride 0
+// means stride = kernel (PyTorch's default); kernel < 1, stride < 0, a
+// kernel larger than H or W, and inputs that are not 4-D float32 are
+// errors here, at build time. A run checks the value's shape again and
+// returns an error naming the op.
+//
+// The gradient op takes x and dY and routes each output's gradient to the
+// element of its window that PyTorch's CPU kernel picks: scanning the
+// window in row-major order from a running maximum of -Inf, an element
+// replaces it when it is greater or NaN. So among equal maxima the first
+// wins; a NaN makes the output NaN and takes the gradient (the last NaN of
+// the window if there are several); a window of -Inf routes to its first
+// element. Where windows overlap (stride < kernel) the gradients of an
+// element add up. The argmax is recomputed from x in the gradient op, so
+// no state is kept between ops. Each op allocates its output on every
+// run; inputs are never written.
+func MaxPool2d(x *gorgonia.Node, kernel, stride int) (*gorgonia.Node, error) {
+	return applyPool(x, kernel, stride, false)
+}
+
+// AvgPool2d returns the mean of each kernel×kernel window of x
+// [N, C, H, W]: the sum (accumulated in float64) divided by kernel*kernel.
+// Geometry, stride 0, errors and buffers as for MaxPool2d (there is no
+// padding, so no count_include_pad question). The gradient op takes x (for
+// its shape) and dY and adds dY/(kernel*kernel) to every element of each
+// window; overlapping windows add up.
+func AvgPool2d(x *gorgonia.Node, kernel, stride int) (*gorgonia.Node, error) {
+	return applyPool(x, kernel, stride, true)
+}
+
+func applyPool(x *gorgonia.Node, kernel, stride int, avg bool) (*gorgonia.Node, error) {
+	name := "layers.MaxPool2d"
+	if avg {
+		name = "layers.AvgPool2d"
+	}
+	if err := checkNode(x, "input", 4); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	op := &poolOp{id: graphval.NewID(), k: kernel, s: stride, avg: avg}
+	if stride == 0 {
+		op.s = kernel
+	}
+	if _, err := op.geometry(x.Shape(), stride); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	y, err := gorgonia.ApplyOp(op, x)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return y, nil
+}
+
+// poolGeom is a checked pooling geometry.
+type poolGeom struct{ n, c, h, w, oh, ow int }
+
+func (g poolGeom) inShape() tensor.Shape  { return tensor.Shape{g.n, g.c, g.h, g.w} }
+func (g poolGeom) outShape() tensor.Shape { return tensor.Shape{g.n, g.c, g.oh, g.ow} }
+
+// poolOp is MaxPool2d or, when avg, AvgPool2d: input x.
+type poolOp struct {
+	id   uint64
+	k, s int // s already defaulted
+	avg  bool
+}
+
+// geometry checks xs against the op's kernel; stride is the caller's
+// stride before defaulting, for the error message.
+func (op *poolOp) geometry(xs tensor.Shape, stride int) (poolGeom, error) {
+	if op.k < 1 {
+		return poolGeom{}, fmt.Errorf("kernel %d is not positive", op.k)
+	}
+	if stride < 0 {
+		return poolGeom{}, fmt.Errorf("stride %d is negative", stride)
+	}
+	if len(xs) != 4 {
+		return poolGeom{}, fmt.Errorf("input shape %v is %d-D, want 4-D [N, C, H, W]", xs, len(xs))
+	}
+	for _, d := range xs {
+		if d < 1 {
+			return poolGeom{}, fmt.Errorf("input shape %v has an unknown or empty dimension", xs)
+		}
+	}
+	g := poolGeom{n: xs[0], c: xs[1], h: xs[2], w: xs[3]}
+	if op.k > g.h || op.k > g.w {
+		return poolGeom{}, fmt.Errorf("kernel %d is larger than the input's %dx%d (input %v)", op.k, g.h, g.w, xs)
+	}
+	g.oh = (g.h-op.k)/op.s + 1
+	g.ow = (g.w-op.k)/op.s + 1
+	return g, nil
+}
+
+func (op *poolOp) name() string {
+	if op.avg {
+		return "AvgPool2d"
+	}
+	return "MaxPool2d"
+}
+
+func (op *poolOp) Arity() int    { return 1 }
+func (op *poolOp) Type() hm.Type { return hm.NewFnType(typeImg, typeImg) }
+func (op *poolOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	xs, err := shapeArg(ds, 0)
+	if err != nil {
+		return nil, err
+	}
+	g, err := op.geometry(xs, op.s)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	return g.outShape(), nil
+}
+func (op *poolOp) ReturnsPtr() bool     { return false }
+func (op *poolOp) CallsExtern() bool    { return false }
+func (op *poolOp) OverwritesInput() int { return -1 }
+func (op *poolOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "layers.%s{k=%d,s=%d,#%d}", op.name(), op.k, op.s, op.id)
+}
+func (op *poolOp) Hashcode() uint32 { return graphval.HashOf(op) }
+func (op *poolOp) String() string {
+	return fmt.Sprintf("%s(k=%d,s=%d)#%d", op.name(), op.k, op.s, op.id)
+}
+
+// readInput reads and checks vals[0], the pool input.
+func (op *poolOp) readInput(who fmt.Stringer, v gorgonia.Value) ([]float32, poolGeom, error) {
+	x, xs, err := readF32(who, v, "input")
+	if err != nil {
+		return nil, poolGeom{}, err
+	}
+	g, err := op.geometry(xs, op.s)
+	if err != nil {
+		return nil, poolGeom{}, fmt.Errorf("%v: %w", who, err)
+	}
+	return x, g, nil
+}
+
+func (op *poolOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
+	if err := checkArity(op, vals); err != nil {
+		return nil, err
+	}
+	x, g, err := op.readInput(op, vals[0])
+	if err != nil {
+		return nil, err
+	}
+	y := make([]float32, g.n*g.c*g.oh*g.ow)
+	inv := 1 / float64(op.k*op.k)
+	for p := 0; p < g.n*g.c; p++ {
+		xp := x[p*g.h*g.w : (p+1)*g.h*g.w]
+		yp := y[p*g.oh*g.ow : (p+1)*g.oh*g.ow]
+		for i := 0; i < g.oh; i++ {
+			for j := 0; j < g.ow; j++ {
+				if op.avg {
+					var s float64
+					for a := 0; a < op.k; a++ {
+						row := xp[(i*op.s+a)*g.w+j*op.s:]
+						for _, v := range row[:op.k] {
+							s += float64(v)
+						}
+					}
+					yp[i*g.ow+j] = float32(s * inv)
+					continue
+				}
+				idx := maxIndex(xp, g.w, i*op.s, j*op.s, op.k)
+				yp[i*g.ow+j] = xp[idx]
+			}
+		}
+	}
+	return graphval.NewDense(g.outShape(), y), nil
+}
+
+// maxIndex returns the index in x (one [H, W] plane of width w) of the
+// element PyTorch's CPU max pooling picks in the k×k window at (h0, w0):
+// from a running maximum of -Inf and the window's first index, in
+// row-major order, an element greater than the maximum or NaN becomes the
+// pick. mv only serves the comparisons: max keeps NaN once seen, as
+// PyTorch's maxval = NaN then fails every "greater" test. Written without
+// branches on the data, which mispredict on random inputs.
+func maxIndex(x []float32, w, h0, w0, k int) int {
+	best := h0*w + w0
+	mv := float32(math.Inf(-1))
+	for a := 0; a < k; a++ {
+		base := (h0+a)*w + w0
+		for b, v := range x[base : base+k] {
+			c := base + b
+			if v > mv {
+				best = c
+			}
+			if v != v {
+				best = c
+			}
+			mv = max(mv, v)
+		}
+	}
+	return best
+}
+
+func (op *poolOp) DiffWRT(inputs int) []bool { return []bool{true} }
+
+func (op *poolOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+	if len(inputs) != 1 {
+		return nil, fmt.Errorf("%v: %d inputs, want 1", op, len(inputs))
+	}
+	gx, err := gorgonia.ApplyOp(&poolGradOp{fwd: op}, inputs[0], grad)
+	if err != nil {
+		return nil, fmt.Errorf("%v: input gradient: %w", op, err)
+	}
+	return gorgonia.Nodes{gx}, nil
+}
+
+var _ gorgonia.SDOp = (*poolOp)(nil)
+
+// poolGradOp is the input gradient of a poolOp: inputs x, dY.
+type poolGradOp struct{ fwd *poolOp }
+
+func (op *poolGradOp) Arity() int    { return 2 }
+func (op *poolGradOp) Type() hm.Type { return hm.NewFnType(typeImg, typeImg, typeImg) }
+func (op *poolGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	return shapeArg(ds, 0)
+}
+func (op *poolGradOp) ReturnsPtr() bool     { return false }
+func (op *poolGradOp) CallsExtern() bool    { return false }
+func (op *poolGradOp) OverwritesInput() int { return -1 }
+func (op *poolGradOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "layers.%sGrad{#%d}", op.fwd.name(), op.fwd.id)
+}
+func (op *poolGradOp) Hashcode() uint32 { return graphval.HashOf(op) }
+func (op *poolGradOp) String() string   { return fmt.Sprintf("%sGrad#%d", op.fwd.name(), op.fwd.id) }
+
+func (op *poolGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
+	if err := checkArity(op, vals); err != nil {
+		return nil, err
+	}
+	k, s := op.fwd.k, op.fwd.s
+	x, g, err := op.fwd.readInput(op, vals[0])
+	if err != nil {
+		return nil, err
+	}
+	dy, dys, err := readF32(op, vals[1], "output gradient")
+	if err != nil {
+		return nil, err
+	}
+	if !dys.Eq(g.outShape()) {
+		return nil, fmt.Errorf("%v: output gradient has shape %v, want %v", op, dys, g.outShape())
+	}
+	dx := make([]float32, len(x))
+	div := float32(k * k)
+	for p := 0; p < g.n*g.c; p++ {
+		xp := x[p*g.h*g.w : (p+1)*g.h*g.w]
+		dxp := dx[p*g.h*g.w : (p+1)*g.h*g.w]
+		dyp := dy[p*g.oh*g.ow : (p+1)*g.oh*g.ow]
+		for i := 0; i < g.oh; i++ {
+			for j := 0; j < g.ow; j++ {
+				d := dyp[i*g.ow+j]
+				if !op.fwd.avg {
+					dxp[maxIndex(xp, g.w, i*s, j*s, k)] += d
+					continue
+				}
+				d /= div
+				for a := 0; a < k; a++ {
+					row := dxp[(i*s+a)*g.w+j*s:]
+					for b := range row[:k] {
+						row[b] += d
+					}
+				}
+			}
+		}
+	}
+	return graphval.NewDense(g.inShape(), dx), nil
+}
+
+var _ gorgonia.Op = (*poolGradOp)(nil)

@@ -1,0 +1,273 @@
+package layers
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"qat/quant"
+)
+
+// Learnable quantizer kinds of a QuantSpec.
+const (
+	LearnLSQ     = "lsq"
+	LearnLSQPlus = "lsq+"
+)
+
+// QuantSpec configures one quantizer. Its zero value is the default of the
+// role it fills: for weights, 8-bit signed symmetric per-channel (axis 0)
+// with the range of the current weights (a moving average with constant
+// 1: the weights move every step, and an averaged range lags them and
+// clips); for activations and the input, 8-bit unsigned affine per-tensor
+// with a moving-average min/max observer (constant 0.01, PyTorch's
+// default QAT qconfig).
+type QuantSpec struct {
+	// Bits is the bit width, 2 to 8; 0 means 8.
+	Bits int `json:"bits,omitempty"`
+	// Symmetric and Affine override the role's default scheme; setting
+	// both is an error.
+	Symmetric bool `json:"symmetric,omitempty"`
+	Affine    bool `json:"affine,omitempty"`
+	// PerTensor makes weights per-tensor (activations always are).
+	PerTensor bool `json:"per_tensor,omitempty"`
+	// Signed chooses signed codes for an activation ("" role default:
+	// weights signed, activations unsigned).
+	Signed bool `json:"signed,omitempty"`
+	// Observer is a quant observer kind; "" means the role's default above.
+	// Histogram observers (percentile, mse, entropy) are per-tensor only.
+	Observer string `json:"observer,omitempty"`
+	// Learnable is "" (observer-driven), "lsq" (learned scale) or "lsq+"
+	// (learned scale and zero point), initialised from the observer.
+	Learnable string `json:"learnable,omitempty"`
+	// Off disables this quantizer: the tensor stays float.
+	Off bool `json:"off,omitempty"`
+}
+
+// LayerQuant overrides the quantizers of one conv or linear layer.
+type LayerQuant struct {
+	Weight *QuantSpec `json:"weight,omitempty"`
+	Act    *QuantSpec `json:"act,omitempty"`
+}
+
+// QuantConfig is a model's quantization: defaults for every weight and
+// activation, the input quantizer, per-layer overrides (mixed precision)
+// and Conv+BN folding. The zero value is W8A8 with PyTorch-style folding.
+type QuantConfig struct {
+	Weight QuantSpec `json:"weight"`
+	Act    QuantSpec `json:"act"`
+	// Input quantizes the network input; nil means Act's spec.
+	Input *QuantSpec `json:"input,omitempty"`
+	// Layers maps a conv or linear layer name to its overrides.
+	Layers map[string]LayerQuant `json:"layers,omitempty"`
+	// NoFoldBN keeps BatchNorm separate from the conv in QAT instead of
+	// folding it into the quantized weight (PyTorch ConvBn2d).
+	NoFoldBN bool `json:"no_fold_bn,omitempty"`
+}
+
+// ParseBits parses a W<w>A<a> string such as "W8A8" or "W4A4" into a
+// config with those default bit widths.
+func ParseBits(s string) (QuantConfig, error) {
+	u := strings.ToUpper(s)
+	i := strings.Index(u, "A")
+	if !strings.HasPrefix(u, "W") || i < 2 {
+		return QuantConfig{}, fmt.Errorf("bits %q: want W<bits>A<bits>, e.g. W8A8 or W4A4", s)
+	}
+	w, err1 := strconv.Atoi(u[1:i])
+	a, err2 := strconv.Atoi(u[i+1:])
+	if err1 != nil || err2 != nil {
+		return QuantConfig{}, fmt.Errorf("bits %q: want W<bits>A<bits>, e.g. W8A8 or W4A4", s)
+	}
+	c := QuantConfig{Weight: QuantSpec{Bits: w}, Act: QuantSpec{Bits: a}}
+	if err := c.Weight.check(true); err != nil {
+		return QuantConfig{}, fmt.Errorf("bits %q: weight: %w", s, err)
+	}
+	if err := c.Act.check(false); err != nil {
+		return QuantConfig{}, fmt.Errorf("bits %q: activation: %w", s, err)
+	}
+	return c, nil
+}
+
+// ParseQuantConfig decodes a JSON QuantConfig (unknown fields are an
+// error); Validate checks it against a model.
+func ParseQuantConfig(b []byte) (QuantConfig, error) {
+	var c QuantConfig
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return QuantConfig{}, fmt.Errorf("quant config: %w", err)
+	}
+	return c, nil
+}
+
+// SetLearnable makes every enabled quantizer learnable of the given kind
+// ("" leaves them observer-driven). LSQ+ learns the zero point of affine
+// quantizers; symmetric ones (the default weights) fix it and learn only
+// their scale, as LSQ.
+func (c *QuantConfig) SetLearnable(kind string) {
+	set := func(q *QuantSpec, weight bool) {
+		q.Learnable = kind
+		if s, err := q.Scheme(weight); kind == LearnLSQPlus && err == nil && s.Symmetric {
+			q.Learnable = LearnLSQ
+		}
+	}
+	set(&c.Weight, true)
+	set(&c.Act, false)
+	if c.Input != nil {
+		in := *c.Input
+		set(&in, false)
+		c.Input = &in
+	}
+	for n, l := range c.Layers {
+		if l.Weight != nil {
+			w := *l.Weight
+			set(&w, true)
+			l.Weight = &w
+		}
+		if l.Act != nil {
+			a := *l.Act
+			set(&a, false)
+			l.Act = &a
+		}
+		c.Layers[n] = l
+	}
+}
+
+// Validate checks every spec and that each override names a conv or
+// linear layer of s.
+func (c QuantConfig) Validate(s ModelSpec) error {
+	if err := c.Weight.check(true); err != nil {
+		return fmt.Errorf("quant config: weight: %w", err)
+	}
+	if err := c.Act.check(false); err != nil {
+		return fmt.Errorf("quant config: act: %w", err)
+	}
+	if c.Input != nil {
+		if err := c.Input.check(false); err != nil {
+			return fmt.Errorf("quant config: input: %w", err)
+		}
+	}
+	known := map[string]bool{}
+	for _, l := range s.Layers {
+		if l.Quantized() {
+			known[l.Name] = true
+		}
+	}
+	names := make([]string, 0, len(c.Layers))
+	for n := range c.Layers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if !known[n] {
+			return fmt.Errorf("quant config: layer %q is not a conv or linear layer of model %s", n, s.Name)
+		}
+		l := c.Layers[n]
+		if l.Weight != nil {
+			if err := l.Weight.check(true); err != nil {
+				return fmt.Errorf("quant config: layer %s weight: %w", n, err)
+			}
+		}
+		if l.Act != nil {
+			if err := l.Act.check(false); err != nil {
+				return fmt.Errorf("quant config: layer %s act: %w", n, err)
+			}
+		}
+	}
+	return nil
+}
+
+// WeightSpec and ActSpec return the effective spec of a layer's weight
+// and output quantizers; InputSpec that of the input quantizer.
+func (c QuantConfig) WeightSpec(layer string) QuantSpec {
+	if l, ok := c.Layers[layer]; ok && l.Weight != nil {
+		return *l.Weight
+	}
+	return c.Weight
+}
+
+// ActSpec returns the effective spec of a layer's output quantizer.
+func (c QuantConfig) ActSpec(layer string) QuantSpec {
+	if l, ok := c.Layers[layer]; ok && l.Act != nil {
+		return *l.Act
+	}
+	return c.Act
+}
+
+// InputSpec returns the effective spec of the input quantizer.
+func (c QuantConfig) InputSpec() QuantSpec {
+	if c.Input != nil {
+		return *c.Input
+	}
+	return c.Act
+}
+
+func (q QuantSpec) check(weight bool) error {
+	if _, err := q.Scheme(weight); err != nil {
+		return err
+	}
+	switch q.Learnable {
+	case "", LearnLSQ, LearnLSQPlus:
+	default:
+		return fmt.Errorf("learnable %q: want lsq or lsq+", q.Learnable)
+	}
+	s, _ := q.Scheme(weight)
+	if q.Learnable == LearnLSQPlus && s.Symmetric {
+		return fmt.Errorf("lsq+ learns a zero point, which a symmetric scheme fixes: use lsq or an affine scheme")
+	}
+	if _, err := quant.NewObserver(s, q.ObserverConfig(weight)); err != nil {
+		return fmt.Errorf("observer: %w", err)
+	}
+	return nil
+}
+
+// ObserverConfig returns the observer config of the spec in the weight or
+// activation role.
+func (q QuantSpec) ObserverConfig(weight bool) quant.ObserverConfig {
+	if q.Observer == "" {
+		c := quant.ObserverConfig{Kind: quant.KindMovingAverageMinMax}
+		if weight {
+			c.AveragingConstant = 1
+		}
+		return c
+	}
+	return quant.ObserverConfig{Kind: q.Observer}
+}
+
+// Scheme returns the quant.Scheme of the spec in the weight or
+// activation role.
+func (q QuantSpec) Scheme(weight bool) (quant.Scheme, error) {
+	if q.Symmetric && q.Affine {
+		return quant.Scheme{}, fmt.Errorf("both symmetric and affine")
+	}
+	s := quant.Scheme{Bits: q.Bits}
+	if weight {
+		s.Signed, s.Symmetric, s.PerChannel = true, true, !q.PerTensor
+		if q.Affine {
+			s.Symmetric = false
+		}
+	} else {
+		if q.PerTensor {
+			return quant.Scheme{}, fmt.Errorf("per_tensor applies to weights (activations are always per-tensor)")
+		}
+		s.Signed, s.Symmetric = q.Signed, q.Symmetric
+	}
+	if err := s.Validate(); err != nil {
+		return quant.Scheme{}, err
+	}
+	return s, nil
+}
+
+// String is a short description such as "W8A8" of the default widths.
+func (c QuantConfig) String() string {
+	return fmt.Sprintf("W%dA%d", bitsOr8(c.Weight.Bits), bitsOr8(c.Act.Bits))
+}
+
+func bitsOr8(b int) int {
+	if b == 0 {
+		return 8
+	}
+	return b
+}

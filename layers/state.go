@@ -1,0 +1,298 @@
+package layers
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+
+	"qat/quant"
+	"qat/safetensors"
+)
+
+// Checkpoint metadata keys written by SaveState.
+const (
+	MetaArch       = "qat.arch"       // ModelSpec JSON
+	MetaQuant      = "qat.quant"      // QuantConfig JSON; absent for a float model
+	MetaQuantizers = "qat.quantizers" // quantizer state JSON
+	MetaFreeze     = "qat.freeze"     // {"observers":bool,"bn":bool}
+)
+
+type quantizerMeta struct {
+	Name     string `json:"name"`
+	Learning bool   `json:"learning"`
+	HasRange bool   `json:"has_range,omitempty"`
+}
+
+type freezeMeta struct {
+	Observers bool `json:"observers"`
+	BN        bool `json:"bn"`
+}
+
+// rangeObserver is an observer whose extrema can be saved and restored.
+type rangeObserver interface {
+	Range() (min, max []float32)
+	SetRange(min, max []float32) error
+}
+
+// SaveState writes the model into f: every param under its state_dict
+// name, BN buffers (running_mean, running_var, num_batches_tracked), and
+// for each quantizer its scale and zero_point (int32, or float32 when
+// learned) plus the observer's min_val and max_val where it keeps a range,
+// with the architecture and quant config as metadata. f's maps are created
+// if nil; existing entries of the same names are replaced.
+func (m *Model) SaveState(f *safetensors.File) error {
+	if f.Tensors == nil {
+		f.Tensors = map[string]safetensors.Tensor{}
+	}
+	if f.Metadata == nil {
+		f.Metadata = map[string]string{}
+	}
+	arch, err := json.Marshal(m.Spec)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", m.Spec.Name, err)
+	}
+	f.Metadata[MetaArch] = string(arch)
+	for _, p := range m.params {
+		f.Tensors[p.Name] = safetensors.FromFloat32(p.Shape, p.Data)
+	}
+	for _, name := range m.bnNames() {
+		bn := m.bns[name]
+		c := len(bn.RunningMean)
+		f.Tensors[name+".running_mean"] = safetensors.FromFloat32([]int{c}, bn.RunningMean)
+		f.Tensors[name+".running_var"] = safetensors.FromFloat32([]int{c}, bn.RunningVar)
+		f.Tensors[name+".num_batches_tracked"] = safetensors.FromInt64([]int{}, []int64{bn.NumBatchesTracked})
+	}
+	if m.Quant == nil {
+		return nil
+	}
+	qc, err := json.Marshal(m.Quant)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", m.Spec.Name, err)
+	}
+	f.Metadata[MetaQuant] = string(qc)
+	fr, _ := json.Marshal(freezeMeta{m.observersFrozen, m.bnFrozen})
+	f.Metadata[MetaFreeze] = string(fr)
+	metas := make([]quantizerMeta, 0, len(m.quantizers))
+	for _, q := range m.quantizers {
+		meta := quantizerMeta{Name: q.Name, Learning: q.Learning}
+		if q.Learning {
+			f.Tensors[q.Scale.Name] = safetensors.FromFloat32(q.Scale.Shape, q.Scale.Data)
+			f.Tensors[q.ZeroPoint.Name] = safetensors.FromFloat32(q.ZeroPoint.Shape, q.ZeroPoint.Data)
+		} else if p, ok := q.FQ.Params(); ok {
+			f.Tensors[q.Name+".scale"] = safetensors.FromFloat32([]int{len(p.Scale)}, p.Scale)
+			f.Tensors[q.Name+".zero_point"] = safetensors.FromInt32([]int{len(p.ZeroPoint)}, p.ZeroPoint)
+		}
+		if r, ok := q.FQ.Observer().(rangeObserver); ok {
+			if lo, hi := r.Range(); len(lo) > 0 {
+				f.Tensors[q.Name+".min_val"] = safetensors.FromFloat32([]int{len(lo)}, lo)
+				f.Tensors[q.Name+".max_val"] = safetensors.FromFloat32([]int{len(hi)}, hi)
+				meta.HasRange = true
+			}
+		}
+		metas = append(metas, meta)
+	}
+	qs, err := json.Marshal(metas)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", m.Spec.Name, err)
+	}
+	f.Metadata[MetaQuantizers] = string(qs)
+	return nil
+}
+
+func (m *Model) bnNames() []string {
+	names := make([]string, 0, len(m.bns))
+	for n := range m.bns {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// LoadState rebuilds a model from a checkpoint written by SaveState. It
+// returns the model and the names of the tensors it used; every tensor the
+// model needs must be present with its exact dtype and shape and finite
+// values, or the error names it. Tensors the model does not use are left
+// to the caller (a trainer's optimizer state) to check.
+func LoadState(f *safetensors.File) (*Model, map[string]bool, error) {
+	arch, ok := f.Metadata[MetaArch]
+	if !ok {
+		return nil, nil, fmt.Errorf("checkpoint has no %s metadata: not a qat checkpoint", MetaArch)
+	}
+	spec, err := ParseSpec([]byte(arch))
+	if err != nil {
+		return nil, nil, fmt.Errorf("checkpoint %s: %w", MetaArch, err)
+	}
+	m, err := NewModel(spec, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	used := map[string]bool{}
+	floats := func(name string, shape []int) ([]float32, error) {
+		t, ok := f.Tensors[name]
+		if !ok {
+			return nil, fmt.Errorf("checkpoint is missing tensor %s", name)
+		}
+		if !slices.Equal(t.Shape, shape) {
+			return nil, fmt.Errorf("checkpoint tensor %s has shape %v, model %s wants %v", name, t.Shape, spec.Name, shape)
+		}
+		v, err := t.Float32()
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint tensor %s: %w", name, err)
+		}
+		if i := firstNonFinite(v); i >= 0 {
+			return nil, fmt.Errorf("checkpoint tensor %s: element %d is %v", name, i, v[i])
+		}
+		used[name] = true
+		return v, nil
+	}
+	for _, p := range m.params {
+		v, err := floats(p.Name, p.Shape)
+		if err != nil {
+			return nil, nil, err
+		}
+		copy(p.Data, v)
+	}
+	for _, name := range m.bnNames() {
+		bn := m.bns[name]
+		c := len(bn.RunningMean)
+		rm, err := floats(name+".running_mean", []int{c})
+		if err != nil {
+			return nil, nil, err
+		}
+		rv, err := floats(name+".running_var", []int{c})
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, v := range rv {
+			if v < 0 {
+				return nil, nil, fmt.Errorf("checkpoint tensor %s.running_var: element %d is negative (%v)", name, i, v)
+			}
+		}
+		copy(bn.RunningMean, rm)
+		copy(bn.RunningVar, rv)
+		if t, ok := f.Tensors[name+".num_batches_tracked"]; ok {
+			v, err := t.Int64()
+			if err != nil || len(v) != 1 {
+				return nil, nil, fmt.Errorf("checkpoint tensor %s.num_batches_tracked: want one int64 (%v)", name, err)
+			}
+			bn.NumBatchesTracked = v[0]
+			used[name+".num_batches_tracked"] = true
+		}
+	}
+	qcJSON, ok := f.Metadata[MetaQuant]
+	if !ok {
+		return m, used, nil
+	}
+	qc, err := ParseQuantConfig([]byte(qcJSON))
+	if err != nil {
+		return nil, nil, fmt.Errorf("checkpoint %s: %w", MetaQuant, err)
+	}
+	if err := m.Quantize(qc); err != nil {
+		return nil, nil, fmt.Errorf("checkpoint %s: %w", MetaQuant, err)
+	}
+	if fr, ok := f.Metadata[MetaFreeze]; ok {
+		var fm freezeMeta
+		if err := json.Unmarshal([]byte(fr), &fm); err != nil {
+			return nil, nil, fmt.Errorf("checkpoint %s: %w", MetaFreeze, err)
+		}
+		m.observersFrozen, m.bnFrozen = fm.Observers, fm.BN
+	}
+	var metas []quantizerMeta
+	if err := json.Unmarshal([]byte(f.Metadata[MetaQuantizers]), &metas); err != nil {
+		return nil, nil, fmt.Errorf("checkpoint %s: %w", MetaQuantizers, err)
+	}
+	if len(metas) != len(m.quantizers) {
+		return nil, nil, fmt.Errorf("checkpoint %s lists %d quantizers, the quant config makes %d", MetaQuantizers, len(metas), len(m.quantizers))
+	}
+	for i, q := range m.quantizers {
+		meta := metas[i]
+		if meta.Name != q.Name {
+			return nil, nil, fmt.Errorf("checkpoint %s: quantizer %d is %q, want %q", MetaQuantizers, i, meta.Name, q.Name)
+		}
+		if err := loadQuantizer(m, q, meta, f, floats, used); err != nil {
+			return nil, nil, err
+		}
+	}
+	m.version++
+	return m, used, nil
+}
+
+func loadQuantizer(m *Model, q *Quantizer, meta quantizerMeta, f *safetensors.File,
+	floats func(string, []int) ([]float32, error), used map[string]bool) error {
+	channels := 1
+	if q.Scheme.PerChannel {
+		p := m.Param(q.Layer + ".weight")
+		if p == nil {
+			return fmt.Errorf("quantizer %s: no weight %s.weight", q.Name, q.Layer)
+		}
+		channels = p.Shape[q.Scheme.Axis]
+	}
+	if meta.HasRange {
+		lo, err := floats(q.Name+".min_val", []int{channels})
+		if err != nil {
+			return err
+		}
+		hi, err := floats(q.Name+".max_val", []int{channels})
+		if err != nil {
+			return err
+		}
+		r, ok := q.FQ.Observer().(rangeObserver)
+		if !ok {
+			return fmt.Errorf("quantizer %s: checkpoint has a range but observer %s keeps none", q.Name, q.Spec.ObserverConfig(q.Role == RoleWeight).Kind)
+		}
+		if err := r.SetRange(lo, hi); err != nil {
+			return fmt.Errorf("quantizer %s: %w", q.Name, err)
+		}
+	}
+	if meta.Learning {
+		if q.Learn == nil {
+			return fmt.Errorf("quantizer %s: checkpoint says learning but the quant config has no learnable kind", q.Name)
+		}
+		s, err := floats(q.Name+".scale", []int{channels})
+		if err != nil {
+			return err
+		}
+		z, err := floats(q.Name+".zero_point", []int{channels})
+		if err != nil {
+			return err
+		}
+		q.Scale = &Param{Name: q.Name + ".scale", Shape: []int{channels}, Data: s, Grad: make([]float32, channels), Quantizer: true}
+		q.ZeroPoint = &Param{Name: q.Name + ".zero_point", Shape: []int{channels}, Data: z, Grad: make([]float32, channels), Quantizer: true}
+		q.Learning = true
+		if _, ok := q.Params(); !ok {
+			return fmt.Errorf("quantizer %s: invalid learned scale or zero point", q.Name)
+		}
+		return nil
+	}
+	if _, ok := f.Tensors[q.Name+".scale"]; !ok {
+		return nil // never observed: stays without params
+	}
+	s, err := floats(q.Name+".scale", []int{channels})
+	if err != nil {
+		return err
+	}
+	zt, ok := f.Tensors[q.Name+".zero_point"]
+	if !ok {
+		return fmt.Errorf("checkpoint is missing tensor %s.zero_point", q.Name)
+	}
+	z, err := zt.Int32()
+	if err != nil || len(z) != channels {
+		return fmt.Errorf("checkpoint tensor %s.zero_point: want %d int32 values (%v)", q.Name, channels, err)
+	}
+	used[q.Name+".zero_point"] = true
+	p := quant.Params{Scale: s, ZeroPoint: z, QMin: q.Scheme.QMin(), QMax: q.Scheme.QMax(), Axis: -1}
+	if q.Scheme.PerChannel {
+		p.Axis = q.Scheme.Axis
+	}
+	for i, v := range s {
+		if !(v > 0) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("checkpoint tensor %s.scale: element %d is %v, want a positive finite scale", q.Name, i, v)
+		}
+	}
+	if err := q.FQ.SetParams(p); err != nil {
+		return fmt.Errorf("quantizer %s: %w", q.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,211 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"qat/data"
+	"qat/layers"
+	"qat/safetensors"
+)
+
+// Checkpoint metadata keys written by SaveCheckpoint, besides the model's
+// (layers.MetaArch and friends).
+const (
+	MetaFormat    = "qat.format"    // FormatVersion
+	MetaStep      = "qat.step"      // optimizer steps done, decimal
+	MetaEpoch     = "qat.epoch"     // epochs done, decimal
+	MetaNorm      = "qat.norm"      // {"Mean":m,"Std":s}
+	MetaDataset   = "qat.dataset"   // name of the training data
+	MetaTrain     = "qat.train"     // Config JSON of the run
+	MetaOptimizer = "qat.optimizer" // {"steps":n} when optimizer state is saved
+
+	// FormatVersion identifies this checkpoint layout.
+	FormatVersion = "qat-checkpoint/1"
+	// optimizerPrefix prefixes the optimizer state tensors.
+	optimizerPrefix = "optimizer."
+)
+
+// Checkpoint is a model with what is needed to evaluate it (input
+// normalisation) and to resume its training (optimizer state, counters
+// and the run's config).
+type Checkpoint struct {
+	Model   *layers.Model
+	Norm    data.Norm
+	Dataset string
+	Step    int64
+	Epoch   int
+	// Train is the config of the run that wrote the checkpoint (nil if
+	// none was recorded).
+	Train *Config
+	// OptState and OptSteps are the optimizer's State and Steps (nil
+	// state: none saved).
+	OptState map[string][]float32
+	OptSteps int64
+}
+
+// FromTrainer captures a trainer's state for saving.
+func FromTrainer(t *Trainer, dataset string) *Checkpoint {
+	cfg := t.Config()
+	return &Checkpoint{Model: t.Model, Norm: cfg.Norm, Dataset: dataset, Step: t.Step, Epoch: t.Epoch,
+		Train: &cfg, OptState: t.Opt.State(), OptSteps: t.Opt.Steps()}
+}
+
+// File encodes the checkpoint as a safetensors file: model tensors under
+// their state_dict names, optimizer buffers under "optimizer.<key>",
+// counters, normalisation and configs as metadata.
+func (c *Checkpoint) File() (*safetensors.File, error) {
+	f := &safetensors.File{Metadata: map[string]string{}, Tensors: map[string]safetensors.Tensor{}}
+	if err := c.Model.SaveState(f); err != nil {
+		return nil, err
+	}
+	f.Metadata[MetaFormat] = FormatVersion
+	f.Metadata[MetaStep] = strconv.FormatInt(c.Step, 10)
+	f.Metadata[MetaEpoch] = strconv.Itoa(c.Epoch)
+	norm, err := json.Marshal(c.Norm)
+	if err != nil {
+		return nil, err
+	}
+	f.Metadata[MetaNorm] = string(norm)
+	if c.Dataset != "" {
+		f.Metadata[MetaDataset] = c.Dataset
+	}
+	if c.Train != nil {
+		b, err := json.Marshal(c.Train)
+		if err != nil {
+			return nil, err
+		}
+		f.Metadata[MetaTrain] = string(b)
+	}
+	if c.OptState != nil {
+		f.Metadata[MetaOptimizer] = fmt.Sprintf(`{"steps":%d}`, c.OptSteps)
+		for k, v := range c.OptState {
+			f.Tensors[optimizerPrefix+k] = safetensors.FromFloat32([]int{len(v)}, v)
+		}
+	}
+	return f, nil
+}
+
+// Save writes the checkpoint to path atomically (a crash leaves the old
+// file or the new one, never a mix).
+func (c *Checkpoint) Save(path string) error {
+	f, err := c.File()
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	if err := f.WriteFile(path); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadCheckpoint reads and validates a checkpoint: a damaged file, a
+// missing or misshapen tensor, an unknown tensor or bad metadata is an
+// error naming the file and the problem.
+func LoadCheckpoint(path string) (*Checkpoint, error) {
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	c, err := FromFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// FromFile decodes a checkpoint from a parsed safetensors file.
+func FromFile(f *safetensors.File) (*Checkpoint, error) {
+	if v := f.Metadata[MetaFormat]; v != FormatVersion {
+		if v == "" {
+			return nil, fmt.Errorf("no %s metadata: not a qat checkpoint", MetaFormat)
+		}
+		return nil, fmt.Errorf("format %q is not %q", v, FormatVersion)
+	}
+	m, used, err := layers.LoadState(f)
+	if err != nil {
+		return nil, err
+	}
+	c := &Checkpoint{Model: m, Dataset: f.Metadata[MetaDataset]}
+	if c.Step, err = strconv.ParseInt(f.Metadata[MetaStep], 10, 64); err != nil || c.Step < 0 {
+		return nil, fmt.Errorf("metadata %s = %q: want a non-negative integer", MetaStep, f.Metadata[MetaStep])
+	}
+	if c.Epoch, err = strconv.Atoi(f.Metadata[MetaEpoch]); err != nil || c.Epoch < 0 {
+		return nil, fmt.Errorf("metadata %s = %q: want a non-negative integer", MetaEpoch, f.Metadata[MetaEpoch])
+	}
+	if err := json.Unmarshal([]byte(f.Metadata[MetaNorm]), &c.Norm); err != nil {
+		return nil, fmt.Errorf("metadata %s: %w", MetaNorm, err)
+	}
+	if err := c.Norm.Validate(); err != nil {
+		return nil, fmt.Errorf("metadata %s: %w", MetaNorm, err)
+	}
+	if s, ok := f.Metadata[MetaTrain]; ok {
+		var cfg Config
+		if err := json.Unmarshal([]byte(s), &cfg); err != nil {
+			return nil, fmt.Errorf("metadata %s: %w", MetaTrain, err)
+		}
+		if err := cfg.Validate(); err != nil {
+			return nil, fmt.Errorf("metadata %s: %w", MetaTrain, err)
+		}
+		c.Train = &cfg
+	}
+	var unknown []string
+	for name, t := range f.Tensors {
+		if used[name] {
+			continue
+		}
+		key, ok := strings.CutPrefix(name, optimizerPrefix)
+		if !ok {
+			unknown = append(unknown, name)
+			continue
+		}
+		v, err := t.Float32()
+		if err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", name, err)
+		}
+		if c.OptState == nil {
+			c.OptState = map[string][]float32{}
+		}
+		c.OptState[key] = v
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("tensors %s are not part of model %s", strings.Join(unknown, ", "), m.Spec.Name)
+	}
+	if s, ok := f.Metadata[MetaOptimizer]; ok {
+		var o struct {
+			Steps int64 `json:"steps"`
+		}
+		if err := json.Unmarshal([]byte(s), &o); err != nil || o.Steps < 0 {
+			return nil, fmt.Errorf("metadata %s = %q: want {\"steps\": n}", MetaOptimizer, s)
+		}
+		c.OptSteps = o.Steps
+		if c.OptState == nil {
+			c.OptState = map[string][]float32{}
+		}
+	} else if c.OptState != nil {
+		return nil, fmt.Errorf("optimizer tensors without %s metadata", MetaOptimizer)
+	}
+	return c, nil
+}
+
+// Resume returns a trainer that continues the checkpoint's run with its
+// recorded config (epochs may be raised with SetEpochs), optimizer state
+// and counters.
+func (c *Checkpoint) Resume() (*Trainer, error) {
+	if c.Train == nil || c.OptState == nil {
+		return nil, fmt.Errorf("checkpoint has no training state to resume (no %s or optimizer state)", MetaTrain)
+	}
+	t, err := NewTrainer(c.Model, *c.Train)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Opt.LoadState(c.OptState, c.OptSteps); err != nil {
+		return nil, fmt.Errorf("optimizer state: %w", err)
+	}
+	t.Step, t.Epoch = c.Step, c.Epoch
+	return t, nil
+}

@@ -1,0 +1,200 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"qat/data"
+	"qat/layers"
+)
+
+// graphs caches a model's compiled graphs by kind and batch size,
+// rebuilding those that went stale.
+type graphs struct {
+	m     *layers.Model
+	cache map[graphKey]*layers.Graph
+}
+
+type graphKey struct {
+	kind  layers.GraphKind
+	batch int
+}
+
+func newGraphs(m *layers.Model) *graphs {
+	return &graphs{m: m, cache: map[graphKey]*layers.Graph{}}
+}
+
+func (g *graphs) get(kind layers.GraphKind, batch int) (*layers.Graph, error) {
+	k := graphKey{kind, batch}
+	if gr, ok := g.cache[k]; ok && !gr.Stale() {
+		return gr, nil
+	}
+	gr, err := g.m.NewGraph(batch, kind)
+	if err != nil {
+		return nil, err
+	}
+	g.cache[k] = gr
+	return gr, nil
+}
+
+// EvalResult is a model's accuracy and mean loss on a dataset.
+type EvalResult struct {
+	N             int     `json:"n"`
+	Correct       int     `json:"correct"`
+	Accuracy      float64 `json:"accuracy"`
+	Loss          float64 `json:"loss"`
+	SamplesPerSec float64 `json:"samples_per_sec"`
+	// Logits holds [N, classes] float32 logits in dataset order when
+	// requested (EvalConfig.KeepLogits).
+	Logits []float32 `json:"-"`
+}
+
+// EvalConfig configures Evaluate. The zero value evaluates in batches of
+// 1000 with the [0, 1] scaling only.
+type EvalConfig struct {
+	Batch      int // 0 means 1000
+	Norm       data.Norm
+	KeepLogits bool
+}
+
+// Evaluate runs m over ds in eval mode (BN running statistics, every
+// quantizer frozen: the fake-quant simulation of the int8 model) and
+// returns accuracy and mean cross-entropy.
+func Evaluate(m *layers.Model, ds *data.Dataset, cfg EvalConfig) (EvalResult, error) {
+	return evaluate(newGraphs(m), ds, cfg)
+}
+
+func evaluate(gs *graphs, ds *data.Dataset, cfg EvalConfig) (EvalResult, error) {
+	bs := cfg.Batch
+	if bs == 0 {
+		bs = 1000
+	}
+	if bs < 0 {
+		return EvalResult{}, fmt.Errorf("eval batch size %d is negative", bs)
+	}
+	if err := checkDataset(gs.m, ds); err != nil {
+		return EvalResult{}, err
+	}
+	classes := gs.m.Spec.Classes
+	res := EvalResult{N: ds.N}
+	if cfg.KeepLogits {
+		res.Logits = make([]float32, 0, ds.N*classes)
+	}
+	labels := make([]int, bs)
+	start := time.Now()
+	var lossSum float64
+	batches := data.NewBatches(ds.N, 0, bs, false, false)
+	for _, idx := range batches.Epoch(0) {
+		gr, err := gs.get(layers.Eval, len(idx))
+		if err != nil {
+			return EvalResult{}, err
+		}
+		y := labels[:len(idx)]
+		ds.Fill(gr.Input(), y, idx, cfg.Norm)
+		if err := gr.Run(y); err != nil {
+			return EvalResult{}, fmt.Errorf("eval on %s: %w", ds.Name, err)
+		}
+		logits := gr.Logits()
+		res.Correct += countCorrect(logits, y, classes)
+		lossSum += gr.Loss() * float64(len(idx))
+		if cfg.KeepLogits {
+			res.Logits = append(res.Logits, logits...)
+		}
+	}
+	if ds.N > 0 {
+		res.Accuracy = float64(res.Correct) / float64(ds.N)
+		res.Loss = lossSum / float64(ds.N)
+		res.SamplesPerSec = float64(ds.N) / time.Since(start).Seconds()
+	}
+	return res, nil
+}
+
+// countCorrect counts the rows of logits [len(y), classes] whose argmax
+// (the first maximum) equals the label.
+func countCorrect(logits []float32, y []int, classes int) int {
+	n := 0
+	for i, label := range y {
+		row := logits[i*classes : (i+1)*classes]
+		best := 0
+		for j, v := range row {
+			if v > row[best] || (math.IsNaN(float64(v)) && !math.IsNaN(float64(row[best]))) {
+				best = j
+			}
+		}
+		if best == label {
+			n++
+		}
+	}
+	return n
+}
+
+// checkDataset reports whether ds fits m's input and classes.
+func checkDataset(m *layers.Model, ds *data.Dataset) error {
+	in := m.Spec.Input
+	if in[0] != 1 || in[1] != ds.H || in[2] != ds.W {
+		return fmt.Errorf("dataset %s has %dx%d grey images, model %s takes %v", ds.Name, ds.H, ds.W, m.Spec.Name, in)
+	}
+	if ds.Classes > m.Spec.Classes {
+		return fmt.Errorf("dataset %s has %d classes, model %s only %d", ds.Name, ds.Classes, m.Spec.Name, m.Spec.Classes)
+	}
+	if ds.N == 0 {
+		return fmt.Errorf("dataset %s is empty", ds.Name)
+	}
+	return nil
+}
+
+// CalibrateConfig configures Calibrate. The zero value runs 32 batches of
+// 128 training samples in their first-epoch order with seed 0.
+type CalibrateConfig struct {
+	Batches int // 0 means 32
+	Batch   int // 0 means 128
+	Seed    uint64
+	Norm    data.Norm
+}
+
+// Calibrate runs m forward over the first batches of ds with every
+// observer observing (post-training quantization, or the initialisation
+// of learnable quantizers), then freezes the observers.
+func Calibrate(m *layers.Model, ds *data.Dataset, cfg CalibrateConfig) error {
+	return calibrate(newGraphs(m), ds, cfg)
+}
+
+func calibrate(gs *graphs, ds *data.Dataset, cfg CalibrateConfig) error {
+	if !gs.m.Quantized() {
+		return fmt.Errorf("calibrate: model %s is not quantized", gs.m.Spec.Name)
+	}
+	nb, bs := cfg.Batches, cfg.Batch
+	if nb == 0 {
+		nb = 32
+	}
+	if bs == 0 {
+		bs = 128
+	}
+	if nb < 0 || bs < 0 {
+		return fmt.Errorf("calibrate: %d batches of %d", nb, bs)
+	}
+	if err := checkDataset(gs.m, ds); err != nil {
+		return err
+	}
+	labels := make([]int, bs)
+	batches := data.NewBatches(ds.N, cfg.Seed, bs, true, false)
+	done := 0
+	for _, idx := range batches.Epoch(0) {
+		if done == nb {
+			break
+		}
+		gr, err := gs.get(layers.Calibrate, len(idx))
+		if err != nil {
+			return err
+		}
+		y := labels[:len(idx)]
+		ds.Fill(gr.Input(), y, idx, cfg.Norm)
+		if err := gr.Run(y); err != nil {
+			return fmt.Errorf("calibrate on %s batch %d: %w", ds.Name, done, err)
+		}
+		done++
+	}
+	gs.m.FreezeObservers(true)
+	return nil
+}

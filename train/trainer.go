@@ -1,0 +1,312 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"qat/data"
+	"qat/layers"
+)
+
+// Config configures a training run (float training or QAT fine-tuning).
+// Zero values mean the documented defaults.
+type Config struct {
+	// Epochs is the number of epochs to reach, counting epochs already
+	// done by a resumed run; 0 means 1.
+	Epochs int `json:"epochs"`
+	// Batch is the training batch size; 0 means 128. The last batch of an
+	// epoch is smaller when the dataset size is not a multiple.
+	Batch int `json:"batch"`
+	// LR is the base learning rate; 0 means 1e-3.
+	LR        float64         `json:"lr"`
+	Optimizer OptimizerConfig `json:"optimizer"`
+	Schedule  ScheduleConfig  `json:"schedule"`
+	// Seed seeds the shuffling (parameter initialisation is the model's).
+	Seed uint64 `json:"seed"`
+	// EvalBatch is the evaluation batch size; 0 means 1000.
+	EvalBatch int `json:"eval_batch"`
+	// Norm is the input normalisation.
+	Norm data.Norm `json:"norm"`
+
+	// CalibrationBatches is the number of training batches observed
+	// before the first step of a model whose learnable quantizers need
+	// initialisation from observed ranges; 0 means 32.
+	CalibrationBatches int `json:"calibration_batches"`
+	// FreezeObserversStep freezes every observer once this many steps
+	// are done (0: never): the quantization params stop moving.
+	FreezeObserversStep int64 `json:"freeze_observers_step"`
+	// FreezeBNStep switches BatchNorm to its running statistics, kept
+	// fixed, once this many steps are done (0: never).
+	FreezeBNStep int64 `json:"freeze_bn_step"`
+
+	// MetricsEvery writes a step record every this many steps (and the
+	// last step of each epoch); 0 means 10.
+	MetricsEvery int `json:"metrics_every"`
+}
+
+func (c Config) withDefaults() Config {
+	if c.Epochs == 0 {
+		c.Epochs = 1
+	}
+	if c.Batch == 0 {
+		c.Batch = 128
+	}
+	if c.LR == 0 {
+		c.LR = 1e-3
+	}
+	if c.EvalBatch == 0 {
+		c.EvalBatch = 1000
+	}
+	if c.CalibrationBatches == 0 {
+		c.CalibrationBatches = 32
+	}
+	if c.MetricsEvery == 0 {
+		c.MetricsEvery = 10
+	}
+	return c
+}
+
+// Validate names the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.Epochs < 0:
+		return fmt.Errorf("epochs %d is negative", c.Epochs)
+	case c.Batch < 0:
+		return fmt.Errorf("batch size %d is negative", c.Batch)
+	case c.EvalBatch < 0:
+		return fmt.Errorf("eval batch size %d is negative", c.EvalBatch)
+	case !(c.LR >= 0) || math.IsInf(c.LR, 0):
+		return fmt.Errorf("learning rate %v is not a finite non-negative number", c.LR)
+	case c.CalibrationBatches < 0:
+		return fmt.Errorf("calibration batches %d is negative", c.CalibrationBatches)
+	case c.FreezeObserversStep < 0 || c.FreezeBNStep < 0:
+		return fmt.Errorf("freeze steps %d, %d: must not be negative", c.FreezeObserversStep, c.FreezeBNStep)
+	case c.MetricsEvery < 0:
+		return fmt.Errorf("metrics interval %d is negative", c.MetricsEvery)
+	}
+	if err := c.Optimizer.Validate(); err != nil {
+		return err
+	}
+	if err := c.Schedule.Validate(); err != nil {
+		return err
+	}
+	return c.Norm.Validate()
+}
+
+// Trainer trains one model. It owns the optimizer and the step and epoch
+// counters, which a checkpoint saves so that a run resumes exactly.
+type Trainer struct {
+	Model *layers.Model
+	Opt   Optimizer
+	cfg   Config
+	// Step counts optimizer steps; Epoch counts completed epochs.
+	Step  int64
+	Epoch int
+
+	params []*Param
+	gs     *graphs
+
+	// Metrics receives JSONL records (nil: none); Progress shows a
+	// progress bar or log lines (nil: none); Checkpoint, if set, is
+	// called after every epoch.
+	Metrics    io.Writer
+	Progress   io.Writer
+	Checkpoint func(*Trainer) error
+}
+
+// NewTrainer returns a trainer for m with a fresh optimizer.
+func NewTrainer(m *layers.Model, cfg Config) (*Trainer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("train config: %w", err)
+	}
+	t := &Trainer{Model: m, cfg: cfg.withDefaults(), gs: newGraphs(m)}
+	if err := t.newOptimizer(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Config returns the configuration with defaults filled in.
+func (t *Trainer) Config() Config { return t.cfg }
+
+// SetEpochs changes the number of epochs to reach (a resumed run going
+// further than planned).
+func (t *Trainer) SetEpochs(n int) error {
+	if n < 1 {
+		return fmt.Errorf("epochs %d: want at least 1", n)
+	}
+	t.cfg.Epochs = n
+	return nil
+}
+
+// newOptimizer (re)creates the optimizer over the model's current params,
+// keeping the state of params it already had.
+func (t *Trainer) newOptimizer() error {
+	var state map[string][]float32
+	var steps int64
+	if t.Opt != nil {
+		state, steps = t.Opt.State(), t.Opt.Steps()
+	}
+	mp := t.Model.Params()
+	t.params = make([]*Param, len(mp))
+	for i, p := range mp {
+		t.params[i] = &Param{Name: p.Name, Data: p.Data, Grad: p.Grad, NoDecay: p.Quantizer}
+	}
+	opt, err := NewOptimizer(t.cfg.Optimizer, t.params)
+	if err != nil {
+		return err
+	}
+	if state != nil {
+		// Keep the buffers of params that existed; new params start at 0.
+		fresh := opt.State()
+		for k := range fresh {
+			if v, ok := state[k]; ok {
+				fresh[k] = v
+			}
+		}
+		if err := opt.LoadState(fresh, steps); err != nil {
+			return err
+		}
+	}
+	t.Opt = opt
+	return nil
+}
+
+// ErrNonFinite is wrapped by the error of a step whose loss is NaN or Inf.
+var ErrNonFinite = errors.New("non-finite loss")
+
+// Fit trains until Epochs epochs are done, evaluating on test (if not nil)
+// after every epoch. A NaN or Inf loss stops it with an error wrapping
+// ErrNonFinite that names the step and the first layer whose output was
+// not finite. ctx cancels between steps.
+func (t *Trainer) Fit(ctx context.Context, trainSet, test *data.Dataset) (EpochRecord, error) {
+	cfg := t.cfg
+	m := t.Model
+	if err := checkDataset(m, trainSet); err != nil {
+		return EpochRecord{}, err
+	}
+	if test != nil {
+		if err := checkDataset(m, test); err != nil {
+			return EpochRecord{}, err
+		}
+	}
+	if m.NeedsInit() {
+		frozen := m.ObserversFrozen()
+		if err := calibrate(t.gs, trainSet, CalibrateConfig{Batches: cfg.CalibrationBatches, Batch: cfg.Batch, Seed: cfg.Seed, Norm: cfg.Norm}); err != nil {
+			return EpochRecord{}, fmt.Errorf("initialise learnable quantizers: %w", err)
+		}
+		m.FreezeObservers(frozen)
+		if _, err := m.InitLearnable(); err != nil {
+			return EpochRecord{}, err
+		}
+		if err := t.newOptimizer(); err != nil {
+			return EpochRecord{}, err
+		}
+	}
+	mw := newMetricsWriter(t.Metrics)
+	batches := data.NewBatches(trainSet.N, cfg.Seed, cfg.Batch, true, false)
+	perEpoch := batches.Len()
+	total := cfg.Epochs * perEpoch
+	var prog *Progress
+	if t.Progress != nil {
+		label := "train"
+		if m.Quantized() {
+			label = "qat " + m.Quant.String()
+		}
+		prog = NewProgress(t.Progress, ProgressConfig{Label: label, Total: total})
+		defer prog.Finish()
+	}
+	labels := make([]int, cfg.Batch)
+	var last EpochRecord
+	for t.Epoch < cfg.Epochs {
+		epochStart := time.Now()
+		var lossSum float64
+		var correct, seen int
+		windowStart, windowSeen := time.Now(), 0
+		for i, idx := range batches.Epoch(t.Epoch) {
+			if err := ctx.Err(); err != nil {
+				return last, err
+			}
+			t.applyFreezes()
+			gr, err := t.gs.get(layers.Train, len(idx))
+			if err != nil {
+				return last, err
+			}
+			y := labels[:len(idx)]
+			trainSet.Fill(gr.Input(), y, idx, cfg.Norm)
+			if err := gr.Run(y); err != nil {
+				return last, fmt.Errorf("step %d: %w", t.Step+1, err)
+			}
+			loss := gr.Loss()
+			if math.IsNaN(loss) || math.IsInf(loss, 0) {
+				where := gr.NonFinite()
+				if where == "" {
+					where = "the loss itself (every layer output is finite)"
+				}
+				return last, fmt.Errorf("step %d (epoch %d, batch %d): loss is %v: first non-finite value in %s: %w",
+					t.Step+1, t.Epoch+1, i, loss, where, ErrNonFinite)
+			}
+			lr := cfg.Schedule.LR(cfg.LR, int(t.Step), total)
+			if err := t.Opt.Step(lr); err != nil {
+				return last, fmt.Errorf("step %d: %w", t.Step+1, err)
+			}
+			t.Step++
+			ok := countCorrect(gr.Logits(), y, m.Spec.Classes)
+			correct += ok
+			seen += len(idx)
+			windowSeen += len(idx)
+			lossSum += loss * float64(len(idx))
+			lastOfEpoch := i == perEpoch-1
+			if t.Step%int64(cfg.MetricsEvery) == 0 || lastOfEpoch {
+				sps := float64(windowSeen) / time.Since(windowStart).Seconds()
+				rec := StepRecord{Type: "step", Step: t.Step, Epoch: t.Epoch + 1, Loss: loss, LR: lr,
+					Accuracy: float64(ok) / float64(len(idx)), SamplesPerSec: sps}
+				if m.Quantized() {
+					rec.Quant = quantRecords(gr.QuantStats())
+				}
+				if err := mw.write(rec); err != nil {
+					return last, err
+				}
+				if prog != nil {
+					prog.Update(int(t.Step), lossSum/float64(seen), float64(correct)/float64(seen), sps)
+				}
+				windowStart, windowSeen = time.Now(), 0
+			}
+		}
+		t.Epoch++
+		rec := EpochRecord{Type: "epoch", Epoch: t.Epoch, Step: t.Step, TrainLoss: lossSum / float64(seen),
+			TrainAccuracy: float64(correct) / float64(seen),
+			SamplesPerSec: float64(seen) / time.Since(epochStart).Seconds()}
+		if test != nil {
+			ev, err := evaluate(t.gs, test, EvalConfig{Batch: cfg.EvalBatch, Norm: cfg.Norm})
+			if err != nil {
+				return last, fmt.Errorf("epoch %d: %w", t.Epoch, err)
+			}
+			rec.ValLoss, rec.ValAccuracy, rec.ValN = &ev.Loss, &ev.Accuracy, ev.N
+		}
+		if err := mw.write(rec); err != nil {
+			return last, err
+		}
+		last = rec
+		if t.Checkpoint != nil {
+			if err := t.Checkpoint(t); err != nil {
+				return last, fmt.Errorf("epoch %d: checkpoint: %w", t.Epoch, err)
+			}
+		}
+	}
+	return last, nil
+}
+
+// applyFreezes switches observers and BN statistics off at their steps.
+func (t *Trainer) applyFreezes() {
+	if n := t.cfg.FreezeObserversStep; n > 0 && t.Step >= n && t.Model.Quantized() && !t.Model.ObserversFrozen() {
+		t.Model.FreezeObservers(true)
+	}
+	if n := t.cfg.FreezeBNStep; n > 0 && t.Step >= n && !t.Model.BNFrozen() {
+		t.Model.FreezeBN(true)
+	}
+}
