@@ -364,3 +364,44 @@ func TestGraphStaleAndNotReady(t *testing.T) {
 		t.Errorf("stale run: %v", err)
 	}
 }
+
+// A model from a config file with stride, padding, ReLU6, average pooling,
+// a standalone ReLU and a bias-free conv trains in QAT.
+func TestConfigFileModel(t *testing.T) {
+	s, err := LoadSpec("testdata/small-cnn.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shapes, _ := s.Shapes()
+	// conv1: (28+2-3)/2+1 = 14; avgpool 2: 7; conv2 pad 1: 7; maxpool 3/2: 3.
+	if got := shapes[4]; got[0] != 8 || got[1] != 3 || got[2] != 3 {
+		t.Fatalf("maxpool output %v, want [8 3 3]", got)
+	}
+	m, err := NewModel(s, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Param("conv2.bias") != nil || m.Param("bn1.running_var") != nil || m.BatchNorm("bn1") == nil {
+		t.Fatal("conv2 has a bias, or BN buffers are params")
+	}
+	if err := m.Quantize(QuantConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	gr, err := m.NewGraph(8, Train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := fill(t, gr)
+	if err := gr.Run(y); err != nil {
+		t.Fatal(err)
+	}
+	if l := gr.Loss(); math.IsNaN(l) || l <= 0 {
+		t.Fatalf("loss %v", l)
+	}
+	if len(gr.QuantStats()) != 7 {
+		t.Errorf("%d quantizer stats, want 7 (input, 3 layers x weight+act)", len(gr.QuantStats()))
+	}
+	if _, err := LoadSpec("testdata/missing.json"); err == nil || !strings.Contains(err.Error(), "neither") {
+		t.Errorf("missing config: %v", err)
+	}
+}

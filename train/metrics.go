@@ -14,14 +14,16 @@ import (
 // since the previous record and, for a quantized model, every
 // quantizer's state and error on the tensor it saw in this step.
 type StepRecord struct {
-	Type          string        `json:"type"`
-	Step          int64         `json:"step"`
-	Epoch         int           `json:"epoch"`
-	Loss          float64       `json:"loss"`
-	LR            float64       `json:"lr"`
-	Accuracy      float64       `json:"accuracy"`
-	SamplesPerSec float64       `json:"samples_per_sec"`
-	Quant         []QuantRecord `json:"quant,omitempty"`
+	Type          string  `json:"type"`
+	Step          int64   `json:"step"`
+	Epoch         int     `json:"epoch"`
+	Loss          float64 `json:"loss"`
+	LR            float64 `json:"lr"`
+	Accuracy      float64 `json:"accuracy"`
+	SamplesPerSec float64 `json:"samples_per_sec"`
+	// RSSMB is the process's resident memory in MiB (Linux; else absent).
+	RSSMB float64       `json:"rss_mb,omitempty"`
+	Quant []QuantRecord `json:"quant,omitempty"`
 }
 
 // EpochRecord is the JSONL record of a finished epoch ("type":"epoch"):

@@ -109,6 +109,10 @@ type Trainer struct {
 
 	params []*Param
 	gs     *graphs
+	// trained and trainTime sum the samples and wall time of training
+	// epochs (evaluation excluded) over this trainer's Fit calls.
+	trained   int
+	trainTime time.Duration
 
 	// Metrics receives JSONL records (nil: none); Progress shows a
 	// progress bar or log lines (nil: none); Checkpoint, if set, is
@@ -264,7 +268,7 @@ func (t *Trainer) Fit(ctx context.Context, trainSet, test *data.Dataset) (EpochR
 			if t.Step%int64(cfg.MetricsEvery) == 0 || lastOfEpoch {
 				sps := float64(windowSeen) / time.Since(windowStart).Seconds()
 				rec := StepRecord{Type: "step", Step: t.Step, Epoch: t.Epoch + 1, Loss: loss, LR: lr,
-					Accuracy: float64(ok) / float64(len(idx)), SamplesPerSec: sps}
+					Accuracy: float64(ok) / float64(len(idx)), SamplesPerSec: sps, RSSMB: rssMB()}
 				if m.Quantized() {
 					rec.Quant = quantRecords(gr.QuantStats())
 				}
@@ -278,6 +282,8 @@ func (t *Trainer) Fit(ctx context.Context, trainSet, test *data.Dataset) (EpochR
 			}
 		}
 		t.Epoch++
+		t.trained += seen
+		t.trainTime += time.Since(epochStart)
 		rec := EpochRecord{Type: "epoch", Epoch: t.Epoch, Step: t.Step, TrainLoss: lossSum / float64(seen),
 			TrainAccuracy: float64(correct) / float64(seen),
 			SamplesPerSec: float64(seen) / time.Since(epochStart).Seconds()}
@@ -299,6 +305,16 @@ func (t *Trainer) Fit(ctx context.Context, trainSet, test *data.Dataset) (EpochR
 		}
 	}
 	return last, nil
+}
+
+// SamplesPerSec returns the training throughput of this trainer's Fit
+// calls so far: samples over wall time of the training epochs, without
+// evaluation or checkpointing.
+func (t *Trainer) SamplesPerSec() float64 {
+	if t.trainTime <= 0 {
+		return 0
+	}
+	return float64(t.trained) / t.trainTime.Seconds()
 }
 
 // applyFreezes switches observers and BN statistics off at their steps.

@@ -149,7 +149,7 @@ func (r *runFlags) fit(c *cobra.Command, t *train.Trainer, dataSpec string, trai
 		return fmt.Errorf("--metrics: %w", err)
 	}
 	res := map[string]any{"out": r.out, "metrics": r.metrics, "epochs": t.Epoch, "steps": t.Step,
-		"train_loss": last.TrainLoss, "train_accuracy": last.TrainAccuracy, "samples_per_sec": last.SamplesPerSec}
+		"train_loss": last.TrainLoss, "train_accuracy": last.TrainAccuracy, "samples_per_sec": t.SamplesPerSec()}
 	if last.ValAccuracy != nil {
 		res["accuracy"], res["loss"], res["n"] = *last.ValAccuracy, *last.ValLoss, last.ValN
 	}
@@ -160,7 +160,7 @@ func (r *runFlags) fit(c *cobra.Command, t *train.Trainer, dataSpec string, trai
 		return printJSON(c.OutOrStdout(), res)
 	}
 	w := c.OutOrStdout()
-	fmt.Fprintf(w, "%s: %d epochs, %d steps, train loss %.4f, %.0f samples/s\n", r.out, t.Epoch, t.Step, last.TrainLoss, last.SamplesPerSec)
+	fmt.Fprintf(w, "%s: %d epochs, %d steps, train loss %.4f, %.0f samples/s\n", r.out, t.Epoch, t.Step, last.TrainLoss, t.SamplesPerSec())
 	if last.ValAccuracy != nil {
 		fmt.Fprintf(w, "test accuracy %.2f%% (n=%d), loss %.4f\n", 100**last.ValAccuracy, last.ValN, *last.ValLoss)
 	}
