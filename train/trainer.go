@@ -27,7 +27,7 @@ type Config struct {
 	Schedule  ScheduleConfig  `json:"schedule"`
 	// Seed seeds the shuffling (parameter initialisation is the model's).
 	Seed uint64 `json:"seed"`
-	// EvalBatch is the evaluation batch size; 0 means 1000.
+	// EvalBatch is the evaluation batch size; 0 means 250.
 	EvalBatch int `json:"eval_batch"`
 	// Norm is the input normalisation.
 	Norm data.Norm `json:"norm"`
@@ -59,7 +59,7 @@ func (c Config) withDefaults() Config {
 		c.LR = 1e-3
 	}
 	if c.EvalBatch == 0 {
-		c.EvalBatch = 1000
+		c.EvalBatch = 250
 	}
 	if c.CalibrationBatches == 0 {
 		c.CalibrationBatches = 32

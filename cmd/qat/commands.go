@@ -498,7 +498,7 @@ BatchNorm on running statistics. --limit caps the number of test images.`,
 		},
 	}
 	c.Flags().StringVar(&model, "model", "", "checkpoint to evaluate (required)")
-	c.Flags().IntVar(&batch, "batch", 1000, "evaluation batch size")
+	c.Flags().IntVar(&batch, "batch", 250, "evaluation batch size")
 	c.Flags().BoolVar(&asJSON, "json", false, "print accuracy, n, loss and samples_per_sec as JSON")
 	c.Flags().StringVar(&d.spec, "data", "", "data: embedded, mnist, fashion-mnist or a directory (default: the checkpoint's)")
 	c.Flags().IntVar(&d.limit, "limit", 0, "evaluate only the first N test images (0: all)")
