@@ -71,14 +71,18 @@
 //
 // # Buffers
 //
-// Do allocates its output; inputs are never modified, with one documented
-// exception: a LearnableFakeQuant with ClampScale raises a finite scale
-// below quant.Eps to quant.Eps in the scale node's own value, as PyTorch's
-// module clamps scale.data in place, so that the solver continues from the
-// clamped value. Without ClampScale a non-positive scale is an error, and a
-// NaN or infinite scale always is. Observers copy what they keep. Values
-// that are views or transposed tensors are read through a materialized
-// copy.
+// Each op node owns its output: the tensor Do returns is allocated on
+// the node's first run (again only if a run brings a larger shape) and
+// overwritten in place, every element, by each later run. A node's value
+// lives until the node runs again; downstream ops read it within the run
+// and a caller after it, and whoever keeps it longer must copy it. Inputs
+// are never modified, with one documented exception: a LearnableFakeQuant
+// with ClampScale raises a finite scale below quant.Eps to quant.Eps in
+// the scale node's own value, as PyTorch's module clamps scale.data in
+// place, so that the solver continues from the clamped value. Without
+// ClampScale a non-positive scale is an error, and a NaN or infinite
+// scale always is. Observers copy what they keep. Values that are views
+// or transposed tensors are read through a materialized copy.
 //
 // # Errors
 //

@@ -208,6 +208,7 @@ type fqOp struct {
 	q   *FakeQuant
 	id  uint64
 	rec *record
+	out graphval.Buffer
 }
 
 func (op *fqOp) Arity() int    { return 1 }
@@ -237,14 +238,14 @@ func (op *fqOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		op.rec.ran = false
 		return nil, fmt.Errorf("fakequant %s: %w", op.q.name, err)
 	}
-	y := make([]float32, len(x))
+	out, y := op.out.Dense(shape)
 	if disabled {
 		copy(y, x)
 	} else {
 		quant.FakeQuantize(y, x, shape, p)
 	}
-	*op.rec = record{ran: true, disabled: disabled, p: p, shape: shape.Clone()}
-	return graphval.NewDense(shape, y), nil
+	*op.rec = record{ran: true, disabled: disabled, p: p, shape: shape}
+	return out, nil
 }
 
 // DiffWRT: the output is differentiable with respect to x.

@@ -229,6 +229,7 @@ type lfqOp struct {
 	id  uint64
 	c   int // scales per input
 	rec *record
+	out graphval.Buffer
 }
 
 func (op *lfqOp) Arity() int { return 3 }
@@ -272,11 +273,11 @@ func (op *lfqOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if len(s) != c || len(z) != c {
 		return nil, fmt.Errorf("fakequant %s: %d scales and %d zero points for %d channels of shape %v", name, len(s), len(z), c, shape)
 	}
-	y := make([]float32, len(x))
+	out, y := op.out.Dense(shape)
 	if !op.l.Enabled() {
 		copy(y, x)
-		*op.rec = record{ran: true, disabled: true, shape: shape.Clone()}
-		return graphval.NewDense(shape, y), nil
+		*op.rec = record{ran: true, disabled: true, shape: shape}
+		return out, nil
 	}
 	p, err := op.l.params(s, z)
 	if err != nil {
@@ -287,8 +288,8 @@ func (op *lfqOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if g == 0 {
 		g = ste.GradFactor(len(x), p.QMax)
 	}
-	*op.rec = record{ran: true, p: p, shape: shape.Clone(), gradFactor: g}
-	return graphval.NewDense(shape, y), nil
+	*op.rec = record{ran: true, p: p, shape: shape, gradFactor: g}
+	return out, nil
 }
 
 // DiffWRT: x and scale always; the zero point when it is learned.
@@ -335,6 +336,7 @@ func (op *lfqOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (go
 type paramGradOp struct {
 	fwd    *lfqOp
 	learnZ bool
+	out    graphval.Buffer
 }
 
 func (op *paramGradOp) size() int {
@@ -380,7 +382,8 @@ func (op *paramGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if err := rec.check(name, len(x)); err != nil {
 		return nil, err
 	}
-	out := make([]float32, op.size())
+	res, out := op.out.Dense(tensor.Shape{op.size()})
+	clear(out)
 	if !rec.disabled {
 		if c := len(rec.p.Scale); c != op.fwd.c {
 			return nil, fmt.Errorf("fakequant %s: forward used %d scales, gradient wants %d", name, c, op.fwd.c)
@@ -392,7 +395,7 @@ func (op *paramGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 			ste.LSQ(nil, out, gy, x, rec.shape, rec.p, rec.gradFactor)
 		}
 	}
-	return graphval.NewDense(tensor.Shape{len(out)}, out), nil
+	return res, nil
 }
 
 // pickOp copies part 0 (scale) or 1 (zero point) out of a packed LSQ+
@@ -400,6 +403,7 @@ func (op *paramGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 type pickOp struct {
 	fwd  *lfqOp
 	part int
+	out  graphval.Buffer
 }
 
 func (op *pickOp) Arity() int    { return 1 }
@@ -430,8 +434,9 @@ func (op *pickOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if len(packed) != 2*c {
 		return nil, fmt.Errorf("fakequant %s: packed gradient has %d elements, want %d", op.fwd.l.cfg.Name, len(packed), 2*c)
 	}
-	out := append([]float32(nil), packed[op.part*c:(op.part+1)*c]...)
-	return graphval.NewDense(tensor.Shape{c}, out), nil
+	res, out := op.out.Dense(tensor.Shape{c})
+	copy(out, packed[op.part*c:(op.part+1)*c])
+	return res, nil
 }
 
 var (

@@ -106,6 +106,7 @@ type steOp struct {
 	name string
 	fwd  uint64 // id of the forward op
 	rec  *record
+	out  graphval.Buffer
 }
 
 var (
@@ -145,13 +146,13 @@ func (op *steOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if err := op.rec.check(op.name, len(x)); err != nil {
 		return nil, err
 	}
-	gx := make([]float32, len(x))
+	out, gx := op.out.Dense(shape)
 	if op.rec.disabled {
 		copy(gx, gy)
 	} else {
 		ste.Clipped(gx, gy, x, op.rec.shape, op.rec.p)
 	}
-	return graphval.NewDense(shape, gx), nil
+	return out, nil
 }
 
 var _ gorgonia.Op = (*steOp)(nil)

@@ -17,10 +17,11 @@ import (
 //
 // NaN stays NaN, as in PyTorch. The gradient, computed by a separate op
 // node from x and dY, is dX = dY where x > 0 and 0 elsewhere, so 0 at the
-// kink x = 0 and at NaN (PyTorch's threshold_backward). Do allocates the
-// output; inputs are never written. Shape and dtype errors are reported
-// here; a run whose values are not float32 or disagree in size returns an
-// error naming the op.
+// kink x = 0 and at NaN (PyTorch's threshold_backward). Each op node
+// (forward, gradient) owns its output tensor and overwrites it on every
+// run (see Buffers in the package doc); inputs are never written. Shape
+// and dtype errors are reported here; a run whose values are not float32
+// or disagree in size returns an error naming the op.
 func ReLU(x *gorgonia.Node) (*gorgonia.Node, error) {
 	return applyClamp(x, false)
 }
@@ -53,6 +54,7 @@ func applyClamp(x *gorgonia.Node, six bool) (*gorgonia.Node, error) {
 type clampOp struct {
 	id  uint64
 	six bool
+	out graphval.Buffer
 }
 
 func (op *clampOp) name() string {
@@ -85,7 +87,8 @@ func (op *clampOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	// Go's min and max return NaN when an operand is NaN, and compile
 	// without branches (a branch per element mispredicts half the time on
 	// zero-centred data).
-	y := make([]float32, len(x))
+	out, y := op.out.Dense(shape)
+	y = y[:len(x)]
 	if op.six {
 		for i, v := range x {
 			y[i] = min(max(v, 0), 6)
@@ -95,7 +98,7 @@ func (op *clampOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 			y[i] = max(v, 0)
 		}
 	}
-	return graphval.NewDense(shape, y), nil
+	return out, nil
 }
 
 func (op *clampOp) DiffWRT(inputs int) []bool { return []bool{true} }
@@ -114,7 +117,10 @@ func (op *clampOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (
 var _ gorgonia.SDOp = (*clampOp)(nil)
 
 // clampGradOp is the input gradient of a clampOp: inputs x, dY.
-type clampGradOp struct{ fwd *clampOp }
+type clampGradOp struct {
+	fwd *clampOp
+	out graphval.Buffer
+}
 
 func (op *clampGradOp) Arity() int    { return 2 }
 func (op *clampGradOp) Type() hm.Type { return hm.NewFnType(typeAny, typeAny, typeAny) }
@@ -147,23 +153,38 @@ func (op *clampGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	// dx = dy & mask, the mask all ones where the gradient passes: written
 	// so that the compiler emits conditional moves, not branches.
-	dx := make([]float32, len(x))
+	out, dx := op.out.Dense(shape)
+	dx = dx[:len(x)]
 	dy = dy[:len(x)]
-	hi := float32(math.Inf(1))
-	if op.fwd.six {
-		hi = 6
+	if !op.fwd.six {
+		reluGrad(dx, dy, x)
+		return out, nil
 	}
 	for i, v := range x {
 		var lo, up uint32
 		if v > 0 {
 			lo = math.MaxUint32
 		}
-		if v < hi {
+		if v < 6 {
 			up = math.MaxUint32
 		}
 		dx[i] = math.Float32frombits(math.Float32bits(dy[i]) & lo & up)
 	}
-	return graphval.NewDense(shape, dx), nil
+	return out, nil
+}
+
+// reluGrad writes dx = dy where x > 0, else +0 (NaN x included), with
+// len(dy) and len(x) at least len(dx), as the ReLU6 loop does with one
+// mask less.
+func reluGrad(dx, dy, x []float32) {
+	dy, x = dy[:len(dx)], x[:len(dx)]
+	for i, v := range x {
+		var m uint32
+		if v > 0 {
+			m = math.MaxUint32
+		}
+		dx[i] = math.Float32frombits(math.Float32bits(dy[i]) & m)
+	}
 }
 
 var _ gorgonia.Op = (*clampGradOp)(nil)

@@ -129,11 +129,14 @@ func (bn *BatchNorm) Eps() float32 { return bn.eps32 }
 //
 // Gradients, for x, gamma and beta, are separate op nodes that gorgonia.Grad
 // adds. The forward op records, privately to its node, which mode it ran
-// in (and, in evaluation mode, the mean and 1/sqrt(var+eps) it used); the
-// gradient ops read that record and take the forward's output as an input,
-// so they run after it and use the same mode. In training mode they do the
-// full batch-norm backward, recomputing the batch mean and inverse standard
-// deviation from x (rounded to float32, as PyTorch's saved statistics):
+// in and the statistics it used (the batch mean and biased variance in
+// training mode, the running mean and 1/sqrt(var+eps) in evaluation mode);
+// the gradient ops read that record and take the forward's output as an
+// input, so they run after it and use the same mode. In training mode they
+// do the full batch-norm backward with the batch mean and inverse standard
+// deviation of x (rounded to float32, as PyTorch's saved statistics),
+// taken from the record, which holds exactly what computing them again
+// from the same x would give:
 // dx = gamma*invstd*(dy - mean(dy) - (x-mean)*invstd^2*mean(dy*(x-mean))),
 // dgamma = sum(dy*(x-mean))*invstd, dbeta = sum(dy). They never read the
 // running statistics, which the forward has just updated. In evaluation
@@ -144,9 +147,10 @@ func (bn *BatchNorm) Eps() float32 { return bn.eps32 }
 // four per-channel sums ([4, C]: mean, invstd, sum dy, sum dy*(x-mean)),
 // the dx, dgamma and dbeta ops read them.
 //
-// Every op allocates its output on each run; inputs are never written.
-// Run-time errors (values of the wrong shape, running statistics of the
-// wrong length, n = 1 when training) name the op.
+// Each op node owns its output tensor and overwrites it on every run (see
+// Buffers in the package doc); inputs are never written. Run-time errors
+// (values of the wrong shape, running statistics of the wrong length,
+// n = 1 when training) name the op.
 func (bn *BatchNorm) Apply(x, gamma, beta *gorgonia.Node) (*gorgonia.Node, error) {
 	if bn == nil || bn.channels < 1 {
 		return nil, fmt.Errorf("layers.BatchNorm.Apply: BatchNorm not made by NewBatchNorm")
@@ -191,8 +195,17 @@ type bnRecord struct {
 	ran      bool
 	training bool
 	shape    tensor.Shape
-	// mean and invstd are the running statistics used in evaluation mode.
-	mean, invstd []float64
+	// mean and invstd are the running statistics used in evaluation
+	// mode; in training mode mean and variance are the batch's.
+	mean, invstd, variance []float64
+}
+
+// f64s returns buf resized to n, reallocated if it is too small.
+func f64s(buf []float64, n int) []float64 {
+	if cap(buf) < n {
+		return make([]float64, n)
+	}
+	return buf[:n]
 }
 
 func (r *bnRecord) check(op fmt.Stringer, xs tensor.Shape) error {
@@ -210,6 +223,7 @@ type bnOp struct {
 	id  uint64
 	bn  *BatchNorm
 	rec *bnRecord
+	out graphval.Buffer
 }
 
 func (op *bnOp) Arity() int    { return 3 }
@@ -242,24 +256,88 @@ func bnDims(xs tensor.Shape) (n, c, inner int) {
 	return xs[0], xs[1], inner
 }
 
-// batchStats returns the per-channel mean and biased variance of x
-// [N, C, inner], two passes in float64.
-func batchStats(x []float32, n, c, inner int) (mean, variance []float64) {
-	mean, variance = make([]float64, c), make([]float64, c)
+// batchStats writes the per-channel mean and biased variance of x
+// [N, C, inner] to mean and variance ([C] each), two passes in float64.
+func batchStats(mean, variance []float64, x []float32, n, c, inner int) {
 	cnt := float64(n * inner)
+	seg := func(b, ch int) []float32 { return x[(b*c+ch)*inner : (b*c+ch+1)*inner] }
 	for ch := 0; ch < c; ch++ {
+		// Two samples' sums at a time (sum64x2), added in sample order:
+		// the same additions as one sample at a time.
 		var s float64
-		for b := 0; b < n; b++ {
-			s += sum64(x[(b*c+ch)*inner : (b*c+ch+1)*inner])
+		b := 0
+		for ; b+2 <= n; b += 2 {
+			s0, s1 := sum64x2(seg(b, ch), seg(b+1, ch))
+			s += s0
+			s += s1
+		}
+		if b < n {
+			s += sum64(seg(b, ch))
 		}
 		m := s / cnt
 		var q float64
-		for b := 0; b < n; b++ {
-			q += sqDev64(x[(b*c+ch)*inner:(b*c+ch+1)*inner], m)
+		b = 0
+		for ; b+2 <= n; b += 2 {
+			q0, q1 := sqDev64x2(seg(b, ch), seg(b+1, ch), m)
+			q += q0
+			q += q1
+		}
+		if b < n {
+			q += sqDev64(seg(b, ch), m)
 		}
 		mean[ch], variance[ch] = m, q/cnt
 	}
-	return mean, variance
+}
+
+// sum64x2 returns sum64(s) and sum64(u), len(u) = len(s), computed side
+// by side: eight independent accumulators instead of four.
+func sum64x2(s, u []float32) (float64, float64) {
+	u = u[:len(s)]
+	var a0, a1, a2, a3, b0, b1, b2, b3 float64
+	i := 0
+	for ; i+4 <= len(s); i += 4 {
+		t, v := s[i:i+4:i+4], u[i:i+4:i+4]
+		a0 += float64(t[0])
+		a1 += float64(t[1])
+		a2 += float64(t[2])
+		a3 += float64(t[3])
+		b0 += float64(v[0])
+		b1 += float64(v[1])
+		b2 += float64(v[2])
+		b3 += float64(v[3])
+	}
+	for ; i < len(s); i++ {
+		a0 += float64(s[i])
+		b0 += float64(u[i])
+	}
+	return (a0 + a1) + (a2 + a3), (b0 + b1) + (b2 + b3)
+}
+
+// sqDev64x2 returns sqDev64(s, m) and sqDev64(u, m), len(u) = len(s),
+// side by side as sum64x2.
+func sqDev64x2(s, u []float32, m float64) (float64, float64) {
+	u = u[:len(s)]
+	var a0, a1, a2, a3, b0, b1, b2, b3 float64
+	i := 0
+	for ; i+4 <= len(s); i += 4 {
+		t, v := s[i:i+4:i+4], u[i:i+4:i+4]
+		d0, d1, d2, d3 := float64(t[0])-m, float64(t[1])-m, float64(t[2])-m, float64(t[3])-m
+		e0, e1, e2, e3 := float64(v[0])-m, float64(v[1])-m, float64(v[2])-m, float64(v[3])-m
+		a0 += d0 * d0
+		a1 += d1 * d1
+		a2 += d2 * d2
+		a3 += d3 * d3
+		b0 += e0 * e0
+		b1 += e1 * e1
+		b2 += e2 * e2
+		b3 += e3 * e3
+	}
+	for ; i < len(s); i++ {
+		d, e := float64(s[i])-m, float64(u[i])-m
+		a0 += d * d
+		b0 += e * e
+	}
+	return (a0 + a1) + (a2 + a3), (b0 + b1) + (b2 + b3)
 }
 
 // sum64 is the float64 sum of s, in four interleaved partial sums (for
@@ -268,10 +346,11 @@ func sum64(s []float32) float64 {
 	var a0, a1, a2, a3 float64
 	i := 0
 	for ; i+4 <= len(s); i += 4 {
-		a0 += float64(s[i])
-		a1 += float64(s[i+1])
-		a2 += float64(s[i+2])
-		a3 += float64(s[i+3])
+		t := s[i : i+4 : i+4]
+		a0 += float64(t[0])
+		a1 += float64(t[1])
+		a2 += float64(t[2])
+		a3 += float64(t[3])
 	}
 	for ; i < len(s); i++ {
 		a0 += float64(s[i])
@@ -284,7 +363,8 @@ func sqDev64(s []float32, m float64) float64 {
 	var a0, a1, a2, a3 float64
 	i := 0
 	for ; i+4 <= len(s); i += 4 {
-		d0, d1, d2, d3 := float64(s[i])-m, float64(s[i+1])-m, float64(s[i+2])-m, float64(s[i+3])-m
+		t := s[i : i+4 : i+4]
+		d0, d1, d2, d3 := float64(t[0])-m, float64(t[1])-m, float64(t[2])-m, float64(t[3])-m
 		a0 += d0 * d0
 		a1 += d1 * d1
 		a2 += d2 * d2
@@ -304,17 +384,48 @@ func gradSums64(g, x []float32, m float64) (sg, dot float64) {
 	var s0, s1, d0, d1 float64
 	i := 0
 	for ; i+2 <= len(g); i += 2 {
-		g0, g1 := float64(g[i]), float64(g[i+1])
+		gt, xt := g[i:i+2:i+2], x[i:i+2:i+2]
+		g0, g1 := float64(gt[0]), float64(gt[1])
 		s0 += g0
 		s1 += g1
-		d0 += g0 * (float64(x[i]) - m)
-		d1 += g1 * (float64(x[i+1]) - m)
+		d0 += g0 * (float64(xt[0]) - m)
+		d1 += g1 * (float64(xt[1]) - m)
 	}
 	for ; i < len(g); i++ {
 		s0 += float64(g[i])
 		d0 += float64(g[i]) * (float64(x[i]) - m)
 	}
 	return s0 + s1, d0 + d1
+}
+
+// gradSums64x2 returns gradSums64(g, x, m) and gradSums64(h, y, m),
+// len(x) >= len(g), len(h) = len(g), len(y) >= len(g), computed side by
+// side: eight independent accumulators instead of four.
+func gradSums64x2(g, x, h, y []float32, m float64) (sg, dot, sh, doth float64) {
+	x, h, y = x[:len(g)], h[:len(g)], y[:len(g)]
+	var s0, s1, d0, d1, t0, t1, e0, e1 float64
+	i := 0
+	for ; i+2 <= len(g); i += 2 {
+		gt, xt := g[i:i+2:i+2], x[i:i+2:i+2]
+		ht, yt := h[i:i+2:i+2], y[i:i+2:i+2]
+		g0, g1 := float64(gt[0]), float64(gt[1])
+		h0, h1 := float64(ht[0]), float64(ht[1])
+		s0 += g0
+		s1 += g1
+		d0 += g0 * (float64(xt[0]) - m)
+		d1 += g1 * (float64(xt[1]) - m)
+		t0 += h0
+		t1 += h1
+		e0 += h0 * (float64(yt[0]) - m)
+		e1 += h1 * (float64(yt[1]) - m)
+	}
+	for ; i < len(g); i++ {
+		s0 += float64(g[i])
+		d0 += float64(g[i]) * (float64(x[i]) - m)
+		t0 += float64(h[i])
+		e0 += float64(h[i]) * (float64(y[i]) - m)
+	}
+	return s0 + s1, d0 + d1, t0 + t1, e0 + e1
 }
 
 func (op *bnOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
@@ -345,14 +456,16 @@ func (op *bnOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	n, c, inner := bnDims(xs)
 	cnt := n * inner
 	training := bn.Training
-	var mean, invstd []float64
+	rec := op.rec
+	mean, invstd := f64s(rec.mean, c), f64s(rec.invstd, c)
+	rec.mean, rec.invstd = mean, invstd
 	if training {
 		if cnt < 2 {
 			return nil, fmt.Errorf("%v: expected more than 1 value per channel when training, got input shape %v", op, xs)
 		}
-		var variance []float64
-		mean, variance = batchStats(x, n, c, inner)
-		invstd = make([]float64, c)
+		variance := f64s(rec.variance, c)
+		rec.variance = variance
+		batchStats(mean, variance, x, n, c, inner)
 		m := bn.momentum
 		unbias := float64(cnt) / float64(cnt-1)
 		for ch := range invstd {
@@ -362,31 +475,28 @@ func (op *bnOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		}
 		bn.NumBatchesTracked++
 	} else {
-		mean, invstd = make([]float64, c), make([]float64, c)
 		for ch := range mean {
 			mean[ch] = float64(bn.RunningMean[ch])
 			invstd[ch] = 1 / math.Sqrt(float64(bn.RunningVar[ch])+bn.eps)
 		}
 	}
-	y := make([]float32, len(x))
+	out, y := op.out.Dense(xs)
 	for ch := 0; ch < c; ch++ {
 		alpha := invstd[ch] * float64(gamma[ch])
 		a, b := float32(alpha), float32(float64(beta[ch])-mean[ch]*alpha)
 		for bi := 0; bi < n; bi++ {
 			off := (bi*c + ch) * inner
+			src := x[off : off+inner]
 			dst := y[off : off+inner]
-			for j, v := range x[off : off+inner] {
+			dst = dst[:len(src)]
+			for j, v := range src {
 				dst[j] = v*a + b
 			}
 		}
 	}
-	op.rec.training, op.rec.shape = training, xs.Clone()
-	op.rec.mean, op.rec.invstd = nil, nil
-	if !training {
-		op.rec.mean, op.rec.invstd = mean, invstd
-	}
-	op.rec.ran = true
-	return graphval.NewDense(xs, y), nil
+	rec.training, rec.shape = training, xs
+	rec.ran = true
+	return out, nil
 }
 
 func (op *bnOp) DiffWRT(inputs int) []bool { return []bool{true, true, true} }
@@ -432,7 +542,10 @@ const (
 
 // bnStatsOp computes the [4, C] gradient statistics: inputs x, dY and y
 // (the forward's output, for ordering only).
-type bnStatsOp struct{ fwd *bnOp }
+type bnStatsOp struct {
+	fwd *bnOp
+	out graphval.Buffer
+}
 
 func (op *bnStatsOp) Arity() int    { return 3 }
 func (op *bnStatsOp) Type() hm.Type { return hm.NewFnType(typeAny, typeAny, typeAny, typeMat) }
@@ -475,9 +588,10 @@ func (op *bnStatsOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, fmt.Errorf("%v: output gradient has shape %v, input %v", op, dys, xs)
 	}
 	n, c, inner := bnDims(xs)
-	st := make([]float32, bnRows*c)
+	out, st := op.out.Dense(tensor.Shape{bnRows, c})
 	if rec.training {
-		mean, variance := batchStats(x, n, c, inner)
+		// The forward's batch statistics of this very x.
+		mean, variance := rec.mean, rec.variance
 		for ch := 0; ch < c; ch++ {
 			st[bnRowMean*c+ch] = float32(mean[ch])
 			st[bnRowInvstd*c+ch] = float32(1 / math.Sqrt(variance[ch]+op.fwd.bn.eps))
@@ -491,7 +605,17 @@ func (op *bnStatsOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	for ch := 0; ch < c; ch++ {
 		m := float64(st[bnRowMean*c+ch])
 		var sdy, dot float64
-		for b := 0; b < n; b++ {
+		b := 0
+		for ; b+2 <= n; b += 2 {
+			// Two samples side by side (gradSums64x2), added in order.
+			o0, o1 := (b*c+ch)*inner, ((b+1)*c+ch)*inner
+			s0, d0, s1, d1 := gradSums64x2(dy[o0:o0+inner], x[o0:o0+inner], dy[o1:o1+inner], x[o1:o1+inner], m)
+			sdy += s0
+			dot += d0
+			sdy += s1
+			dot += d1
+		}
+		if b < n {
 			off := (b*c + ch) * inner
 			s, d := gradSums64(dy[off:off+inner], x[off:off+inner], m)
 			sdy += s
@@ -500,7 +624,7 @@ func (op *bnStatsOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		st[bnRowSumDy*c+ch] = float32(sdy)
 		st[bnRowDotP*c+ch] = float32(dot)
 	}
-	return graphval.NewDense(tensor.Shape{bnRows, c}, st), nil
+	return out, nil
 }
 
 var _ gorgonia.Op = (*bnStatsOp)(nil)
@@ -518,7 +642,10 @@ func readStats(op fmt.Stringer, v gorgonia.Value, c int) ([]float32, error) {
 }
 
 // bnGradXOp is dx: inputs x, gamma, dY and the statistics.
-type bnGradXOp struct{ fwd *bnOp }
+type bnGradXOp struct {
+	fwd *bnOp
+	out graphval.Buffer
+}
 
 func (op *bnGradXOp) Arity() int { return 4 }
 func (op *bnGradXOp) Type() hm.Type {
@@ -566,7 +693,7 @@ func (op *bnGradXOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, err
 	}
 	cnt := float64(n * inner)
-	dx := make([]float32, len(x))
+	out, dx := op.out.Dense(xs)
 	for ch := 0; ch < c; ch++ {
 		mean := float64(st[bnRowMean*c+ch])
 		invstd := float64(st[bnRowInvstd*c+ch])
@@ -575,8 +702,9 @@ func (op *bnGradXOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 			s := float32(scale)
 			for b := 0; b < n; b++ {
 				off := (b*c + ch) * inner
-				dst := dx[off : off+inner]
-				for j, g := range dy[off : off+inner] {
+				src, dst := dy[off:off+inner], dx[off:off+inner]
+				dst = dst[:len(src)]
+				for j, g := range src {
 					dst[j] = g * s
 				}
 			}
@@ -586,13 +714,15 @@ func (op *bnGradXOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		k := float64(st[bnRowDotP*c+ch]) * invstd * invstd / cnt
 		for b := 0; b < n; b++ {
 			off := (b*c + ch) * inner
+			src := dy[off : off+inner]
 			dst, xc := dx[off:off+inner], x[off:off+inner]
-			for j, g := range dy[off : off+inner] {
+			dst, xc = dst[:len(src)], xc[:len(src)]
+			for j, g := range src {
 				dst[j] = float32((float64(g) - gradMean - (float64(xc[j])-mean)*k) * scale)
 			}
 		}
 	}
-	return graphval.NewDense(xs, dx), nil
+	return out, nil
 }
 
 var _ gorgonia.Op = (*bnGradXOp)(nil)
@@ -602,6 +732,7 @@ var _ gorgonia.Op = (*bnGradXOp)(nil)
 type bnParamGradOp struct {
 	fwd  *bnOp
 	beta bool
+	out  graphval.Buffer
 }
 
 func (op *bnParamGradOp) name() string {
@@ -641,15 +772,15 @@ func (op *bnParamGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]float32, c)
-	for ch := range out {
+	out, v := op.out.Dense(tensor.Shape{c})
+	for ch := range v {
 		if op.beta {
-			out[ch] = st[bnRowSumDy*c+ch]
+			v[ch] = st[bnRowSumDy*c+ch]
 		} else {
-			out[ch] = float32(float64(st[bnRowDotP*c+ch]) * float64(st[bnRowInvstd*c+ch]))
+			v[ch] = float32(float64(st[bnRowDotP*c+ch]) * float64(st[bnRowInvstd*c+ch]))
 		}
 	}
-	return graphval.NewDense(tensor.Shape{c}, out), nil
+	return out, nil
 }
 
 var _ gorgonia.Op = (*bnParamGradOp)(nil)

@@ -24,7 +24,8 @@ import (
 // All are float32, row-major; x may have any rank of 1 or more (2 or more
 // for AddChannelBias). Shape errors are reported when the graph is built
 // and again, as errors naming the op, when a run's values disagree. Each
-// op allocates its output on every run and never writes its inputs.
+// op node owns its output tensor and overwrites it on every run (see
+// Buffers in the package doc); inputs are never written.
 
 // ChannelMul returns y = x * s[c] where c is the index along axis (0 for a
 // weight [O, ...], 1 for an activation [N, C, ...]); s is [C], C being
@@ -103,6 +104,7 @@ type channelOp struct {
 	id   uint64
 	axis int
 	kind int
+	out  graphval.Buffer
 }
 
 func (op *channelOp) Arity() int    { return 2 }
@@ -158,11 +160,12 @@ func (op *channelOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, err
 	}
 	outer, inner := outerInner(xs, op.axis)
-	y := make([]float32, len(x))
+	out, y := op.out.Dense(xs)
 	i := 0
 	for o := 0; o < outer; o++ {
 		for _, sc := range s {
 			src, dst := x[i:i+inner], y[i:i+inner]
+			dst = dst[:len(src)]
 			switch op.kind {
 			case chanMul:
 				for j, v := range src {
@@ -180,7 +183,7 @@ func (op *channelOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 			i += inner
 		}
 	}
-	return graphval.NewDense(xs, y), nil
+	return out, nil
 }
 
 func (op *channelOp) DiffWRT(inputs int) []bool { return []bool{true, true} }
@@ -207,6 +210,8 @@ var _ gorgonia.SDOp = (*channelOp)(nil)
 type channelGradOp struct {
 	fwd  *channelOp
 	wrtS bool
+	out  graphval.Buffer
+	acc  []float64
 }
 
 func (op *channelGradOp) name() string {
@@ -256,15 +261,16 @@ func (op *channelGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	outer, inner := outerInner(xs, op.fwd.axis)
 	kind := op.fwd.kind
 	if !op.wrtS {
-		dx := make([]float32, len(x))
+		out, dx := op.out.Dense(xs)
 		if kind == chanAdd {
 			copy(dx, dy)
-			return graphval.NewDense(xs, dx), nil
+			return out, nil
 		}
 		i := 0
 		for o := 0; o < outer; o++ {
 			for _, sc := range s {
 				src, dst := dy[i:i+inner], dx[i:i+inner]
+				dst = dst[:len(src)]
 				if kind == chanMul {
 					for j, v := range src {
 						dst[j] = v * sc
@@ -277,28 +283,19 @@ func (op *channelGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 				i += inner
 			}
 		}
-		return graphval.NewDense(xs, dx), nil
+		return out, nil
 	}
-	acc := make([]float64, len(s))
-	i := 0
-	for o := 0; o < outer; o++ {
-		for c := range s {
-			var sum float64
-			if kind == chanAdd {
-				for _, v := range dy[i : i+inner] {
-					sum += float64(v)
-				}
-			} else {
-				xc := x[i : i+inner]
-				for j, v := range dy[i : i+inner] {
-					sum += float64(v) * float64(xc[j])
-				}
-			}
-			acc[c] += sum
-			i += inner
-		}
+	if cap(op.acc) < len(s) {
+		op.acc = make([]float64, len(s))
 	}
-	ds := make([]float32, len(s))
+	acc := op.acc[:len(s)]
+	clear(acc)
+	if kind == chanAdd {
+		channelSums(acc, dy, nil, outer, inner)
+	} else {
+		channelSums(acc, dy, x, outer, inner)
+	}
+	out, ds := op.out.Dense(tensor.Shape{len(s)})
 	for c, v := range acc {
 		if kind == chanDiv {
 			sc := float64(s[c])
@@ -306,7 +303,67 @@ func (op *channelGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		}
 		ds[c] = float32(v)
 	}
-	return graphval.NewDense(tensor.Shape{len(s)}, ds), nil
+	return out, nil
+}
+
+// channelSums adds to acc[c], for each of the outer*len(acc) runs of
+// inner elements of dy in row-major order (run r in channel r%len(acc)),
+// the float64 sum of the run's elements, or of their products with x's
+// when x is not nil. Each run is summed from 0 in index order by one
+// accumulator and its sum added to acc in run order, exactly as a loop
+// over the runs one by one would; four runs are summed side by side,
+// which only breaks the dependency between their additions.
+func channelSums(acc []float64, dy, x []float32, outer, inner int) {
+	c := len(acc)
+	runs := outer * c
+	r := 0
+	for ; r+4 <= runs; r += 4 {
+		d0 := dy[r*inner : (r+1)*inner]
+		d1 := dy[(r+1)*inner : (r+2)*inner]
+		d2 := dy[(r+2)*inner : (r+3)*inner]
+		d3 := dy[(r+3)*inner : (r+4)*inner]
+		d1, d2, d3 = d1[:len(d0)], d2[:len(d0)], d3[:len(d0)]
+		var s0, s1, s2, s3 float64
+		if x == nil {
+			for j := range d0 {
+				s0 += float64(d0[j])
+				s1 += float64(d1[j])
+				s2 += float64(d2[j])
+				s3 += float64(d3[j])
+			}
+		} else {
+			x0 := x[r*inner : (r+1)*inner]
+			x1 := x[(r+1)*inner : (r+2)*inner]
+			x2 := x[(r+2)*inner : (r+3)*inner]
+			x3 := x[(r+3)*inner : (r+4)*inner]
+			x0, x1, x2, x3 = x0[:len(d0)], x1[:len(d0)], x2[:len(d0)], x3[:len(d0)]
+			for j := range d0 {
+				s0 += float64(d0[j]) * float64(x0[j])
+				s1 += float64(d1[j]) * float64(x1[j])
+				s2 += float64(d2[j]) * float64(x2[j])
+				s3 += float64(d3[j]) * float64(x3[j])
+			}
+		}
+		acc[r%c] += s0
+		acc[(r+1)%c] += s1
+		acc[(r+2)%c] += s2
+		acc[(r+3)%c] += s3
+	}
+	for ; r < runs; r++ {
+		var sum float64
+		d := dy[r*inner : (r+1)*inner]
+		if x == nil {
+			for _, v := range d {
+				sum += float64(v)
+			}
+		} else {
+			xr := x[r*inner : (r+1)*inner]
+			for j, v := range d {
+				sum += float64(v) * float64(xr[j])
+			}
+		}
+		acc[r%c] += sum
+	}
 }
 
 var _ gorgonia.Op = (*channelGradOp)(nil)
@@ -363,6 +420,7 @@ type foldOp struct {
 	id  uint64
 	bn  *BatchNorm
 	rec *foldRecord
+	out graphval.Buffer
 }
 
 func (op *foldOp) Arity() int    { return 1 }
@@ -398,13 +456,13 @@ func (op *foldOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		op.rec.std = make([]float32, c)
 	}
 	std := op.rec.std[:c]
-	sf := make([]float32, c)
+	out, sf := op.out.Dense(tensor.Shape{c})
 	for i, rv := range op.bn.RunningVar {
 		std[i] = float32(math.Sqrt(float64(float32(rv + eps))))
 		sf[i] = gamma[i] / std[i]
 	}
 	op.rec.std, op.rec.ran = std, true
-	return graphval.NewDense(tensor.Shape{c}, sf), nil
+	return out, nil
 }
 
 func (op *foldOp) DiffWRT(inputs int) []bool { return []bool{true} }
@@ -426,7 +484,10 @@ var _ gorgonia.SDOp = (*foldOp)(nil)
 
 // foldGradOp is dgamma = dsf / std, std from the forward's record: inputs
 // dsf and sf (the forward's output, for ordering only).
-type foldGradOp struct{ fwd *foldOp }
+type foldGradOp struct {
+	fwd *foldOp
+	out graphval.Buffer
+}
 
 func (op *foldGradOp) Arity() int    { return 2 }
 func (op *foldGradOp) Type() hm.Type { return hm.NewFnType(typeVec, typeVec, typeVec) }
@@ -455,11 +516,11 @@ func (op *foldGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if len(g) != len(rec.std) {
 		return nil, fmt.Errorf("%v: output gradient has %d elements, want %d", op, len(g), len(rec.std))
 	}
-	dg := make([]float32, len(g))
+	out, dg := op.out.Dense(tensor.Shape{len(g)})
 	for i, v := range g {
 		dg[i] = v / rec.std[i]
 	}
-	return graphval.NewDense(tensor.Shape{len(g)}, dg), nil
+	return out, nil
 }
 
 var _ gorgonia.Op = (*foldGradOp)(nil)

@@ -3,6 +3,7 @@ package layers
 import (
 	"fmt"
 	"hash"
+	"unsafe"
 
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
@@ -130,6 +131,7 @@ type convOp struct {
 	id  uint64
 	cfg ConvConfig
 	col scratch
+	out graphval.Buffer
 }
 
 func (op *convOp) Arity() int    { return 2 }
@@ -182,7 +184,7 @@ func (op *convOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, err
 	}
 	ckk, ohw, in, out := g.ckk(), g.ohw(), g.inSize(), g.o*g.ohw()
-	y := make([]float32, g.n*out)
+	yv, y := op.out.Dense(g.outShape())
 	var col []float32
 	if !g.direct() {
 		col = op.col.get(ckk * ohw)
@@ -197,7 +199,7 @@ func (op *convOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		// y[n] [O, OH*OW] = w [O, CKK] · col [CKK, OH*OW]
 		gemm.Sgemm(false, false, g.o, ohw, ckk, 1, w, ckk, col, ohw, 0, y[n*out:(n+1)*out], ohw)
 	}
-	return graphval.NewDense(g.outShape(), y), nil
+	return yv, nil
 }
 
 // DiffWRT: the output is differentiable with respect to x and w.
@@ -229,6 +231,7 @@ type convGradOp struct {
 	fwd  *convOp
 	wrtW bool
 	col  scratch
+	out  graphval.Buffer
 }
 
 func (op *convGradOp) Arity() int    { return 3 }
@@ -275,7 +278,8 @@ func (op *convGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		col = op.col.get(ckk * ohw)
 	}
 	if op.wrtW {
-		dw := make([]float32, len(w))
+		dv, dw := op.out.Dense(g.weightShape())
+		clear(dw) // the samples' products are added to it
 		for n := 0; n < g.n; n++ {
 			xn := x[n*in : (n+1)*in]
 			if g.direct() {
@@ -286,9 +290,9 @@ func (op *convGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 			// dW [O, CKK] += dY[n] [O, OH*OW] · col^T [OH*OW, CKK]
 			gemm.Sgemm(false, true, g.o, ckk, ohw, 1, dy[n*out:(n+1)*out], ohw, col, ohw, 1, dw, ckk)
 		}
-		return graphval.NewDense(g.weightShape(), dw), nil
+		return dv, nil
 	}
-	dx := make([]float32, len(x))
+	dv, dx := op.out.Dense(g.inShape())
 	for n := 0; n < g.n; n++ {
 		dxn := dx[n*in : (n+1)*in]
 		// colGrad [CKK, OH*OW] = w^T [CKK, O] · dY[n] [O, OH*OW]
@@ -297,9 +301,10 @@ func (op *convGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 			continue
 		}
 		gemm.Sgemm(true, false, ckk, ohw, g.o, 1, w, ckk, dy[n*out:(n+1)*out], ohw, 0, col, ohw)
+		clear(dxn) // col2im adds into it
 		col2im(dxn, col, g)
 	}
-	return graphval.NewDense(g.inShape(), dx), nil
+	return dv, nil
 }
 
 var _ gorgonia.Op = (*convGradOp)(nil)
@@ -329,6 +334,10 @@ func validRange(k, size, outSize, s, p int) (lo, hi int) {
 // (c*KH+kh)*KW+kw, column oh*OW+ow holds x[c, oh*S+kh-P, ow*S+kw-P], or 0
 // where that falls in the padding.
 func im2col(col, x []float32, g geom) {
+	if g.s == 1 && g.p == 0 {
+		im2colS1(col, x, g)
+		return
+	}
 	ohw := g.ohw()
 	r := 0
 	for c := 0; c < g.c; c++ {
@@ -364,10 +373,113 @@ func im2col(col, x []float32, g geom) {
 	}
 }
 
+// im2colS1 is im2col for stride 1 and no padding: every row of col is
+// OH runs of OW consecutive input pixels. The runs are too short for a
+// call of copy to pay; for 8 <= OW <= 32 they are copied as one to four
+// blocks of eight floats (the last block ending at the run's end, so
+// overlapping the one before it when 8 does not divide OW), each block as
+// four 8-byte moves through unsafe pointers (see im2colBlocks); narrower
+// runs are copied element by element, wider ones by copy.
+func im2colS1(col, x []float32, g geom) {
+	if g.ow >= 8 && g.ow <= 32 {
+		im2colBlocks(col, x, g)
+		return
+	}
+	ohw, hw, w, ow := g.ohw(), g.h*g.w, g.w, g.ow
+	r := 0
+	for c := 0; c < g.c; c++ {
+		xc := x[c*hw : (c+1)*hw]
+		for kh := 0; kh < g.kh; kh++ {
+			for kw := 0; kw < g.kw; kw++ {
+				row := col[r*ohw : (r+1)*ohw]
+				r++
+				src := xc[kh*w+kw:]
+				for oh := 0; oh < g.oh; oh++ {
+					d, s := row[oh*ow:oh*ow+ow], src[oh*w:oh*w+ow]
+					if ow > 32 {
+						copy(d, s)
+						continue
+					}
+					for j, v := range s {
+						d[j] = v
+					}
+				}
+			}
+		}
+	}
+}
+
+// im2colBlocks is im2colS1 for 8 <= OW <= 32. Every pointer it forms
+// lies inside col or inside one channel of x: with stride 1 and no
+// padding, OH = H-KH+1 and OW = W-KW+1, so the run of output row oh for
+// tap (kh, kw) is x[c][(oh+kh)*W+kw : (oh+kh)*W+kw+OW], within the
+// channel, and col is written row after row to its end; both are checked
+// before any pointer is formed. Positions advance as byte offsets, and a
+// pointer is only formed for a block that is copied.
+func im2colBlocks(col, x []float32, g geom) {
+	hw := g.h * g.w
+	if g.oh+g.kh-1 > g.h || g.ow+g.kw-1 > g.w || len(col) < g.ckk()*g.ohw() || len(x) < g.c*hw {
+		panic(fmt.Sprintf("layers: im2col geometry %+v for %d and %d floats", g, len(col), len(x)))
+	}
+	w := uintptr(g.w) * 4
+	run := uintptr(g.ow) * 4
+	last := run - 32 // offset of a run's last block
+	cp := unsafe.Pointer(unsafe.SliceData(col))
+	var d uintptr // offset in col of the next run
+	for c := 0; c < g.c; c++ {
+		xc := unsafe.Pointer(&x[c*hw])
+		for kh := 0; kh < g.kh; kh++ {
+			for kw := 0; kw < g.kw; kw++ {
+				s := uintptr(kh*g.w+kw) * 4 // offset in the channel of the run
+				switch (g.ow + 7) / 8 {
+				case 1:
+					for range g.oh {
+						move8(unsafe.Add(cp, d), unsafe.Add(xc, s))
+						d, s = d+run, s+w
+					}
+				case 2:
+					for range g.oh {
+						move8(unsafe.Add(cp, d), unsafe.Add(xc, s))
+						move8(unsafe.Add(cp, d+last), unsafe.Add(xc, s+last))
+						d, s = d+run, s+w
+					}
+				case 3:
+					for range g.oh {
+						move8(unsafe.Add(cp, d), unsafe.Add(xc, s))
+						move8(unsafe.Add(cp, d+32), unsafe.Add(xc, s+32))
+						move8(unsafe.Add(cp, d+last), unsafe.Add(xc, s+last))
+						d, s = d+run, s+w
+					}
+				default:
+					for range g.oh {
+						move8(unsafe.Add(cp, d), unsafe.Add(xc, s))
+						move8(unsafe.Add(cp, d+32), unsafe.Add(xc, s+32))
+						move8(unsafe.Add(cp, d+64), unsafe.Add(xc, s+64))
+						move8(unsafe.Add(cp, d+last), unsafe.Add(xc, s+last))
+						d, s = d+run, s+w
+					}
+				}
+			}
+		}
+	}
+}
+
+// move8 copies the 8 floats (32 bytes) at src to dst: four 8-byte loads,
+// then four stores, which the compiler keeps in registers (an array
+// assignment would call memmove).
+func move8(dst, src unsafe.Pointer) {
+	*(*[4]uint64)(dst) = [4]uint64{*(*uint64)(src), *(*uint64)(unsafe.Add(src, 8)),
+		*(*uint64)(unsafe.Add(src, 16)), *(*uint64)(unsafe.Add(src, 24))}
+}
+
 // col2im adds the column gradient col [C*KH*KW, OH*OW] into one sample's
 // dx [C, H, W], the adjoint of im2col: entries that im2col took from the
 // padding are dropped.
 func col2im(dx, col []float32, g geom) {
+	if g.s == 1 && g.p == 0 {
+		col2imS1(dx, col, g)
+		return
+	}
 	ohw := g.ohw()
 	r := 0
 	for c := 0; c < g.c; c++ {
@@ -396,6 +508,40 @@ func col2im(dx, col []float32, g geom) {
 						dst[iw] += v
 						iw += g.s
 					}
+				}
+			}
+		}
+	}
+}
+
+// col2imS1 is col2im for stride 1 and no padding, adding in the same
+// order (row by row of col, each run left to right) eight floats at a
+// time through array pointers, one bounds check per block.
+func col2imS1(dx, col []float32, g geom) {
+	hw, w, ow := g.h*g.w, g.w, g.ow
+	ci := 0
+	for c := 0; c < g.c; c++ {
+		for kh := 0; kh < g.kh; kh++ {
+			for kw := 0; kw < g.kw; kw++ {
+				di := c*hw + kh*w + kw
+				for range g.oh {
+					j := 0
+					for ; j+8 <= ow; j += 8 {
+						d, s := (*[8]float32)(dx[di+j:]), (*[8]float32)(col[ci+j:])
+						d[0] += s[0]
+						d[1] += s[1]
+						d[2] += s[2]
+						d[3] += s[3]
+						d[4] += s[4]
+						d[5] += s[5]
+						d[6] += s[6]
+						d[7] += s[7]
+					}
+					for ; j < ow; j++ {
+						dx[di+j] += col[ci+j]
+					}
+					ci += ow
+					di += w
 				}
 			}
 		}

@@ -71,13 +71,30 @@
 //
 // # Buffers
 //
-// Do always allocates its output; inputs are never written. Each op node
-// (forward, dX, dW) owns one scratch buffer, the im2col (or column
-// gradient) matrix of one sample, allocated on first use and reused by
-// later runs; it grows if a run brings larger shapes. A 1×1 kernel with
-// stride 1 and no padding needs no scratch: x itself is the column matrix.
-// Because of the scratch, one graph must not be run by two machines at
-// once; separate graphs (separate Conv2d calls) are independent.
+// Every op node of this package owns its output: the tensor its Do
+// returns is allocated on the node's first run (again only if a run
+// brings a larger shape) and overwritten in place by every later run, so
+// a training step allocates no tensors. Inputs are never written. A
+// node's value therefore lives until the node runs again: downstream ops
+// read it within the run, the caller after it (Graph.Logits, Graph.Loss,
+// Graph.QuantStats, the gradients Graph.Run copies into Param.Grad), and
+// whoever keeps it longer must copy it. Each op writes every element of
+// its output on every run, so nothing of an earlier run survives. gorgonia
+// may write into such a value in place where its compiler finds it dead:
+// the Add that sums the gradients of a node with two consumers (gamma and
+// sf of a folded ConvBn) adds into one of the two addends, which no later
+// op of that run reads; the value then holds the sum until its op
+// overwrites it in the next run (TestRerunMatchesFreshGraph).
+//
+// Besides its output a node may keep scratch and records, also reused
+// from run to run: each Conv2d node (forward, dX, dW) the im2col (or
+// column gradient) matrix of one sample, none for a 1×1 kernel with
+// stride 1 and no padding, where x itself is the column matrix; a
+// MaxPool2d forward the index of the element each output picked, which
+// its gradient node routes by; a BatchNorm forward the batch statistics
+// its gradient statistics node reuses. Because of these buffers, one graph
+// must not be run by two machines at once; separate graphs (separate
+// Conv2d, Linear, ... calls) are independent.
 //
 // Shapes are checked when the graph is built: x and w must be 4-D float32
 // nodes of known shape, their channel counts must agree, the kernel must

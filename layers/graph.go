@@ -325,7 +325,8 @@ func (gr *Graph) Loss() float64 {
 }
 
 // Logits returns the last run's logits, [batch, classes] row-major. The
-// slice belongs to the graph and is replaced by the next run.
+// slice belongs to the graph and is overwritten by the next run: copy
+// what must outlive it.
 func (gr *Graph) Logits() []float32 {
 	v, _, _ := graphval.Float32s(gr.logits.Value(), "logits")
 	return v

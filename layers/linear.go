@@ -26,9 +26,9 @@ import (
 // dX = dY·w [N, K] (one NN GEMM, inputs w and dY), dW = dY^T·x [O, K]
 // (one TN GEMM, inputs x and dY) and, with a bias, db = the column sums of
 // dY [O] (accumulated in float64). Like Conv2d's, dX is built even when x
-// is a data input that needs no gradient. Every op allocates its output on
-// each run and keeps no scratch, so one graph may hold any number of
-// Linear layers; inputs are never written.
+// is a data input that needs no gradient. Each op node owns its output
+// tensor and overwrites it on every run (see Buffers in the package doc);
+// inputs are never written.
 func Linear(x, w, b *gorgonia.Node) (*gorgonia.Node, error) {
 	if err := checkNode(x, "input", 2); err != nil {
 		return nil, fmt.Errorf("layers.Linear: %w", err)
@@ -61,6 +61,7 @@ func Linear(x, w, b *gorgonia.Node) (*gorgonia.Node, error) {
 type linearOp struct {
 	id   uint64
 	bias bool
+	out  graphval.Buffer
 }
 
 func (op *linearOp) Arity() int {
@@ -120,9 +121,10 @@ func (op *linearOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if err := checkArity(op, vals); err != nil {
 		return nil, err
 	}
-	names := []string{"input", "weight", "bias"}
-	data := make([][]float32, len(vals))
-	ss := make([]tensor.Shape, len(vals))
+	names := [...]string{"input", "weight", "bias"}
+	var dataA [3][]float32
+	var ssA [3]tensor.Shape
+	data, ss := dataA[:len(vals)], ssA[:len(vals)]
 	for i, v := range vals {
 		var err error
 		if data[i], ss[i], err = readF32(op, v, names[i]); err != nil {
@@ -134,7 +136,7 @@ func (op *linearOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	x, w := data[0], data[1]
 	n, k, o := ss[0][0], ss[0][1], ss[1][0]
-	y := make([]float32, n*o)
+	out, y := op.out.Dense(tensor.Shape{n, o})
 	beta := float32(0)
 	if op.bias {
 		b := data[2]
@@ -145,7 +147,7 @@ func (op *linearOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	// y [N, O] = x [N, K] · w^T [K, O] + beta*y
 	gemm.Sgemm(false, true, n, o, k, 1, x, k, w, k, beta, y, o)
-	return graphval.NewDense(tensor.Shape{n, o}, y), nil
+	return out, nil
 }
 
 func (op *linearOp) DiffWRT(inputs int) []bool {
@@ -194,6 +196,8 @@ const (
 type linearGradOp struct {
 	fwd *linearOp
 	wrt int
+	out graphval.Buffer
+	acc []float64
 }
 
 func (op *linearGradOp) name() string {
@@ -260,17 +264,21 @@ func (op *linearGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	n, o := dys[0], dys[1]
 	if op.wrt == linearWrtB {
-		acc := make([]float64, o)
+		if cap(op.acc) < o {
+			op.acc = make([]float64, o)
+		}
+		acc := op.acc[:o]
+		clear(acc)
 		for i := 0; i < n; i++ {
 			for j, v := range dy[i*o : (i+1)*o] {
 				acc[j] += float64(v)
 			}
 		}
-		db := make([]float32, o)
+		out, db := op.out.Dense(tensor.Shape{o})
 		for j, v := range acc {
 			db[j] = float32(v)
 		}
-		return graphval.NewDense(tensor.Shape{o}, db), nil
+		return out, nil
 	}
 	what := "weight"
 	if op.wrt == linearWrtW {
@@ -289,19 +297,19 @@ func (op *linearGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		if as[0] != o {
 			return nil, fmt.Errorf("%v: weight %v has %d outputs, output gradient %v has %d", op, as, as[0], dys, o)
 		}
-		dx := make([]float32, n*k)
+		out, dx := op.out.Dense(tensor.Shape{n, k})
 		// dX [N, K] = dY [N, O] · w [O, K]
 		gemm.Sgemm(false, false, n, k, o, 1, dy, o, a, k, 0, dx, k)
-		return graphval.NewDense(tensor.Shape{n, k}, dx), nil
+		return out, nil
 	}
 	// a is x [N, K]
 	if as[0] != n {
 		return nil, fmt.Errorf("%v: input %v has %d rows, output gradient %v has %d", op, as, as[0], dys, n)
 	}
-	dw := make([]float32, o*k)
+	out, dw := op.out.Dense(tensor.Shape{o, k})
 	// dW [O, K] = dY^T [O, N] · x [N, K]
 	gemm.Sgemm(true, false, o, k, n, 1, dy, o, a, k, 0, dw, k)
-	return graphval.NewDense(tensor.Shape{o, k}, dw), nil
+	return out, nil
 }
 
 var _ gorgonia.Op = (*linearGradOp)(nil)
@@ -315,9 +323,10 @@ var _ gorgonia.Op = (*linearGradOp)(nil)
 // returns a value sharing x's backing array (and may reshape x's value in
 // place), so an in-place gorgonia op after it could overwrite x's value,
 // which other ops' gradients (MaxPool2d's, ReLU's) read later in the same
-// run. Flatten's Do copies x into a new output, and its gradient op copies
-// dY into a new [N, d1, d2, ...] tensor; that copy of N*d1*d2*... floats is
-// the only cost. A run whose value has another element count is an error.
+// run. Flatten's Do copies x into its output, and its gradient op copies
+// dY into a [N, d1, d2, ...] tensor, each op node owning its output and
+// overwriting it on every run; that copy of N*d1*d2*... floats is the only
+// cost. A run whose value has another element count is an error.
 func Flatten(x *gorgonia.Node) (*gorgonia.Node, error) {
 	if err := checkNode(x, "input", -1); err != nil {
 		return nil, fmt.Errorf("layers.Flatten: %w", err)
@@ -339,6 +348,7 @@ type flattenOp struct {
 	id   uint64
 	from tensor.Shape
 	grad bool
+	out  graphval.Buffer
 }
 
 func (op *flattenOp) to() tensor.Shape {
@@ -396,7 +406,9 @@ func (op *flattenOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if len(x) != op.from.TotalSize() {
 		return nil, fmt.Errorf("%v: %s has %d elements, want %d (shape %v)", op, what, len(x), op.from.TotalSize(), op.from)
 	}
-	return graphval.NewDense(op.to(), append([]float32(nil), x...)), nil
+	out, y := op.out.Dense(op.to())
+	copy(y, x)
+	return out, nil
 }
 
 func (op *flattenOp) DiffWRT(inputs int) []bool { return []bool{true} }

@@ -26,8 +26,9 @@ import (
 // of gorgonia.Grad, which requires a scalar and seeds its gradient with
 // the constant 1. Its gradient op (inputs logits, the upstream scalar
 // gradient g, and the loss itself, for ordering) returns
-// dlogits = g * (softmax(logits) - onehot(labels)) / N, [N, K], allocated
-// on each run.
+// dlogits = g * (softmax(logits) - onehot(labels)) / N, [N, K]. Each op
+// node owns its output (the loss scalar, the gradient tensor) and
+// overwrites it on every run (see Buffers in the package doc).
 //
 // The labels are not a graph node: SetLabels hands them to the loss before
 // each run. A run of the loss node takes them (so a second run without a
@@ -80,6 +81,7 @@ type ceOp struct {
 	set     bool  // pending holds labels not yet taken by a run
 	used    []int // labels of the last forward run, for its gradient
 	ran     bool  // used is valid
+	loss    *gorgonia.F32
 }
 
 func (op *ceOp) Arity() int    { return 1 }
@@ -163,7 +165,11 @@ func (op *ceOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	op.used = append(op.used[:0], labels...)
 	op.ran = true
-	return gorgonia.NewF32(float32(sum / float64(op.n))), nil
+	if op.loss == nil {
+		op.loss = gorgonia.NewF32(0)
+	}
+	*op.loss = gorgonia.F32(float32(sum / float64(op.n)))
+	return op.loss, nil
 }
 
 func (op *ceOp) DiffWRT(inputs int) []bool { return []bool{true} }
@@ -183,7 +189,10 @@ var _ gorgonia.SDOp = (*ceOp)(nil)
 
 // ceGradOp is the logits gradient: inputs logits, the upstream scalar
 // gradient and the loss (for ordering only).
-type ceGradOp struct{ fwd *ceOp }
+type ceGradOp struct {
+	fwd *ceOp
+	out graphval.Buffer
+}
 
 func (op *ceGradOp) Arity() int { return 3 }
 func (op *ceGradOp) Type() hm.Type {
@@ -217,7 +226,7 @@ func (op *ceGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if !f.ran {
 		return nil, fmt.Errorf("%v: gradient run before the forward pass", op)
 	}
-	dz := make([]float32, len(z))
+	out, dz := op.out.Dense(tensor.Shape{f.n, f.k})
 	scale := float64(g) / float64(f.n)
 	for i, c := range f.used {
 		row := z[i*f.k : (i+1)*f.k]
@@ -231,7 +240,7 @@ func (op *ceGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 			dst[j] = float32(p * scale)
 		}
 	}
-	return graphval.NewDense(tensor.Shape{f.n, f.k}, dz), nil
+	return out, nil
 }
 
 var _ gorgonia.Op = (*ceGradOp)(nil)

@@ -29,9 +29,12 @@ import (
 // wins; a NaN makes the output NaN and takes the gradient (the last NaN of
 // the window if there are several); a window of -Inf routes to its first
 // element. Where windows overlap (stride < kernel) the gradients of an
-// element add up. The argmax is recomputed from x in the gradient op, so
-// no state is kept between ops. Each op allocates its output on every
-// run; inputs are never written.
+// element add up. The forward op records the index it picked for every
+// output, privately to its node, and the gradient op (inputs x, y and dY:
+// y only so that it runs after the forward of the same run) routes by that
+// record instead of scanning x again. Each op node owns its output tensor
+// (and the forward its index record) and overwrites it on every run (see
+// Buffers in the package doc); inputs are never written.
 func MaxPool2d(x *gorgonia.Node, kernel, stride int) (*gorgonia.Node, error) {
 	return applyPool(x, kernel, stride, false)
 }
@@ -79,6 +82,17 @@ type poolOp struct {
 	id   uint64
 	k, s int // s already defaulted
 	avg  bool
+	out  graphval.Buffer
+	rec  poolRecord
+}
+
+// poolRecord is what a max-pooling forward leaves for its gradient op in
+// the same run: the geometry and, for every output, the index in its
+// input plane of the element it picked.
+type poolRecord struct {
+	ran bool
+	g   poolGeom
+	arg []int32
 }
 
 // geometry checks xs against the op's kernel; stride is the caller's
@@ -155,18 +169,20 @@ func (op *poolOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if err := checkArity(op, vals); err != nil {
 		return nil, err
 	}
+	op.rec.ran = false
 	x, g, err := op.readInput(op, vals[0])
 	if err != nil {
 		return nil, err
 	}
-	y := make([]float32, g.n*g.c*g.oh*g.ow)
-	inv := 1 / float64(op.k*op.k)
-	for p := 0; p < g.n*g.c; p++ {
-		xp := x[p*g.h*g.w : (p+1)*g.h*g.w]
-		yp := y[p*g.oh*g.ow : (p+1)*g.oh*g.ow]
-		for i := 0; i < g.oh; i++ {
-			for j := 0; j < g.ow; j++ {
-				if op.avg {
+	out, y := op.out.Dense(g.outShape())
+	plane, oplane := g.h*g.w, g.oh*g.ow
+	if op.avg {
+		inv := 1 / float64(op.k*op.k)
+		for p := 0; p < g.n*g.c; p++ {
+			xp := x[p*plane : (p+1)*plane]
+			yp := y[p*oplane : (p+1)*oplane]
+			for i := 0; i < g.oh; i++ {
+				for j := 0; j < g.ow; j++ {
 					var s float64
 					for a := 0; a < op.k; a++ {
 						row := xp[(i*op.s+a)*g.w+j*op.s:]
@@ -175,14 +191,96 @@ func (op *poolOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 						}
 					}
 					yp[i*g.ow+j] = float32(s * inv)
-					continue
 				}
+			}
+		}
+		return out, nil
+	}
+	if plane > math.MaxInt32 {
+		return nil, fmt.Errorf("%v: input plane of %d elements is too large", op, plane)
+	}
+	if cap(op.rec.arg) < len(y) {
+		op.rec.arg = make([]int32, len(y))
+	}
+	arg := op.rec.arg[:len(y)]
+	for p := 0; p < g.n*g.c; p++ {
+		xp := x[p*plane : (p+1)*plane]
+		yp := y[p*oplane : (p+1)*oplane]
+		ap := arg[p*oplane : (p+1)*oplane]
+		if op.k == 2 && op.s == 2 {
+			maxPool2x2(yp, ap, xp, g.w, g.oh, g.ow)
+			continue
+		}
+		for i := 0; i < g.oh; i++ {
+			for j := 0; j < g.ow; j++ {
 				idx := maxIndex(xp, g.w, i*op.s, j*op.s, op.k)
 				yp[i*g.ow+j] = xp[idx]
+				ap[i*g.ow+j] = int32(idx)
 			}
 		}
 	}
-	return graphval.NewDense(g.outShape(), y), nil
+	op.rec = poolRecord{ran: true, g: g, arg: arg}
+	return out, nil
+}
+
+// maxPool2x2 is maxIndex for kernel 2 and stride 2 over one plane x of
+// width w, writing the maxima to y and their indices to arg (oh*ow each).
+// The pick is the last NaN of the window if there is one, else the first
+// element greater than all before it, starting from the first element:
+// the same element maxIndex picks. Without NaN a tournament finds it: the
+// later of two elements wins only when strictly greater, in each row and
+// then between the rows' winners. Each comparison sets a 0/1 flag (a
+// conditional move, not a branch, which would mispredict on random data)
+// and the flags give the offset of the pick. A sum of the window that is
+// NaN sends it to the exact NaN check (it is also NaN for +Inf with -Inf).
+func maxPool2x2(y []float32, arg []int32, x []float32, w, oh, ow int) {
+	const abs, inf = 0x7fffffff, 0x7f800000
+	w32 := int32(w)
+	for i := 0; i < oh; i++ {
+		i0 := int32(2 * i * w) // index of the band's first element
+		band := x[2*i*w : 2*i*w+w+2*ow]
+		yr, ar := y[i*ow:(i+1)*ow], arg[i*ow:(i+1)*ow]
+		ar = ar[:len(yr)]
+		for j := range yr {
+			t := band[2*j : 2*j+2 : 2*j+2]
+			u := band[w+2*j : w+2*j+2 : w+2*j+2]
+			a, b, c, d := t[0], t[1], u[0], u[1]
+			var s0, s1, s2 int32
+			if b > a {
+				s0 = 1
+			}
+			if d > c {
+				s1 = 1
+			}
+			if u[s1&1] > t[s0&1] {
+				s2 = 1
+			}
+			off := s2*w32 + s0 + (s1-s0)*s2
+			if sum := a + b + c + d; sum != sum {
+				b0, b1, b2, b3 := math.Float32bits(a), math.Float32bits(b), math.Float32bits(c), math.Float32bits(d)
+				if max(b0&abs, b1&abs, b2&abs, b3&abs) > inf {
+					off = lastNaN2(0, w32, b0, b1, b2, b3)
+				}
+			}
+			ar[j] = i0 + int32(2*j) + off
+			yr[j] = band[int32(2*j)+off]
+		}
+	}
+}
+
+// lastNaN2 returns the index of the last NaN of the 2×2 window at i0 in
+// a plane of width w, given that it has one, from its elements' bits.
+func lastNaN2(i0, w int32, b0, b1, b2, b3 uint32) int32 {
+	const abs, inf = 0x7fffffff, 0x7f800000
+	switch {
+	case b3&abs > inf:
+		return i0 + w + 1
+	case b2&abs > inf:
+		return i0 + w
+	case b1&abs > inf:
+		return i0 + 1
+	}
+	return i0
 }
 
 // maxIndex returns the index in x (one [H, W] plane of width w) of the
@@ -217,7 +315,13 @@ func (op *poolOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (g
 	if len(inputs) != 1 {
 		return nil, fmt.Errorf("%v: %d inputs, want 1", op, len(inputs))
 	}
-	gx, err := gorgonia.ApplyOp(&poolGradOp{fwd: op}, inputs[0], grad)
+	var gx *gorgonia.Node
+	var err error
+	if op.avg {
+		gx, err = gorgonia.ApplyOp(&poolGradOp{fwd: op}, inputs[0], grad)
+	} else {
+		gx, err = gorgonia.ApplyOp(&poolGradOp{fwd: op, useRec: true}, inputs[0], output, grad)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%v: input gradient: %w", op, err)
 	}
@@ -226,11 +330,27 @@ func (op *poolOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (g
 
 var _ gorgonia.SDOp = (*poolOp)(nil)
 
-// poolGradOp is the input gradient of a poolOp: inputs x, dY.
-type poolGradOp struct{ fwd *poolOp }
+// poolGradOp is the input gradient of a poolOp: inputs x, dY or, when
+// useRec (max pooling as SymDiff builds it), x, y and dY, routing by the
+// forward's record. Without useRec a max-pooling gradient scans x again.
+type poolGradOp struct {
+	fwd    *poolOp
+	useRec bool
+	out    graphval.Buffer
+}
 
-func (op *poolGradOp) Arity() int    { return 2 }
-func (op *poolGradOp) Type() hm.Type { return hm.NewFnType(typeImg, typeImg, typeImg) }
+func (op *poolGradOp) Arity() int {
+	if op.useRec {
+		return 3
+	}
+	return 2
+}
+func (op *poolGradOp) Type() hm.Type {
+	if op.useRec {
+		return hm.NewFnType(typeImg, typeImg, typeImg, typeImg)
+	}
+	return hm.NewFnType(typeImg, typeImg, typeImg)
+}
 func (op *poolGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 	return shapeArg(ds, 0)
 }
@@ -252,37 +372,60 @@ func (op *poolGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	dy, dys, err := readF32(op, vals[1], "output gradient")
+	dy, dys, err := readF32(op, vals[len(vals)-1], "output gradient")
 	if err != nil {
 		return nil, err
 	}
 	if !dys.Eq(g.outShape()) {
 		return nil, fmt.Errorf("%v: output gradient has shape %v, want %v", op, dys, g.outShape())
 	}
-	dx := make([]float32, len(x))
+	var arg []int32
+	if op.useRec {
+		rec := &op.fwd.rec
+		if !rec.ran {
+			return nil, fmt.Errorf("%v: gradient run before the forward pass", op)
+		}
+		if rec.g != g {
+			return nil, fmt.Errorf("%v: input shape %v, the forward saw %v", op, g.inShape(), rec.g.inShape())
+		}
+		arg = rec.arg
+	}
+	out, dx := op.out.Dense(g.inShape())
+	plane, oplane := g.h*g.w, g.oh*g.ow
 	div := float32(k * k)
 	for p := 0; p < g.n*g.c; p++ {
-		xp := x[p*g.h*g.w : (p+1)*g.h*g.w]
-		dxp := dx[p*g.h*g.w : (p+1)*g.h*g.w]
-		dyp := dy[p*g.oh*g.ow : (p+1)*g.oh*g.ow]
-		for i := 0; i < g.oh; i++ {
-			for j := 0; j < g.ow; j++ {
-				d := dyp[i*g.ow+j]
-				if !op.fwd.avg {
-					dxp[maxIndex(xp, g.w, i*s, j*s, k)] += d
-					continue
+		dxp := dx[p*plane : (p+1)*plane]
+		dyp := dy[p*oplane : (p+1)*oplane]
+		clear(dxp)
+		switch {
+		case arg != nil:
+			// Overlapping windows (stride < kernel) may pick one element
+			// twice: add, as the scan below does.
+			for o, i := range arg[p*oplane : (p+1)*oplane] {
+				dxp[i] += dyp[o]
+			}
+		case !op.fwd.avg:
+			xp := x[p*plane : (p+1)*plane]
+			for i := 0; i < g.oh; i++ {
+				for j := 0; j < g.ow; j++ {
+					dxp[maxIndex(xp, g.w, i*s, j*s, k)] += dyp[i*g.ow+j]
 				}
-				d /= div
-				for a := 0; a < k; a++ {
-					row := dxp[(i*s+a)*g.w+j*s:]
-					for b := range row[:k] {
-						row[b] += d
+			}
+		default:
+			for i := 0; i < g.oh; i++ {
+				for j := 0; j < g.ow; j++ {
+					d := dyp[i*g.ow+j] / div
+					for a := 0; a < k; a++ {
+						row := dxp[(i*s+a)*g.w+j*s:]
+						for b := range row[:k] {
+							row[b] += d
+						}
 					}
 				}
 			}
 		}
 	}
-	return graphval.NewDense(g.inShape(), dx), nil
+	return out, nil
 }
 
 var _ gorgonia.Op = (*poolGradOp)(nil)

@@ -114,27 +114,78 @@ func checkShape(shape []int, n int, nilOK bool) error {
 }
 
 // extrema returns the smallest and largest element of x, or an error
-// wrapping ErrNonFinite naming the first NaN or Inf.
+// wrapping ErrNonFinite naming the first NaN or Inf. Of several elements
+// equal to the minimum (or maximum) it returns the first: that only
+// shows for zeros, where it keeps the first zero's sign.
 func extrema(x []float32) (lo, hi float32, err error) {
-	lo, hi = float32(math.Inf(1)), float32(math.Inf(-1))
-	bad := false
-	for _, v := range x {
-		if v < lo {
-			lo = v
-		}
-		if v > hi {
-			hi = v
-		}
-		bad = bad || v != v
+	if len(x) == 0 {
+		return float32(math.Inf(1)), float32(math.Inf(-1)), nil
 	}
-	if bad || math.IsInf(float64(lo), 0) || math.IsInf(float64(hi), 0) {
+	// The scan compares integer keys that order as the floats do (see
+	// orderKey), so that the compiler selects without branches; NaN keys
+	// fall outside the keys of [-Inf, +Inf].
+	l0, l1 := int32(math.MaxInt32), int32(math.MaxInt32)
+	h0, h1 := int32(math.MinInt32), int32(math.MinInt32)
+	i := 0
+	for ; i+2 <= len(x); i += 2 {
+		s := x[i : i+2 : i+2]
+		k0, k1 := orderKey(math.Float32bits(s[0])), orderKey(math.Float32bits(s[1]))
+		l0, l1 = min(l0, k0), min(l1, k1)
+		h0, h1 = max(h0, k0), max(h1, k1)
+	}
+	for ; i < len(x); i++ {
+		k := orderKey(math.Float32bits(x[i]))
+		l0, h0 = min(l0, k), max(h0, k)
+	}
+	kl, kh := min(l0, l1), max(h0, h1)
+	if kl <= negInfKey || kh >= posInfKey {
 		for i, v := range x {
 			if v != v || math.IsInf(float64(v), 0) {
 				return 0, 0, fmt.Errorf("%w %g at element %d", ErrNonFinite, v, i)
 			}
 		}
 	}
+	lo, hi = fromKey(kl), fromKey(kh)
+	if lo == 0 || hi == 0 {
+		// -0 and +0 share a key: take the first zero, as a scan that
+		// replaces the extremum only by a strictly smaller (larger)
+		// element would.
+		for _, v := range x {
+			if v == 0 {
+				if lo == 0 {
+					lo = v
+				}
+				if hi == 0 {
+					hi = v
+				}
+				break
+			}
+		}
+	}
 	return lo, hi, nil
+}
+
+var (
+	negInfKey = orderKey(math.Float32bits(float32(math.Inf(-1))))
+	posInfKey = orderKey(math.Float32bits(float32(math.Inf(1))))
+)
+
+// orderKey maps the bits of a float32 that is not NaN to an int32 that
+// orders as the float does, -0 and +0 alike (both 0): the sign-magnitude
+// bits turned two's complement, negative values moved up by one so that
+// -0 meets +0. NaNs map above +Inf's key or below -Inf's.
+func orderKey(b uint32) int32 {
+	k := int32(b)
+	m := k >> 31 // -1 for negative, 0 otherwise
+	return (k ^ (m & 0x7fffffff)) - m
+}
+
+// fromKey inverts orderKey (a key of 0 gives +0).
+func fromKey(k int32) float32 {
+	if k >= 0 {
+		return math.Float32frombits(uint32(k))
+	}
+	return math.Float32frombits(uint32((k - 1) ^ 0x7fffffff))
 }
 
 // channelExtrema returns each channel's extrema of x under layout l.

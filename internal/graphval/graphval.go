@@ -49,6 +49,43 @@ func NewDense(shape tensor.Shape, data []float32) *tensor.Dense {
 	return tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(data))
 }
 
+// Buffer is the output of one op node, kept and overwritten by every run
+// instead of allocated anew: ops that own one return the same tensor run
+// after run while shapes stay the same. The zero value is empty.
+//
+// An op that returns a Buffer's tensor writes every element of it on each
+// run (the previous run's contents are still there) and must not return
+// it twice in one run. What gorgonia does with the value afterwards is
+// unchanged: downstream ops read it within the run, an in-place op that
+// gorgonia's compiler lets overwrite it (only when no later op of the run
+// reads it) may do so, and the caller may read it after the run. Anyone
+// who keeps the value past the next run of the op sees it overwritten.
+type Buffer struct {
+	data []float32
+	d    *tensor.Dense
+}
+
+// Dense returns a float32 tensor of the given shape backed by the
+// buffer, and its elements: the tensor of the previous call when it
+// still has that shape and backing array (gorgonia ops may reshape a
+// value in place), else a new header over the buffer, grown if shape
+// holds more elements than it has room for. The contents are whatever the
+// buffer last held.
+func (b *Buffer) Dense(shape tensor.Shape) (*tensor.Dense, []float32) {
+	n := shape.TotalSize()
+	if cap(b.data) < n {
+		b.data, b.d = make([]float32, n), nil
+	}
+	data := b.data[:n]
+	if b.d != nil && b.d.Shape().Eq(shape) && !b.d.RequiresIterator() {
+		if v, ok := b.d.Data().([]float32); ok && len(v) == n && (n == 0 || &v[0] == &data[0]) {
+			return b.d, data
+		}
+	}
+	b.d = NewDense(shape, data)
+	return b.d, data
+}
+
 var lastID atomic.Uint64
 
 // NewID returns a number no other call returns. Every op hashes its own,
