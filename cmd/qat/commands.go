@@ -191,6 +191,25 @@ func (r *runFlags) resumeTrainer(c *cobra.Command) (*train.Trainer, *train.Check
 	return t, ck, nil
 }
 
+// continueRun resumes the --resume checkpoint's run on --data, or on the
+// checkpoint's data when --data is not given (for train, whose --data has
+// a default, when the flag was not set).
+func (r *runFlags) continueRun(c *cobra.Command, d dataFlags, dataHasDefault bool) error {
+	t, ck, err := r.resumeTrainer(c)
+	if err != nil {
+		return err
+	}
+	spec := d.spec
+	if spec == "" || (dataHasDefault && !c.Flags().Changed("data")) {
+		spec = ck.Dataset
+	}
+	tr, te, _, err := datasets(spec, d.limit)
+	if err != nil {
+		return err
+	}
+	return r.fit(c, t, spec, tr, te)
+}
+
 func newTrainCmd() *cobra.Command {
 	var r runFlags
 	var d dataFlags
@@ -209,19 +228,7 @@ fc 10) or a JSON model config file.`,
 				return err
 			}
 			if r.resume != "" {
-				t, ck, err := r.resumeTrainer(c)
-				if err != nil {
-					return err
-				}
-				spec := d.spec
-				if !c.Flags().Changed("data") {
-					spec = ck.Dataset
-				}
-				tr, te, _, err := datasets(spec, d.limit)
-				if err != nil {
-					return err
-				}
-				return r.fit(c, t, spec, tr, te)
+				return r.continueRun(c, d, true)
 			}
 			spec, err := layers.LoadSpec(model)
 			if err != nil {
@@ -345,19 +352,7 @@ ranges over --calibration-batches batches.`,
 				return err
 			}
 			if r.resume != "" {
-				t, ck, err := r.resumeTrainer(c)
-				if err != nil {
-					return err
-				}
-				spec := d.spec
-				if spec == "" {
-					spec = ck.Dataset
-				}
-				tr, te, _, err := datasets(spec, d.limit)
-				if err != nil {
-					return err
-				}
-				return r.fit(c, t, spec, tr, te)
+				return r.continueRun(c, d, false)
 			}
 			ck, err := q.quantize(from)
 			if err != nil {
