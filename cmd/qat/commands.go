@@ -29,6 +29,14 @@ func (d *dataFlags) add(c *cobra.Command, def string) {
 	c.Flags().IntVar(&d.limit, "limit", 0, "use only the first N training images (0: all)")
 }
 
+// or returns --data, or the checkpoint's dataset when --data is empty.
+func (d *dataFlags) or(checkpoint string) string {
+	if d.spec == "" {
+		return checkpoint
+	}
+	return d.spec
+}
+
 // datasets loads the training and test splits of spec; limit caps the
 // training split. The normalisation is the dataset's: MNIST's or
 // Fashion-MNIST's published constants, the embedded sample's MNIST ones,
@@ -199,8 +207,8 @@ func (r *runFlags) continueRun(c *cobra.Command, d dataFlags, dataHasDefault boo
 	if err != nil {
 		return err
 	}
-	spec := d.spec
-	if spec == "" || (dataHasDefault && !c.Flags().Changed("data")) {
+	spec := d.or(ck.Dataset)
+	if dataHasDefault && !c.Flags().Changed("data") {
 		spec = ck.Dataset
 	}
 	tr, te, _, err := datasets(spec, d.limit)
@@ -358,10 +366,7 @@ ranges over --calibration-batches batches.`,
 			if err != nil {
 				return err
 			}
-			spec := d.spec
-			if spec == "" {
-				spec = ck.Dataset
-			}
+			spec := d.or(ck.Dataset)
 			tr, te, _, err := datasets(spec, d.limit)
 			if err != nil {
 				return err
@@ -413,10 +418,7 @@ min/max.`,
 				return err
 			}
 			m := ck.Model
-			spec := d.spec
-			if spec == "" {
-				spec = ck.Dataset
-			}
+			spec := d.or(ck.Dataset)
 			tr, te, _, err := datasets(spec, d.limit)
 			if err != nil {
 				return err
@@ -471,10 +473,7 @@ BatchNorm on running statistics. --limit caps the number of test images.`,
 			if err != nil {
 				return err
 			}
-			spec := d.spec
-			if spec == "" {
-				spec = ck.Dataset
-			}
+			spec := d.or(ck.Dataset)
 			if spec == "" {
 				return usagef("--data is required: %s does not record its dataset", model)
 			}
