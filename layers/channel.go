@@ -3,12 +3,12 @@ package layers
 import (
 	"fmt"
 	"hash"
-	"math"
 
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"qat/export"
 	"qat/internal/graphval"
 )
 
@@ -457,10 +457,7 @@ func (op *foldOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	std := op.rec.std[:c]
 	out, sf := op.out.Dense(tensor.Shape{c})
-	for i, rv := range op.bn.RunningVar {
-		std[i] = float32(math.Sqrt(float64(float32(rv + eps))))
-		sf[i] = gamma[i] / std[i]
-	}
+	export.FoldScale(sf, std, gamma, op.bn.RunningVar, eps)
 	op.rec.std, op.rec.ran = std, true
 	return out, nil
 }

@@ -17,7 +17,9 @@ type GraphKind int
 
 const (
 	// Eval computes logits and loss with BN on running statistics and
-	// every quantizer frozen.
+	// every quantizer frozen. In a quantized model, conv and linear layers
+	// on a quantizer's grid compute what the exported int8 model computes
+	// (see exact.go).
 	Eval GraphKind = iota
 	// Train also computes the gradient of the mean loss with respect to
 	// every trainable param; BN and observers follow the model's freeze
@@ -114,21 +116,40 @@ func (gr *Graph) build() error {
 	}
 	h := gr.x
 	var err error
+	// cur is the quantizer on whose grid h lies, nil when it is off-grid.
+	var cur *Quantizer
+	exact := exactEval && gr.kind == Eval && m.Quantized()
 	if q := m.Quantizer("input_fake_quant"); q != nil {
 		if h, err = gr.quantize(q, h, pn); err != nil {
 			return err
 		}
 		gr.taps = append(gr.taps, tap{"input quantizer", h})
+		cur = q
 	}
+	shapes, err := m.Spec.Shapes()
+	if err != nil {
+		return err
+	}
+	inShape := m.Spec.Input
 	for i, l := range m.Spec.Layers {
 		label := fmt.Sprintf("layer %d (%s %s)", i, l.Type, l.Name)
 		switch l.Type {
 		case TypeConv, TypeLinear:
-			h, err = gr.weighted(l, h, pn)
+			if exact && cur != nil && m.exactable(l) {
+				h, err = gr.exactLayer(l, h, cur, inShape, shapes[i])
+			} else {
+				h, err = gr.weighted(l, h, pn)
+			}
+			cur = m.Quantizer(l.Name + ".activation_post_process")
 		case TypeMaxPool:
 			h, err = MaxPool2d(h, l.Kernel, l.Stride)
 		case TypeAvgPool:
-			h, err = AvgPool2d(h, l.Kernel, l.Stride)
+			if exact && cur != nil {
+				h, err = gr.exactAvgPool(h, cur, l.Kernel, l.stride())
+			} else {
+				h, err = AvgPool2d(h, l.Kernel, l.Stride)
+				cur = nil
+			}
 		case TypeFlatten:
 			h, err = Flatten(h)
 		case TypeReLU:
@@ -142,6 +163,7 @@ func (gr *Graph) build() error {
 			return fmt.Errorf("%s: %w", label, err)
 		}
 		gr.taps = append(gr.taps, tap{label, h})
+		inShape = shapes[i]
 	}
 	gr.logits = h
 	if gr.loss, err = NewCrossEntropy(h); err != nil {

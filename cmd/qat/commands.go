@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"qat/data"
+	"qat/infer"
 	"qat/layers"
 	"qat/train"
 )
@@ -440,7 +441,7 @@ min/max.`,
 			if err := save.Save(out); err != nil {
 				return err
 			}
-			return report(c.OutOrStdout(), asJSON, out, m, res)
+			return report(c.OutOrStdout(), asJSON, out, m.Spec.Name, "fake-quant "+m.Quant.String(), res)
 		},
 	}
 	c.Flags().StringVar(&from, "from", "", "float checkpoint (required)")
@@ -455,25 +456,35 @@ min/max.`,
 
 func newEvalCmd() *cobra.Command {
 	var d dataFlags
-	var model string
+	var model, dump string
 	var batch int
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "eval",
-		Short: "evaluate a checkpoint on the test set",
-		Long: `Evaluate a float or quantized checkpoint on the test split. A quantized
-checkpoint runs its fake-quant simulation with every quantizer frozen and
-BatchNorm on running statistics. --limit caps the number of test images.`,
+		Short: "evaluate a checkpoint or an int8 model on the test set",
+		Long: `Evaluate a float or quantized checkpoint, or an int8 model file (qat export),
+on the test split. A quantized checkpoint runs with every quantizer frozen
+and BatchNorm on running statistics; its quantized conv and linear layers
+compute what the exported int8 model computes. An int8 model runs on the
+int8 runtime, from the raw pixels. --limit caps the number of test images;
+--dump writes the float32 logits (dequantized for an int8 model), shape
+[N, classes], as a .npy file.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if model == "" {
-				return usagef("--model is required: the checkpoint to evaluate")
+				return usagef("--model is required: the checkpoint or int8 model to evaluate")
 			}
-			ck, err := train.LoadCheckpoint(model)
+			if batch < 1 {
+				return usagef("--batch %d: want at least 1", batch)
+			}
+			qm, ck, err := loadAny(model)
 			if err != nil {
 				return err
 			}
-			spec := d.or(ck.Dataset)
+			spec := d.spec
+			if ck != nil {
+				spec = d.or(ck.Dataset)
+			}
 			if spec == "" {
 				return usagef("--data is required: %s does not record its dataset", model)
 			}
@@ -484,31 +495,55 @@ BatchNorm on running statistics. --limit caps the number of test images.`,
 			if d.limit > 0 {
 				te = te.Limit(d.limit)
 			}
-			res, err := train.Evaluate(ck.Model, te, train.EvalConfig{Batch: batch, Norm: ck.Norm})
-			if err != nil {
-				return err
+			var res train.EvalResult
+			var logits []float32
+			kind, name := "", ""
+			if ck != nil {
+				if res, err = train.Evaluate(ck.Model, te, train.EvalConfig{Batch: batch, Norm: ck.Norm, KeepLogits: dump != ""}); err != nil {
+					return err
+				}
+				logits, kind, name = res.Logits, "float", ck.Model.Spec.Name
+				if ck.Model.Quantized() {
+					kind = "fake-quant " + ck.Model.Quant.String()
+				}
+			} else {
+				net, err := infer.New(qm)
+				if err != nil {
+					return err
+				}
+				ir, err := evalInt8(net, te, batch, dump != "")
+				if err != nil {
+					return err
+				}
+				res, kind, name = ir.EvalResult, "int8 ("+string(qm.Requant)+" requant)", qm.Name
+				if dump != "" {
+					logits = make([]float32, len(ir.Codes))
+					net.Dequantize(logits, ir.Codes)
+				}
 			}
-			return report(c.OutOrStdout(), asJSON, model, ck.Model, res)
+			if dump != "" {
+				if err := writeNPY(dump, logits, res.N, len(logits)/max(res.N, 1)); err != nil {
+					return err
+				}
+			}
+			return report(c.OutOrStdout(), asJSON, model, name, kind, res)
 		},
 	}
-	c.Flags().StringVar(&model, "model", "", "checkpoint to evaluate (required)")
+	c.Flags().StringVar(&model, "model", "", "checkpoint or int8 model to evaluate (required)")
 	c.Flags().IntVar(&batch, "batch", 250, "evaluation batch size")
 	c.Flags().BoolVar(&asJSON, "json", false, "print accuracy, n, loss and samples_per_sec as JSON")
-	c.Flags().StringVar(&d.spec, "data", "", "data: embedded, mnist, fashion-mnist or a directory (default: the checkpoint's)")
+	c.Flags().StringVar(&d.spec, "data", "", "data: embedded, mnist, fashion-mnist or a directory (default: the checkpoint's; required for an int8 model)")
 	c.Flags().IntVar(&d.limit, "limit", 0, "evaluate only the first N test images (0: all)")
+	c.Flags().StringVar(&dump, "dump", "", "write the float32 logits [N, classes] to this .npy file")
 	return c
 }
 
-func report(w io.Writer, asJSON bool, path string, m *layers.Model, res train.EvalResult) error {
-	kind := "float"
-	if m.Quantized() {
-		kind = "fake-quant " + m.Quant.String()
-	}
+func report(w io.Writer, asJSON bool, path, name, kind string, res train.EvalResult) error {
 	if asJSON {
 		return printJSON(w, map[string]any{"model": path, "kind": kind, "accuracy": res.Accuracy, "n": res.N,
 			"loss": res.Loss, "samples_per_sec": res.SamplesPerSec})
 	}
 	_, err := fmt.Fprintf(w, "%s (%s %s): accuracy %.2f%% (%d/%d), loss %.4f, %.0f samples/s\n",
-		path, m.Spec.Name, kind, 100*res.Accuracy, res.Correct, res.N, res.Loss, res.SamplesPerSec)
+		path, name, kind, 100*res.Accuracy, res.Correct, res.N, res.Loss, res.SamplesPerSec)
 	return err
 }

@@ -55,20 +55,25 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "qat",
 		Short: "quantization-aware training in one binary",
 		Long: `qat trains a float model, fine-tunes it with fake quantization (QAT) or
-calibrates it (PTQ), and evaluates the result, all on MNIST-format data.
+calibrates it (PTQ), evaluates the result, exports it as an int8 model and
+runs that on its int8 runtime, all on MNIST-format data.
 
 A typical session:
 
   qat train    --model lenet --data mnist --epochs 3 --out runs/lenet/float.safetensors
   qat finetune --from runs/lenet/float.safetensors --bits W8A8 --epochs 1 --out runs/lenet/qat.safetensors
   qat eval     --model runs/lenet/qat.safetensors
+  qat export   --checkpoint runs/lenet/qat.safetensors --out runs/lenet/lenet.qmodel
+  qat eval     --model runs/lenet/lenet.qmodel --data mnist
+  qat compare  --checkpoint runs/lenet/qat.safetensors --model runs/lenet/lenet.qmodel --json
 
 Data (--data): "embedded" (a 4000/1000-image MNIST sample built into the
 binary, the default for train), "mnist" and "fashion-mnist" (fetched into
 $QAT_DATA, default ~/.cache/qat, by scripts/fetch-data.sh), or a directory
 holding the four idx files.
 
-Checkpoints are safetensors files with PyTorch state_dict names.`,
+Checkpoints are safetensors files with PyTorch state_dict names; int8 models
+are specified in docs/int8-model.md.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -77,7 +82,7 @@ Checkpoints are safetensors files with PyTorch state_dict names.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%s: %w (see qat %s --help)", c.Name(), err, c.Name())}
 	})
-	root.AddCommand(newTrainCmd(), newFinetuneCmd(), newCalibrateCmd(), newEvalCmd())
+	root.AddCommand(newTrainCmd(), newFinetuneCmd(), newCalibrateCmd(), newEvalCmd(), newExportCmd(), newCompareCmd(), newBenchCmd())
 	return root
 }
 

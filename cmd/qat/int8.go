@@ -1,0 +1,335 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"qat/data"
+	"qat/export"
+	"qat/infer"
+	"qat/qmodel"
+	"qat/quant"
+	"qat/safetensors"
+	"qat/train"
+)
+
+func newExportCmd() *cobra.Command {
+	var ckpt, out, requant, header string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "export",
+		Short: "freeze a quantized checkpoint into an int8 model file",
+		Long: `Freeze a QAT or calibrated checkpoint into an int8 model: BN folded, int8
+(or packed 4-bit / 2-bit) weights, int32 biases, requantization multipliers.
+The file format is specified in docs/int8-model.md. --requant float (the
+default) uses a float32 multiplier per output channel and computes exactly
+what the checkpoint's evaluation computes; fixed uses an int32 multiplier
+and shift (no float unit needed), within one code of float per layer.
+--header also writes the model as a C header of const arrays.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if ckpt == "" || out == "" {
+				return usagef("--checkpoint and --out are required")
+			}
+			mode := qmodel.Requant(requant)
+			if mode != qmodel.RequantFloat && mode != qmodel.RequantFixed {
+				return usagef("--requant %q: want float or fixed", requant)
+			}
+			ck, err := train.LoadCheckpoint(ckpt)
+			if err != nil {
+				return err
+			}
+			src, err := ck.Model.ExportSource(qmodel.Norm{Mean: ck.Norm.Mean, Std: ck.Norm.Std})
+			if err != nil {
+				return err
+			}
+			m, err := export.Freeze(src, mode)
+			if err != nil {
+				return fmt.Errorf("export %s: %w", ckpt, err)
+			}
+			if err := qmodel.WriteFile(out, m); err != nil {
+				return err
+			}
+			if header != "" {
+				if err := writeHeader(header, m); err != nil {
+					return err
+				}
+			}
+			return reportExport(c.OutOrStdout(), asJSON, ckpt, out, header, ck, m)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&ckpt, "checkpoint", "", "quantized checkpoint to export (required)")
+	f.StringVar(&out, "out", "", "int8 model file to write (required)")
+	f.StringVar(&requant, "requant", "float", "requantization: float (float32 multiplier) or fixed (int32 multiplier and shift)")
+	f.StringVar(&header, "header", "", "also write the model as a C header to this file")
+	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return c
+}
+
+// writeHeader writes m's C header to path, removing a partial file on
+// error.
+func writeHeader(path string, m *qmodel.Model) (err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
+	return qmodel.WriteHeader(f, m, "")
+}
+
+func reportExport(w io.Writer, asJSON bool, ckpt, out, header string, ck *train.Checkpoint, m *qmodel.Model) error {
+	size := func(p string) int64 {
+		st, err := os.Stat(p)
+		if err != nil {
+			return 0
+		}
+		return st.Size()
+	}
+	outBytes, ckBytes := size(out), size(ckpt)
+	var weights, floatWeights int
+	bits := map[int]int{}
+	for _, op := range m.Ops {
+		if op.Weight != nil {
+			weights += len(op.Weight)
+			bits[op.WeightBits]++
+		}
+	}
+	for _, p := range ck.Model.Params() {
+		if !p.Quantizer {
+			floatWeights += 4 * len(p.Data)
+		}
+	}
+	res := map[string]any{
+		"checkpoint": ckpt, "model": out, "requant": m.Requant, "ops": len(m.Ops), "weights": weights,
+		"bytes": outBytes, "checkpoint_bytes": ckBytes, "size_ratio": float64(outBytes) / float64(ckBytes),
+		"float_param_bytes": floatWeights, "param_size_ratio": float64(outBytes) / float64(floatWeights),
+	}
+	if header != "" {
+		res["header"] = header
+	}
+	if asJSON {
+		return printJSON(w, res)
+	}
+	_, err := fmt.Fprintf(w, "%s: %d ops, %d weights (%v layers by weight bits), %d bytes: %.3fx the checkpoint (%d bytes), %.3fx its float32 params (%d bytes)\n",
+		out, len(m.Ops), weights, bits, outBytes, res["size_ratio"], ckBytes, res["param_size_ratio"], floatWeights)
+	return err
+}
+
+// loadAny reads path as an int8 model or a checkpoint.
+func loadAny(path string) (*qmodel.Model, *train.Checkpoint, error) {
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if qmodel.IsModelFile(f) {
+		m, err := qmodel.FromFile(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return m, nil, nil
+	}
+	ck, err := train.FromFile(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return nil, ck, nil
+}
+
+// int8Result is an int8 model's evaluation.
+type int8Result struct {
+	train.EvalResult
+	Codes []uint8 // [N, classes] output codes
+}
+
+// evalInt8 runs net over ds in batches of batch samples, from the raw
+// pixels.
+func evalInt8(net *infer.Net, ds *data.Dataset, batch int, keep bool) (int8Result, error) {
+	m := net.Model()
+	if ds.H*ds.W != net.InputLen() || m.Input[0] != 1 {
+		return int8Result{}, fmt.Errorf("model %s takes %v inputs, %s has %dx%d images", m.Name, m.Input, ds.Name, ds.H, ds.W)
+	}
+	if ds.Classes > net.Classes() {
+		return int8Result{}, fmt.Errorf("model %s has %d classes, %s has %d", m.Name, net.Classes(), ds.Name, ds.Classes)
+	}
+	classes := net.Classes()
+	r := net.NewRunner(batch)
+	res := int8Result{EvalResult: train.EvalResult{N: ds.N}}
+	if keep {
+		res.Codes = make([]uint8, 0, ds.N*classes)
+	}
+	pred := make([]int, batch)
+	logits := make([]float32, batch*classes)
+	var lossSum float64
+	start := time.Now()
+	for lo := 0; lo < ds.N; lo += batch {
+		n := min(batch, ds.N-lo)
+		r.Pixels(ds.Images[lo*ds.H*ds.W : (lo+n)*ds.H*ds.W])
+		codes := r.Run(n)
+		net.Argmax(pred[:n], codes)
+		net.Dequantize(logits[:n*classes], codes)
+		for i, p := range pred[:n] {
+			y := int(ds.Labels[lo+i])
+			if p == y {
+				res.Correct++
+			}
+			lossSum += crossEntropy(logits[i*classes:(i+1)*classes], y)
+		}
+		if keep {
+			res.Codes = append(res.Codes, codes...)
+		}
+	}
+	if ds.N > 0 {
+		res.Accuracy = float64(res.Correct) / float64(ds.N)
+		res.Loss = lossSum / float64(ds.N)
+		res.SamplesPerSec = float64(ds.N) / time.Since(start).Seconds()
+	}
+	return res, nil
+}
+
+// crossEntropy is -log softmax(z)[y], in float64.
+func crossEntropy(z []float32, y int) float64 {
+	mx := math.Inf(-1)
+	for _, v := range z {
+		mx = max(mx, float64(v))
+	}
+	var s float64
+	for _, v := range z {
+		s += math.Exp(float64(v) - mx)
+	}
+	return math.Log(s) + mx - float64(z[y])
+}
+
+func newCompareCmd() *cobra.Command {
+	var d dataFlags
+	var ckpt, model string
+	var batch int
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "compare",
+		Short: "compare an int8 model with the checkpoint it was exported from",
+		Long: `Run the checkpoint's evaluation and the int8 model on the same test images and
+compare their outputs as codes of the model's output quantization: n, the
+fraction of samples whose argmax agrees, the largest difference in codes
+(LSB), and the fraction of samples whose every output code is equal.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if ckpt == "" || model == "" {
+				return usagef("--checkpoint and --model are required")
+			}
+			m, err := qmodel.ReadFile(model)
+			if err != nil {
+				return err
+			}
+			ck, err := train.LoadCheckpoint(ckpt)
+			if err != nil {
+				return err
+			}
+			spec := d.or(ck.Dataset)
+			if spec == "" {
+				return usagef("--data is required: %s does not record its dataset", ckpt)
+			}
+			_, te, _, err := datasets(spec, 0)
+			if err != nil {
+				return err
+			}
+			if d.limit > 0 {
+				te = te.Limit(d.limit)
+			}
+			if m.Norm != (qmodel.Norm{Mean: ck.Norm.Mean, Std: ck.Norm.Std}) {
+				return fmt.Errorf("%s normalises with %+v, %s with %+v: not exported from it", model, m.Norm, ckpt, ck.Norm)
+			}
+			net, err := infer.New(m)
+			if err != nil {
+				return err
+			}
+			ir, err := evalInt8(net, te, batch, true)
+			if err != nil {
+				return err
+			}
+			fr, err := train.Evaluate(ck.Model, te, train.EvalConfig{Batch: batch, Norm: ck.Norm, KeepLogits: true})
+			if err != nil {
+				return err
+			}
+			cmp, err := compareCodes(fr.Logits, ir.Codes, net.Classes(), net.OutputQuant())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(c.OutOrStdout(), cmp)
+			}
+			_, err = fmt.Fprintf(c.OutOrStdout(), "%d samples: argmax agreement %.4f%%, max |diff| %d LSB, exact %.4f%% (checkpoint %.2f%%, int8 %.2f%%)\n",
+				cmp.N, 100*cmp.ArgmaxAgreement, cmp.MaxAbsDiffLSB, 100*cmp.ExactFraction, 100*fr.Accuracy, 100*ir.Accuracy)
+			return err
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&ckpt, "checkpoint", "", "quantized checkpoint (required)")
+	f.StringVar(&model, "model", "", "int8 model exported from it (required)")
+	f.IntVar(&batch, "batch", 250, "batch size")
+	f.BoolVar(&asJSON, "json", false, "print the comparison as JSON")
+	f.StringVar(&d.spec, "data", "", "data: embedded, mnist, fashion-mnist or a directory (default: the checkpoint's)")
+	f.IntVar(&d.limit, "limit", 0, "compare only the first N test images (0: all)")
+	return c
+}
+
+// comparison is the agreement of a checkpoint's outputs with an int8
+// model's.
+type comparison struct {
+	N               int     `json:"n"`
+	ArgmaxAgreement float64 `json:"argmax_agreement"`
+	MaxAbsDiffLSB   int     `json:"max_abs_diff_lsb"`
+	ExactFraction   float64 `json:"exact_fraction"`
+}
+
+// compareCodes quantizes the checkpoint's logits with the int8 model's
+// output quantization q and compares them with its output codes.
+func compareCodes(logits []float32, codes []uint8, classes int, q qmodel.Quant) (comparison, error) {
+	if len(logits) != len(codes) {
+		return comparison{}, errors.New("compare: the checkpoint and the model produced different output counts")
+	}
+	n := len(codes) / classes
+	cmp := comparison{N: n}
+	inv := 1 / q.Scale
+	var agree, exact int
+	for i := range n {
+		var diff int
+		fa, ca := 0, 0
+		for j := range classes {
+			f, _ := quant.Code(logits[i*classes+j], inv, q.ZeroPoint, q.QMin, q.QMax)
+			c := int32(codes[i*classes+j])
+			diff = max(diff, int(max(f-c, c-f)))
+			if logits[i*classes+j] > logits[i*classes+fa] {
+				fa = j
+			}
+			if codes[i*classes+j] > codes[i*classes+ca] {
+				ca = j
+			}
+		}
+		if fa == ca {
+			agree++
+		}
+		if diff == 0 {
+			exact++
+		}
+		cmp.MaxAbsDiffLSB = max(cmp.MaxAbsDiffLSB, diff)
+	}
+	if n > 0 {
+		cmp.ArgmaxAgreement = float64(agree) / float64(n)
+		cmp.ExactFraction = float64(exact) / float64(n)
+	}
+	return cmp, nil
+}

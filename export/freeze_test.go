@@ -1,0 +1,151 @@
+package export
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	"qat/qmodel"
+	"qat/quant"
+)
+
+// Expected values are worked by hand from the formulas in doc.go.
+
+func linearLayer() Layer {
+	return Layer{
+		Type: qmodel.OpLinear, Name: "fc", In: 3, Out: 2,
+		Weight: []float32{0.5, -1, 0.25, 2, 0, -2},
+		Bias:   []float32{0.3, -0.1},
+		WeightQuant: quant.Params{Scale: []float32{1.0 / 127, 2.0 / 127}, ZeroPoint: []int32{0, 0},
+			QMin: -127, QMax: 127, Axis: 0},
+		ActQuant: quant.Params{Scale: []float32{0.05}, ZeroPoint: []int32{20}, QMin: 0, QMax: 255, Axis: -1},
+		Act:      qmodel.OpReLU,
+	}
+}
+
+func TestFreezeLayerLinear(t *testing.T) {
+	in := qmodel.Quant{Scale: 0.5, ZeroPoint: 10, QMin: 0, QMax: 255}
+	op, err := FreezeLayer(linearLayer(), in, qmodel.RequantFloat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// w / s_w: 0.5*127 = 63.5 -> 64 (half to even), -127, 31.75 -> 32;
+	// 2*127/2 = 127, 0, -127.
+	wantW := []int8{64, -127, 32, 127, 0, -127}
+	for i, w := range wantW {
+		if op.Weight[i] != w {
+			t.Fatalf("weight codes %v, want %v", op.Weight, wantW)
+		}
+	}
+	// bias / (0.5 * s_w): 0.3 / (0.5/127) = 76.2 -> 76; -0.1 / (1/127) = -12.7 -> -13.
+	if op.Bias[0] != 76 || op.Bias[1] != -13 {
+		t.Errorf("bias %v, want [76 -13]", op.Bias)
+	}
+	for c, sw := range []float32{1.0 / 127, 2.0 / 127} {
+		if want := float32(in.Scale*sw) / 0.05; op.Multiplier[c] != want {
+			t.Errorf("multiplier[%d] = %g, want %g", c, op.Multiplier[c], want)
+		}
+	}
+	if op.WeightBits != 8 || op.ClampMin != 20 || op.ClampMax != 255 || op.Output.ZeroPoint != 20 {
+		t.Errorf("bits %d clamp [%d, %d] output %+v", op.WeightBits, op.ClampMin, op.ClampMax, op.Output)
+	}
+	fixed, err := FreezeLayer(linearLayer(), in, qmodel.RequantFixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c, m := range op.Multiplier {
+		m0, shift, _ := quant.FixedMultiplier(float64(m))
+		if fixed.FixedMultiplier[c] != m0 || fixed.Shift[c] != shift || fixed.Multiplier != nil {
+			t.Errorf("fixed channel %d: %d >> %d, want %d >> %d", c, fixed.FixedMultiplier[c], fixed.Shift[c], m0, shift)
+		}
+	}
+}
+
+func TestFreezeLayerFoldsBN(t *testing.T) {
+	l := linearLayer()
+	l.Type, l.Kernel, l.Stride, l.In = qmodel.OpConv, 1, 1, 3
+	l.BN = &BN{Gamma: []float32{2, -1}, Beta: []float32{0.5, 0}, Mean: []float32{0.1, 0.2}, Var: []float32{3.99999, 0.99999}, Eps: 1e-5}
+	l.WeightQuant.Scale = []float32{4.0 / 127, 2.0 / 127}
+	in := qmodel.Quant{Scale: 0.5, ZeroPoint: 0, QMin: 0, QMax: 255}
+	op, err := FreezeLayer(l, in, qmodel.RequantFloat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf := make([]float32, 2)
+	FoldScale(sf, make([]float32, 2), l.BN.Gamma, l.BN.Var, l.BN.Eps)
+	if math.Abs(float64(sf[0]-1)) > 1e-6 || math.Abs(float64(sf[1]+1)) > 1e-6 {
+		t.Fatalf("fold scale %v, want about [1 -1]", sf)
+	}
+	// Channel 1 is negated by sf: codes of -w.
+	if op.Weight[3] != -127 || op.Weight[5] != 127 {
+		t.Errorf("folded weight codes %v", op.Weight)
+	}
+	// bias: beta + (b - mean)*sf = 0.5 + 0.2*1 = 0.7 -> 0.7/(0.5*4/127) = 44.45 -> 44;
+	// 0 + (-0.1-0.2)*-1 = 0.3 -> 0.3/(0.5*2/127) = 38.1 -> 38.
+	if op.Bias[0] != 44 || op.Bias[1] != 38 {
+		t.Errorf("folded bias %v, want [44 38]", op.Bias)
+	}
+}
+
+func TestActQuantOffsetsSigned(t *testing.T) {
+	q, err := ActQuant(quant.Params{Scale: []float32{0.1}, ZeroPoint: []int32{-3}, QMin: -128, QMax: 127, Axis: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q != (qmodel.Quant{Scale: 0.1, ZeroPoint: 125, QMin: 0, QMax: 255}) {
+		t.Errorf("offset params %+v", q)
+	}
+	lo, hi, err := Clamp(qmodel.OpReLU6, qmodel.Quant{Scale: 0.1, ZeroPoint: 5, QMin: 0, QMax: 255})
+	if err != nil || lo != 5 || hi != 65 {
+		t.Errorf("relu6 clamp [%d, %d], %v; want [5, 65]", lo, hi, err)
+	}
+}
+
+func TestFreezeLayerErrors(t *testing.T) {
+	in := qmodel.Quant{Scale: 0.5, ZeroPoint: 10, QMin: 0, QMax: 255}
+	for _, c := range []struct {
+		name        string
+		edit        func(*Layer)
+		want        string
+		unsupported bool
+	}{
+		{"asymmetric weights", func(l *Layer) { l.WeightQuant.ZeroPoint = []int32{0, 3} }, "zero point[1] = 3", true},
+		{"per-channel activations", func(l *Layer) {
+			l.ActQuant = quant.Params{Scale: []float32{1, 1}, ZeroPoint: []int32{0, 0}, QMax: 255, Axis: 1}
+		}, "per-channel activation", true},
+		{"16-bit activations", func(l *Layer) { l.ActQuant.QMax = 65535 }, "wider than 8 bits", true},
+		{"weight count", func(l *Layer) { l.Weight = l.Weight[:5] }, "weight has 5 elements, want 6", false},
+		{"bias count", func(l *Layer) { l.Bias = l.Bias[:1] }, "bias has 1 elements", false},
+		{"NaN bias", func(l *Layer) { l.Bias[0] = float32(math.NaN()) }, "bias[0] = NaN is not finite", false},
+		{"huge bias", func(l *Layer) { l.Bias[1] = 1e9 }, "beyond 2^30", true},
+		{"bad scale", func(l *Layer) { l.WeightQuant.Scale[0] = 0 }, "weight quantizer", false},
+		{"wide weights", func(l *Layer) { l.WeightQuant.QMin, l.WeightQuant.QMax = -1000, 1000 }, "does not fit 8 signed bits", true},
+		{"activation", func(l *Layer) { l.Act = "gelu" }, `activation "gelu"`, true},
+		{"pool", func(l *Layer) { l.Type = qmodel.OpMaxPool }, "FreezeLayer of a maxpool", true},
+	} {
+		l := linearLayer()
+		l.WeightQuant.ZeroPoint = append([]int32(nil), l.WeightQuant.ZeroPoint...)
+		l.Bias = append([]float32(nil), l.Bias...)
+		c.edit(&l)
+		_, err := FreezeLayer(l, in, qmodel.RequantFloat)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "layer fc") {
+			t.Errorf("%s: error %v, want one naming layer fc and containing %q", c.name, err, c.want)
+			continue
+		}
+		if errors.Is(err, ErrUnsupported) != c.unsupported {
+			t.Errorf("%s: errors.Is(ErrUnsupported) = %v", c.name, !c.unsupported)
+		}
+	}
+	if _, err := FreezeLayer(linearLayer(), in, "double"); err == nil || !strings.Contains(err.Error(), `mode "double"`) {
+		t.Errorf("bad mode: %v", err)
+	}
+}
+
+func TestWeightBits(t *testing.T) {
+	for _, c := range []struct{ lo, hi, want int32 }{{-2, 1, 2}, {-1, 1, 2}, {-8, 7, 4}, {-7, 7, 4}, {-4, 3, 4}, {-127, 127, 8}, {-16, 15, 8}} {
+		if got, err := weightBits(c.lo, c.hi); err != nil || int32(got) != c.want {
+			t.Errorf("weightBits(%d, %d) = %d, %v; want %d", c.lo, c.hi, got, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,351 @@
+package infer
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"qat/export"
+	"qat/qmodel"
+	"qat/quant"
+)
+
+// The expected values here come from refRun, a direct NCHW transcription
+// of the arithmetic in docs/int8-model.md with one loop per index; the
+// models come from export.Freeze of random float layers, so the export's
+// output is checked to be runnable too.
+
+// actParams returns affine per-tensor params for range [lo, hi].
+func actParams(lo, hi float32, bits int) quant.Params {
+	return quant.ParamsFromRange(quant.Scheme{Bits: bits}, lo, hi)
+}
+
+func weightParams(w []float32, out, bits int) quant.Params {
+	s := quant.Scheme{Bits: bits, Signed: true, Symmetric: true, NarrowRange: true, PerChannel: true}
+	inner := len(w) / out
+	mins, maxs := make([]float32, out), make([]float32, out)
+	for c := range out {
+		for _, v := range w[c*inner : (c+1)*inner] {
+			mins[c], maxs[c] = min(mins[c], v), max(maxs[c], v)
+		}
+	}
+	return quant.ParamsFromRanges(s, mins, maxs)
+}
+
+func randn(rng *rand.Rand, n int, scale float32) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64()) * scale
+	}
+	return v
+}
+
+// layerSpec is a compact description of a test layer.
+type layerSpec struct {
+	typ                     qmodel.OpType
+	out, k, stride, pad, bn int
+	act                     qmodel.OpType
+}
+
+// randomModel freezes a random float model of the given layers on a
+// [c, h, w] input.
+func randomModel(t testing.TB, rng *rand.Rand, in [3]int, specs []layerSpec, wbits, abits int, mode qmodel.Requant) *qmodel.Model {
+	t.Helper()
+	src := export.Source{Name: "test", Input: in, Norm: qmodel.Norm{Mean: 0.13, Std: 0.31},
+		InputQuant: actParams(-0.5, 2.8, abits)}
+	shape := []int{in[0], in[1], in[2]}
+	for i, s := range specs {
+		l := export.Layer{Type: s.typ, Name: fmt.Sprintf("l%d", i), Kernel: s.k, Stride: s.stride, Padding: s.pad, Act: s.act}
+		switch s.typ {
+		case qmodel.OpConv, qmodel.OpLinear:
+			l.In, l.Out = shape[0], s.out
+			inner := shape[0]
+			if s.typ == qmodel.OpConv {
+				inner *= s.k * s.k
+			}
+			l.Weight = randn(rng, s.out*inner, 0.3)
+			l.Bias = randn(rng, s.out, 0.2)
+			if s.bn != 0 {
+				v := randn(rng, s.out, 0.5)
+				for i := range v {
+					v[i] = v[i]*v[i] + 0.1
+				}
+				l.BN = &export.BN{Gamma: randn(rng, s.out, 1), Beta: randn(rng, s.out, 0.3), Mean: randn(rng, s.out, 0.2), Var: v, Eps: 1e-5}
+			}
+			w := l.Weight
+			if l.BN != nil {
+				sf := make([]float32, s.out)
+				export.FoldScale(sf, make([]float32, s.out), l.BN.Gamma, l.BN.Var, l.BN.Eps)
+				w = make([]float32, len(l.Weight))
+				for c := range s.out {
+					for j := range inner {
+						w[c*inner+j] = l.Weight[c*inner+j] * sf[c]
+					}
+				}
+			}
+			l.WeightQuant = weightParams(w, s.out, wbits)
+			lo := float32(-3)
+			if s.act != "" {
+				lo = 0
+			}
+			l.ActQuant = actParams(lo, 4+float32(rng.Float64()), abits)
+			if s.typ == qmodel.OpConv {
+				shape = []int{s.out, (shape[1]+2*s.pad-s.k)/s.stride + 1, (shape[2]+2*s.pad-s.k)/s.stride + 1}
+			} else {
+				shape = []int{s.out}
+			}
+		case qmodel.OpMaxPool, qmodel.OpAvgPool:
+			shape = []int{shape[0], (shape[1]-s.k)/s.stride + 1, (shape[2]-s.k)/s.stride + 1}
+		case qmodel.OpFlatten:
+			shape = []int{shape[0] * shape[1] * shape[2]}
+		}
+		src.Layers = append(src.Layers, l)
+	}
+	src.Classes = shape[0]
+	m, err := export.Freeze(src, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// refRun runs one sample of pixels (NCHW) through m, in NCHW, one loop
+// per index.
+func refRun(m *qmodel.Model, pixels []uint8) []uint8 {
+	iq := m.InputQuant
+	x := make([]int32, len(pixels))
+	for i, p := range pixels {
+		v := float32(p) / 255
+		v = (v - m.Norm.Mean) / m.Norm.Std
+		x[i], _ = quant.Code(v, 1/iq.Scale, iq.ZeroPoint, iq.QMin, iq.QMax)
+	}
+	shape := []int{m.Input[0], m.Input[1], m.Input[2]}
+	zin := iq.ZeroPoint
+	requant := func(op *qmodel.Op, acc int32, c int) int32 {
+		acc += op.Bias[c]
+		if m.Requant == qmodel.RequantFloat {
+			return quant.RequantizeFloat(acc, op.Multiplier[c], op.Output.ZeroPoint, op.ClampMin, op.ClampMax)
+		}
+		return quant.RequantizeFixed(acc, op.FixedMultiplier[c], op.Shift[c], op.Output.ZeroPoint, op.ClampMin, op.ClampMax)
+	}
+	for oi := range m.Ops {
+		op := &m.Ops[oi]
+		switch op.Type {
+		case qmodel.OpConv:
+			c, h, w := shape[0], shape[1], shape[2]
+			oh, ow := (h+2*op.Padding-op.Kernel)/op.Stride+1, (w+2*op.Padding-op.Kernel)/op.Stride+1
+			y := make([]int32, op.Out*oh*ow)
+			for o := range op.Out {
+				for oy := range oh {
+					for ox := range ow {
+						var acc int32
+						for ci := range c {
+							for ky := range op.Kernel {
+								for kx := range op.Kernel {
+									iy, ix := oy*op.Stride-op.Padding+ky, ox*op.Stride-op.Padding+kx
+									if iy < 0 || iy >= h || ix < 0 || ix >= w {
+										continue
+									}
+									wt := int32(op.Weight[((o*c+ci)*op.Kernel+ky)*op.Kernel+kx])
+									acc += (x[(ci*h+iy)*w+ix] - zin) * wt
+								}
+							}
+						}
+						y[(o*oh+oy)*ow+ox] = requant(op, acc, o)
+					}
+				}
+			}
+			x, shape = y, []int{op.Out, oh, ow}
+		case qmodel.OpLinear:
+			y := make([]int32, op.Out)
+			for o := range op.Out {
+				var acc int32
+				for i := range op.In {
+					acc += (x[i] - zin) * int32(op.Weight[o*op.In+i])
+				}
+				y[o] = requant(op, acc, o)
+			}
+			x, shape = y, []int{op.Out}
+		case qmodel.OpMaxPool, qmodel.OpAvgPool:
+			c, h, w := shape[0], shape[1], shape[2]
+			oh, ow := (h-op.Kernel)/op.Stride+1, (w-op.Kernel)/op.Stride+1
+			y := make([]int32, c*oh*ow)
+			for ci := range c {
+				for oy := range oh {
+					for ox := range ow {
+						best, sum := int32(-1), int32(0)
+						for ky := range op.Kernel {
+							for kx := range op.Kernel {
+								v := x[(ci*h+oy*op.Stride+ky)*w+ox*op.Stride+kx]
+								best, sum = max(best, v), sum+v
+							}
+						}
+						if op.Type == qmodel.OpAvgPool {
+							n := int32(op.Kernel * op.Kernel)
+							best = sum / n
+							if r := sum % n; 2*r > n || (2*r == n && best%2 == 1) {
+								best++
+							}
+						}
+						y[(ci*oh+oy)*ow+ox] = best
+					}
+				}
+			}
+			x, shape = y, []int{c, oh, ow}
+		case qmodel.OpFlatten:
+			shape = []int{len(x)}
+		case qmodel.OpReLU, qmodel.OpReLU6:
+			for i, v := range x {
+				x[i] = min(max(v, op.ClampMin), op.ClampMax)
+			}
+		}
+		zin = op.Output.ZeroPoint
+	}
+	out := make([]uint8, len(x))
+	for i, v := range x {
+		out[i] = uint8(v)
+	}
+	return out
+}
+
+var testNets = []struct {
+	name  string
+	in    [3]int
+	specs []layerSpec
+}{
+	{"lenet", [3]int{1, 28, 28}, []layerSpec{
+		{typ: qmodel.OpConv, out: 16, k: 5, stride: 1, bn: 1, act: qmodel.OpReLU},
+		{typ: qmodel.OpMaxPool, k: 2, stride: 2},
+		{typ: qmodel.OpConv, out: 32, k: 5, stride: 1, bn: 1, act: qmodel.OpReLU},
+		{typ: qmodel.OpMaxPool, k: 2, stride: 2},
+		{typ: qmodel.OpFlatten},
+		{typ: qmodel.OpLinear, out: 128, act: qmodel.OpReLU},
+		{typ: qmodel.OpLinear, out: 10},
+	}},
+	{"padded-strided", [3]int{3, 13, 11}, []layerSpec{
+		{typ: qmodel.OpConv, out: 5, k: 3, stride: 2, pad: 1, act: qmodel.OpReLU6},
+		{typ: qmodel.OpAvgPool, k: 2, stride: 1},
+		{typ: qmodel.OpConv, out: 7, k: 1, stride: 1},
+		{typ: qmodel.OpReLU6},
+		{typ: qmodel.OpConv, out: 9, k: 2, stride: 1, pad: 1, bn: 1},
+		{typ: qmodel.OpReLU},
+		{typ: qmodel.OpAvgPool, k: 3, stride: 3},
+		{typ: qmodel.OpFlatten},
+		{typ: qmodel.OpLinear, out: 17, act: qmodel.OpReLU},
+		{typ: qmodel.OpLinear, out: 3},
+	}},
+	{"mlp", [3]int{1, 5, 7}, []layerSpec{
+		{typ: qmodel.OpFlatten},
+		{typ: qmodel.OpLinear, out: 33, act: qmodel.OpReLU},
+		{typ: qmodel.OpLinear, out: 65, act: qmodel.OpReLU6},
+		{typ: qmodel.OpLinear, out: 4},
+	}},
+}
+
+func TestNetMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, tn := range testNets {
+		for _, bits := range [][2]int{{8, 8}, {4, 4}, {2, 8}, {8, 5}} {
+			for _, mode := range []qmodel.Requant{qmodel.RequantFloat, qmodel.RequantFixed} {
+				name := fmt.Sprintf("%s/W%dA%d/%s", tn.name, bits[0], bits[1], mode)
+				t.Run(name, func(t *testing.T) {
+					m := randomModel(t, rng, tn.in, tn.specs, bits[0], bits[1], mode)
+					net, err := New(m)
+					if err != nil {
+						t.Fatal(err)
+					}
+					const batch = 5
+					n := net.InputLen()
+					pixels := make([]uint8, batch*n)
+					for i := range pixels {
+						pixels[i] = uint8(rng.IntN(256))
+					}
+					for _, r := range []*Runner{net.NewRunner(batch), net.NewRunner(batch + 3)} {
+						r.Pixels(pixels)
+						got := r.Run(batch)
+						for s := range batch {
+							want := refRun(m, pixels[s*n:(s+1)*n])
+							if g := got[s*net.Classes() : (s+1)*net.Classes()]; fmt.Sprint(g) != fmt.Sprint(want) {
+								t.Fatalf("sample %d: got %v, want %v", s, g, want)
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// Quantize from normalised floats agrees with the pixel path.
+func TestQuantizeMatchesPixels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	m := randomModel(t, rng, testNets[0].in, testNets[0].specs, 8, 8, qmodel.RequantFloat)
+	net, err := New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := net.InputLen()
+	pixels := make([]uint8, 2*n)
+	x := make([]float32, 2*n)
+	for i := range pixels {
+		pixels[i] = uint8(rng.IntN(256))
+		x[i] = normalize(m.Norm, pixels[i])
+	}
+	r1, r2 := net.NewRunner(2), net.NewRunner(2)
+	r1.Pixels(pixels)
+	r2.Quantize(x)
+	if a, b := fmt.Sprint(r1.Run(2)), fmt.Sprint(r2.Run(2)); a != b {
+		t.Fatalf("pixels %v, floats %v", a, b)
+	}
+}
+
+// A Layer on NCHW codes equals the same op inside a Net.
+func TestLayerMatchesNet(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	tn := testNets[1]
+	m := randomModel(t, rng, tn.in, []layerSpec{tn.specs[0], {typ: qmodel.OpFlatten}}, 8, 8, qmodel.RequantFloat)
+	op := m.Ops[0]
+	oh, ow := 7, 6
+	net, err := New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewLayer(&op, []int{3, 13, 11}, m.InputQuant, qmodel.RequantFloat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := fmt.Sprint(l.OutShape()); s != fmt.Sprint([]int{op.Out, oh, ow}) {
+		t.Fatalf("OutShape %s", s)
+	}
+	const batch = 3
+	pixels := make([]uint8, batch*net.InputLen())
+	for i := range pixels {
+		pixels[i] = uint8(rng.IntN(256))
+	}
+	codes := make([]uint8, len(pixels))
+	for i, p := range pixels {
+		codes[i] = net.pixel[p]
+	}
+	r := net.NewRunner(batch)
+	r.Pixels(pixels)
+	nhwc := r.Run(batch)
+	got := make([]uint8, len(nhwc))
+	l.Run(got, codes, batch)
+	for s := range batch {
+		for c := range op.Out {
+			for i := range oh * ow {
+				if g, w := got[(s*op.Out+c)*oh*ow+i], nhwc[(s*oh*ow+i)*op.Out+c]; g != w {
+					t.Fatalf("sample %d channel %d position %d: layer %d, net %d", s, c, i, g, w)
+				}
+			}
+		}
+	}
+}
+
+func TestDivRoundEven(t *testing.T) {
+	for _, c := range []struct{ t, n, want uint32 }{{5, 2, 2}, {7, 2, 4}, {6, 4, 2}, {10, 4, 2}, {14, 4, 4}, {11, 4, 3}, {9, 4, 2}, {0, 9, 0}, {2295, 9, 255}} {
+		if got := divRoundEven(c.t, c.n); got != c.want {
+			t.Errorf("divRoundEven(%d, %d) = %d, want %d", c.t, c.n, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,314 @@
+package infer
+
+import (
+	"fmt"
+
+	"qat/internal/qgemm"
+	"qat/qmodel"
+	"qat/quant"
+)
+
+// op is one prepared operation on NHWC codes. in and out are per-sample
+// shapes: [H, W, C] or [N].
+type op struct {
+	kind    qmodel.OpType
+	name    string
+	in, out []int
+	outQ    qmodel.Quant
+	lo, hi  int32 // output clamp (conv, linear, relu, relu6)
+
+	// conv and pools
+	k, stride, pad int
+
+	// conv and linear
+	packed *qgemm.Packed
+	zin    uint8   // input zero point, the padding code
+	bias   []int32 // bias - zin * column sum
+	mult   []float32
+	m0     []int32
+	shift  []int32
+}
+
+// scratch holds a Runner's work buffers, grown on demand.
+type scratch struct {
+	col []uint8
+	acc []int32
+}
+
+func (s *scratch) cols(n int) []uint8 {
+	if cap(s.col) < n {
+		s.col = make([]uint8, n)
+	}
+	return s.col[:n]
+}
+
+func (s *scratch) accs(n int) []int32 {
+	if cap(s.acc) < n {
+		s.acc = make([]int32, n)
+	}
+	return s.acc[:n]
+}
+
+// newOp prepares o for NHWC input of shape in quantized with inQ. flatFrom
+// is the [H, W, C] shape a linear op's input was flattened from, if any:
+// its weights are permuted from PyTorch's C, H, W order to H, W, C.
+func newOp(o *qmodel.Op, in []int, inQ qmodel.Quant, mode qmodel.Requant, flatFrom []int) (*op, error) {
+	p := &op{kind: o.Type, name: o.Name, in: in, outQ: o.Output, lo: o.ClampMin, hi: o.ClampMax,
+		k: o.Kernel, stride: o.Stride, pad: o.Padding}
+	switch o.Type {
+	case qmodel.OpConv:
+		if len(in) != 3 || in[2] != o.In {
+			return nil, fmt.Errorf("conv input shape %v, want [H W %d]", in, o.In)
+		}
+		oh, ow := (in[0]+2*o.Padding-o.Kernel)/o.Stride+1, (in[1]+2*o.Padding-o.Kernel)/o.Stride+1
+		p.out = []int{oh, ow, o.Out}
+		// [Out, In, K, K] -> [Out, K, K, In], the im2col row order.
+		k := o.Kernel
+		w := make([]int8, len(o.Weight))
+		for oc := range o.Out {
+			for c := range o.In {
+				for i := range k * k {
+					w[(oc*k*k+i)*o.In+c] = o.Weight[(oc*o.In+c)*k*k+i]
+				}
+			}
+		}
+		if err := p.prepareWeights(o, w, inQ, mode); err != nil {
+			return nil, err
+		}
+	case qmodel.OpLinear:
+		if len(in) != 1 || in[0] != o.In {
+			return nil, fmt.Errorf("linear input shape %v, want [%d]", in, o.In)
+		}
+		p.out = []int{o.Out}
+		w := o.Weight
+		if flatFrom != nil {
+			h, wd, c := flatFrom[0], flatFrom[1], flatFrom[2]
+			w = make([]int8, len(o.Weight))
+			for oc := range o.Out {
+				row, src := w[oc*o.In:(oc+1)*o.In], o.Weight[oc*o.In:(oc+1)*o.In]
+				for ch := range c {
+					for i := range h * wd {
+						row[i*c+ch] = src[ch*h*wd+i]
+					}
+				}
+			}
+		}
+		if err := p.prepareWeights(o, w, inQ, mode); err != nil {
+			return nil, err
+		}
+	case qmodel.OpMaxPool, qmodel.OpAvgPool:
+		if len(in) != 3 {
+			return nil, fmt.Errorf("pool input shape %v is not [H W C]", in)
+		}
+		p.out = []int{(in[0]-o.Kernel)/o.Stride + 1, (in[1]-o.Kernel)/o.Stride + 1, in[2]}
+	case qmodel.OpFlatten:
+		p.out = []int{size(in)}
+	case qmodel.OpReLU, qmodel.OpReLU6:
+		p.out = in
+	default:
+		return nil, fmt.Errorf("unknown op type %q", o.Type)
+	}
+	return p, nil
+}
+
+// prepareWeights packs w ([Out, K] in the op's input order) and folds the
+// input zero point into the bias: sum (q - z) w = sum q w - z sum w.
+func (p *op) prepareWeights(o *qmodel.Op, w []int8, inQ qmodel.Quant, mode qmodel.Requant) error {
+	var err error
+	if p.packed, err = qgemm.Pack(w, o.Out, len(w)/o.Out, o.WeightBits); err != nil {
+		return err
+	}
+	p.zin = uint8(inQ.ZeroPoint)
+	p.bias = make([]int32, o.Out)
+	for c, s := range p.packed.ColSums() {
+		p.bias[c] = o.Bias[c] - inQ.ZeroPoint*s
+	}
+	if mode == qmodel.RequantFixed {
+		p.m0, p.shift = append([]int32(nil), o.FixedMultiplier...), append([]int32(nil), o.Shift...)
+	} else {
+		p.mult = append([]float32(nil), o.Multiplier...)
+	}
+	return nil
+}
+
+// inPlace reports whether the op may write its output over its input.
+func (p *op) inPlace() bool {
+	return p.kind == qmodel.OpFlatten || p.kind == qmodel.OpReLU || p.kind == qmodel.OpReLU6
+}
+
+func (p *op) run(dst, src []uint8, batch int, s *scratch) {
+	switch p.kind {
+	case qmodel.OpConv:
+		p.conv(dst, src, batch, s)
+	case qmodel.OpLinear:
+		acc := s.accs(batch * p.out[0])
+		qgemm.Gemm(acc, p.out[0], src, p.in[0], batch, p.packed)
+		p.requant(dst, acc)
+	case qmodel.OpMaxPool:
+		maxPool(dst, src, batch, p.in, p.out, p.k, p.stride)
+	case qmodel.OpAvgPool:
+		avgPool(dst, src, batch, p.in, p.out, p.k, p.stride)
+	case qmodel.OpReLU, qmodel.OpReLU6:
+		lo, hi := uint8(p.lo), uint8(p.hi)
+		for i, v := range src {
+			dst[i] = min(max(v, lo), hi)
+		}
+	case qmodel.OpFlatten:
+		// NHWC data is already flat; the next linear's weights match it.
+	}
+}
+
+// convRows is about how many im2col rows a conv processes at a time.
+const convRows = 2048
+
+func (p *op) conv(dst, src []uint8, batch int, s *scratch) {
+	h, w, c := p.in[0], p.in[1], p.in[2]
+	oh, ow, oc := p.out[0], p.out[1], p.out[2]
+	kd := p.k * p.k * c
+	perSample := oh * ow
+	if p.k == 1 && p.stride == 1 && p.pad == 0 {
+		acc := s.accs(batch * perSample * oc)
+		qgemm.Gemm(acc, oc, src[:batch*h*w*c], c, batch*perSample, p.packed)
+		p.requant(dst[:batch*perSample*oc], acc)
+		return
+	}
+	samples := max(1, convRows/perSample)
+	for s0 := 0; s0 < batch; s0 += samples {
+		n := min(samples, batch-s0)
+		rows := n * perSample
+		col := s.cols(rows * kd)
+		for i := range n {
+			p.im2col(col[i*perSample*kd:(i+1)*perSample*kd], src[(s0+i)*h*w*c:(s0+i+1)*h*w*c])
+		}
+		acc := s.accs(rows * oc)
+		qgemm.Gemm(acc, oc, col, kd, rows, p.packed)
+		p.requant(dst[s0*perSample*oc:(s0+n)*perSample*oc], acc)
+	}
+}
+
+// im2col writes the rows of one NHWC sample: row (oy, ox) holds the
+// window's codes in (ky, kx, c) order, the input zero point where the
+// window leaves the input.
+func (p *op) im2col(col, src []uint8) {
+	h, w, c := p.in[0], p.in[1], p.in[2]
+	oh, ow := p.out[0], p.out[1]
+	k, st, pad := p.k, p.stride, p.pad
+	kc := k * c
+	r := 0
+	for oy := range oh {
+		for ox := range ow {
+			row := col[r : r+k*kc]
+			r += k * kc
+			x0 := ox*st - pad
+			for ky := range k {
+				y := oy*st - pad + ky
+				seg := row[ky*kc : (ky+1)*kc]
+				if y < 0 || y >= h {
+					fill(seg, p.zin)
+					continue
+				}
+				line := src[y*w*c : (y+1)*w*c]
+				if x0 >= 0 && x0+k <= w {
+					copy(seg, line[x0*c:(x0+k)*c])
+					continue
+				}
+				for kx := range k {
+					x := x0 + kx
+					if x < 0 || x >= w {
+						fill(seg[kx*c:(kx+1)*c], p.zin)
+					} else {
+						copy(seg[kx*c:(kx+1)*c], line[x*c:(x+1)*c])
+					}
+				}
+			}
+		}
+	}
+}
+
+func fill(b []uint8, v uint8) {
+	for i := range b {
+		b[i] = v
+	}
+}
+
+// requant turns accumulators [rows, Out] into output codes.
+func (p *op) requant(dst []uint8, acc []int32) {
+	n := len(p.bias)
+	zp, lo, hi := p.outQ.ZeroPoint, p.lo, p.hi
+	if p.mult != nil {
+		for r := 0; r < len(acc); r += n {
+			a, d := acc[r:r+n], dst[r:r+n]
+			for j, m := range p.mult[:n] {
+				d[j] = uint8(quant.RequantizeFloat(a[j]+p.bias[j], m, zp, lo, hi))
+			}
+		}
+		return
+	}
+	for r := 0; r < len(acc); r += n {
+		a, d := acc[r:r+n], dst[r:r+n]
+		for j := range n {
+			d[j] = uint8(quant.RequantizeFixed(a[j]+p.bias[j], p.m0[j], p.shift[j], zp, lo, hi))
+		}
+	}
+}
+
+func maxPool(dst, src []uint8, batch int, in, out []int, k, stride int) {
+	h, w, c := in[0], in[1], in[2]
+	oh, ow := out[0], out[1]
+	for b := range batch {
+		s := src[b*h*w*c : (b+1)*h*w*c]
+		d := dst[b*oh*ow*c : (b+1)*oh*ow*c]
+		for oy := range oh {
+			for ox := range ow {
+				o := d[(oy*ow+ox)*c : (oy*ow+ox+1)*c]
+				copy(o, s[(oy*stride*w+ox*stride)*c:])
+				for ky := range k {
+					for kx := range k {
+						i := s[((oy*stride+ky)*w+ox*stride+kx)*c:]
+						for ch, v := range i[:c] {
+							o[ch] = max(o[ch], v)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// avgPool averages windows of codes, rounding half to even.
+func avgPool(dst, src []uint8, batch int, in, out []int, k, stride int) {
+	h, w, c := in[0], in[1], in[2]
+	oh, ow := out[0], out[1]
+	n := uint32(k * k)
+	sum := make([]uint32, c)
+	for b := range batch {
+		s := src[b*h*w*c : (b+1)*h*w*c]
+		d := dst[b*oh*ow*c : (b+1)*oh*ow*c]
+		for oy := range oh {
+			for ox := range ow {
+				clear(sum)
+				for ky := range k {
+					for kx := range k {
+						i := s[((oy*stride+ky)*w+ox*stride+kx)*c:]
+						for ch, v := range i[:c] {
+							sum[ch] += uint32(v)
+						}
+					}
+				}
+				o := d[(oy*ow+ox)*c : (oy*ow+ox+1)*c]
+				for ch, t := range sum {
+					o[ch] = uint8(divRoundEven(t, n))
+				}
+			}
+		}
+	}
+}
+
+// divRoundEven returns t/n rounded half to even.
+func divRoundEven(t, n uint32) uint32 {
+	q, r := t/n, t%n
+	if 2*r > n || (2*r == n && q&1 == 1) {
+		q++
+	}
+	return q
+}

@@ -1,0 +1,17 @@
+//go:build !amd64 || noasm
+
+package qgemm
+
+// No assembly kernels on this architecture or with the noasm tag.
+const (
+	hasAVX2 = false
+	hasVNNI = false
+)
+
+// gemmAsm is never called without assembly kernels.
+func gemmAsm(k Kernel, c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0, p1 int) {
+	panic("qgemm: no assembly kernels in this build")
+}
+
+// tileRows returns the granularity of GemmParallel's row split.
+func tileRows(k Kernel) int { return 4 }

@@ -1,0 +1,528 @@
+package qmodel
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"qat/safetensors"
+)
+
+// Metadata keys of an int8 model file. A reader ignores other keys.
+const (
+	MetaFormat = "qat.format" // Format
+	MetaModel  = "qat.model"  // the model as a JSON object
+)
+
+// formatFamily prefixes the format string of every version of the int8
+// model format ("qat-int8/MAJOR").
+const formatFamily = "qat-int8/"
+
+// ErrFormat is wrapped by every error that reports a malformed int8 model
+// file: a damaged container, a missing or other format, bad JSON, missing,
+// extra or misshapen tensors, or a model that Validate rejects. I/O errors
+// (a missing file, a failing reader) do not wrap it.
+var ErrFormat = errors.New("invalid int8 model file")
+
+// IsModelFile reports whether f claims to be an int8 model of any version
+// of this format (its qat.format metadata starts with "qat-int8/"), which
+// tells an int8 model from a checkpoint. FromFile decides whether it is a
+// valid one.
+func IsModelFile(f *safetensors.File) bool {
+	return f != nil && strings.HasPrefix(f.Metadata[MetaFormat], formatFamily)
+}
+
+// Write validates m and writes it to w as an int8 model file. Nothing is
+// written when m is invalid.
+func Write(w io.Writer, m *Model) error {
+	f, err := m.File()
+	if err != nil {
+		return fmt.Errorf("write int8 model: %w", err)
+	}
+	return f.Write(w)
+}
+
+// WriteFile validates m and writes it to path atomically (see
+// safetensors.File.WriteFile): the file holds either its old content or
+// the complete model. Errors name the path.
+func WriteFile(path string, m *Model) error {
+	f, err := m.File()
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.WriteFile(path)
+}
+
+// Read reads r to EOF and parses an int8 model file.
+func Read(r io.Reader) (*Model, error) {
+	buf, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read int8 model: %w", err)
+	}
+	return Parse(buf)
+}
+
+// ReadFile reads and parses the named int8 model file. Errors name the
+// path.
+func ReadFile(path string) (*Model, error) {
+	buf, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err // an *os.PathError, which names the file
+	}
+	m, err := Parse(buf)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// Parse parses a whole int8 model file held in buf. The model does not
+// reference buf. Every error wraps ErrFormat (and, for a damaged
+// container, safetensors.ErrFormat).
+func Parse(buf []byte) (*Model, error) {
+	f, err := safetensors.Parse(buf)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
+	}
+	return FromFile(f)
+}
+
+// FromFile decodes an int8 model from a parsed safetensors file: it checks
+// the format, decodes the JSON description, reads every tensor the ops
+// need with its exact dtype and shape, rejects tensors no op uses, and
+// validates the model. The model copies what it takes from f. Every error
+// wraps ErrFormat.
+func FromFile(f *safetensors.File) (*Model, error) {
+	m, err := fromFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
+	}
+	return m, nil
+}
+
+func fromFile(f *safetensors.File) (*Model, error) {
+	format, ok := f.Metadata[MetaFormat]
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("no %s metadata: not a qat int8 model (this reader reads %q)", MetaFormat, Format)
+	case !strings.HasPrefix(format, formatFamily):
+		return nil, fmt.Errorf("format %q is not a qat int8 model (this reader reads %q)", format, Format)
+	case format != Format:
+		return nil, fmt.Errorf("format %q is not supported (this reader reads %q only)", format, Format)
+	}
+	js, ok := f.Metadata[MetaModel]
+	if !ok {
+		return nil, fmt.Errorf("no %s metadata", MetaModel)
+	}
+	m, err := decodeModel([]byte(js))
+	if err != nil {
+		return nil, fmt.Errorf("metadata %s: %w", MetaModel, err)
+	}
+	// The requant mode and the structure determine the tensors.
+	if err := checkRequant(m.Requant); err != nil {
+		return nil, err
+	}
+	if _, err := m.Shapes(); err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
+	for i := range m.Ops {
+		op := &m.Ops[i]
+		for _, s := range op.tensorSpecs(m.Requant) {
+			name := op.Name + "." + s.suffix
+			t, ok := f.Tensors[name]
+			if !ok {
+				return nil, fmt.Errorf("missing tensor %q of %s", name, op.label(i))
+			}
+			if t.DType != s.dtype || !slices.Equal(t.Shape, s.shape) {
+				return nil, fmt.Errorf("tensor %q is %s %v, want %s %v", name, t.DType, t.Shape, s.dtype, s.shape)
+			}
+			used[name] = true
+			if err := op.decodeTensor(s.suffix, t); err != nil {
+				return nil, fmt.Errorf("tensor %q: %w", name, err)
+			}
+		}
+	}
+	var extra []string
+	for _, name := range f.Names() {
+		if !used[name] {
+			extra = append(extra, fmt.Sprintf("%q", name))
+		}
+	}
+	switch len(extra) {
+	case 0:
+	case 1:
+		return nil, fmt.Errorf("unexpected tensor %s: no op uses it", extra[0])
+	default:
+		return nil, fmt.Errorf("unexpected tensors %s: no op uses them", strings.Join(extra, ", "))
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// File validates m and returns it as a safetensors file: the format and
+// the JSON description as metadata, and the tensors of the conv and
+// linear ops. The file copies m's arrays.
+func (m *Model) File() (*safetensors.File, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	js, err := m.encode()
+	if err != nil {
+		return nil, err
+	}
+	f := &safetensors.File{
+		Metadata: map[string]string{MetaFormat: Format, MetaModel: string(js)},
+		Tensors:  map[string]safetensors.Tensor{},
+	}
+	for i := range m.Ops {
+		op := &m.Ops[i]
+		for _, s := range op.tensorSpecs(m.Requant) {
+			f.Tensors[op.Name+"."+s.suffix] = op.encodeTensor(s)
+		}
+	}
+	return f, nil
+}
+
+// tensorSpec is one tensor of an op: the suffix of its name (after the op
+// name and a dot), its dtype and its shape.
+type tensorSpec struct {
+	suffix string
+	dtype  safetensors.DType
+	shape  []int
+}
+
+// tensorSpecs lists the tensors of op (none for ops without weights), in
+// a model with the given requant mode. op's structure must be valid.
+func (op *Op) tensorSpecs(mode Requant) []tensorSpec {
+	if op.Type != OpConv && op.Type != OpLinear {
+		return nil
+	}
+	w := tensorSpec{"weight", safetensors.I8, []int{op.Out, op.In}}
+	if op.Type == OpConv {
+		w.shape = append(w.shape, op.Kernel, op.Kernel)
+	}
+	if op.WeightBits != 8 {
+		w.dtype, w.shape = safetensors.U8, []int{packedLen(op.weightCount(), op.WeightBits)}
+	}
+	perChannel := []int{op.Out}
+	specs := []tensorSpec{w, {"weight_scale", safetensors.F32, perChannel}, {"bias", safetensors.I32, perChannel}}
+	if mode == RequantFloat {
+		return append(specs, tensorSpec{"multiplier", safetensors.F32, perChannel})
+	}
+	return append(specs, tensorSpec{"fixed_multiplier", safetensors.I32, perChannel}, tensorSpec{"shift", safetensors.I32, perChannel})
+}
+
+// encodeTensor returns the tensor s of op.
+func (op *Op) encodeTensor(s tensorSpec) safetensors.Tensor {
+	switch s.suffix {
+	case "weight":
+		if op.WeightBits == 8 {
+			return safetensors.FromInt8(s.shape, op.Weight)
+		}
+		return safetensors.FromUint8(s.shape, pack(op.Weight, op.WeightBits))
+	case "weight_scale":
+		return safetensors.FromFloat32(s.shape, op.WeightScale)
+	case "bias":
+		return safetensors.FromInt32(s.shape, op.Bias)
+	case "multiplier":
+		return safetensors.FromFloat32(s.shape, op.Multiplier)
+	case "fixed_multiplier":
+		return safetensors.FromInt32(s.shape, op.FixedMultiplier)
+	}
+	return safetensors.FromInt32(s.shape, op.Shift)
+}
+
+// decodeTensor stores the content of tensor t, whose dtype and shape are
+// those of op's tensor with that suffix, in op.
+func (op *Op) decodeTensor(suffix string, t safetensors.Tensor) error {
+	var err error
+	switch suffix {
+	case "weight":
+		if op.WeightBits == 8 {
+			op.Weight, err = t.Int8()
+			break
+		}
+		var b []byte
+		if b, err = t.Uint8(); err == nil {
+			op.Weight, err = unpack(b, op.WeightBits, op.weightCount())
+		}
+	case "weight_scale":
+		op.WeightScale, err = t.Float32()
+	case "bias":
+		op.Bias, err = t.Int32()
+	case "multiplier":
+		op.Multiplier, err = t.Float32()
+	case "fixed_multiplier":
+		op.FixedMultiplier, err = t.Int32()
+	case "shift":
+		op.Shift, err = t.Int32()
+	}
+	return err
+}
+
+// packedLen is the number of bytes that hold n codes of the given width.
+func packedLen(n, bits int) int { return (n*bits + 7) / 8 }
+
+// pack packs 4- or 2-bit codes into bytes, first code in the low bits,
+// each code in two's complement within its field; unused high bits of the
+// last byte are zero.
+func pack(codes []int8, bits int) []byte {
+	per, mask := 8/bits, byte(1)<<bits-1
+	b := make([]byte, packedLen(len(codes), bits))
+	for i, c := range codes {
+		b[i/per] |= byte(c) & mask << (i % per * bits)
+	}
+	return b
+}
+
+// unpack reverses pack for n codes, rejecting nonzero unused bits.
+func unpack(b []byte, bits, n int) ([]int8, error) {
+	per, mask, shift := 8/bits, byte(1)<<bits-1, 8-bits
+	codes := make([]int8, n)
+	for i := range codes {
+		field := b[i/per] >> (i % per * bits) & mask
+		codes[i] = int8(field<<shift) >> shift // sign-extend
+	}
+	if used := n % per; used != 0 {
+		if rest := b[len(b)-1] >> (used * bits); rest != 0 {
+			return nil, fmt.Errorf("unused high bits of the last byte (0x%02x) are not zero", b[len(b)-1])
+		}
+	}
+	return codes, nil
+}
+
+// The JSON description. Norm and Quant convert to these types (the field
+// names and types match; only the tags differ).
+type (
+	jsonNorm struct {
+		Mean float32 `json:"mean"`
+		Std  float32 `json:"std"`
+	}
+	jsonQuant struct {
+		Scale     float32 `json:"scale"`
+		ZeroPoint int32   `json:"zero_point"`
+		QMin      int32   `json:"qmin"`
+		QMax      int32   `json:"qmax"`
+	}
+	jsonModel struct {
+		Name       string            `json:"name"`
+		Input      [3]int            `json:"input"`
+		Classes    int               `json:"classes"`
+		Norm       jsonNorm          `json:"norm"`
+		InputQuant jsonQuant         `json:"input_quant"`
+		Requant    Requant           `json:"requant"`
+		Ops        []json.RawMessage `json:"ops"`
+	}
+)
+
+// encode returns the JSON description of a valid model, compact, fields
+// in the order of the specification.
+func (m *Model) encode() ([]byte, error) {
+	j := jsonModel{Name: m.Name, Input: m.Input, Classes: m.Classes, Norm: jsonNorm(m.Norm),
+		InputQuant: jsonQuant(m.InputQuant), Requant: m.Requant, Ops: make([]json.RawMessage, len(m.Ops))}
+	for i := range m.Ops {
+		op, err := m.Ops[i].encode()
+		if err != nil {
+			return nil, err
+		}
+		j.Ops[i] = op
+	}
+	return json.Marshal(j)
+}
+
+// encode returns the JSON object of op: type, name, then the fields that
+// apply to its type.
+func (op *Op) encode() ([]byte, error) {
+	b, err := json.Marshal(struct {
+		Type OpType `json:"type"`
+		Name string `json:"name"`
+	}{op.Type, op.Name})
+	if err != nil {
+		return nil, err
+	}
+	b = b[:len(b)-1] // reopen the object
+	for _, name := range opFields[op.Type] {
+		v := op.field(name)
+		if q, ok := v.(*Quant); ok {
+			v = jsonQuant(*q)
+		}
+		js, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("op %q: %s: %w", op.Name, name, err)
+		}
+		b = fmt.Appendf(b, ",%q:%s", name, js)
+	}
+	return append(b, '}'), nil
+}
+
+// jsonField is a key of a JSON object and where its value goes: a pointer
+// for json.Unmarshal.
+type jsonField struct {
+	key    string
+	target any
+}
+
+// decodeObject decodes the JSON object raw strictly: keys match exactly
+// (case included), each at most once, each one of fields, with a non-null
+// value that json.Unmarshal accepts for its target. Values are decoded in
+// the order of fields, whatever their order in raw; unknown keys are
+// reported after the known fields are decoded. It returns the keys it
+// found.
+func decodeObject(raw []byte, fields []jsonField) (map[string]bool, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, jsonError(err)
+	}
+	if tok != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
+	}
+	var keys []string
+	values := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, jsonError(err)
+		}
+		key := tok.(string) // the decoder returns object keys as strings
+		if _, dup := values[key]; dup {
+			return nil, fmt.Errorf("duplicate field %q", key)
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, jsonError(err)
+		}
+		keys, values[key] = append(keys, key), v
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return nil, jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON object")
+	}
+	seen := map[string]bool{}
+	for _, f := range fields {
+		v, ok := values[f.key]
+		if !ok {
+			continue
+		}
+		if string(v) == "null" {
+			return nil, fmt.Errorf("field %q is null", f.key)
+		}
+		if err := json.Unmarshal(v, f.target); err != nil {
+			return nil, fmt.Errorf("field %q: %w", f.key, err)
+		}
+		seen[f.key] = true
+	}
+	for _, key := range keys {
+		if !seen[key] {
+			return nil, fmt.Errorf("unknown field %q", key)
+		}
+	}
+	return seen, nil
+}
+
+// decodeAll is decodeObject for an object that must hold every field.
+func decodeAll(raw []byte, fields []jsonField) error {
+	seen, err := decodeObject(raw, fields)
+	if err != nil {
+		return err
+	}
+	for _, f := range fields {
+		if !seen[f.key] {
+			return fmt.Errorf("missing field %q", f.key)
+		}
+	}
+	return nil
+}
+
+// jsonError describes a syntax error of the JSON description.
+func jsonError(err error) error {
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("not valid JSON: %w", err)
+}
+
+// decodeModel decodes the JSON description: the model without its arrays.
+func decodeModel(raw []byte) (*Model, error) {
+	m := &Model{}
+	var input []int
+	var norm, inputQuant json.RawMessage
+	var ops []json.RawMessage
+	err := decodeAll(raw, []jsonField{
+		{"name", &m.Name}, {"input", &input}, {"classes", &m.Classes}, {"norm", &norm},
+		{"input_quant", &inputQuant}, {"requant", &m.Requant}, {"ops", &ops},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(input) != 3 {
+		return nil, fmt.Errorf("input %v: want [C, H, W]", input)
+	}
+	copy(m.Input[:], input)
+	if err := decodeAll(norm, []jsonField{{"mean", &m.Norm.Mean}, {"std", &m.Norm.Std}}); err != nil {
+		return nil, fmt.Errorf("norm: %w", err)
+	}
+	if m.InputQuant, err = decodeQuant(inputQuant); err != nil {
+		return nil, fmt.Errorf("input_quant: %w", err)
+	}
+	m.Ops = make([]Op, len(ops))
+	for i, raw := range ops {
+		if err := m.Ops[i].decode(raw); err != nil {
+			if m.Ops[i].Type == "" || m.Ops[i].Name == "" {
+				return nil, fmt.Errorf("op %d: %w", i, err)
+			}
+			return nil, fmt.Errorf("%s: %w", m.Ops[i].label(i), err)
+		}
+	}
+	return m, nil
+}
+
+func decodeQuant(raw []byte) (Quant, error) {
+	var q Quant
+	err := decodeAll(raw, []jsonField{{"scale", &q.Scale}, {"zero_point", &q.ZeroPoint}, {"qmin", &q.QMin}, {"qmax", &q.QMax}})
+	return q, err
+}
+
+// decode decodes the JSON object of an op: type and name, and exactly the
+// fields that apply to the type.
+func (op *Op) decode(raw []byte) error {
+	var output json.RawMessage
+	fields := []jsonField{{"type", &op.Type}, {"name", &op.Name}, {"output", &output}}
+	for _, name := range scalarFields {
+		fields = append(fields, jsonField{name, op.field(name)})
+	}
+	seen, err := decodeObject(raw, fields)
+	if err != nil {
+		return err
+	}
+	for _, key := range []string{"type", "name"} {
+		if !seen[key] {
+			return fmt.Errorf("missing field %q", key)
+		}
+	}
+	if _, ok := opFields[op.Type]; !ok {
+		return fmt.Errorf("unknown type %q (want conv, linear, maxpool, avgpool, flatten, relu or relu6)", string(op.Type))
+	}
+	for _, f := range fields[2:] {
+		switch ok := applies(op.Type, f.key); {
+		case ok && !seen[f.key]:
+			return fmt.Errorf("missing field %q", f.key)
+		case !ok && seen[f.key]:
+			return fmt.Errorf("field %q does not apply to %s", f.key, op.Type)
+		}
+	}
+	if op.Output, err = decodeQuant(output); err != nil {
+		return fmt.Errorf("output: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,102 @@
+package qmodel
+
+import (
+	"bytes"
+	"math"
+	"testing"
+)
+
+// codes returns n hand-made codes of the given width: the first is the
+// smallest code, the last the largest, the others cycle through the range.
+func codes(n, bits int) []int8 {
+	lo, hi := -1<<(bits-1), 1<<(bits-1)-1
+	c := make([]int8, n)
+	for i := range c {
+		c[i] = int8(lo + (i*7+3)%(hi-lo+1))
+	}
+	c[0], c[n-1] = int8(lo), int8(hi)
+	return c
+}
+
+// fixedPoint splits a positive real multiplier into a Q31 multiplier in
+// [2^30, 2^31) and a right shift, as TFLite's QuantizeMultiplier does.
+func fixedPoint(m float64) (int32, int32) {
+	frac, exp := math.Frexp(m) // m = frac * 2^exp, frac in [0.5, 1)
+	q := int64(math.Round(frac * (1 << 31)))
+	if q == 1<<31 {
+		q /= 2
+		exp++
+	}
+	return int32(q), int32(-exp)
+}
+
+// testModel returns a valid model of every op type, per sample:
+//
+//	c1      conv 1->3 k3 s1 p1, fused ReLU   [1,6,6] -> [3,6,6]
+//	r6      relu6                            [3,6,6]
+//	pool1   maxpool k2 s2                    [3,3,3]
+//	pool2   avgpool k2 s1                    [3,2,2]
+//	flat    flatten                          [12]
+//	head.fc linear 12->3                     [3]
+//
+// with convBits- and fcBits-bit hand-made weight codes (27 and 36 codes,
+// so a packed conv weight leaves unused bits) and the given requant mode.
+// In fixed mode one channel of head.fc has a multiplier above 1 (a
+// negative shift).
+func testModel(mode Requant, convBits, fcBits int) *Model {
+	in := Quant{Scale: 0.012728, ZeroPoint: 33, QMin: 0, QMax: 255}
+	act := Quant{Scale: 0.0235, ZeroPoint: 7, QMin: 0, QMax: 255}
+	out := Quant{Scale: 0.171, ZeroPoint: 120, QMin: 0, QMax: 255}
+	m := &Model{
+		Name:       "small",
+		Input:      [3]int{1, 6, 6},
+		Classes:    3,
+		Norm:       Norm{Mean: 0.1307, Std: 0.3081},
+		InputQuant: in,
+		Requant:    mode,
+		Ops: []Op{
+			{Type: OpConv, Name: "c1", In: 1, Out: 3, Kernel: 3, Stride: 1, Padding: 1, WeightBits: convBits,
+				Weight: codes(27, convBits), WeightScale: []float32{0.012, 0.0071, 0.0203}, Bias: []int32{-120, 0, 3456},
+				Output: act, ClampMin: 7, ClampMax: 255},
+			{Type: OpReLU6, Name: "r6", Output: act, ClampMin: 7, ClampMax: 200},
+			{Type: OpMaxPool, Name: "pool1", Kernel: 2, Stride: 2, Output: act},
+			{Type: OpAvgPool, Name: "pool2", Kernel: 2, Stride: 1, Output: act},
+			{Type: OpFlatten, Name: "flat", Output: act},
+			{Type: OpLinear, Name: "head.fc", In: 12, Out: 3, WeightBits: fcBits,
+				Weight: codes(36, fcBits), WeightScale: []float32{0.0049, 0.0061, 0.0033}, Bias: []int32{789, -4321, 0},
+				Output: out, ClampMin: 0, ClampMax: 255},
+		},
+	}
+	inScale := in.Scale
+	for i := range m.Ops {
+		op := &m.Ops[i]
+		if op.Type != OpConv && op.Type != OpLinear {
+			continue
+		}
+		for c, ws := range op.WeightScale {
+			mul := inScale * ws / op.Output.Scale
+			if mode == RequantFloat {
+				op.Multiplier = append(op.Multiplier, mul)
+				continue
+			}
+			if op.Type == OpLinear && c == 0 {
+				mul = 3.7
+			}
+			fm, shift := fixedPoint(float64(mul))
+			op.FixedMultiplier = append(op.FixedMultiplier, fm)
+			op.Shift = append(op.Shift, shift)
+		}
+		inScale = op.Output.Scale
+	}
+	return m
+}
+
+// encode writes m, failing the test on error.
+func encode(t testing.TB, m *Model) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := Write(&b, m); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}

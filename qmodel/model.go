@@ -1,0 +1,109 @@
+package qmodel
+
+// Format is the format version this package reads and writes, stored in
+// the file's metadata under "qat.format".
+const Format = "qat-int8/1"
+
+// Requant is how an int32 accumulator becomes an output code.
+type Requant string
+
+const (
+	// RequantFloat: q = clamp(roundHalfEven(float32(acc+bias) * M[c]) + zp),
+	// with M[c] a float32 multiplier per output channel (what onnxruntime's
+	// MLAS does on x86).
+	RequantFloat Requant = "float"
+	// RequantFixed: gemmlowp/TFLite integer-only requantization,
+	// q = clamp(RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc+bias, M0[c]), Shift[c]) + zp),
+	// with M0 a Q31 int32 multiplier and Shift a right shift; a negative
+	// Shift is a left shift of acc+bias, saturated to int32, before the
+	// multiplication (then no right shift). docs/int8-model.md gives the
+	// exact integer arithmetic.
+	RequantFixed Requant = "fixed"
+)
+
+// OpType names an operation of the graph.
+type OpType string
+
+const (
+	OpConv    OpType = "conv"    // 2-D convolution, square kernel, zero padding
+	OpLinear  OpType = "linear"  // fully connected
+	OpMaxPool OpType = "maxpool" // max pooling on codes, no padding
+	OpAvgPool OpType = "avgpool" // average pooling on codes, rounded half to even, no padding
+	OpFlatten OpType = "flatten" // [C,H,W] -> [C*H*W] in C,H,W order (PyTorch's)
+	OpReLU    OpType = "relu"    // clamp codes to [ClampMin, ClampMax]
+	OpReLU6   OpType = "relu6"   // clamp codes to [ClampMin, ClampMax]
+)
+
+// Quant is per-tensor activation quantization in the uint8 code domain:
+// real = (q - ZeroPoint) * Scale, 0 <= QMin <= ZeroPoint <= QMax <= 255.
+// Signed activation schemes are stored offset into this domain.
+type Quant struct {
+	Scale     float32
+	ZeroPoint int32
+	QMin      int32
+	QMax      int32
+}
+
+// Norm is the pixel normalisation training used before the input
+// quantizer: x = (p/255 - Mean) / Std for a pixel p in [0, 255], or
+// p/255 - Mean when Std is 0, computed in float32.
+type Norm struct {
+	Mean, Std float32
+}
+
+// Model is a frozen integer network. Activations flow as uint8 codes; the
+// i-th op reads the codes the (i-1)-th op wrote (the first reads the
+// quantized input).
+type Model struct {
+	Name    string
+	Input   [3]int // C, H, W of one sample
+	Classes int    // length of the last op's output
+	Norm    Norm
+	// InputQuant quantizes the normalised input: q = clamp(roundHalfEven(x * float32(1/Scale)) + ZeroPoint).
+	InputQuant Quant
+	Requant    Requant
+	Ops        []Op
+}
+
+// Op is one operation. Which fields are used depends on Type; the others
+// are zero.
+type Op struct {
+	Type OpType
+	Name string
+
+	// Conv and linear: In input channels (conv) or features (linear), Out
+	// output channels or features.
+	In, Out int
+	// Conv and pools: square Kernel and Stride; conv also Padding (the
+	// padded positions hold the input zero point, i.e. real 0).
+	Kernel, Stride, Padding int
+
+	// WeightBits is the storage width of the weight codes: 8, 4 or 2.
+	// Codes lie in [-2^(WeightBits-1), 2^(WeightBits-1)-1] (a narrower
+	// scheme, e.g. 3 bits, is stored in the next width).
+	WeightBits int
+	// Weight holds the symmetric (zero point 0) weight codes, row-major
+	// [Out, In, Kernel, Kernel] (conv) or [Out, In] (linear), one code per
+	// element in memory; the file packs sub-byte codes.
+	Weight []int8
+	// WeightScale is the per-output-channel weight scale, [Out].
+	WeightScale []float32
+	// Bias is the int32 bias, [Out], with scale InScale*WeightScale[c] and
+	// zero point 0, added to the accumulator before requantization.
+	Bias []int32
+	// Multiplier is [Out] for RequantFloat: float32(InScale*WeightScale[c]) / Output.Scale in float32 (onnxruntime's order).
+	Multiplier []float32
+	// FixedMultiplier (Q31, in [2^30, 2^31)) and Shift (in [MinShift,
+	// MaxShift] = [-31, 62]) are [Out] for RequantFixed: the real
+	// multiplier is FixedMultiplier * 2^-(31+Shift).
+	FixedMultiplier []int32
+	Shift           []int32
+
+	// Output is the quantization of the op's output codes. Ops other than
+	// conv and linear keep their input's quantization.
+	Output Quant
+	// ClampMin and ClampMax bound the output codes of conv, linear, relu
+	// and relu6 (a fused activation): Output.QMin <= ClampMin <= ClampMax <= Output.QMax.
+	// They are 0 for maxpool, avgpool and flatten, which do not clamp.
+	ClampMin, ClampMax int32
+}

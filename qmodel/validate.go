@@ -1,0 +1,432 @@
+package qmodel
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits of a valid model. They keep every size computation inside an int
+// (on 64-bit platforms) and every accumulator inside an int32.
+const (
+	// MaxDim bounds every dimension of the input and of every [C, H, W]
+	// output, Out, and conv Padding.
+	MaxDim = 1 << 16
+	// MaxElements bounds the element count of the input, of every op's
+	// output (per sample) and of every weight tensor.
+	MaxElements = 1 << 28
+	// MaxTerms bounds the products summed into one accumulator:
+	// In*Kernel*Kernel for conv, In for linear, and the codes summed per
+	// output by avgpool (Kernel*Kernel). MaxTerms * 255 * 128 =
+	// 2,147,450,880 < 2^31, so (q - zp) * w summed in int32 cannot overflow.
+	MaxTerms = 65792
+	// MaxAbsAccumulator bounds 255 * sum|Weight[c]| + |Bias[c]| for every
+	// output channel c, so acc + bias fits in an int32 for every input.
+	MaxAbsAccumulator = math.MaxInt32
+	// MinFixedMultiplier and MaxFixedMultiplier bound FixedMultiplier: a
+	// Q31 value in [0.5, 1).
+	MinFixedMultiplier = 1 << 30
+	MaxFixedMultiplier = math.MaxInt32
+	// MinShift and MaxShift bound Shift: a left shift of up to 31 bits
+	// (negative Shift) or a right shift of up to 62 bits, so the real
+	// multiplier FixedMultiplier * 2^-(31+Shift) lies in [2^-94, 2^31).
+	MinShift = -31
+	MaxShift = 62
+)
+
+// Shapes returns the per-sample output shape of every op ([C, H, W] or
+// [N]), checking on the way the graph's structure: Input and Classes, op
+// types, names, In, Out, Kernel, Stride, Padding and WeightBits, the size
+// limits, and that shapes flow from op to op and end in [Classes]:
+//
+//	conv             [C, H, W] -> [Out, (H+2P-K)/S+1, (W+2P-K)/S+1], In == C, K <= H+2P and W+2P
+//	maxpool, avgpool [C, H, W] -> [C, (H-K)/S+1, (W-K)/S+1], K <= H and W
+//	flatten          any shape -> [product of its dimensions]
+//	linear           [In] -> [Out]
+//	relu, relu6      any shape, kept
+//
+// (K Kernel, S Stride, P Padding, integer division). It does not look at
+// quantization parameters or arrays; Validate checks those too.
+func (m *Model) Shapes() ([][]int, error) {
+	for _, d := range m.Input {
+		if d < 1 || d > MaxDim {
+			return nil, fmt.Errorf("input shape %v: every dimension must be in [1, %d]", m.Input, MaxDim)
+		}
+	}
+	if n := m.Input[0] * m.Input[1] * m.Input[2]; n > MaxElements {
+		return nil, fmt.Errorf("input shape %v holds %d elements, more than %d", m.Input, n, MaxElements)
+	}
+	if m.Classes < 1 {
+		return nil, fmt.Errorf("classes %d: want at least 1", m.Classes)
+	}
+	if len(m.Ops) == 0 {
+		return nil, errors.New("no ops")
+	}
+	names := make(map[string]int, len(m.Ops))
+	shape := []int{m.Input[0], m.Input[1], m.Input[2]}
+	out := make([][]int, len(m.Ops))
+	for i := range m.Ops {
+		op := &m.Ops[i]
+		err := checkOpName(op.Name)
+		if j, dup := names[op.Name]; dup && err == nil {
+			err = fmt.Errorf("name %q is also the name of op %d", op.Name, j)
+		}
+		names[op.Name] = i
+		if err == nil {
+			shape, err = op.outShape(shape)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op.label(i), err)
+		}
+		out[i] = shape
+	}
+	if len(shape) != 1 || shape[0] != m.Classes {
+		return nil, fmt.Errorf("the last op gives shape %v per sample, want [%d] (classes)", shape, m.Classes)
+	}
+	return out, nil
+}
+
+// label names op i in errors.
+func (op *Op) label(i int) string { return fmt.Sprintf("op %d (%s %q)", i, op.Type, op.Name) }
+
+// checkOpName checks that name matches [A-Za-z_][A-Za-z0-9_.]*.
+func checkOpName(name string) error {
+	if name == "" {
+		return errors.New("empty name")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		letter := c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		if !letter && (i == 0 || c != '.' && (c < '0' || c > '9')) {
+			return fmt.Errorf("name %q: want a letter or '_' followed by letters, digits, '_' or '.'", name)
+		}
+	}
+	return nil
+}
+
+// opFields lists, for each op type, the JSON fields of its op object after
+// "type" and "name", in file order. A field not listed does not apply to
+// the type: its Op field must be zero (arrays empty).
+var opFields = map[OpType][]string{
+	OpConv:    {"in", "out", "kernel", "stride", "padding", "weight_bits", "output", "clamp_min", "clamp_max"},
+	OpLinear:  {"in", "out", "weight_bits", "output", "clamp_min", "clamp_max"},
+	OpMaxPool: {"kernel", "stride", "output"},
+	OpAvgPool: {"kernel", "stride", "output"},
+	OpFlatten: {"output"},
+	OpReLU:    {"output", "clamp_min", "clamp_max"},
+	OpReLU6:   {"output", "clamp_min", "clamp_max"},
+}
+
+// scalarFields are the integer fields of an Op, by JSON name.
+var scalarFields = []string{"in", "out", "kernel", "stride", "padding", "weight_bits", "clamp_min", "clamp_max"}
+
+// field returns a pointer to the scalar field of op with the given JSON
+// name (*int or *int32), or to Output for "output". It panics on another
+// name (a programmer error).
+func (op *Op) field(name string) any {
+	switch name {
+	case "in":
+		return &op.In
+	case "out":
+		return &op.Out
+	case "kernel":
+		return &op.Kernel
+	case "stride":
+		return &op.Stride
+	case "padding":
+		return &op.Padding
+	case "weight_bits":
+		return &op.WeightBits
+	case "output":
+		return &op.Output
+	case "clamp_min":
+		return &op.ClampMin
+	case "clamp_max":
+		return &op.ClampMax
+	}
+	panic("qmodel: unknown op field " + name)
+}
+
+// applies reports whether the JSON field name applies to ops of type t.
+func applies(t OpType, name string) bool { return slices.Contains(opFields[t], name) }
+
+// checkUnused checks that the scalar fields that do not apply to op's type
+// are zero.
+func (op *Op) checkUnused() error {
+	for _, name := range scalarFields {
+		if applies(op.Type, name) {
+			continue
+		}
+		var v int64
+		switch p := op.field(name).(type) {
+		case *int:
+			v = int64(*p)
+		case *int32:
+			v = int64(*p)
+		}
+		if v != 0 {
+			return fmt.Errorf("%s %d: does not apply to %s (must be 0)", name, v, op.Type)
+		}
+	}
+	return nil
+}
+
+// outShape checks op's structural fields against its input shape in and
+// returns its output shape.
+func (op *Op) outShape(in []int) ([]int, error) {
+	if _, ok := opFields[op.Type]; !ok {
+		return nil, fmt.Errorf("unknown type %q (want conv, linear, maxpool, avgpool, flatten, relu or relu6)", string(op.Type))
+	}
+	if err := op.checkUnused(); err != nil {
+		return nil, err
+	}
+	var out []int
+	switch op.Type {
+	case OpConv, OpMaxPool, OpAvgPool:
+		if len(in) != 3 {
+			return nil, fmt.Errorf("input shape %v is not [C, H, W]", in)
+		}
+		if op.Kernel < 1 {
+			return nil, fmt.Errorf("kernel %d: want at least 1", op.Kernel)
+		}
+		if op.Stride < 1 {
+			return nil, fmt.Errorf("stride %d: want at least 1", op.Stride)
+		}
+		if op.Padding < 0 || op.Padding > MaxDim {
+			return nil, fmt.Errorf("padding %d: want 0 to %d", op.Padding, MaxDim)
+		}
+		h, w := in[1]+2*op.Padding, in[2]+2*op.Padding
+		if op.Kernel > h || op.Kernel > w {
+			return nil, fmt.Errorf("kernel %d is larger than the input %v padded to %dx%d", op.Kernel, in, h, w)
+		}
+		c := in[0]
+		if op.Type == OpConv {
+			if op.In != c {
+				return nil, fmt.Errorf("in %d, but the input %v has %d channels", op.In, in, c)
+			}
+			if n := op.In * op.Kernel * op.Kernel; n > MaxTerms {
+				return nil, fmt.Errorf("in*kernel*kernel = %d products per output exceed the int32 accumulation limit of %d", n, MaxTerms)
+			}
+			c = op.Out
+		} else if n := op.Kernel * op.Kernel; op.Type == OpAvgPool && n > MaxTerms {
+			return nil, fmt.Errorf("kernel*kernel = %d codes per output exceed the limit of %d", n, MaxTerms)
+		}
+		out = []int{c, (h-op.Kernel)/op.Stride + 1, (w-op.Kernel)/op.Stride + 1}
+	case OpLinear:
+		if len(in) != 1 {
+			return nil, fmt.Errorf("input shape %v is not a vector (add a flatten op)", in)
+		}
+		if op.In != in[0] {
+			return nil, fmt.Errorf("in %d, but the input has %d features", op.In, in[0])
+		}
+		if op.In > MaxTerms {
+			return nil, fmt.Errorf("in %d products per output exceed the int32 accumulation limit of %d", op.In, MaxTerms)
+		}
+		out = []int{op.Out}
+	case OpFlatten:
+		n := 1
+		for _, d := range in {
+			n *= d
+		}
+		out = []int{n}
+	case OpReLU, OpReLU6:
+		out = append([]int(nil), in...)
+	}
+	if op.Type == OpConv || op.Type == OpLinear {
+		if op.Out < 1 || op.Out > MaxDim {
+			return nil, fmt.Errorf("out %d: want 1 to %d", op.Out, MaxDim)
+		}
+		switch op.WeightBits {
+		case 8, 4, 2:
+		default:
+			return nil, fmt.Errorf("weight_bits %d: want 8, 4 or 2", op.WeightBits)
+		}
+		if n := op.weightCount(); n > MaxElements {
+			return nil, fmt.Errorf("%d weights, more than %d", n, MaxElements)
+		}
+	}
+	n := 1
+	for _, d := range out {
+		if len(out) == 3 && d > MaxDim {
+			return nil, fmt.Errorf("output shape %v: dimension %d exceeds %d", out, d, MaxDim)
+		}
+		n *= d
+	}
+	if n > MaxElements {
+		return nil, fmt.Errorf("output shape %v holds %d elements, more than %d", out, n, MaxElements)
+	}
+	return out, nil
+}
+
+// weightCount is the number of weight codes of a conv or linear op whose
+// structure is valid: Out*In*Kernel*Kernel or Out*In.
+func (op *Op) weightCount() int {
+	if op.Type == OpConv {
+		return op.Out * op.In * op.Kernel * op.Kernel
+	}
+	return op.Out * op.In
+}
+
+// Validate checks every field of m: the name, normalisation, input
+// quantization, requant mode, the structure Shapes checks, and for every
+// op its quantization, clamp range and arrays (see the package
+// documentation for the rules). Errors name the op by index, type and
+// name, and the field by its name in the file.
+func (m *Model) Validate() error {
+	if m.Name == "" || !utf8.ValidString(m.Name) {
+		return fmt.Errorf("name %q: want a non-empty UTF-8 string", m.Name)
+	}
+	for _, r := range m.Name {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("name %q: contains a control character", m.Name)
+		}
+	}
+	if !finite(m.Norm.Mean) {
+		return fmt.Errorf("norm.mean %v: want a finite number", m.Norm.Mean)
+	}
+	if !finite(m.Norm.Std) || m.Norm.Std < 0 {
+		return fmt.Errorf("norm.std %v: want a finite non-negative number", m.Norm.Std)
+	}
+	if err := m.InputQuant.check(); err != nil {
+		return fmt.Errorf("input_quant: %w", err)
+	}
+	if err := checkRequant(m.Requant); err != nil {
+		return err
+	}
+	if _, err := m.Shapes(); err != nil {
+		return err
+	}
+	in := m.InputQuant
+	for i := range m.Ops {
+		op := &m.Ops[i]
+		if err := op.validate(m.Requant, in); err != nil {
+			return fmt.Errorf("%s: %w", op.label(i), err)
+		}
+		in = op.Output
+	}
+	return nil
+}
+
+func checkRequant(r Requant) error {
+	if r != RequantFloat && r != RequantFixed {
+		return fmt.Errorf("requant %q: want %q or %q", string(r), RequantFloat, RequantFixed)
+	}
+	return nil
+}
+
+func abs(x int64) int64 { return max(x, -x) }
+
+func finite(x float32) bool { return !math.IsNaN(float64(x)) && !math.IsInf(float64(x), 0) }
+
+// check validates an activation quantization.
+func (q Quant) check() error {
+	if !finite(q.Scale) || q.Scale <= 0 {
+		return fmt.Errorf("scale %v: want a finite positive number", q.Scale)
+	}
+	if !finite(1 / q.Scale) {
+		return fmt.Errorf("scale %v: its float32 reciprocal is not finite", q.Scale)
+	}
+	if q.QMin < 0 || q.QMax > 255 || q.QMin >= q.QMax {
+		return fmt.Errorf("qmin %d, qmax %d: want 0 <= qmin < qmax <= 255", q.QMin, q.QMax)
+	}
+	if q.ZeroPoint < q.QMin || q.ZeroPoint > q.QMax {
+		return fmt.Errorf("zero_point %d: outside [qmin, qmax] = [%d, %d]", q.ZeroPoint, q.QMin, q.QMax)
+	}
+	return nil
+}
+
+// validate checks op's quantization, clamps and arrays; in is the
+// quantization of its input. The structure was checked by outShape.
+func (op *Op) validate(mode Requant, in Quant) error {
+	arrays := []struct {
+		name string
+		n    int
+	}{
+		{"weight", len(op.Weight)}, {"weight_scale", len(op.WeightScale)}, {"bias", len(op.Bias)},
+		{"multiplier", len(op.Multiplier)}, {"fixed_multiplier", len(op.FixedMultiplier)}, {"shift", len(op.Shift)},
+	}
+	if op.Type != OpConv && op.Type != OpLinear {
+		for _, a := range arrays {
+			if a.n != 0 {
+				return fmt.Errorf("%s has %d elements, but does not apply to %s", a.name, a.n, op.Type)
+			}
+		}
+		if op.Output != in {
+			return fmt.Errorf("output (%s) differs from the input's quantization (%s), which %s keeps", quantString(op.Output), quantString(in), op.Type)
+		}
+		if op.Type == OpReLU || op.Type == OpReLU6 {
+			return op.checkClamp()
+		}
+		return nil
+	}
+	if err := op.Output.check(); err != nil {
+		return fmt.Errorf("output: %w", err)
+	}
+	if err := op.checkClamp(); err != nil {
+		return err
+	}
+	want := map[string]int{"weight": op.weightCount(), "weight_scale": op.Out, "bias": op.Out}
+	if mode == RequantFloat {
+		want["multiplier"] = op.Out
+	} else {
+		want["fixed_multiplier"], want["shift"] = op.Out, op.Out
+	}
+	for _, a := range arrays {
+		n, used := want[a.name]
+		switch {
+		case !used && a.n != 0:
+			return fmt.Errorf("%s has %d elements, but a model with %s requantization has none", a.name, a.n, mode)
+		case used && a.n != n:
+			return fmt.Errorf("%s has %d elements, want %d", a.name, a.n, n)
+		}
+	}
+	lo, hi := int8(-1<<(op.WeightBits-1)), int8(1<<(op.WeightBits-1)-1)
+	for i, w := range op.Weight {
+		if w < lo || w > hi {
+			return fmt.Errorf("weight[%d] = %d: outside [%d, %d] for %d-bit weights", i, w, lo, hi, op.WeightBits)
+		}
+	}
+	for c, s := range op.WeightScale {
+		if !finite(s) || s <= 0 {
+			return fmt.Errorf("weight_scale[%d] = %v: want a finite positive number", c, s)
+		}
+	}
+	per := len(op.Weight) / op.Out
+	for c, b := range op.Bias {
+		var sum int64
+		for _, w := range op.Weight[c*per : (c+1)*per] {
+			sum += abs(int64(w))
+		}
+		if bound := 255*sum + abs(int64(b)); bound > MaxAbsAccumulator {
+			return fmt.Errorf("bias[%d] = %d: 255*sum|weight| + |bias| = %d exceeds %d, so acc+bias could overflow int32", c, b, bound, MaxAbsAccumulator)
+		}
+	}
+	for c, x := range op.Multiplier {
+		if !finite(x) || x <= 0 {
+			return fmt.Errorf("multiplier[%d] = %v: want a finite positive number", c, x)
+		}
+	}
+	for c, x := range op.FixedMultiplier {
+		if x < MinFixedMultiplier {
+			return fmt.Errorf("fixed_multiplier[%d] = %d: outside [%d, %d]", c, x, MinFixedMultiplier, MaxFixedMultiplier)
+		}
+	}
+	for c, x := range op.Shift {
+		if x < MinShift || x > MaxShift {
+			return fmt.Errorf("shift[%d] = %d: outside [%d, %d]", c, x, MinShift, MaxShift)
+		}
+	}
+	return nil
+}
+
+// checkClamp checks Output.QMin <= ClampMin <= ClampMax <= Output.QMax.
+func (op *Op) checkClamp() error {
+	q := op.Output
+	if op.ClampMin < q.QMin || op.ClampMax > q.QMax || op.ClampMin > op.ClampMax {
+		return fmt.Errorf("clamp_min %d, clamp_max %d: want qmin %d <= clamp_min <= clamp_max <= qmax %d", op.ClampMin, op.ClampMax, q.QMin, q.QMax)
+	}
+	return nil
+}
