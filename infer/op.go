@@ -1,9 +1,11 @@
 package infer
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"qat/internal/qgemm"
+	"qat/internal/qvec"
 	"qat/qmodel"
 	"qat/quant"
 )
@@ -145,7 +147,7 @@ func (p *op) run(dst, src []uint8, batch int, s *scratch) {
 		qgemm.Gemm(acc, p.out[0], src, p.in[0], batch, p.packed)
 		p.requant(dst, acc)
 	case qmodel.OpMaxPool:
-		maxPool(dst, src, batch, p.in, p.out, p.k, p.stride)
+		maxPool(dst, src, batch, p.in, p.out, p.k, p.stride, s.cols(p.in[1]*p.in[2]))
 	case qmodel.OpAvgPool:
 		avgPool(dst, src, batch, p.in, p.out, p.k, p.stride)
 	case qmodel.OpReLU, qmodel.OpReLU6:
@@ -176,50 +178,61 @@ func (p *op) conv(dst, src []uint8, batch int, s *scratch) {
 	for s0 := 0; s0 < batch; s0 += samples {
 		n := min(samples, batch-s0)
 		rows := n * perSample
-		col := s.cols(rows * kd)
+		// 16 bytes of slack: im2col copies in 8-byte words.
+		col := s.cols(rows*kd + 16)
 		for i := range n {
-			p.im2col(col[i*perSample*kd:(i+1)*perSample*kd], src[(s0+i)*h*w*c:(s0+i+1)*h*w*c])
+			p.im2col(col[i*perSample*kd:], src[(s0+i)*h*w*c:])
 		}
+		col = col[:rows*kd]
 		acc := s.accs(rows * oc)
 		qgemm.Gemm(acc, oc, col, kd, rows, p.packed)
 		p.requant(dst[s0*perSample*oc:(s0+n)*perSample*oc], acc)
 	}
 }
 
-// im2col writes the rows of one NHWC sample: row (oy, ox) holds the
-// window's codes in (ky, kx, c) order, the input zero point where the
-// window leaves the input.
+// im2col writes the rows of one NHWC sample, the first h*w*c codes of
+// src: row (oy, ox) holds the window's codes in (ky, kx, c) order, the
+// input zero point where the window leaves the input. col must hold the
+// rows plus 16 bytes, which short copies overwrite with garbage; bytes of
+// src past the sample may be read the same way.
 func (p *op) im2col(col, src []uint8) {
 	h, w, c := p.in[0], p.in[1], p.in[2]
 	oh, ow := p.out[0], p.out[1]
 	k, st, pad := p.k, p.stride, p.pad
 	kc := k * c
-	r := 0
+	at := 0 // col is written in order, so an overrun is overwritten next
 	for oy := range oh {
 		for ox := range ow {
-			row := col[r : r+k*kc]
-			r += k * kc
 			x0 := ox*st - pad
 			for ky := range k {
 				y := oy*st - pad + ky
-				seg := row[ky*kc : (ky+1)*kc]
-				if y < 0 || y >= h {
+				seg := col[at : at+kc]
+				switch {
+				case y < 0 || y >= h:
 					fill(seg, p.zin)
-					continue
-				}
-				line := src[y*w*c : (y+1)*w*c]
-				if x0 >= 0 && x0+k <= w {
-					copy(seg, line[x0*c:(x0+k)*c])
-					continue
-				}
-				for kx := range k {
-					x := x0 + kx
-					if x < 0 || x >= w {
-						fill(seg[kx*c:(kx+1)*c], p.zin)
-					} else {
-						copy(seg[kx*c:(kx+1)*c], line[x*c:(x+1)*c])
+				case x0 >= 0 && x0+k <= w:
+					from := (y*w + x0) * c
+					switch {
+					case kc <= 8 && from+8 <= len(src):
+						// A word beats a memmove call on a few bytes.
+						binary.LittleEndian.PutUint64(col[at:], binary.LittleEndian.Uint64(src[from:]))
+					case kc <= 16 && from+16 <= len(src):
+						binary.LittleEndian.PutUint64(col[at:], binary.LittleEndian.Uint64(src[from:]))
+						binary.LittleEndian.PutUint64(col[at+8:], binary.LittleEndian.Uint64(src[from+8:]))
+					default:
+						copy(seg, src[from:from+kc])
+					}
+				default:
+					for kx := range k {
+						x := x0 + kx
+						if x < 0 || x >= w {
+							fill(seg[kx*c:(kx+1)*c], p.zin)
+						} else {
+							copy(seg[kx*c:(kx+1)*c], src[(y*w+x)*c:(y*w+x+1)*c])
+						}
 					}
 				}
+				at += kc
 			}
 		}
 	}
@@ -236,12 +249,7 @@ func (p *op) requant(dst []uint8, acc []int32) {
 	n := len(p.bias)
 	zp, lo, hi := p.outQ.ZeroPoint, p.lo, p.hi
 	if p.mult != nil {
-		for r := 0; r < len(acc); r += n {
-			a, d := acc[r:r+n], dst[r:r+n]
-			for j, m := range p.mult[:n] {
-				d[j] = uint8(quant.RequantizeFloat(a[j]+p.bias[j], m, zp, lo, hi))
-			}
-		}
+		qvec.RequantFloat(dst, acc, p.bias, p.mult, zp, lo, hi)
 		return
 	}
 	for r := 0; r < len(acc); r += n {
@@ -252,23 +260,32 @@ func (p *op) requant(dst []uint8, acc []int32) {
 	}
 }
 
-func maxPool(dst, src []uint8, batch int, in, out []int, k, stride int) {
+// maxPool takes, for each output row, the maximum of the window's input
+// rows with whole-row vector maxima, then the maximum over each window's
+// columns, c codes at a time.
+func maxPool(dst, src []uint8, batch int, in, out []int, k, stride int, row []uint8) {
 	h, w, c := in[0], in[1], in[2]
 	oh, ow := out[0], out[1]
+	wc := w * c
+	row = row[:wc]
 	for b := range batch {
-		s := src[b*h*w*c : (b+1)*h*w*c]
+		s := src[b*h*wc : (b+1)*h*wc]
 		d := dst[b*oh*ow*c : (b+1)*oh*ow*c]
 		for oy := range oh {
+			y := oy * stride
+			copy(row, s[y*wc:(y+1)*wc])
+			for ky := 1; ky < k; ky++ {
+				qvec.MaxBytes(row, row, s[(y+ky)*wc:(y+ky+1)*wc])
+			}
 			for ox := range ow {
 				o := d[(oy*ow+ox)*c : (oy*ow+ox+1)*c]
-				copy(o, s[(oy*stride*w+ox*stride)*c:])
-				for ky := range k {
-					for kx := range k {
-						i := s[((oy*stride+ky)*w+ox*stride+kx)*c:]
-						for ch, v := range i[:c] {
-							o[ch] = max(o[ch], v)
-						}
-					}
+				x := ox * stride * c
+				qvec.MaxBytes(o, row[x:x+c], row[x+c:x+2*c])
+				for kx := 2; kx < k; kx++ {
+					qvec.MaxBytes(o, o, row[x+kx*c:x+(kx+1)*c])
+				}
+				if k == 1 {
+					copy(o, row[x:x+c])
 				}
 			}
 		}

@@ -1,0 +1,15 @@
+//go:build !amd64 || noasm
+
+package qvec
+
+// No assembly on this architecture or with the noasm tag.
+const (
+	hasAVX512 = false
+	hasAVX2   = false
+)
+
+func requantFloat(dst []uint8, acc, bias []int32, mult []float32, rows, n int, zp, lo, hi int32) {
+	requantFloatGo(dst, acc, bias, mult, rows, n, zp, lo, hi)
+}
+
+func maxBytes(dst, a, b []uint8) { maxBytesGo(dst, a, b) }
