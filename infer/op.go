@@ -280,12 +280,9 @@ func maxPool(dst, src []uint8, batch int, in, out []int, k, stride int, row []ui
 			for ox := range ow {
 				o := d[(oy*ow+ox)*c : (oy*ow+ox+1)*c]
 				x := ox * stride * c
-				qvec.MaxBytes(o, row[x:x+c], row[x+c:x+2*c])
-				for kx := 2; kx < k; kx++ {
+				copy(o, row[x:x+c])
+				for kx := 1; kx < k; kx++ {
 					qvec.MaxBytes(o, o, row[x+kx*c:x+(kx+1)*c])
-				}
-				if k == 1 {
-					copy(o, row[x:x+c])
 				}
 			}
 		}
