@@ -1,8 +1,8 @@
 package infer
 
 import (
-	"encoding/binary"
 	"fmt"
+	"unsafe"
 
 	"qat/internal/qgemm"
 	"qat/internal/qvec"
@@ -35,6 +35,14 @@ type op struct {
 type scratch struct {
 	col []uint8
 	acc []int32
+	pad []uint8 // one sample staged by im2col
+}
+
+func (s *scratch) padded(n int) []uint8 {
+	if cap(s.pad) < n {
+		s.pad = make([]uint8, n)
+	}
+	return s.pad[:n]
 }
 
 func (s *scratch) cols(n int) []uint8 {
@@ -181,7 +189,7 @@ func (p *op) conv(dst, src []uint8, batch int, s *scratch) {
 		// 16 bytes of slack: im2col copies in 8-byte words.
 		col := s.cols(rows*kd + 16)
 		for i := range n {
-			p.im2col(col[i*perSample*kd:], src[(s0+i)*h*w*c:])
+			p.im2col(col[i*perSample*kd:], src[(s0+i)*h*w*c:], s)
 		}
 		col = col[:rows*kd]
 		acc := s.accs(rows * oc)
@@ -192,47 +200,53 @@ func (p *op) conv(dst, src []uint8, batch int, s *scratch) {
 
 // im2col writes the rows of one NHWC sample, the first h*w*c codes of
 // src: row (oy, ox) holds the window's codes in (ky, kx, c) order, the
-// input zero point where the window leaves the input. col must hold the
-// rows plus 16 bytes, which short copies overwrite with garbage; bytes of
-// src past the sample may be read the same way.
-func (p *op) im2col(col, src []uint8) {
+// input zero point where the window leaves the input. The sample is first
+// staged into pad, surrounded by the zero point and followed by 16 bytes
+// of slack, so that the rows are then gathered with whole 8-byte words
+// and no bounds checks. col must hold the rows plus 16 bytes, which the
+// last words overwrite with garbage.
+func (p *op) im2col(col, src []uint8, s *scratch) {
 	h, w, c := p.in[0], p.in[1], p.in[2]
 	oh, ow := p.out[0], p.out[1]
 	k, st, pad := p.k, p.stride, p.pad
-	kc := k * c
-	at := 0 // col is written in order, so an overrun is overwritten next
+	hp, wp := h+2*pad, w+2*pad
+	kc, rowStride := k*c, wp*c
+	staged := s.padded(hp*rowStride + 16)
+	if pad == 0 {
+		copy(staged, src[:h*w*c])
+	} else {
+		fill(staged[:(pad*wp+pad)*c], p.zin)
+		for y := range h {
+			at := ((y+pad)*wp + pad) * c
+			copy(staged[at:at+w*c], src[y*w*c:(y+1)*w*c])
+			fill(staged[at+w*c:at+(w+2*pad)*c], p.zin) // this row's right and the next row's left padding
+		}
+		fill(staged[((h+pad)*wp+pad)*c:hp*rowStride], p.zin)
+	}
+	words := (kc + 7) / 8
+	// The last row read starts at ((oh-1)*st+k-1)*rowStride + (ow-1)*st*c
+	// and its words end less than 8 bytes past its kc codes, inside the
+	// slack; likewise for the writes into col.
+	if len(col) < oh*ow*k*kc+16 || len(staged) < hp*rowStride+16 {
+		panic("infer: im2col buffers too short")
+	}
+	cp, sp := unsafe.Pointer(unsafe.SliceData(col)), unsafe.Pointer(unsafe.SliceData(staged))
+	at := 0
 	for oy := range oh {
+		rowBase := oy * st * rowStride
 		for ox := range ow {
-			x0 := ox*st - pad
-			for ky := range k {
-				y := oy*st - pad + ky
-				seg := col[at : at+kc]
-				switch {
-				case y < 0 || y >= h:
-					fill(seg, p.zin)
-				case x0 >= 0 && x0+k <= w:
-					from := (y*w + x0) * c
-					switch {
-					case kc <= 8 && from+8 <= len(src):
-						// A word beats a memmove call on a few bytes.
-						binary.LittleEndian.PutUint64(col[at:], binary.LittleEndian.Uint64(src[from:]))
-					case kc <= 16 && from+16 <= len(src):
-						binary.LittleEndian.PutUint64(col[at:], binary.LittleEndian.Uint64(src[from:]))
-						binary.LittleEndian.PutUint64(col[at+8:], binary.LittleEndian.Uint64(src[from+8:]))
-					default:
-						copy(seg, src[from:from+kc])
-					}
+			from := rowBase + ox*st*c
+			for range k {
+				switch words {
+				case 1:
+					*(*uint64)(unsafe.Add(cp, at)) = *(*uint64)(unsafe.Add(sp, from))
+				case 2:
+					*(*[2]uint64)(unsafe.Add(cp, at)) = *(*[2]uint64)(unsafe.Add(sp, from))
 				default:
-					for kx := range k {
-						x := x0 + kx
-						if x < 0 || x >= w {
-							fill(seg[kx*c:(kx+1)*c], p.zin)
-						} else {
-							copy(seg[kx*c:(kx+1)*c], src[(y*w+x)*c:(y*w+x+1)*c])
-						}
-					}
+					copy(unsafe.Slice((*uint8)(unsafe.Add(cp, at)), kc), unsafe.Slice((*uint8)(unsafe.Add(sp, from)), kc))
 				}
 				at += kc
+				from += rowStride
 			}
 		}
 	}
