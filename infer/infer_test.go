@@ -234,6 +234,15 @@ var testNets = []struct {
 		{typ: qmodel.OpLinear, out: 17, act: qmodel.OpReLU},
 		{typ: qmodel.OpLinear, out: 3},
 	}},
+	// im2col's copy widths: k*c = 3 with padding (one word), 16 (two
+	// words exactly) and 18 with padding (a copy).
+	{"im2col-widths", [3]int{1, 9, 10}, []layerSpec{
+		{typ: qmodel.OpConv, out: 4, k: 3, stride: 2, pad: 2, act: qmodel.OpReLU},
+		{typ: qmodel.OpConv, out: 6, k: 4, stride: 1},
+		{typ: qmodel.OpConv, out: 5, k: 3, stride: 1, pad: 1, act: qmodel.OpReLU},
+		{typ: qmodel.OpFlatten},
+		{typ: qmodel.OpLinear, out: 3},
+	}},
 	{"mlp", [3]int{1, 5, 7}, []layerSpec{
 		{typ: qmodel.OpFlatten},
 		{typ: qmodel.OpLinear, out: 33, act: qmodel.OpReLU},
