@@ -5,8 +5,9 @@
 // Two quantizers are offered. A FakeQuant takes its params from a
 // quant.Observer or from SetParams; Apply adds it to a node's graph. A
 // LearnableFakeQuant takes its scale and zero point as graph inputs, float32
-// vectors that a solver updates (LSQ, and LSQ+ when the zero point is
-// learned).
+// vectors that a solver updates (LSQ, LSQ+ when the zero point is
+// learned, and PACT's clipping level alpha = scale*QMax when
+// LearnableConfig.PACT is set).
 //
 // # Numerics
 //
@@ -35,7 +36,8 @@
 // (ste.Clipped): gradX = gradY where the unclamped code of x lies in
 // [QMin, QMax] under exactly the params the forward pass of the same run
 // used, and 0 elsewhere, NaN included. A learnable quantizer also gets
-// ste.LSQ's scale gradient, and ste.LSQPlus's zero-point gradient when
+// ste.LSQ's scale gradient (PACT's: QMax times ste.PACT's alpha gradient,
+// see pact.go), and ste.LSQPlus's zero-point gradient when
 // LearnZeroPoint is set; otherwise DiffWRT marks the zero point as not
 // differentiable and no gradient op is built for it. The scale and
 // zero-point gradients come from one pass over x (an op whose packed output

@@ -34,6 +34,19 @@ type LearnableConfig struct {
 	// LearnZeroPoint makes the zero point a trained parameter (LSQ+). If
 	// false the zero point input is used but gets no gradient (LSQ).
 	LearnZeroPoint bool
+	// PACT makes the quantizer PACT's clipped activation (Choi et al. 2018,
+	// see InitPACT): codes [0, QMax] with QMin 0, per tensor, zero point 0,
+	// and the clipping threshold alpha = scale*QMax learned through the
+	// scale with PACT's gradient instead of LSQ's. The zero point input
+	// must round to 0 and gets no gradient; GradFactor must be 0 (PACT
+	// scales no gradient) and LearnZeroPoint false.
+	PACT bool
+	// AlphaDecay is PACT's L2 regularisation of the clipping threshold,
+	// the paper's lambda_alpha: it adds AlphaDecay*alpha to alpha's
+	// gradient (the gradient of AlphaDecay/2*alpha^2, a term the loss
+	// value does not include). Zero turns it off; it must be finite, not
+	// negative, and is only allowed with PACT.
+	AlphaDecay float32
 	// ClampScale makes the forward pass raise a finite scale below
 	// quant.Eps (zero and negative ones included) to quant.Eps in place, in
 	// the scale node's own value, as PyTorch's _LearnableFakeQuantize does
@@ -44,8 +57,9 @@ type LearnableConfig struct {
 
 // LearnableFakeQuant is a fake quantizer whose scale and zero point are
 // graph nodes, float32 vectors of one element per tensor or one per channel,
-// trained by the solver (LSQ, LSQ+). The zero point is learned as a float and
-// rounded half to even, then clamped to [QMin, QMax], in the forward pass.
+// trained by the solver (LSQ, LSQ+, or PACT's clipping threshold). The zero
+// point is learned as a float and rounded half to even, then clamped to
+// [QMin, QMax], in the forward pass.
 type LearnableFakeQuant struct {
 	cfg LearnableConfig
 
@@ -67,6 +81,15 @@ func NewLearnable(cfg LearnableConfig) (*LearnableFakeQuant, error) {
 		return nil, fmt.Errorf("fakequant %s: channel axis %d set on a per-tensor quantizer", cfg.Name, cfg.Axis)
 	case !(g >= 0) || math.IsInf(float64(g), 0):
 		return nil, fmt.Errorf("fakequant %s: gradient factor %g is not a finite number >= 0", cfg.Name, g)
+	case !(cfg.AlphaDecay >= 0) || math.IsInf(float64(cfg.AlphaDecay), 0):
+		return nil, fmt.Errorf("fakequant %s: alpha decay %g is not a finite number >= 0", cfg.Name, cfg.AlphaDecay)
+	case cfg.AlphaDecay != 0 && !cfg.PACT:
+		return nil, fmt.Errorf("fakequant %s: alpha decay %g set on a quantizer that is not pact", cfg.Name, cfg.AlphaDecay)
+	}
+	if cfg.PACT {
+		if err := checkPACT(cfg); err != nil {
+			return nil, fmt.Errorf("fakequant %s: pact: %w", cfg.Name, err)
+		}
 	}
 	return &LearnableFakeQuant{cfg: cfg}, nil
 }
@@ -134,8 +157,8 @@ func (l *LearnableFakeQuant) NewParamNodes(g *gorgonia.ExprGraph, scale, zeroPoi
 
 // ParamsOf converts scale and zero-point values to the params the forward
 // pass uses: scales as they are (raised to quant.Eps under ClampScale, in a
-// copy), zero points rounded half to even and clamped. It is how a trained
-// quantizer is exported.
+// copy), zero points rounded half to even and clamped (under PACT they must
+// round to 0). It is how a trained quantizer is exported.
 func (l *LearnableFakeQuant) ParamsOf(scale, zeroPoint gorgonia.Value) (quant.Params, error) {
 	s, _, err := graphval.Float32s(scale, "scale")
 	if err != nil {
@@ -174,6 +197,9 @@ func (l *LearnableFakeQuant) params(s, z []float32) (quant.Params, error) {
 		}
 		p.Scale[c] = v
 		p.ZeroPoint[c] = quant.RoundZeroPoint(z[c], p.QMin, p.QMax)
+		if l.cfg.PACT && p.ZeroPoint[c] != 0 {
+			return quant.Params{}, fmt.Errorf("fakequant %s: pact zero point %g rounds to %d, want 0", name, z[c], p.ZeroPoint[c])
+		}
 	}
 	return p, nil
 }
@@ -298,8 +324,8 @@ func (op *lfqOp) DiffWRT(inputs int) []bool {
 }
 
 // SymDiff returns the three gradients: gradX from the STE op, and the scale
-// (and zero-point) gradient from one LSQ pass whose packed output is split
-// by two pick ops under LSQ+.
+// (and zero-point) gradient from one LSQ or PACT pass whose packed output is
+// split by two pick ops under LSQ+.
 func (op *lfqOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
 	if err := checkArity(op, len(inputs)); err != nil {
 		return nil, err
@@ -330,7 +356,7 @@ func (op *lfqOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (go
 	return gorgonia.Nodes{gx, gs, gz}, nil
 }
 
-// paramGradOp computes the scale gradient (LSQ) or the scale and
+// paramGradOp computes the scale gradient (LSQ, PACT) or the scale and
 // zero-point gradients packed as [scale..., zeroPoint...] (LSQ+) of its
 // forward op in one pass. Inputs: x, the forward's y (for ordering), gradY.
 type paramGradOp struct {
@@ -389,9 +415,12 @@ func (op *paramGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 			return nil, fmt.Errorf("fakequant %s: forward used %d scales, gradient wants %d", name, c, op.fwd.c)
 		}
 		c := op.fwd.c
-		if op.learnZ {
+		switch {
+		case op.fwd.l.cfg.PACT:
+			out[0] = op.fwd.l.pactScaleGrad(gy, x, rec.p)
+		case op.learnZ:
 			ste.LSQPlus(nil, out[:c], out[c:], gy, x, rec.shape, rec.p, rec.gradFactor)
-		} else {
+		default:
 			ste.LSQ(nil, out, gy, x, rec.shape, rec.p, rec.gradFactor)
 		}
 	}

@@ -200,7 +200,9 @@ func (m *Model) Folded() bool { return m.Quant != nil && !m.Quant.NoFoldBN }
 // Quantize prepares the float model for QAT or PTQ with config c: it adds
 // the input quantizer and each conv and linear layer's weight and output
 // quantizers, all observing. Learnable quantizers are not learning until
-// InitLearnable. A model is quantized once.
+// InitLearnable. A pact spec makes a learnable quantizer only on the output
+// of a layer with a fused relu or relu6 (LearnPACT). A model is quantized
+// once.
 func (m *Model) Quantize(c QuantConfig) error {
 	if m.Quant != nil {
 		return fmt.Errorf("model %s is already quantized (%v)", m.Spec.Name, m.Quant)
@@ -209,7 +211,9 @@ func (m *Model) Quantize(c QuantConfig) error {
 		return err
 	}
 	var qs []*Quantizer
-	add := func(name, layer, role string, spec QuantSpec) error {
+	// act is the activation fused before the quantizer ("" for weights and
+	// the input).
+	add := func(name, layer, role, act string, spec QuantSpec) error {
 		if spec.Off {
 			return nil
 		}
@@ -223,10 +227,12 @@ func (m *Model) Quantize(c QuantConfig) error {
 		}
 		q := &Quantizer{Name: name, Layer: layer, Role: role, Spec: spec, Scheme: s,
 			FQ: fakequant.New(obs, fakequant.Named(name))}
-		if spec.Learnable != "" {
+		pact := spec.Learnable == LearnPACT
+		if spec.Learnable != "" && (!pact || act == TypeReLU || act == TypeReLU6) {
 			l, err := fakequant.NewLearnable(fakequant.LearnableConfig{
 				Name: name, QMin: s.QMin(), QMax: s.QMax(), PerChannel: s.PerChannel, Axis: s.Axis,
-				LearnZeroPoint: spec.Learnable == LearnLSQPlus, ClampScale: true,
+				LearnZeroPoint: spec.Learnable == LearnLSQPlus, PACT: pact, AlphaDecay: spec.AlphaDecay,
+				ClampScale: true,
 			})
 			if err != nil {
 				return fmt.Errorf("quantizer %s: %w", name, err)
@@ -236,17 +242,17 @@ func (m *Model) Quantize(c QuantConfig) error {
 		qs = append(qs, q)
 		return nil
 	}
-	if err := add("input_fake_quant", "", RoleInput, c.InputSpec()); err != nil {
+	if err := add("input_fake_quant", "", RoleInput, "", c.InputSpec()); err != nil {
 		return err
 	}
 	for _, l := range m.Spec.Layers {
 		if !l.Quantized() {
 			continue
 		}
-		if err := add(l.Name+".weight_fake_quant", l.Name, RoleWeight, c.WeightSpec(l.Name)); err != nil {
+		if err := add(l.Name+".weight_fake_quant", l.Name, RoleWeight, "", c.WeightSpec(l.Name)); err != nil {
 			return err
 		}
-		if err := add(l.Name+".activation_post_process", l.Name, RoleAct, c.ActSpec(l.Name)); err != nil {
+		if err := add(l.Name+".activation_post_process", l.Name, RoleAct, l.Act, c.ActSpec(l.Name)); err != nil {
 			return err
 		}
 	}
@@ -258,14 +264,20 @@ func (m *Model) Quantize(c QuantConfig) error {
 
 // InitLearnable starts learning in every learnable quantizer that is not
 // yet: its scale and zero point are initialised from its observer, which
-// must have seen data (calibrate first). It reports how many started.
+// must have seen data (calibrate first); a PACT quantizer's alpha starts at
+// the top of the observer's range, the observed maximum after a ReLU
+// (fakequant.InitPACT). It reports how many started.
 func (m *Model) InitLearnable() (int, error) {
 	n := 0
 	for _, q := range m.quantizers {
 		if q.Learn == nil || q.Learning {
 			continue
 		}
-		scale, zp, err := fakequant.InitFrom(q.FQ.Observer())
+		start := fakequant.InitFrom
+		if q.Learn.Config().PACT {
+			start = fakequant.InitPACT
+		}
+		scale, zp, err := start(q.FQ.Observer())
 		if err != nil {
 			return n, fmt.Errorf("quantizer %s: initialise from observer: %w", q.Name, err)
 		}

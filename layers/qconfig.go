@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +16,15 @@ import (
 const (
 	LearnLSQ     = "lsq"
 	LearnLSQPlus = "lsq+"
+	// LearnPACT learns the clipping threshold alpha of a ReLU output
+	// (PACT, Choi et al. 2018; see fakequant.InitPACT): unsigned codes
+	// over [0, alpha], zero point 0, scale alpha/(2^bits-1). It is for
+	// activation and input specs of the default unsigned scheme only. PACT
+	// replaces the clipping of a ReLU, so it applies to the outputs of
+	// layers with a fused relu or relu6; the input and the outputs of
+	// layers without an activation (the logits), whose values can be
+	// negative, keep their observer-driven quantizer under a pact spec.
+	LearnPACT = "pact"
 )
 
 // QuantSpec configures one quantizer. Its zero value is the default of the
@@ -39,9 +49,14 @@ type QuantSpec struct {
 	// Observer is a quant observer kind; "" means the role's default above.
 	// Histogram observers (percentile, mse, entropy) are per-tensor only.
 	Observer string `json:"observer,omitempty"`
-	// Learnable is "" (observer-driven), "lsq" (learned scale) or "lsq+"
-	// (learned scale and zero point), initialised from the observer.
+	// Learnable is "" (observer-driven), "lsq" (learned scale), "lsq+"
+	// (learned scale and zero point) or "pact" (learned activation
+	// clipping threshold, LearnPACT), initialised from the observer.
 	Learnable string `json:"learnable,omitempty"`
+	// AlphaDecay is PACT's L2 regularisation of alpha (the paper's
+	// lambda_alpha): each step adds AlphaDecay*alpha to alpha's gradient.
+	// 0 turns it off; only pact specs may set it.
+	AlphaDecay float32 `json:"alpha_decay,omitempty"`
 	// Off disables this quantizer: the tensor stays float.
 	Off bool `json:"off,omitempty"`
 }
@@ -105,11 +120,18 @@ func ParseQuantConfig(b []byte) (QuantConfig, error) {
 // SetLearnable makes every enabled quantizer learnable of the given kind
 // ("" leaves them observer-driven). LSQ+ learns the zero point of affine
 // quantizers; symmetric ones (the default weights) fix it and learn only
-// their scale, as LSQ.
+// their scale, as LSQ. PACT learns activation clipping thresholds: it
+// makes the activation and input specs pact (which takes effect after
+// fused ReLUs, see LearnPACT) and leaves the weights observer-driven, as
+// in the paper, which quantizes weights separately (DoReFa).
 func (c *QuantConfig) SetLearnable(kind string) {
 	set := func(q *QuantSpec, weight bool) {
 		q.Learnable = kind
-		if s, err := q.Scheme(weight); kind == LearnLSQPlus && err == nil && s.Symmetric {
+		s, err := q.Scheme(weight)
+		switch {
+		case kind == LearnPACT && weight:
+			q.Learnable = ""
+		case kind == LearnLSQPlus && err == nil && s.Symmetric:
 			q.Learnable = LearnLSQ
 		}
 	}
@@ -209,13 +231,22 @@ func (q QuantSpec) check(weight bool) error {
 		return err
 	}
 	switch q.Learnable {
-	case "", LearnLSQ, LearnLSQPlus:
+	case "", LearnLSQ, LearnLSQPlus, LearnPACT:
 	default:
-		return fmt.Errorf("learnable %q: want lsq or lsq+", q.Learnable)
+		return fmt.Errorf("learnable %q: want lsq, lsq+ or pact", q.Learnable)
 	}
 	s, _ := q.Scheme(weight)
-	if q.Learnable == LearnLSQPlus && s.Symmetric {
+	switch {
+	case q.Learnable == LearnLSQPlus && s.Symmetric:
 		return fmt.Errorf("lsq+ learns a zero point, which a symmetric scheme fixes: use lsq or an affine scheme")
+	case q.Learnable == LearnPACT && weight:
+		return fmt.Errorf("pact learns activation clipping thresholds, not weight ranges: use lsq, lsq+ or no learnable kind for weights")
+	case q.Learnable == LearnPACT && (q.Signed || q.Symmetric || q.Affine):
+		return fmt.Errorf("pact quantizes to unsigned codes over [0, alpha] with zero point 0: drop signed, symmetric and affine")
+	case !(q.AlphaDecay >= 0) || math.IsInf(float64(q.AlphaDecay), 0):
+		return fmt.Errorf("alpha_decay %g is not a finite number >= 0", q.AlphaDecay)
+	case q.AlphaDecay != 0 && q.Learnable != LearnPACT:
+		return fmt.Errorf("alpha_decay %g applies to pact quantizers only", q.AlphaDecay)
 	}
 	if _, err := quant.NewObserver(s, q.ObserverConfig(weight)); err != nil {
 		return fmt.Errorf("observer: %w", err)

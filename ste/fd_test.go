@@ -3,6 +3,7 @@ package ste_test
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"qat/quant"
@@ -223,6 +224,13 @@ func TestPACTFiniteDifference(t *testing.T) {
 		}
 		gx := make([]float32, len(x))
 		ga := ste.PACT(gx, dy, x, p)
+		if g := ste.PACT(nil, dy, x, p); g != ga {
+			t.Errorf("%d bits: grad alpha without gradX %g, with it %g", bits, g, ga)
+		}
+		alias := append([]float32(nil), dy...)
+		if g := ste.PACT(alias, alias, x, p); g != ga || !slices.Equal(alias, gx) {
+			t.Errorf("%d bits: aliased gradX and gradY change the gradients", bits)
+		}
 
 		n := float64(p.QMax)
 		d := newSurrogate(x, p.Scale[0], p.QMin, p.QMax).d

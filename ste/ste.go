@@ -131,7 +131,8 @@ func PACTParams(alpha float32, bits int) (quant.Params, error) {
 // clipping threshold alpha: the sum of gradY over the elements clipped at
 // alpha. p comes from PACTParams; quant.FakeQuantize with p is the forward
 // pass. As in the paper, the quantizer is straight-through: inside the range
-// gradX = gradY and alpha gets nothing.
+// gradX = gradY and alpha gets nothing. gradX may be nil when only the
+// alpha gradient is wanted, and may alias gradY.
 func PACT(gradX, gradY, x []float32, p quant.Params) (gradAlpha float32) {
 	checkLens(gradX, gradY, x)
 	if !p.PerTensor() {
@@ -140,18 +141,17 @@ func PACT(gradX, gradY, x []float32, p quant.Params) (gradAlpha float32) {
 	inv := 1 / p.Scale[0]
 	var sum float64
 	for i, v := range x {
-		q, in := quant.Code(v, inv, 0, p.QMin, p.QMax)
-		switch {
+		dy, g := gradY[i], float32(0)
+		switch q, in := quant.Code(v, inv, 0, p.QMin, p.QMax); {
 		case in:
-			gradX[i] = gradY[i]
+			g = dy
 		case v != v:
-			gradX[i] = 0
 			sum = math.NaN()
-		default:
-			gradX[i] = 0
-			if q == p.QMax {
-				sum += float64(gradY[i])
-			}
+		case q == p.QMax:
+			sum += float64(dy)
+		}
+		if gradX != nil {
+			gradX[i] = g
 		}
 	}
 	return float32(sum)

@@ -24,8 +24,8 @@
 // update on every training step until FreezeObserversStep steps are done;
 // BatchNorm uses batch statistics and updates its running statistics until
 // FreezeBNStep steps are done, and then normalises with the frozen running
-// statistics, as PyTorch's freeze_bn_stats. Learnable (LSQ, LSQ+)
-// quantizers are initialised before the first step from their observers,
+// statistics, as PyTorch's freeze_bn_stats. Learnable (LSQ, LSQ+,
+// PACT) quantizers are initialised before the first step from their observers,
 // which see CalibrationBatches training batches first. Evaluation always
 // runs with every quantizer frozen and BN on running statistics: the
 // fake-quant simulation of the int8 model. Calibrate is PTQ: it runs
