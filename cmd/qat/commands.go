@@ -46,29 +46,10 @@ func datasets(spec string, limit int) (trainSet, test *data.Dataset, norm data.N
 	if limit < 0 {
 		return nil, nil, norm, usagef("--limit %d is negative", limit)
 	}
-	src, err := data.ResolveSource(spec)
-	if err != nil {
+	if _, err := data.ResolveSource(spec); err != nil {
 		return nil, nil, norm, usageError{fmt.Errorf("--data: %w", err)}
 	}
-	if trainSet, err = src.Load("train"); err != nil {
-		return nil, nil, norm, err
-	}
-	if test, err = src.Load("test"); err != nil {
-		return nil, nil, norm, err
-	}
-	switch spec {
-	case data.SourceMNIST, data.SourceEmbedded:
-		norm = data.Norm{Mean: data.MNISTMean, Std: data.MNISTStd}
-	case data.SourceFashionMNIST:
-		norm = data.Norm{Mean: data.FashionMNISTMean, Std: data.FashionMNISTStd}
-	default:
-		m, s := trainSet.MeanStd()
-		norm = data.Norm{Mean: float32(m), Std: float32(s)}
-	}
-	if limit > 0 {
-		trainSet = trainSet.Limit(limit)
-	}
-	return trainSet, test, norm, nil
+	return data.Splits(spec, limit)
 }
 
 // runFlags are the options of a training run.
@@ -305,10 +286,10 @@ func (q *quantFlags) quantConfig() (layers.QuantConfig, error) {
 	}
 	switch q.learnable {
 	case "", "none":
-	case layers.LearnLSQ, layers.LearnLSQPlus:
+	case layers.LearnLSQ, layers.LearnLSQPlus, layers.LearnPACT:
 		qc.SetLearnable(q.learnable)
 	default:
-		return qc, usagef("--learnable %q: want lsq or lsq+", q.learnable)
+		return qc, usagef("--learnable %q: want lsq, lsq+ or pact", q.learnable)
 	}
 	if q.noFold {
 		qc.NoFoldBN = true
@@ -354,7 +335,8 @@ ReLU, and the input is quantized too; conv+BN pairs are folded as in PyTorch's
 ConvBn modules. Observers calibrate during training until --freeze-observers
 steps, BatchNorm statistics freeze at --freeze-bn steps. --learnable lsq or
 lsq+ learns the scales (and zero points) instead, initialised from observed
-ranges over --calibration-batches batches.`,
+ranges over --calibration-batches batches; --learnable pact learns the
+clipping level of each ReLU output (PACT) and keeps observers for weights.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := r.check(); err != nil {
@@ -382,7 +364,7 @@ ranges over --calibration-batches batches.`,
 		},
 	}
 	c.Flags().StringVar(&from, "from", "", "float checkpoint to start from (required)")
-	c.Flags().StringVar(&q.learnable, "learnable", "", "learn quantizer scales: lsq, or lsq+ (scales and zero points)")
+	c.Flags().StringVar(&q.learnable, "learnable", "", "learn quantizer scales: lsq, lsq+ (scales and zero points) or pact (activation clipping)")
 	c.Flags().Int64Var(&freezeObs, "freeze-observers", 0, "freeze observers after this many steps (0: never)")
 	c.Flags().Int64Var(&freezeBN, "freeze-bn", 0, "freeze BatchNorm statistics after this many steps (0: never)")
 	c.Flags().IntVar(&calib, "calibration-batches", 32, "batches observed to initialise learnable quantizers")

@@ -82,7 +82,8 @@ are specified in docs/int8-model.md.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%s: %w (see qat %s --help)", c.Name(), err, c.Name())}
 	})
-	root.AddCommand(newTrainCmd(), newFinetuneCmd(), newCalibrateCmd(), newEvalCmd(), newExportCmd(), newCompareCmd(), newBenchCmd())
+	root.AddCommand(newDemoCmd(), newTrainCmd(), newFinetuneCmd(), newCalibrateCmd(), newEvalCmd(), newExportCmd(), newCompareCmd(),
+		newBenchCmd(), newPlotCmd(), newRunCmd(), newSensitivityCmd())
 	return root
 }
 
