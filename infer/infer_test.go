@@ -243,6 +243,20 @@ var testNets = []struct {
 		{typ: qmodel.OpFlatten},
 		{typ: qmodel.OpLinear, out: 3},
 	}},
+	// Codes flattened from [H W C] keep the runtime's channels-last order
+	// through element-wise ops: the linear after them and the output of a
+	// net that ends there must see PyTorch's C, H, W order.
+	{"flatten-relu-linear", [3]int{2, 4, 3}, []layerSpec{
+		{typ: qmodel.OpConv, out: 3, k: 2, stride: 1},
+		{typ: qmodel.OpFlatten},
+		{typ: qmodel.OpReLU},
+		{typ: qmodel.OpLinear, out: 5},
+	}},
+	{"ends-in-flatten", [3]int{2, 4, 3}, []layerSpec{
+		{typ: qmodel.OpConv, out: 3, k: 2, stride: 1},
+		{typ: qmodel.OpFlatten},
+		{typ: qmodel.OpReLU6},
+	}},
 	{"mlp", [3]int{1, 5, 7}, []layerSpec{
 		{typ: qmodel.OpFlatten},
 		{typ: qmodel.OpLinear, out: 33, act: qmodel.OpReLU},
@@ -337,13 +351,13 @@ func TestLayerMatchesNet(t *testing.T) {
 	}
 	r := net.NewRunner(batch)
 	r.Pixels(pixels)
-	nhwc := r.Run(batch)
-	got := make([]uint8, len(nhwc))
+	want := r.Run(batch) // a net's output is in PyTorch's order too
+	got := make([]uint8, len(want))
 	l.Run(got, codes, batch)
 	for s := range batch {
 		for c := range op.Out {
 			for i := range oh * ow {
-				if g, w := got[(s*op.Out+c)*oh*ow+i], nhwc[(s*oh*ow+i)*op.Out+c]; g != w {
+				if g, w := got[(s*op.Out+c)*oh*ow+i], want[(s*op.Out+c)*oh*ow+i]; g != w {
 					t.Fatalf("sample %d channel %d position %d: layer %d, net %d", s, c, i, g, w)
 				}
 			}

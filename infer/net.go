@@ -14,6 +14,9 @@ type Net struct {
 	inLen   int // C*H*W
 	maxAct  int // largest activation (per sample), in codes
 	classes int
+	// outHWC is the [H W C] layout of the last op's codes when Run must
+	// reorder them to C, H, W.
+	outHWC []int
 	// pixel maps a pixel to its input code.
 	pixel [256]uint8
 }
@@ -37,13 +40,29 @@ func New(m *qmodel.Model) (*Net, error) {
 		if err != nil {
 			return nil, fmt.Errorf("infer: op %d (%s): %w", i, m.Ops[i].Name, err)
 		}
-		flatFrom = nil
-		if o.kind == qmodel.OpFlatten && len(shape) == 3 {
+		// flatFrom is the [H W C] shape flat codes came from, in that
+		// order, until a linear op consumes them: element-wise ops and
+		// flattening flat codes keep the order.
+		switch {
+		case o.kind == qmodel.OpFlatten && len(shape) == 3:
 			flatFrom = shape
+		case o.kind == qmodel.OpFlatten, o.kind == qmodel.OpReLU, o.kind == qmodel.OpReLU6:
+		default:
+			flatFrom = nil
 		}
 		n.ops = append(n.ops, o)
 		shape, in = o.out, o.outQ
 		n.maxAct = max(n.maxAct, size(shape))
+	}
+	// Outputs are in PyTorch's order: channels first.
+	switch {
+	case len(shape) == 3:
+		n.outHWC = shape
+	case flatFrom != nil:
+		n.outHWC = flatFrom
+	}
+	if n.outHWC != nil && (n.outHWC[2] == 1 || n.outHWC[0]*n.outHWC[1] == 1) {
+		n.outHWC = nil // the orders agree
 	}
 	inv := 1 / m.InputQuant.Scale
 	for p := range n.pixel {
@@ -196,6 +215,23 @@ func (r *Runner) Run(batch int) []uint8 {
 		dst = dst[:batch*size(o.out)]
 		o.run(dst, cur, batch, &r.s)
 		cur, inA = dst, !inA
+	}
+	if hwc := r.net.outHWC; hwc != nil {
+		dst := r.a
+		if inA {
+			dst = r.b
+		}
+		h, w, c := hwc[0], hwc[1], hwc[2]
+		dst = dst[:len(cur)]
+		for s := range batch {
+			src, out := cur[s*h*w*c:(s+1)*h*w*c], dst[s*h*w*c:(s+1)*h*w*c]
+			for i := range h * w {
+				for ch, v := range src[i*c : (i+1)*c] {
+					out[ch*h*w+i] = v
+				}
+			}
+		}
+		cur = dst
 	}
 	return cur
 }
