@@ -13,6 +13,7 @@ import (
 	"qat/data"
 	"qat/export"
 	"qat/infer"
+	"qat/onnx"
 	"qat/qmodel"
 	"qat/quant"
 	"qat/safetensors"
@@ -20,7 +21,7 @@ import (
 )
 
 func newExportCmd() *cobra.Command {
-	var ckpt, out, requant, header string
+	var ckpt, out, requant, header, onnxOut string
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "export",
@@ -31,11 +32,16 @@ The file format is specified in docs/int8-model.md. --requant float (the
 default) uses a float32 multiplier per output channel and computes exactly
 what the checkpoint's evaluation computes; fixed uses an int32 multiplier
 and shift (no float unit needed), within one code of float per layer.
---header also writes the model as a C header of const arrays.`,
+--header also writes the model as a C header of const arrays.
+
+--onnx also writes the int8 model as an ONNX model (QOperator form, opset
+13) that onnxruntime runs with the int8 runtime's arithmetic, bit for bit
+with --requant float (docs/onnxruntime.md). With a float checkpoint and no
+--out, --onnx writes the float model as an ONNX model instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if ckpt == "" || out == "" {
-				return usagef("--checkpoint and --out are required")
+			if ckpt == "" || (out == "" && onnxOut == "") {
+				return usagef("--checkpoint and --out are required (or --onnx alone, for a float checkpoint)")
 			}
 			mode := qmodel.Requant(requant)
 			if mode != qmodel.RequantFloat && mode != qmodel.RequantFixed {
@@ -45,13 +51,29 @@ and shift (no float unit needed), within one code of float per layer.
 			if err != nil {
 				return err
 			}
-			src, err := ck.Model.ExportSource(qmodel.Norm{Mean: ck.Norm.Mean, Std: ck.Norm.Std})
+			norm := qmodel.Norm{Mean: ck.Norm.Mean, Std: ck.Norm.Std}
+			if out == "" {
+				if ck.Model.Quantized() {
+					return usagef("--out is required: %s is a quantized checkpoint", ckpt)
+				}
+				if header != "" {
+					return usagef("--header needs an int8 model: %s is a float checkpoint", ckpt)
+				}
+				return exportFloatONNX(c.OutOrStdout(), asJSON, ckpt, onnxOut, ck, norm)
+			}
+			src, err := ck.Model.ExportSource(norm)
 			if err != nil {
 				return err
 			}
 			m, err := export.Freeze(src, mode)
 			if err != nil {
 				return fmt.Errorf("export %s: %w", ckpt, err)
+			}
+			var ob []byte
+			if onnxOut != "" {
+				if ob, err = onnx.FromInt8(m); err != nil {
+					return fmt.Errorf("export %s: %w", ckpt, err)
+				}
 			}
 			if err := qmodel.WriteFile(out, m); err != nil {
 				return err
@@ -61,16 +83,53 @@ and shift (no float unit needed), within one code of float per layer.
 					return err
 				}
 			}
-			return reportExport(c.OutOrStdout(), asJSON, ckpt, out, header, ck, m)
+			if onnxOut != "" {
+				if err := writeFile(onnxOut, ob); err != nil {
+					return err
+				}
+			}
+			return reportExport(c.OutOrStdout(), asJSON, ckpt, out, header, onnxOut, ck, m)
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&ckpt, "checkpoint", "", "quantized checkpoint to export (required)")
-	f.StringVar(&out, "out", "", "int8 model file to write (required)")
+	f.StringVar(&ckpt, "checkpoint", "", "checkpoint to export (required): quantized, or float with --onnx and no --out")
+	f.StringVar(&out, "out", "", "int8 model file to write (required, but for a float checkpoint with --onnx)")
 	f.StringVar(&requant, "requant", "float", "requantization: float (float32 multiplier) or fixed (int32 multiplier and shift)")
 	f.StringVar(&header, "header", "", "also write the model as a C header to this file")
+	f.StringVar(&onnxOut, "onnx", "", "also write the model as ONNX to this file (a float checkpoint: the float model)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return c
+}
+
+// exportFloatONNX writes the float model of checkpoint ck (path ckpt) as
+// an ONNX model to path and reports it.
+func exportFloatONNX(w io.Writer, asJSON bool, ckpt, path string, ck *train.Checkpoint, norm qmodel.Norm) error {
+	src, err := ck.Model.FloatSource(norm)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", ckpt, err)
+	}
+	b, err := onnx.FromFloat(src)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", ckpt, err)
+	}
+	if err := writeFile(path, b); err != nil {
+		return err
+	}
+	res := map[string]any{"checkpoint": ckpt, "onnx": path, "onnx_bytes": len(b), "onnx_model": "float", "layers": len(src.Layers)}
+	if asJSON {
+		return printJSON(w, res)
+	}
+	_, err = fmt.Fprintf(w, "%s: float ONNX model of %s, %d layers, %d bytes\n", path, ckpt, len(src.Layers), len(b))
+	return err
+}
+
+// writeFile writes b to path, removing a partial file on error.
+func writeFile(path string, b []byte) error {
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
 }
 
 // writeHeader writes m's C header to path, removing a partial file on
@@ -91,7 +150,7 @@ func writeHeader(path string, m *qmodel.Model) (err error) {
 	return qmodel.WriteHeader(f, m, "")
 }
 
-func reportExport(w io.Writer, asJSON bool, ckpt, out, header string, ck *train.Checkpoint, m *qmodel.Model) error {
+func reportExport(w io.Writer, asJSON bool, ckpt, out, header, onnxOut string, ck *train.Checkpoint, m *qmodel.Model) error {
 	size := func(p string) int64 {
 		st, err := os.Stat(p)
 		if err != nil {
@@ -121,11 +180,17 @@ func reportExport(w io.Writer, asJSON bool, ckpt, out, header string, ck *train.
 	if header != "" {
 		res["header"] = header
 	}
+	if onnxOut != "" {
+		res["onnx"], res["onnx_bytes"], res["onnx_model"] = onnxOut, size(onnxOut), "int8"
+	}
 	if asJSON {
 		return printJSON(w, res)
 	}
 	_, err := fmt.Fprintf(w, "%s: %d ops, %d weights (%v layers by weight bits), %d bytes: %.3fx the checkpoint (%d bytes), %.3fx its float32 params (%d bytes)\n",
 		out, len(m.Ops), weights, bits, outBytes, res["size_ratio"], ckBytes, res["param_size_ratio"], floatWeights)
+	if err == nil && onnxOut != "" {
+		_, err = fmt.Fprintf(w, "%s: ONNX model (QOperator), %d bytes\n", onnxOut, res["onnx_bytes"])
+	}
 	return err
 }
 

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"qat/data"
+	"qat/infer"
+	"qat/onnx/onnxtest"
+	"qat/qmodel"
+	"qat/train"
+)
+
+// The ONNX export on the embedded data (1000 test images), through the
+// CLI, for mlp and lenet: the int8 ONNX models run in onnxruntime give
+// the int8 runtime's output codes (W8A8 with float and with fixed
+// requantization, W4A4 with LSQ), and the float ONNX model the float
+// checkpoint's evaluation up to float32 rounding. docs/onnxruntime.md
+// quotes the figures this test logs.
+func TestExportONNX(t *testing.T) {
+	ort := onnxtest.Require(t)
+	exactCPU, cpu := onnxtest.ExactU8S8()
+	t.Logf("onnxruntime-node %s on %s", ort.Version, cpu)
+	ds, err := data.LoadEmbedded("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pixels := onnxtest.Pixels(ds.Images)
+	shape := [4]int{ds.N, 1, ds.H, ds.W}
+	dir := t.TempDir()
+	run := func(args ...string) map[string]any {
+		t.Helper()
+		code, out, errs := qat(t, args...)
+		if code != 0 {
+			t.Fatalf("qat %v: exit %d: %s", args, code, errs)
+		}
+		var r map[string]any
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("qat %v printed %q: %v", args, out, err)
+		}
+		return r
+	}
+	readONNX := func(r map[string]any, path, form string) []byte {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r["onnx"] != path || r["onnx_bytes"] != float64(len(b)) || r["onnx_model"] != form {
+			t.Errorf("export reported %v, wrote %d bytes of a %s model to %s", r, len(b), form, path)
+		}
+		onnxtest.Check(t, b)
+		return b
+	}
+	for _, arch := range []string{"mlp", "lenet"} {
+		t.Run(arch, func(t *testing.T) {
+			float := filepath.Join(dir, arch+".safetensors")
+			run("train", "--model", arch, "--limit", "512", "--epochs", "1", "--out", float, "--json", "--quiet")
+
+			// The float model: no int8 model, no --out.
+			fo := filepath.Join(dir, arch+"-float.onnx")
+			fb := readONNX(run("export", "--checkpoint", float, "--onnx", fo, "--json"), fo, "float")
+			ck, err := train.LoadCheckpoint(float)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, err := train.Evaluate(ck.Model, ds, train.EvalConfig{Norm: ck.Norm, KeepLogits: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			maxRel, agree := relDiff(ort.Run(t, fb, pixels, shape), ev.Logits, 10)
+			t.Logf("%s float: n %d, argmax agreement %v, max |diff| / max |logit| %.3g", arch, ds.N, agree, maxRel)
+			if maxRel > 1e-4 || agree < 0.999 {
+				t.Errorf("float ONNX: max relative difference %.3g, argmax agreement %v", maxRel, agree)
+			}
+
+			var floatLogits []float32 // the W8A8 float-requantization model's
+			for _, c := range []struct {
+				name, requant string
+				finetune      []string
+			}{
+				{"w8a8", "float", []string{"--bits", "W8A8"}},
+				{"w8a8-fixed", "fixed", nil}, // the w8a8 checkpoint
+				{"w4a4-lsq", "float", []string{"--bits", "W4A4", "--learnable", "lsq", "--calibration-batches", "2"}},
+			} {
+				ckpt := filepath.Join(dir, arch+"-"+c.name+".safetensors")
+				if c.finetune == nil {
+					ckpt = filepath.Join(dir, arch+"-w8a8.safetensors")
+				} else {
+					run(append([]string{"finetune", "--from", float, "--limit", "256", "--out", ckpt, "--json", "--quiet"}, c.finetune...)...)
+				}
+				model, onnxFile := filepath.Join(dir, arch+"-"+c.name+".qmodel"), filepath.Join(dir, arch+"-"+c.name+".onnx")
+				r := run("export", "--checkpoint", ckpt, "--out", model, "--requant", c.requant, "--onnx", onnxFile, "--json")
+				b := readONNX(r, onnxFile, "int8")
+				m, err := qmodel.ReadFile(model)
+				if err != nil {
+					t.Fatal(err)
+				}
+				net, err := infer.New(m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rn := net.NewRunner(ds.N)
+				rn.Pixels(ds.Images)
+				logits := ort.Run(t, b, pixels, shape)
+				a, err := onnxtest.Compare(net.OutputQuant(), net.Classes(), rn.Run(ds.N), logits)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%s %s (%s requantization): %+v", arch, c.name, c.requant, a)
+				switch {
+				case c.requant == "fixed":
+					// The multipliers of a qat export are float32 values, so
+					// their Q31 form converts back to the same floats: the
+					// ONNX model is the float-requantization one.
+					if !slices.Equal(logits, floatLogits) {
+						t.Errorf("the ONNX model of the fixed export computes other logits than the float export's")
+					}
+				case a.ArgmaxAgreement != 1 || a.MaxLSB > 1:
+					t.Errorf("onnxruntime and the int8 runtime: %+v", a)
+				case a.ExactFraction != 1 && exactCPU:
+					t.Errorf("onnxruntime and the int8 runtime differ on %s: %+v", cpu, a)
+				}
+				if c.name == "w8a8" {
+					floatLogits = logits
+				}
+			}
+		})
+	}
+}
+
+// relDiff returns the largest |got - want| relative to its sample's
+// largest |want|, and the fraction of samples whose argmax agrees.
+func relDiff(got, want []float32, classes int) (maxRel, agree float64) {
+	n := len(want) / classes
+	if len(got) != len(want) {
+		return math.Inf(1), 0
+	}
+	agreed := 0
+	for i := range n {
+		g, w := got[i*classes:(i+1)*classes], want[i*classes:(i+1)*classes]
+		scale, bg, bw := 0.0, 0, 0
+		for j := range classes {
+			scale = math.Max(scale, math.Abs(float64(w[j])))
+			if g[j] > g[bg] {
+				bg = j
+			}
+			if w[j] > w[bw] {
+				bw = j
+			}
+		}
+		for j := range classes {
+			d := math.Abs(float64(g[j]) - float64(w[j]))
+			if math.IsNaN(d) {
+				d = math.Inf(1)
+			}
+			maxRel = math.Max(maxRel, d/scale)
+		}
+		if bg == bw {
+			agreed++
+		}
+	}
+	return maxRel, float64(agreed) / float64(n)
+}
+
+// Usage of --onnx: a float checkpoint needs no --out, a quantized one
+// does, and --header needs an int8 model.
+func TestExportONNXUsage(t *testing.T) {
+	dir := t.TempDir()
+	float := filepath.Join(dir, "float.safetensors")
+	if code, _, errs := qat(t, "train", "--model", "mlp", "--limit", "256", "--epochs", "1", "--out", float, "--json", "--quiet"); code != 0 {
+		t.Fatalf("train: %s", errs)
+	}
+	q := filepath.Join(dir, "q.safetensors")
+	if code, _, errs := qat(t, "calibrate", "--from", float, "--out", q, "--batches", "2", "--json"); code != 0 {
+		t.Fatalf("calibrate: %s", errs)
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"export", "--checkpoint", float}, 2},
+		{[]string{"export", "--checkpoint", q, "--onnx", filepath.Join(dir, "q.onnx")}, 2},
+		{[]string{"export", "--checkpoint", float, "--onnx", filepath.Join(dir, "f.onnx"), "--header", filepath.Join(dir, "f.h")}, 2},
+		{[]string{"export", "--checkpoint", float, "--out", filepath.Join(dir, "f.qmodel"), "--onnx", filepath.Join(dir, "f.onnx")}, 1},
+		{[]string{"export", "--checkpoint", float, "--onnx", filepath.Join(dir, "f.onnx")}, 0},
+		{[]string{"export", "--checkpoint", q, "--out", filepath.Join(dir, "q.qmodel"), "--onnx", filepath.Join(dir, "q.onnx")}, 0},
+	} {
+		if code, out, errs := qat(t, c.args...); code != c.code {
+			t.Errorf("qat %v: exit %d (%s%s), want %d", c.args, code, out, errs, c.code)
+		}
+	}
+	for _, f := range []string{"f.onnx", "q.onnx", "q.qmodel"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "f.qmodel")); err == nil {
+		t.Error("export of a float checkpoint wrote an int8 model")
+	}
+}

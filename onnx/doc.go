@@ -1,0 +1,118 @@
+// Package onnx exports qat's models as ONNX models: FromInt8 turns a
+// frozen integer network (qmodel.Model) into a QOperator graph that
+// onnxruntime runs with exactly the arithmetic of qat's int8 runtime, and
+// FromFloat turns a float model (export.Source, e.g. from
+// layers.Model.FloatSource) into a float graph for comparison.
+// docs/onnxruntime.md shows how to run them.
+//
+// # Encoding
+//
+// The messages are built with google.golang.org/protobuf's dynamicpb on a
+// schema written in Go (schema.go): the subset of onnx.proto (package
+// "onnx", proto2) that the exporters write, with the IR specification's
+// message names, field names and numbers, checked by the tests against a
+// table from onnx.proto and against the onnx Python package's
+// descriptors. Models are encoded deterministically: the same input gives
+// the same bytes. Tensor data is little-endian raw_data. Every model has
+// ir_version IRVersion (7), imports the default operator set at version
+// Opset (13) and names Producer ("qat") as producer_name; metadata_props
+// record the model's name ("qat.model") and how it was exported
+// ("qat.export": "int8" or "float"; "qat.requant": the int8 model's
+// requantization mode).
+//
+// # Interface
+//
+// Both exporters write one graph input, "input": float32 [N, C, H, W]
+// (N symbolic) holding pixels scaled to [0, 1], float32(p)/255 for a pixel
+// p in [0, 255]; and one graph output, "logits": float32 [N, Classes]. The
+// input normalisation qmodel.Norm is part of the graph: Sub(Mean), then
+// Div(Std) unless Std is 0, in float32, as qat's data.Norm and the int8
+// runtime compute it.
+//
+// # The int8 graph
+//
+// Codes are uint8 tensors throughout, NCHW, as in the qmodel format:
+//
+//   - input: after the normalisation, Mul by float32(1/InputQuant.Scale)
+//     (the reciprocal quant.Code multiplies by), QuantizeLinear with scale
+//     1 and the input zero point (x/1 is exact; onnxruntime rounds half to
+//     even and saturates to [0, 255]), then Clip to [QMin, QMax] when that
+//     is narrower than [0, 255]. This is quant.Code: clamp(roundHalfEven(
+//     x*inv) + zp, QMin, QMax).
+//   - conv: QLinearConv with the int8 weight codes [Out, In, K, K], weight
+//     zero points 0 (int8 [Out]), the int32 bias, kernel_shape, strides
+//     and pads (padded positions hold the input zero point, as in the
+//     qmodel format), then Clip to [ClampMin, ClampMax] when narrower than
+//     [0, 255]. onnxruntime requantizes channel c by
+//     float32(float32(x_scale*w_scale[c]) / y_scale): saturate(roundHalfEven(
+//     float32(acc+bias) * M) + zp), the qmodel's float requantization. The
+//     graph carries the model's scales (x_scale the input's, w_scale
+//     WeightScale, y_scale Output.Scale) when that formula gives back every
+//     channel's multiplier, as it does for the models export.Freeze makes;
+//     otherwise x_scale = y_scale = 1 and w_scale = the multipliers, which
+//     gives them back exactly. Clamping the rounded code to integer bounds
+//     equals clamping before rounding.
+//   - linear: Reshape of [N, In] to [N, In, 1, 1] and the same QLinearConv
+//     with a 1x1 kernel (per-channel scales and the bias, which
+//     QLinearMatMul lacks); consecutive linear ops stay [N, K, 1, 1], and a
+//     Flatten returns [N, Out] where a flatten op or the output needs it.
+//   - maxpool: MaxPool on uint8 (opset 12 and later), kernel and stride.
+//   - avgpool: Cast to float, AveragePool, QuantizeLinear with scale 1 and
+//     zero point 0. The window's sum of codes is an integer below 2^24,
+//     exact in float32 in any order; onnxruntime divides it by K*K
+//     (a correctly rounded division, not a multiplication by a reciprocal)
+//     and rounds half to even. An exact tie s/n = m + 1/2 is a float32, so
+//     it stays a tie; any other quotient lies at least 1/(2n) from a tie,
+//     more than half a float32 step below 256 for n = K*K < 65536 (and
+//     n = 65536 divides exactly), so rounding the float32 quotient gives
+//     the qmodel's divRoundEven.
+//   - flatten: Flatten(axis 1), which is C, H, W order on NCHW tensors.
+//   - relu, relu6: Clip to [ClampMin, ClampMax] (skipped when that is all
+//     of [0, 255]).
+//   - output: DequantizeLinear with the last op's scale and zero point:
+//     float32(q - zp) * scale, as infer.Net.Dequantize.
+//
+// Fixed requantization (qmodel.RequantFixed) has no ONNX operator: the
+// graph requantizes in float with the float32 nearest to each real
+// multiplier FixedMultiplier*2^-(31+Shift), so it computes the float
+// requantization with those multipliers, within a code per layer of the
+// fixed arithmetic. For a model export.Freeze made, that float32 is the
+// float multiplier the fixed one was made from, so the ONNX model is the
+// one of the float export of the same checkpoint.
+//
+// 4- and 2-bit weights are written as int8 tensors holding codes in
+// [-8, 7] or [-2, 1]: onnxruntime's QLinearConv takes no int4 or int2
+// weights. The arithmetic is the same; only the file is larger than the
+// packed qmodel.
+//
+// Exactness holds where onnxruntime's uint8 x int8 kernels add exactly:
+// on x86-64 with AVX-512 VNNI or AVX-VNNI (VPDPBUSD, measured), and on
+// ARM64, whose kernels widen products before adding them (not measured
+// here). On x86-64 without VNNI,
+// MLAS multiplies with VPMADDUBSW, which adds pairs of products into int16
+// with saturation; then a pair of input codes and 8-bit weights with
+// |u1*w1 + u2*w2| > 32767 changes an accumulator. 4- and 2-bit weights
+// cannot reach that (255*8*2 < 32767).
+//
+// # The float graph
+//
+// FromFloat writes Conv (kernel_shape, strides, pads; bias when the layer
+// has one), BatchNormalization in inference form (the layer's gamma,
+// beta, running mean and variance, epsilon) rather than folding it, so
+// that the file holds the trained tensors as they are (onnxruntime's
+// default graph optimizations fold it into the conv), Relu or Clip(0, 6) for the
+// fused or standalone activations, Gemm (transB 1) for linear layers,
+// MaxPool, AveragePool and Flatten(axis 1), and an Identity to "logits".
+// It agrees with qat's float evaluation up to float32 rounding.
+//
+// # Invariants
+//
+// FromInt8 accepts exactly the models qmodel.Model.Validate accepts and
+// FromFloat the sources whose float fields are consistent (checkSource:
+// shapes chain from Input to [Classes], tensor lengths match, BatchNorm
+// eps positive). Neither keeps nor modifies its argument. Tensor names
+// derive from op names ("c1/weight", "c1/codes"); a name that would clash
+// with another gets a numeric suffix, so every op name is accepted. Every
+// error is prefixed "onnx: " and wraps the cause (qmodel's validation
+// error for an invalid model).
+package onnx

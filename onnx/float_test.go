@@ -1,0 +1,156 @@
+package onnx
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"qat/data"
+	"qat/layers"
+	"qat/onnx/onnxtest"
+	"qat/qmodel"
+)
+
+// floatModel returns a model of spec s with seeded params and BatchNorm
+// state away from its initial 0/1, so that the normalisation matters.
+func floatModel(t *testing.T, s layers.ModelSpec, seed uint64) *layers.Model {
+	t.Helper()
+	m, err := layers.NewModel(s, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range s.Layers {
+		if l.BN == "" {
+			continue
+		}
+		bn, g, b := m.BatchNorm(l.BN), m.Param(l.BN+".weight"), m.Param(l.BN+".bias")
+		for i := range bn.RunningMean {
+			bn.RunningMean[i] = 0.1*float32(i%5) - 0.2
+			bn.RunningVar[i] = 0.5 + 0.1*float32(i%7)
+			g.Data[i] = 0.8 + 0.05*float32(i%6)
+			b.Data[i] = 0.1*float32(i%3) - 0.1
+		}
+	}
+	return m
+}
+
+// evalLogits runs m's eval graph on pixels (NCHW, whole samples)
+// normalised by norm and returns its logits.
+func evalLogits(t *testing.T, m *layers.Model, norm qmodel.Norm, pixels []uint8) []float32 {
+	t.Helper()
+	in := m.Spec.Input
+	n := len(pixels) / (in[0] * in[1] * in[2])
+	g, err := m.NewGraph(n, layers.Eval)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dn := data.Norm{Mean: norm.Mean, Std: norm.Std}
+	for i, p := range pixels {
+		g.Input()[i] = dn.Apply(p)
+	}
+	if err := g.Run(make([]int, n)); err != nil {
+		t.Fatal(err)
+	}
+	return append([]float32(nil), g.Logits()...)
+}
+
+// closeLogits reports the largest difference of got from want relative to
+// each sample's largest |want|, and the fraction of samples whose argmax
+// agrees.
+func closeLogits(got, want []float32, classes int) (maxRel, agree float64) {
+	n := len(want) / classes
+	agreed := 0
+	for i := range n {
+		g, w := got[i*classes:(i+1)*classes], want[i*classes:(i+1)*classes]
+		scale, bg, bw := 0.0, 0, 0
+		for j := range classes {
+			scale = math.Max(scale, math.Abs(float64(w[j])))
+			if g[j] > g[bg] {
+				bg = j
+			}
+			if w[j] > w[bw] {
+				bw = j
+			}
+		}
+		for j := range classes {
+			d := math.Abs(float64(g[j]) - float64(w[j]))
+			if math.IsNaN(d) {
+				d = math.Inf(1)
+			}
+			maxRel = math.Max(maxRel, d/scale)
+		}
+		if bg == bw {
+			agreed++
+		}
+	}
+	return maxRel, float64(agreed) / float64(n)
+}
+
+// mixedSpec has what the built-in models lack: several input channels,
+// padding, a strided conv, ReLU6, average pooling, standalone activations,
+// a conv without bias and a pool with an explicit stride.
+var mixedSpec = layers.ModelSpec{Name: "mixed", Input: []int{3, 12, 12}, Classes: 5, Layers: []layers.LayerSpec{
+	{Type: layers.TypeConv, Name: "c1", Out: 8, Kernel: 3, Padding: 1, Stride: 2, BN: "b1", Act: layers.TypeReLU6}, // [8, 6, 6]
+	{Type: layers.TypeAvgPool, Kernel: 2},                                // [8, 3, 3]
+	{Type: layers.TypeReLU},                                              //
+	{Type: layers.TypeConv, Name: "c2", Out: 4, Kernel: 2, NoBias: true}, // [4, 2, 2]
+	{Type: layers.TypeMaxPool, Kernel: 2, Stride: 1},                     // [4, 1, 1]
+	{Type: layers.TypeFlatten},
+	{Type: layers.TypeLinear, Name: "fc", Out: 5},
+	{Type: layers.TypeReLU6},
+}}
+
+// TestFloatMatchesEval: the float export of a model's FloatSource, run in
+// onnxruntime, gives the logits of the model's own float evaluation up to
+// float32 rounding (the two sum in different orders and onnxruntime
+// folds BatchNorm into the conv), for float models and for a folded
+// quantized model with its quantizers off, whose eval graph computes the
+// float function through PyTorch's ConvBn form.
+func TestFloatMatchesEval(t *testing.T) {
+	ort := onnxtest.Require(t)
+	mlp, _ := layers.Builtin("mlp")
+	lenet, _ := layers.Builtin("lenet")
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, c := range []struct {
+		spec   layers.ModelSpec
+		norm   qmodel.Norm
+		folded bool
+	}{
+		{mlp, qmodel.Norm{Mean: 0.1307, Std: 0.3081}, false},
+		{lenet, qmodel.Norm{Mean: 0.1307, Std: 0.3081}, false},
+		{lenet, qmodel.Norm{Mean: 0.1307, Std: 0.3081}, true},
+		{mixedSpec, qmodel.Norm{Mean: 0.5}, false},
+		{mixedSpec, qmodel.Norm{Mean: 0.5}, true},
+	} {
+		name := c.spec.Name
+		if c.folded {
+			name += "-folded"
+		}
+		t.Run(name, func(t *testing.T) {
+			m := floatModel(t, c.spec, 9)
+			if c.folded {
+				off := layers.QuantSpec{Off: true}
+				if err := m.Quantize(layers.QuantConfig{Weight: off, Act: off, Input: &off}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			src, err := m.FloatSource(c.norm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := FromFloat(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			onnxtest.Check(t, b)
+			in := c.spec.Input
+			pixels := randomPixels(rng, 100, in[0]*in[1]*in[2])
+			got := ort.Run(t, b, onnxtest.Pixels(pixels), [4]int{100, in[0], in[1], in[2]})
+			maxRel, agree := closeLogits(got, evalLogits(t, m, c.norm, pixels), c.spec.Classes)
+			t.Logf("%s: max |diff| / max |logit| %.3g, argmax agreement %v", name, maxRel, agree)
+			if maxRel > 1e-4 || agree != 1 {
+				t.Errorf("onnxruntime's logits are %.3g (relative) from the eval's, argmax agreement %v", maxRel, agree)
+			}
+		})
+	}
+}

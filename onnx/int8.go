@@ -1,0 +1,169 @@
+package onnx
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"qat/qmodel"
+)
+
+// FromInt8 returns m as an ONNX model in QOperator form (opset Opset, IR
+// version IRVersion) that onnxruntime runs with the arithmetic of qat's
+// int8 runtime: graph input "input", float32 [N, C, H, W] pixels scaled to
+// [0, 1] (float32(p)/255 for a pixel p), graph output "logits", float32
+// [N, Classes], the dequantized output codes. The package documentation
+// gives the graph and the exactness argument. m must pass m.Validate.
+func FromInt8(m *qmodel.Model) ([]byte, error) {
+	if m == nil {
+		return nil, errors.New("onnx: nil int8 model")
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("onnx: int8 model %s: %w", m.Name, err)
+	}
+	b := newGraph(m.Name)
+	c, h, w := m.Input[0], m.Input[1], m.Input[2]
+	x := b.input("input", typeFloat, dim{param: "N"}, dim{value: c}, dim{value: h}, dim{value: w})
+	x = b.normalize(x, m.Norm)
+	in := m.InputQuant
+	// quant.Code: clamp(roundHalfEven(x * float32(1/Scale)) + ZeroPoint).
+	x = b.node("Mul", "input/scaled", []string{x, b.float32s("input/inv_scale", nil, 1/in.Scale)})
+	x = b.quantize(x, "input", uint8(in.ZeroPoint))
+	x = b.clip(x, "input", in.QMin, in.QMax)
+	// columns: x is [N, K, 1, 1], the output of a linear op, rather than
+	// [N, K] or [N, C, H, W].
+	columns := false
+	for i := range m.Ops {
+		op := &m.Ops[i]
+		n := op.Name
+		switch op.Type {
+		case qmodel.OpConv:
+			x = b.qlinearConv(x, op, in, m.Requant)
+		case qmodel.OpLinear:
+			if !columns {
+				x = b.node("Reshape", n+"/columns", []string{x, b.int64s(n+"/shape", []int{4}, -1, int64(op.In), 1, 1)})
+			}
+			x = b.qlinearConv(x, op, in, m.Requant)
+			columns = true
+		case qmodel.OpMaxPool:
+			x = b.node("MaxPool", n+"/codes", []string{x}, poolAttrs(op)...)
+		case qmodel.OpAvgPool:
+			x = b.node("Cast", n+"/float", []string{x}, intAttr("to", typeFloat))
+			x = b.node("AveragePool", n+"/mean", []string{x}, poolAttrs(op)...)
+			x = b.quantize(x, n, 0)
+		case qmodel.OpFlatten:
+			x = b.node("Flatten", n+"/codes", []string{x}, intAttr("axis", 1))
+			columns = false
+		case qmodel.OpReLU, qmodel.OpReLU6:
+			x = b.clip(x, n, op.ClampMin, op.ClampMax)
+		default:
+			// Validate accepts no other type.
+			return nil, fmt.Errorf("onnx: int8 model %s: op %d (%s): unknown type %q", m.Name, i, n, op.Type)
+		}
+		in = op.Output
+	}
+	if columns {
+		x = b.node("Flatten", "logits/codes", []string{x}, intAttr("axis", 1))
+	}
+	x = b.node("DequantizeLinear", "logits", []string{x,
+		b.float32s("logits/scale", nil, in.Scale), b.uint8s("logits/zero_point", nil, uint8(in.ZeroPoint))})
+	b.output(x, typeFloat, dim{param: "N"}, dim{value: m.Classes})
+	doc := fmt.Sprintf("qat int8 model %s (%s requantization) in ONNX QOperator form: "+
+		"input: float32 [N, %d, %d, %d] pixels scaled to [0, 1]; logits: float32 [N, %d], the dequantized output codes.",
+		m.Name, m.Requant, c, h, w, m.Classes)
+	out, err := b.marshal(doc, [][2]string{{"qat.model", m.Name}, {"qat.export", "int8"}, {"qat.requant", string(m.Requant)}})
+	if err != nil {
+		return nil, fmt.Errorf("onnx: int8 model %s: %w", m.Name, err)
+	}
+	return out, nil
+}
+
+// normalize appends the pixel normalisation of qmodel.Norm to x, in
+// float32: x - Mean, then / Std unless Std is 0.
+func (b *graph) normalize(x string, n qmodel.Norm) string {
+	x = b.node("Sub", "input/centered", []string{x, b.float32s("input/mean", nil, n.Mean)})
+	if n.Std != 0 {
+		x = b.node("Div", "input/normalized", []string{x, b.float32s("input/std", nil, n.Std)})
+	}
+	return x
+}
+
+// quantize appends QuantizeLinear with scale 1 and zero point zp:
+// saturate(roundHalfEven(x) + zp) as uint8.
+func (b *graph) quantize(x, prefix string, zp uint8) string {
+	return b.node("QuantizeLinear", prefix+"/codes", []string{x,
+		b.float32s(prefix+"/one", nil, 1), b.uint8s(prefix+"/zero_point", nil, zp)})
+}
+
+// clip appends a Clip of the uint8 codes x to [lo, hi], unless that is
+// all of [0, 255].
+func (b *graph) clip(x, prefix string, lo, hi int32) string {
+	if lo == 0 && hi == 255 {
+		return x
+	}
+	return b.node("Clip", prefix+"/clipped", []string{x,
+		b.uint8s(prefix+"/clip_min", nil, uint8(lo)), b.uint8s(prefix+"/clip_max", nil, uint8(hi))})
+}
+
+func poolAttrs(op *qmodel.Op) []*dynamicpb.Message {
+	k, s := int64(op.Kernel), int64(op.Stride)
+	return []*dynamicpb.Message{intsAttr("kernel_shape", k, k), intsAttr("strides", s, s)}
+}
+
+// qlinearConv appends op, a conv or (on [N, In, 1, 1] codes) a linear op
+// of a model with requantization mode mode reading codes quantized with
+// in, as a QLinearConv followed by the clamp
+// of its output codes.
+func (b *graph) qlinearConv(x string, op *qmodel.Op, in qmodel.Quant, mode qmodel.Requant) string {
+	k, s, p := int64(1), int64(1), int64(0)
+	if op.Type == qmodel.OpConv {
+		k, s, p = int64(op.Kernel), int64(op.Stride), int64(op.Padding)
+	}
+	n := op.Name
+	xs, ws, ys := requantScales(op, in, mode)
+	x = b.node("QLinearConv", n+"/codes", []string{x,
+		b.float32s(n+"/x_scale", nil, xs),
+		b.uint8s(n+"/x_zero_point", nil, uint8(in.ZeroPoint)),
+		b.int8s(n+"/weight", []int{op.Out, op.In, int(k), int(k)}, op.Weight...),
+		b.float32s(n+"/weight_scale", []int{op.Out}, ws...),
+		b.int8s(n+"/weight_zero_point", []int{op.Out}, make([]int8, op.Out)...),
+		b.float32s(n+"/y_scale", nil, ys),
+		b.uint8s(n+"/y_zero_point", nil, uint8(op.Output.ZeroPoint)),
+		b.int32s(n+"/bias", []int{op.Out}, op.Bias...),
+	}, intsAttr("kernel_shape", k, k), intsAttr("strides", s, s), intsAttr("pads", p, p, p, p))
+	return b.clip(x, n, op.ClampMin, op.ClampMax)
+}
+
+// multipliers returns the float32 requantization multiplier of each output
+// channel of a conv or linear op of a model with requantization mode mode:
+// op.Multiplier for RequantFloat, and for RequantFixed the float32 nearest
+// to FixedMultiplier[c] * 2^-(31+Shift[c]).
+func multipliers(op *qmodel.Op, mode qmodel.Requant) []float32 {
+	if mode != qmodel.RequantFixed {
+		return op.Multiplier
+	}
+	m := make([]float32, len(op.FixedMultiplier))
+	for c, m0 := range op.FixedMultiplier {
+		// Exact in float64 (m0 has 31 bits), then one rounding.
+		m[c] = float32(math.Ldexp(float64(m0), -31-int(op.Shift[c])))
+	}
+	return m
+}
+
+// requantScales returns QLinearConv's x_scale, w_scale and y_scale for op.
+// onnxruntime requantizes output channel c with the multiplier
+// float32(x_scale*w_scale[c]) / y_scale in float32: the model's own scales
+// (in.Scale, WeightScale, Output.Scale) when that gives back the
+// multiplier of every channel, as it does for the models qat exports;
+// otherwise 1, the multipliers and 1, which gives them back exactly.
+func requantScales(op *qmodel.Op, in qmodel.Quant, mode qmodel.Requant) (xs float32, ws []float32, ys float32) {
+	mult := multipliers(op, mode)
+	for c, m := range mult {
+		if float32(float32(in.Scale*op.WeightScale[c])/op.Output.Scale) != m {
+			return 1, mult, 1
+		}
+	}
+	return in.Scale, op.WeightScale, op.Output.Scale
+}

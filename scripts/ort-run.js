@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+// ort-run.js: runs an ONNX model exported by qat (onnx.FromInt8, onnx.FromFloat,
+// `qat export --onnx`) in onnxruntime-node on float32 input, on one thread.
+//
+// usage: node scripts/ort-run.js [--opt LEVEL] MODEL.onnx INPUT.bin N C H W OUT.bin
+//        node scripts/ort-run.js --version
+//
+//   INPUT.bin  N*C*H*W float32 values, little-endian, NCHW: the graph input "input"
+//              (pixels scaled to [0, 1]: float32(p) / 255).
+//   OUT.bin    written: the graph's first output ("logits"), float32 little-endian,
+//              row-major; a JSON line on stdout gives its name and shape.
+//   --opt      graph optimization level: disabled, basic, extended or all (the default,
+//              onnxruntime's own default).
+//   --version  prints {"version": ..., "path": ...} of the onnxruntime-node it loads.
+//
+// onnxruntime-node is loaded from $ORT_NODE when it is set: a folder holding
+// node_modules/onnxruntime-node (as `npm install --prefix "$ORT_NODE"` makes) or the
+// package folder itself. Otherwise from ${XDG_CACHE_HOME:-$HOME/.cache}/qat/ort, where
+// .ci/run installs it, then through Node's own resolution (require('onnxruntime-node')).
+//
+// Exit status: 0 success, 1 run-time error, 2 usage error, 3 onnxruntime-node not found.
+'use strict';
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const usage = 'usage: node scripts/ort-run.js [--opt LEVEL] MODEL.onnx INPUT.bin N C H W OUT.bin | --version';
+
+function fail(code, msg) {
+  process.stderr.write(`ort-run: ${msg}\n`);
+  process.exit(code);
+}
+
+// locate returns the path of the onnxruntime-node package to load.
+function locate() {
+  const tried = [];
+  const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  const folders = process.env.ORT_NODE ? [process.env.ORT_NODE] : [path.join(cache, 'qat', 'ort')];
+  for (const dir of folders) {
+    for (const p of [path.join(dir, 'node_modules', 'onnxruntime-node'), dir]) {
+      tried.push(p);
+      try {
+        const pkg = JSON.parse(fs.readFileSync(path.join(p, 'package.json'), 'utf8'));
+        if (pkg.name === 'onnxruntime-node') return p;
+      } catch (e) {
+        // not there: try the next place
+      }
+    }
+  }
+  if (!process.env.ORT_NODE) {
+    try {
+      return path.dirname(require.resolve('onnxruntime-node/package.json'));
+    } catch (e) {
+      tried.push("require('onnxruntime-node')");
+    }
+  }
+  fail(3, `onnxruntime-node not found (tried ${tried.join(', ')}): install it as .ci/run does, ` +
+    '`npm install --ignore-scripts --no-audit --no-fund --prefix "$HOME/.cache/qat/ort" onnxruntime-node@1.30.0`, ' +
+    'and set ORT_NODE to that folder');
+}
+
+async function main(argv) {
+  const where = locate();
+  const ort = require(where);
+  const version = JSON.parse(fs.readFileSync(path.join(where, 'package.json'), 'utf8')).version;
+  if (argv.length === 1 && argv[0] === '--version') {
+    process.stdout.write(JSON.stringify({ version, path: where }) + '\n');
+    return;
+  }
+  let opt = 'all';
+  if (argv[0] === '--opt') {
+    opt = argv[1];
+    argv = argv.slice(2);
+    if (!['disabled', 'basic', 'extended', 'all'].includes(opt)) fail(2, `--opt ${opt}: want disabled, basic, extended or all`);
+  }
+  if (argv.length !== 7) fail(2, usage);
+  const [model, input, ...rest] = argv;
+  const dims = rest.slice(0, 4).map(Number);
+  const out = rest[4];
+  if (!dims.every((d) => Number.isInteger(d) && d > 0)) fail(2, `shape ${rest.slice(0, 4).join(' ')}: want four positive integers`);
+  const buf = fs.readFileSync(input);
+  const count = dims.reduce((a, b) => a * b, 1);
+  if (buf.length !== 4 * count) fail(1, `${input} holds ${buf.length} bytes, want ${4 * count} for float32 [${dims}]`);
+  const x = new Float32Array(count);
+  for (let i = 0; i < count; i++) x[i] = buf.readFloatLE(4 * i);
+  const session = await ort.InferenceSession.create(model, {
+    intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: opt,
+  });
+  const results = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x, dims) });
+  const name = session.outputNames[0];
+  const y = results[name];
+  if (y.type !== 'float32') fail(1, `output ${name} is ${y.type}, want float32`);
+  const o = Buffer.alloc(4 * y.data.length);
+  for (let i = 0; i < y.data.length; i++) o.writeFloatLE(y.data[i], 4 * i);
+  fs.writeFileSync(out, o);
+  process.stdout.write(JSON.stringify({ output: name, shape: y.dims, onnxruntime: version }) + '\n');
+}
+
+main(process.argv.slice(2)).catch((e) => fail(1, e && e.stack ? e.stack : String(e)));
