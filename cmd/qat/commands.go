@@ -493,7 +493,7 @@ int8 runtime, from the raw pixels. --limit caps the number of test images;
 				if err != nil {
 					return err
 				}
-				ir, err := evalInt8(net, te, batch, dump != "")
+				ir, err := train.EvaluateInt8(net, te, batch, dump != "")
 				if err != nil {
 					return err
 				}

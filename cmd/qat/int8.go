@@ -4,13 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"qat/data"
 	"qat/export"
 	"qat/infer"
 	"qat/onnx"
@@ -214,70 +211,6 @@ func loadAny(path string) (*qmodel.Model, *train.Checkpoint, error) {
 	return nil, ck, nil
 }
 
-// int8Result is an int8 model's evaluation.
-type int8Result struct {
-	train.EvalResult
-	Codes []uint8 // [N, classes] output codes
-}
-
-// evalInt8 runs net over ds in batches of batch samples, from the raw
-// pixels.
-func evalInt8(net *infer.Net, ds *data.Dataset, batch int, keep bool) (int8Result, error) {
-	m := net.Model()
-	if ds.H*ds.W != net.InputLen() || m.Input[0] != 1 {
-		return int8Result{}, fmt.Errorf("model %s takes %v inputs, %s has %dx%d images", m.Name, m.Input, ds.Name, ds.H, ds.W)
-	}
-	if ds.Classes > net.Classes() {
-		return int8Result{}, fmt.Errorf("model %s has %d classes, %s has %d", m.Name, net.Classes(), ds.Name, ds.Classes)
-	}
-	classes := net.Classes()
-	r := net.NewRunner(batch)
-	res := int8Result{EvalResult: train.EvalResult{N: ds.N}}
-	if keep {
-		res.Codes = make([]uint8, 0, ds.N*classes)
-	}
-	pred := make([]int, batch)
-	logits := make([]float32, batch*classes)
-	var lossSum float64
-	start := time.Now()
-	for lo := 0; lo < ds.N; lo += batch {
-		n := min(batch, ds.N-lo)
-		r.Pixels(ds.Images[lo*ds.H*ds.W : (lo+n)*ds.H*ds.W])
-		codes := r.Run(n)
-		net.Argmax(pred[:n], codes)
-		net.Dequantize(logits[:n*classes], codes)
-		for i, p := range pred[:n] {
-			y := int(ds.Labels[lo+i])
-			if p == y {
-				res.Correct++
-			}
-			lossSum += crossEntropy(logits[i*classes:(i+1)*classes], y)
-		}
-		if keep {
-			res.Codes = append(res.Codes, codes...)
-		}
-	}
-	if ds.N > 0 {
-		res.Accuracy = float64(res.Correct) / float64(ds.N)
-		res.Loss = lossSum / float64(ds.N)
-		res.SamplesPerSec = float64(ds.N) / time.Since(start).Seconds()
-	}
-	return res, nil
-}
-
-// crossEntropy is -log softmax(z)[y], in float64.
-func crossEntropy(z []float32, y int) float64 {
-	mx := math.Inf(-1)
-	for _, v := range z {
-		mx = max(mx, float64(v))
-	}
-	var s float64
-	for _, v := range z {
-		s += math.Exp(float64(v) - mx)
-	}
-	return math.Log(s) + mx - float64(z[y])
-}
-
 func newCompareCmd() *cobra.Command {
 	var d dataFlags
 	var ckpt, model string
@@ -321,7 +254,7 @@ fraction of samples whose argmax agrees, the largest difference in codes
 			if err != nil {
 				return err
 			}
-			ir, err := evalInt8(net, te, batch, true)
+			ir, err := train.EvaluateInt8(net, te, batch, true)
 			if err != nil {
 				return err
 			}
