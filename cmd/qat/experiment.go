@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"qat/experiment"
+	"qat/layers"
 	"qat/plots"
 	"qat/train"
 )
@@ -90,6 +91,9 @@ precision config. --plot writes a bar chart (PNG and SVG).`,
 			}
 			if testLimit < 0 {
 				return usagef("--test-limit %d is negative", testLimit)
+			}
+			if _, err := layers.ParseBits(bits); err != nil {
+				return usageError{fmt.Errorf("--bits: %w", err)}
 			}
 			ck, err := train.LoadCheckpoint(from)
 			if err != nil {

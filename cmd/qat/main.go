@@ -56,9 +56,10 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Short: "quantization-aware training in one binary",
 		Long: `qat trains a float model, fine-tunes it with fake quantization (QAT) or
 calibrates it (PTQ), evaluates the result, exports it as an int8 model and
-runs that on its int8 runtime, all on MNIST-format data.
+runs that on its int8 runtime or in onnxruntime, all on MNIST-format data.
 
-A typical session:
+Start with "qat demo": the whole loop on the MNIST sample built into the
+binary, with plots and a report in runs/demo. A typical session:
 
   qat train    --model lenet --data mnist --epochs 3 --out runs/lenet/float.safetensors
   qat finetune --from runs/lenet/float.safetensors --bits W8A8 --epochs 1 --out runs/lenet/qat.safetensors
@@ -66,6 +67,10 @@ A typical session:
   qat export   --checkpoint runs/lenet/qat.safetensors --out runs/lenet/lenet.qmodel
   qat eval     --model runs/lenet/lenet.qmodel --data mnist
   qat compare  --checkpoint runs/lenet/qat.safetensors --model runs/lenet/lenet.qmodel --json
+  qat plot     runs/lenet
+
+Experiments: "qat run experiments/04-ptq-vs-qat.json" (see experiments/);
+"qat sensitivity" ranks layers by the accuracy lost at low bits.
 
 Data (--data): "embedded" (a 4000/1000-image MNIST sample built into the
 binary, the default for train), "mnist" and "fashion-mnist" (fetched into
