@@ -64,8 +64,9 @@ type Run struct {
 	// a whole quant config (per-layer bits, schemes, observers).
 	Bits  string              `json:"bits"`
 	Quant *layers.QuantConfig `json:"quant"`
-	// Observer sets the activation and input observer (PTQ default
-	// minmax; QAT default the quant config's).
+	// Observer sets the activation and input observer, over the quant
+	// config's. Without either, PTQ calibrates with minmax and QAT uses
+	// the role's default (moving-average min/max).
 	Observer string `json:"observer"`
 	// Learnable is "", "lsq", "lsq+" or "pact" (QAT only; pact learns the
 	// clipping level of ReLU outputs, weights stay observer-driven).
@@ -142,9 +143,6 @@ func (c Config) withDefaults() Config {
 		if r.Method == MethodQAT {
 			s := Stage{Epochs: r.Epochs, LR: r.LR, Batch: r.Batch}.withDefaults(1, 1e-4)
 			r.Epochs, r.LR, r.Batch = s.Epochs, s.LR, s.Batch
-		}
-		if r.Method == MethodPTQ && r.Observer == "" {
-			r.Observer = "minmax"
 		}
 		if r.CalibrationBatches == 0 {
 			r.CalibrationBatches = 32
@@ -236,6 +234,17 @@ func (r Run) quantConfig() (layers.QuantConfig, error) {
 		if qc.Input != nil {
 			in := *qc.Input
 			in.Observer = r.Observer
+			qc.Input = &in
+		}
+	}
+	if r.Method == MethodPTQ {
+		// PTQ calibrates with min/max unless told otherwise, as qat calibrate.
+		if qc.Act.Observer == "" {
+			qc.Act.Observer = "minmax"
+		}
+		if qc.Input != nil && qc.Input.Observer == "" {
+			in := *qc.Input
+			in.Observer = "minmax"
 			qc.Input = &in
 		}
 	}

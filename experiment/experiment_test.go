@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"os"
 	"path/filepath"
+	"qat/layers"
 	"strings"
 	"testing"
 )
@@ -38,8 +39,16 @@ func TestParseDefaults(t *testing.T) {
 		t.Errorf("defaults: %+v", c)
 	}
 	p, q := c.Runs[0], c.Runs[1]
-	if p.Bits != "W8A8" || p.Observer != "minmax" || p.CalibrationBatches != 32 {
+	if p.Bits != "W8A8" || p.CalibrationBatches != 32 {
 		t.Errorf("ptq defaults: %+v", p)
+	}
+	if qc, err := p.quantConfig(); err != nil || qc.Act.Observer != "minmax" {
+		t.Errorf("ptq observer %q (%v), want minmax", qc.Act.Observer, err)
+	}
+	// A quant config's own observer is not overridden by the PTQ default.
+	r := Run{Name: "e", Method: MethodPTQ, Quant: &layers.QuantConfig{Act: layers.QuantSpec{Observer: "entropy"}}}
+	if qc, err := r.quantConfig(); err != nil || qc.Act.Observer != "entropy" {
+		t.Errorf("quant config observer became %q (%v), want entropy", qc.Act.Observer, err)
 	}
 	if q.Epochs != 1 || q.LR != 1e-4 || q.Batch != 128 {
 		t.Errorf("qat defaults: %+v", q)
