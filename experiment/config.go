@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"qat/layers"
+	"qat/quant"
 )
 
 // Methods of a Run.
@@ -300,18 +301,11 @@ func describe(qc layers.QuantConfig) string {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		w, a := qc.WeightSpec(n), qc.ActSpec(n)
-		parts = append(parts, fmt.Sprintf("%s W%dA%d", n, bitsOr8(w.Bits), bitsOr8(a.Bits)))
+		w, a := quant.Scheme{Bits: qc.WeightSpec(n).Bits}, quant.Scheme{Bits: qc.ActSpec(n).Bits}
+		parts = append(parts, fmt.Sprintf("%s W%dA%d", n, w.NumBits(), a.NumBits()))
 	}
 	if qc.NoFoldBN {
 		parts = append(parts, "BN unfolded")
 	}
 	return strings.Join(parts, ", ")
-}
-
-func bitsOr8(b int) int {
-	if b == 0 {
-		return 8
-	}
-	return b
 }

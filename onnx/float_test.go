@@ -1,7 +1,6 @@
 package onnx
 
 import (
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -52,38 +51,6 @@ func evalLogits(t *testing.T, m *layers.Model, norm qmodel.Norm, pixels []uint8)
 		t.Fatal(err)
 	}
 	return append([]float32(nil), g.Logits()...)
-}
-
-// closeLogits reports the largest difference of got from want relative to
-// each sample's largest |want|, and the fraction of samples whose argmax
-// agrees.
-func closeLogits(got, want []float32, classes int) (maxRel, agree float64) {
-	n := len(want) / classes
-	agreed := 0
-	for i := range n {
-		g, w := got[i*classes:(i+1)*classes], want[i*classes:(i+1)*classes]
-		scale, bg, bw := 0.0, 0, 0
-		for j := range classes {
-			scale = math.Max(scale, math.Abs(float64(w[j])))
-			if g[j] > g[bg] {
-				bg = j
-			}
-			if w[j] > w[bw] {
-				bw = j
-			}
-		}
-		for j := range classes {
-			d := math.Abs(float64(g[j]) - float64(w[j]))
-			if math.IsNaN(d) {
-				d = math.Inf(1)
-			}
-			maxRel = math.Max(maxRel, d/scale)
-		}
-		if bg == bw {
-			agreed++
-		}
-	}
-	return maxRel, float64(agreed) / float64(n)
 }
 
 // mixedSpec has what the built-in models lack: several input channels,
@@ -146,7 +113,7 @@ func TestFloatMatchesEval(t *testing.T) {
 			in := c.spec.Input
 			pixels := randomPixels(rng, 100, in[0]*in[1]*in[2])
 			got := ort.Run(t, b, onnxtest.Pixels(pixels), [4]int{100, in[0], in[1], in[2]})
-			maxRel, agree := closeLogits(got, evalLogits(t, m, c.norm, pixels), c.spec.Classes)
+			maxRel, agree := onnxtest.CloseLogits(got, evalLogits(t, m, c.norm, pixels), c.spec.Classes)
 			t.Logf("%s: max |diff| / max |logit| %.3g, argmax agreement %v", name, maxRel, agree)
 			if maxRel > 1e-4 || agree != 1 {
 				t.Errorf("onnxruntime's logits are %.3g (relative) from the eval's, argmax agreement %v", maxRel, agree)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,7 +71,7 @@ func TestExportONNX(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			maxRel, agree := relDiff(ort.Run(t, fb, pixels, shape), ev.Logits, 10)
+			maxRel, agree := onnxtest.CloseLogits(ort.Run(t, fb, pixels, shape), ev.Logits, 10)
 			t.Logf("%s float: n %d, argmax agreement %v, max |diff| / max |logit| %.3g", arch, ds.N, agree, maxRel)
 			if maxRel > 1e-4 || agree < 0.999 {
 				t.Errorf("float ONNX: max relative difference %.3g, argmax agreement %v", maxRel, agree)
@@ -131,40 +130,6 @@ func TestExportONNX(t *testing.T) {
 			}
 		})
 	}
-}
-
-// relDiff returns the largest |got - want| relative to its sample's
-// largest |want|, and the fraction of samples whose argmax agrees.
-func relDiff(got, want []float32, classes int) (maxRel, agree float64) {
-	n := len(want) / classes
-	if len(got) != len(want) {
-		return math.Inf(1), 0
-	}
-	agreed := 0
-	for i := range n {
-		g, w := got[i*classes:(i+1)*classes], want[i*classes:(i+1)*classes]
-		scale, bg, bw := 0.0, 0, 0
-		for j := range classes {
-			scale = math.Max(scale, math.Abs(float64(w[j])))
-			if g[j] > g[bg] {
-				bg = j
-			}
-			if w[j] > w[bw] {
-				bw = j
-			}
-		}
-		for j := range classes {
-			d := math.Abs(float64(g[j]) - float64(w[j]))
-			if math.IsNaN(d) {
-				d = math.Inf(1)
-			}
-			maxRel = math.Max(maxRel, d/scale)
-		}
-		if bg == bw {
-			agreed++
-		}
-	}
-	return maxRel, float64(agreed) / float64(n)
 }
 
 // Usage of --onnx: a float checkpoint needs no --out, a quantized one

@@ -270,3 +270,38 @@ func abs(x int) int {
 	}
 	return x
 }
+
+// CloseLogits compares float logits [N, classes]: it returns the largest
+// |got - want| relative to its sample's largest |want| (+Inf for NaN or
+// a length mismatch), and the fraction of samples whose argmax agrees.
+func CloseLogits(got, want []float32, classes int) (maxRel, agree float64) {
+	n := len(want) / classes
+	if len(got) != len(want) {
+		return math.Inf(1), 0
+	}
+	agreed := 0
+	for i := range n {
+		g, w := got[i*classes:(i+1)*classes], want[i*classes:(i+1)*classes]
+		scale, bg, bw := 0.0, 0, 0
+		for j := range classes {
+			scale = math.Max(scale, math.Abs(float64(w[j])))
+			if g[j] > g[bg] {
+				bg = j
+			}
+			if w[j] > w[bw] {
+				bw = j
+			}
+		}
+		for j := range classes {
+			d := math.Abs(float64(g[j]) - float64(w[j]))
+			if math.IsNaN(d) {
+				d = math.Inf(1)
+			}
+			maxRel = math.Max(maxRel, d/scale)
+		}
+		if bg == bw {
+			agreed++
+		}
+	}
+	return maxRel, float64(agreed) / float64(n)
+}
