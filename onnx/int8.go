@@ -123,17 +123,75 @@ func (b *graph) qlinearConv(x string, op *qmodel.Op, in qmodel.Quant, mode qmode
 	}
 	n := op.Name
 	xs, ws, ys := requantScales(op, in, mode)
-	x = b.node("QLinearConv", n+"/codes", []string{x,
+	inputs := []string{x,
 		b.float32s(n+"/x_scale", nil, xs),
 		b.uint8s(n+"/x_zero_point", nil, uint8(in.ZeroPoint)),
-		b.int8s(n+"/weight", []int{op.Out, op.In, int(k), int(k)}, op.Weight...),
-		b.float32s(n+"/weight_scale", []int{op.Out}, ws...),
-		b.int8s(n+"/weight_zero_point", []int{op.Out}, make([]int8, op.Out)...),
+	}
+	wdims := []int{op.Out, op.In, int(k), int(k)}
+	if WeightEncodingOf(op.Weight) == WeightsInt8 {
+		inputs = append(inputs,
+			b.int8s(n+"/weight", wdims, op.Weight...),
+			b.float32s(n+"/weight_scale", []int{op.Out}, ws...),
+			b.int8s(n+"/weight_zero_point", []int{op.Out}, make([]int8, op.Out)...))
+	} else {
+		u := make([]uint8, len(op.Weight))
+		for i, w := range op.Weight {
+			u[i] = uint8(int16(w) + uint8WeightZeroPoint)
+		}
+		zp := make([]uint8, op.Out)
+		for c := range zp {
+			zp[c] = uint8WeightZeroPoint
+		}
+		inputs = append(inputs,
+			b.uint8s(n+"/weight", wdims, u...),
+			b.float32s(n+"/weight_scale", []int{op.Out}, ws...),
+			b.uint8s(n+"/weight_zero_point", []int{op.Out}, zp...))
+	}
+	inputs = append(inputs,
 		b.float32s(n+"/y_scale", nil, ys),
 		b.uint8s(n+"/y_zero_point", nil, uint8(op.Output.ZeroPoint)),
-		b.int32s(n+"/bias", []int{op.Out}, op.Bias...),
-	}, intsAttr("kernel_shape", k, k), intsAttr("strides", s, s), intsAttr("pads", p, p, p, p))
+		b.int32s(n+"/bias", []int{op.Out}, op.Bias...))
+	x = b.node("QLinearConv", n+"/codes", inputs,
+		intsAttr("kernel_shape", k, k), intsAttr("strides", s, s), intsAttr("pads", p, p, p, p))
 	return b.clip(x, n, op.ClampMin, op.ClampMax)
+}
+
+// WeightEncoding is how FromInt8 stores the weight codes of a conv or
+// linear op in its QLinearConv.
+type WeightEncoding int
+
+const (
+	// WeightsInt8 stores the codes as int8 with zero point 0. Every
+	// code is within [-MaxSafeInt8Weight, MaxSafeInt8Weight], so that
+	// onnxruntime's uint8 x int8 kernels sum exactly even where they add
+	// pairs of products into int16 with saturation (VPMADDUBSW on x86-64
+	// without VNNI): 2*255*64 = 32640 <= 32767.
+	WeightsInt8 WeightEncoding = iota
+	// WeightsUint8 stores code+128 as uint8 with zero point 128 on every
+	// channel, which sends onnxruntime to its uint8 x uint8 kernels; those
+	// widen to int16 before they multiply (VPMADDWD) or use VNNI, UDOT and
+	// so on, and sum exactly on every CPU.
+	WeightsUint8
+)
+
+// MaxSafeInt8Weight bounds the magnitude of weight codes that FromInt8
+// keeps as int8 (WeightsInt8).
+const MaxSafeInt8Weight = 64
+
+// uint8WeightZeroPoint is the zero point of WeightsUint8.
+const uint8WeightZeroPoint = 128
+
+// WeightEncodingOf returns the encoding FromInt8 uses for a conv or
+// linear op with weight codes w: WeightsInt8 when every code lies within
+// [-MaxSafeInt8Weight, MaxSafeInt8Weight] (always so for 4- and 2-bit
+// weights), WeightsUint8 otherwise.
+func WeightEncodingOf(w []int8) WeightEncoding {
+	for _, c := range w {
+		if c < -MaxSafeInt8Weight || c > MaxSafeInt8Weight {
+			return WeightsUint8
+		}
+	}
+	return WeightsInt8
 }
 
 // multipliers returns the float32 requantization multiplier of each output

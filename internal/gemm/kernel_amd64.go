@@ -2,13 +2,13 @@
 
 package gemm
 
-import "golang.org/x/sys/cpu"
+import "qat/internal/cpufeat"
 
 //go:generate go run gen_kernel.go
 
 // hasAsm reports whether the AVX-512 micro-kernels can run: the CPU has
-// AVX-512F and the OS saves the zmm and mask registers (cpu checks XCR0).
-var hasAsm = cpu.X86.HasAVX512F
+// AVX-512 with OS support and QAT_CPU does not switch it off (cpufeat).
+var hasAsm = cpufeat.X86.AVX512
 
 // kernelAsm is the microKernel of the AVX-512 kernels (kernel_amd64.s).
 func kernelAsm(h, w, k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, alpha, beta float32) {

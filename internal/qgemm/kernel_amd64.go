@@ -2,16 +2,16 @@
 
 package qgemm
 
-import "golang.org/x/sys/cpu"
+import "qat/internal/cpufeat"
 
 //go:generate go run gen_kernel.go
 
 // hasAVX2 and hasVNNI report whether the assembly kernels can run: the
-// CPU has the instructions and the OS saves the ymm (and zmm and mask)
-// registers, which golang.org/x/sys/cpu checks in XCR0.
+// CPU has the instructions, the OS saves the ymm (and zmm and mask)
+// registers and QAT_CPU does not switch them off (cpufeat).
 var (
-	hasAVX2 = cpu.X86.HasAVX2
-	hasVNNI = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512VNNI
+	hasAVX2 = cpufeat.X86.AVX2
+	hasVNNI = cpufeat.X86.AVX512VNNI
 )
 
 // tileRows returns the rows of kernel k's micro-tile, the granularity of

@@ -2,13 +2,14 @@
 
 package qvec
 
-import "golang.org/x/sys/cpu"
+import "qat/internal/cpufeat"
 
 // hasAVX512 and hasAVX2 report whether the assembly can run: the CPU has
-// the instructions and the OS saves the registers (cpu checks XCR0).
+// the instructions, the OS saves the registers and QAT_CPU does not
+// switch them off (cpufeat).
 var (
-	hasAVX512 = cpu.X86.HasAVX512F
-	hasAVX2   = cpu.X86.HasAVX2
+	hasAVX512 = cpufeat.X86.AVX512
+	hasAVX2   = cpufeat.X86.AVX2
 )
 
 func requantFloat(dst []uint8, acc, bias []int32, mult []float32, rows, n int, zp, lo, hi int32) {
