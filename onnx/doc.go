@@ -39,8 +39,8 @@
 //     even and saturates to [0, 255]), then Clip to [QMin, QMax] when that
 //     is narrower than [0, 255]. This is quant.Code: clamp(roundHalfEven(
 //     x*inv) + zp, QMin, QMax).
-//   - conv: QLinearConv with the int8 weight codes [Out, In, K, K], weight
-//     zero points 0 (int8 [Out]), the int32 bias, kernel_shape, strides
+//   - conv: QLinearConv with the weight codes [Out, In, K, K] in one of
+//     two encodings (see Weight encodings below), the int32 bias, kernel_shape, strides
 //     and pads (padded positions hold the input zero point, as in the
 //     qmodel format), then Clip to [ClampMin, ClampMax] when narrower than
 //     [0, 255]. onnxruntime requantizes channel c by
@@ -85,14 +85,33 @@
 // weights. The arithmetic is the same; only the file is larger than the
 // packed qmodel.
 //
-// Exactness holds where onnxruntime's uint8 x int8 kernels add exactly:
-// on x86-64 with AVX-512 VNNI or AVX-VNNI (VPDPBUSD, measured), and on
-// ARM64, whose kernels widen products before adding them (not measured
-// here). On x86-64 without VNNI,
-// MLAS multiplies with VPMADDUBSW, which adds pairs of products into int16
-// with saturation; then a pair of input codes and 8-bit weights with
-// |u1*w1 + u2*w2| > 32767 changes an accumulator. 4- and 2-bit weights
-// cannot reach that (255*8*2 < 32767).
+// # Weight encodings
+//
+// onnxruntime's uint8 x int8 kernels are not exact on every CPU: on
+// x86-64 without VNNI (AVX2 only, or AVX-512 without VNNI) MLAS multiplies
+// with VPMADDUBSW, which adds pairs of products into int16 with
+// saturation, so a pair of input codes and weights with
+// |u1*w1 + u2*w2| > 32767 changes an accumulator (measured: up to 49 codes
+// on one layer, 16 on lenet's output). Its uint8 x uint8 kernels widen
+// both operands to int16 before they multiply (VPMADDWD), or use VNNI or
+// the arm64 dot products, and are exact everywhere. WeightEncodingOf
+// therefore chooses per op:
+//
+//   - WeightsInt8, when every code lies in [-64, 64] (all 4- and 2-bit
+//     weights, 7-bit weights): int8 codes with zero points 0; a pair sum
+//     is then at most 2*255*64 = 32640, so even the saturating kernel
+//     sums exactly;
+//   - WeightsUint8 otherwise (8-bit weights, whose symmetric per-channel
+//     codes reach 127): uint8 codes w+128 with zero point 128 on every
+//     channel (QLinearConv requires one zero point value for all
+//     channels); onnxruntime subtracts the zero point exactly, so the
+//     accumulator is the same integer.
+//
+// By this argument both are exact on every CPU; the tests check it on the
+// CPU they run on (measured: AMD EPYC Zen 3, AVX2 without VNNI; the int8
+// form was measured exact before on AVX-512 VNNI Xeons, the uint8 form
+// not yet). qat's own runtime is unaffected by the encoding;
+// docs/onnxruntime.md gives what it costs onnxruntime.
 //
 // # The float graph
 //
@@ -108,6 +127,7 @@
 // # Invariants
 //
 // FromInt8 accepts exactly the models qmodel.Model.Validate accepts and
+// is exact for all of them but fixed requantization (Exactness says so);
 // FromFloat the sources whose float fields are consistent (checkSource:
 // shapes chain from Input to [Classes], tensor lengths match, BatchNorm
 // eps positive). Neither keeps nor modifies its argument. Tensor names

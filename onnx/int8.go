@@ -17,6 +17,12 @@ import (
 // [N, Classes], the dequantized output codes. The package documentation
 // gives the graph and the exactness argument. m must pass m.Validate.
 func FromInt8(m *qmodel.Model) ([]byte, error) {
+	return fromInt8(m, WeightEncodingOf)
+}
+
+// fromInt8 is FromInt8 with the weight encoding of each conv and linear op
+// chosen by encoding (the tests force WeightsInt8 to show what it costs).
+func fromInt8(m *qmodel.Model, encoding func([]int8) WeightEncoding) ([]byte, error) {
 	if m == nil {
 		return nil, errors.New("onnx: nil int8 model")
 	}
@@ -40,12 +46,12 @@ func FromInt8(m *qmodel.Model) ([]byte, error) {
 		n := op.Name
 		switch op.Type {
 		case qmodel.OpConv:
-			x = b.qlinearConv(x, op, in, m.Requant)
+			x = b.qlinearConv(x, op, in, m.Requant, encoding(op.Weight))
 		case qmodel.OpLinear:
 			if !columns {
 				x = b.node("Reshape", n+"/columns", []string{x, b.int64s(n+"/shape", []int{4}, -1, int64(op.In), 1, 1)})
 			}
-			x = b.qlinearConv(x, op, in, m.Requant)
+			x = b.qlinearConv(x, op, in, m.Requant, encoding(op.Weight))
 			columns = true
 		case qmodel.OpMaxPool:
 			x = b.node("MaxPool", n+"/codes", []string{x}, poolAttrs(op)...)
@@ -114,9 +120,9 @@ func poolAttrs(op *qmodel.Op) []*dynamicpb.Message {
 
 // qlinearConv appends op, a conv or (on [N, In, 1, 1] codes) a linear op
 // of a model with requantization mode mode reading codes quantized with
-// in, as a QLinearConv followed by the clamp
+// in, as a QLinearConv with weights encoded as enc, followed by the clamp
 // of its output codes.
-func (b *graph) qlinearConv(x string, op *qmodel.Op, in qmodel.Quant, mode qmodel.Requant) string {
+func (b *graph) qlinearConv(x string, op *qmodel.Op, in qmodel.Quant, mode qmodel.Requant, enc WeightEncoding) string {
 	k, s, p := int64(1), int64(1), int64(0)
 	if op.Type == qmodel.OpConv {
 		k, s, p = int64(op.Kernel), int64(op.Stride), int64(op.Padding)
@@ -128,7 +134,7 @@ func (b *graph) qlinearConv(x string, op *qmodel.Op, in qmodel.Quant, mode qmode
 		b.uint8s(n+"/x_zero_point", nil, uint8(in.ZeroPoint)),
 	}
 	wdims := []int{op.Out, op.In, int(k), int(k)}
-	if WeightEncodingOf(op.Weight) == WeightsInt8 {
+	if enc == WeightsInt8 {
 		inputs = append(inputs,
 			b.int8s(n+"/weight", wdims, op.Weight...),
 			b.float32s(n+"/weight_scale", []int{op.Out}, ws...),
@@ -173,6 +179,30 @@ const (
 	// so on, and sum exactly on every CPU.
 	WeightsUint8
 )
+
+// String returns "int8" or "uint8".
+func (e WeightEncoding) String() string {
+	if e == WeightsUint8 {
+		return "uint8"
+	}
+	return "int8"
+}
+
+// Exactness says how far onnxruntime's results for the ONNX model of m
+// (FromInt8) are from those of qat's int8 runtime for m itself: "" when
+// they are the same codes bit for bit on every CPU, otherwise why not.
+// The only scheme that is not exact is fixed requantization
+// (qmodel.RequantFixed), which ONNX cannot express: the ONNX model
+// requantizes in float32 and computes the float-requantization model,
+// within a code per layer of the fixed one.
+func Exactness(m *qmodel.Model) string {
+	if m.Requant == qmodel.RequantFixed {
+		return "ONNX has no integer-only requantization: the ONNX model requantizes in float32 with the " +
+			"float32 nearest to each fixed multiplier, so it computes the float-requantization model " +
+			"(export --requant float), within about a code per layer of this fixed-requantization model"
+	}
+	return ""
+}
 
 // MaxSafeInt8Weight bounds the magnitude of weight codes that FromInt8
 // keeps as int8 (WeightsInt8).

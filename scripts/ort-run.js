@@ -2,7 +2,7 @@
 // ort-run.js: runs an ONNX model exported by qat (onnx.FromInt8, onnx.FromFloat,
 // `qat export --onnx`) in onnxruntime-node on float32 input, on one thread.
 //
-// usage: node scripts/ort-run.js [--opt LEVEL] MODEL.onnx INPUT.bin N C H W OUT.bin
+// usage: node scripts/ort-run.js [--opt LEVEL] [--repeat R] MODEL.onnx INPUT.bin N C H W OUT.bin
 //        node scripts/ort-run.js --version
 //
 //   INPUT.bin  N*C*H*W float32 values, little-endian, NCHW: the graph input "input"
@@ -11,6 +11,8 @@
 //              row-major; a JSON line on stdout gives its name and shape.
 //   --opt      graph optimization level: disabled, basic, extended or all (the default,
 //              onnxruntime's own default).
+//   --repeat   runs the model R more times after the first and adds "seconds", the
+//              fastest run, to the JSON line (for timing; the output is the first run's).
 //   --version  prints {"version": ..., "path": ...} of the onnxruntime-node it loads.
 //
 // onnxruntime-node is loaded from $ORT_NODE when it is set: a folder holding
@@ -24,7 +26,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
-const usage = 'usage: node scripts/ort-run.js [--opt LEVEL] MODEL.onnx INPUT.bin N C H W OUT.bin | --version';
+const usage = 'usage: node scripts/ort-run.js [--opt LEVEL] [--repeat R] MODEL.onnx INPUT.bin N C H W OUT.bin | --version';
 
 function fail(code, msg) {
   process.stderr.write(`ort-run: ${msg}\n`);
@@ -73,6 +75,12 @@ async function main(argv) {
     argv = argv.slice(2);
     if (!['disabled', 'basic', 'extended', 'all'].includes(opt)) fail(2, `--opt ${opt}: want disabled, basic, extended or all`);
   }
+  let repeat = 0;
+  if (argv[0] === '--repeat') {
+    repeat = Number(argv[1]);
+    argv = argv.slice(2);
+    if (!Number.isInteger(repeat) || repeat < 1) fail(2, `--repeat ${argv[1]}: want a positive integer`);
+  }
   if (argv.length !== 7) fail(2, usage);
   const [model, input, ...rest] = argv;
   const dims = rest.slice(0, 4).map(Number);
@@ -86,14 +94,24 @@ async function main(argv) {
   const session = await ort.InferenceSession.create(model, {
     intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: opt,
   });
-  const results = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x, dims) });
+  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', x, dims) };
+  const results = await session.run(feeds);
+  let seconds;
+  for (let r = 0; r < repeat; r++) {
+    const t = process.hrtime.bigint();
+    await session.run(feeds);
+    const s = Number(process.hrtime.bigint() - t) / 1e9;
+    if (seconds === undefined || s < seconds) seconds = s;
+  }
   const name = session.outputNames[0];
   const y = results[name];
   if (y.type !== 'float32') fail(1, `output ${name} is ${y.type}, want float32`);
   const o = Buffer.alloc(4 * y.data.length);
   for (let i = 0; i < y.data.length; i++) o.writeFloatLE(y.data[i], 4 * i);
   fs.writeFileSync(out, o);
-  process.stdout.write(JSON.stringify({ output: name, shape: y.dims, onnxruntime: version }) + '\n');
+  const line = { output: name, shape: y.dims, onnxruntime: version };
+  if (seconds !== undefined) line.seconds = seconds;
+  process.stdout.write(JSON.stringify(line) + '\n');
 }
 
 main(process.argv.slice(2)).catch((e) => fail(1, e && e.stack ? e.stack : String(e)));

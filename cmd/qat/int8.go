@@ -177,8 +177,21 @@ func reportExport(w io.Writer, asJSON bool, ckpt, out, header, onnxOut string, c
 	if header != "" {
 		res["header"] = header
 	}
+	var inexact string
 	if onnxOut != "" {
 		res["onnx"], res["onnx_bytes"], res["onnx_model"] = onnxOut, size(onnxOut), "int8"
+		inexact = onnx.Exactness(m)
+		res["onnx_exact"] = inexact == ""
+		if inexact != "" {
+			res["onnx_inexact"] = inexact
+		}
+		u8 := []string{}
+		for i := range m.Ops {
+			if op := &m.Ops[i]; op.Weight != nil && onnx.WeightEncodingOf(op.Weight) == onnx.WeightsUint8 {
+				u8 = append(u8, op.Name)
+			}
+		}
+		res["onnx_uint8_weights"] = u8
 	}
 	if asJSON {
 		return printJSON(w, res)
@@ -186,7 +199,11 @@ func reportExport(w io.Writer, asJSON bool, ckpt, out, header, onnxOut string, c
 	_, err := fmt.Fprintf(w, "%s: %d ops, %d weights (%v layers by weight bits), %d bytes: %.3fx the checkpoint (%d bytes), %.3fx its float32 params (%d bytes)\n",
 		out, len(m.Ops), weights, bits, outBytes, res["size_ratio"], ckBytes, res["param_size_ratio"], floatWeights)
 	if err == nil && onnxOut != "" {
-		_, err = fmt.Fprintf(w, "%s: ONNX model (QOperator), %d bytes\n", onnxOut, res["onnx_bytes"])
+		exact := "computes the int8 model's codes bit for bit in onnxruntime"
+		if inexact != "" {
+			exact = "NOT bit-exact with the int8 model: " + inexact
+		}
+		_, err = fmt.Fprintf(w, "%s: ONNX model (QOperator), %d bytes, %s\n", onnxOut, res["onnx_bytes"], exact)
 	}
 	return err
 }

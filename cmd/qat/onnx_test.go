@@ -22,8 +22,7 @@ import (
 // quotes the figures this test logs.
 func TestExportONNX(t *testing.T) {
 	ort := onnxtest.Require(t)
-	exactCPU, cpu := onnxtest.ExactU8S8()
-	t.Logf("onnxruntime-node %s on %s", ort.Version, cpu)
+	t.Logf("onnxruntime-node %s on %s", ort.Version, onnxtest.CPU())
 	ds, err := data.LoadEmbedded("test")
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +94,10 @@ func TestExportONNX(t *testing.T) {
 				model, onnxFile := filepath.Join(dir, arch+"-"+c.name+".qmodel"), filepath.Join(dir, arch+"-"+c.name+".onnx")
 				r := run("export", "--checkpoint", ckpt, "--out", model, "--requant", c.requant, "--onnx", onnxFile, "--json")
 				b := readONNX(r, onnxFile, "int8")
+				if exact := r["onnx_exact"]; exact != (c.requant != "fixed") {
+					t.Errorf("export --requant %s reported onnx_exact %v (%v)", c.requant, exact, r["onnx_inexact"])
+				}
+				t.Logf("%s %s: layers with uint8 ONNX weights: %v", arch, c.name, r["onnx_uint8_weights"])
 				m, err := qmodel.ReadFile(model)
 				if err != nil {
 					t.Fatal(err)
@@ -119,10 +122,8 @@ func TestExportONNX(t *testing.T) {
 					if !slices.Equal(logits, floatLogits) {
 						t.Errorf("the ONNX model of the fixed export computes other logits than the float export's")
 					}
-				case a.ArgmaxAgreement != 1 || a.MaxLSB > 1:
-					t.Errorf("onnxruntime and the int8 runtime: %+v", a)
-				case a.ExactFraction != 1 && exactCPU:
-					t.Errorf("onnxruntime and the int8 runtime differ on %s: %+v", cpu, a)
+				case a.ArgmaxAgreement != 1 || a.MaxLSB != 0 || a.ExactFraction != 1:
+					t.Errorf("onnxruntime and the int8 runtime differ: %+v", a)
 				}
 				if c.name == "w8a8" {
 					floatLogits = logits

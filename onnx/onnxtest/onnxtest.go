@@ -161,35 +161,35 @@ func Check(t testing.TB, model []byte) {
 	}
 }
 
-// ExactU8S8 reports whether onnxruntime's uint8 x int8 kernels (those of
-// QLinearConv) sum exactly on this CPU, and describes the CPU. On x86-64
-// they do with AVX-512 VNNI or AVX-VNNI (VPDPBUSD); without, MLAS uses
-// VPMADDUBSW, which adds pairs of products into int16 with saturation, so
-// a pair of large input codes meeting a pair of large 8-bit weights of the
-// same sign gives a wrong accumulator (docs/onnxruntime.md). On other
-// architectures the kernels widen before they add. On x86-64 the flags
-// come from /proc/cpuinfo; without it the answer is false.
-func ExactU8S8() (bool, string) {
+// CPU describes this machine for test logs: the architecture and, on
+// x86-64, whether it has VNNI (onnxruntime's uint8 x int8 kernels add
+// pairs of products into int16 with saturation without it, which is why
+// FromInt8 chooses its weight encodings; docs/onnxruntime.md).
+func CPU() string {
 	if runtime.GOARCH != "amd64" {
-		return true, runtime.GOARCH
+		return runtime.GOARCH
 	}
 	b, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil {
-		return false, "amd64, VNNI unknown (no /proc/cpuinfo)"
+		return "amd64, VNNI unknown (no /proc/cpuinfo)"
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		name, flags, ok := strings.Cut(line, ":")
 		if !ok || strings.TrimSpace(name) != "flags" {
 			continue
 		}
+		var vnni []string
 		for _, f := range strings.Fields(flags) {
 			if f == "avx512_vnni" || f == "avx_vnni" {
-				return true, "amd64 with " + f
+				vnni = append(vnni, f)
 			}
 		}
-		return false, "amd64 without VNNI"
+		if len(vnni) == 0 {
+			return "amd64 without VNNI"
+		}
+		return "amd64 with " + strings.Join(vnni, ", ")
 	}
-	return false, "amd64, VNNI unknown (no flags in /proc/cpuinfo)"
+	return "amd64, VNNI unknown (no flags in /proc/cpuinfo)"
 }
 
 // Pixels returns float32(p)/255 for every pixel p: the exported models'
