@@ -1,6 +1,9 @@
 // Package qmodel defines qat's frozen integer network (Model) and its file
-// format, "qat-int8/1": validation, a writer, a loader and a C header
-// export. The export package produces Models from trained checkpoints and
+// format, "qat-int8/2": validation, a writer, a loader and a C header
+// export. Every file carries a CRC-32C of its content (Checksum), which the
+// loader checks, so a damaged file is an error rather than other numbers;
+// version-1 files, which had none, still load with a warning in
+// Model.Warnings. The export package produces Models from trained checkpoints and
 // the int8 runtime executes them; docs/int8-model.md is the versioned
 // specification of the file and of the arithmetic.
 //

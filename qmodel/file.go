@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"qat/safetensors"
@@ -15,8 +17,9 @@ import (
 
 // Metadata keys of an int8 model file. A reader ignores other keys.
 const (
-	MetaFormat = "qat.format" // Format
-	MetaModel  = "qat.model"  // the model as a JSON object
+	MetaFormat   = "qat.format" // Format
+	MetaModel    = "qat.model"  // the model as a JSON object
+	MetaChecksum = "qat.crc32c" // Checksum of the rest, 8 lowercase hex digits
 )
 
 // formatFamily prefixes the format string of every version of the int8
@@ -107,13 +110,24 @@ func FromFile(f *safetensors.File) (*Model, error) {
 
 func fromFile(f *safetensors.File) (*Model, error) {
 	format, ok := f.Metadata[MetaFormat]
+	var warnings []string
 	switch {
 	case !ok:
 		return nil, fmt.Errorf("no %s metadata: not a qat int8 model (this reader reads %q)", MetaFormat, Format)
 	case !strings.HasPrefix(format, formatFamily):
 		return nil, fmt.Errorf("format %q is not a qat int8 model (this reader reads %q)", format, Format)
+	case format == FormatV1:
+		warnings = append(warnings, fmt.Sprintf("format %q has no checksum, so damage to the file cannot be detected: export it again to get %q", FormatV1, Format))
 	case format != Format:
-		return nil, fmt.Errorf("format %q is not supported (this reader reads %q only)", format, Format)
+		return nil, fmt.Errorf("format %q is not supported (this reader reads %q and %q)", format, Format, FormatV1)
+	default:
+		sum, ok := f.Metadata[MetaChecksum]
+		if !ok {
+			return nil, fmt.Errorf("no %s metadata (format %q has a checksum)", MetaChecksum, Format)
+		}
+		if want := Checksum(f); sum != want {
+			return nil, fmt.Errorf("checksum mismatch: %s is %q but the content sums to %q: the file is damaged", MetaChecksum, sum, want)
+		}
 	}
 	js, ok := f.Metadata[MetaModel]
 	if !ok {
@@ -164,7 +178,35 @@ func fromFile(f *safetensors.File) (*Model, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
+	m.Warnings = warnings
 	return m, nil
+}
+
+// Checksum returns the CRC-32C (Castagnoli) of f's content as 8 lowercase
+// hex digits: of the qat.format and qat.model metadata values, then of
+// every tensor in name order (name, dtype, shape and data), each string
+// followed by a zero byte. Other metadata, the checksum itself included,
+// and the file's layout do not enter it.
+func Checksum(f *safetensors.File) string {
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	field := func(b []byte) {
+		h.Write(b)
+		h.Write([]byte{0})
+	}
+	field([]byte(f.Metadata[MetaFormat]))
+	field([]byte(f.Metadata[MetaModel]))
+	for _, name := range f.Names() {
+		t := f.Tensors[name]
+		field([]byte(name))
+		field([]byte(t.DType))
+		shape := make([]string, len(t.Shape))
+		for i, d := range t.Shape {
+			shape[i] = strconv.Itoa(d)
+		}
+		field([]byte(strings.Join(shape, ",")))
+		h.Write(t.Data)
+	}
+	return fmt.Sprintf("%08x", h.Sum32())
 }
 
 // File validates m and returns it as a safetensors file: the format and
@@ -188,6 +230,7 @@ func (m *Model) File() (*safetensors.File, error) {
 			f.Tensors[op.Name+"."+s.suffix] = op.encodeTensor(s)
 		}
 	}
+	f.Metadata[MetaChecksum] = Checksum(f)
 	return f, nil
 }
 

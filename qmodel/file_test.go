@@ -268,9 +268,24 @@ func TestCorrupt(t *testing.T) {
 		name  string
 		mode  Requant             // the model to start from (default float)
 		bytes func([]byte) []byte // edits the file's bytes
-		file  func(*testing.T, *safetensors.File)
-		want  string
+		// file edits the parsed file, which is then written with its
+		// checksum recomputed (a well-formed file from a faulty writer),
+		// unless keepSum.
+		file    func(*testing.T, *safetensors.File)
+		keepSum bool
+		want    string
 	}{
+		{name: "flipped weight bit", bytes: func(b []byte) []byte { b[len(b)-1] ^= 0x10; return b }, want: "checksum mismatch"},
+		{name: "flipped scale digit", bytes: func(b []byte) []byte {
+			i := bytes.Index(b, []byte(`\"scale\":0.0`))
+			b[i+len(`\"scale\":0.0`)] ^= 0x01
+			return b
+		}, want: "checksum mismatch"},
+		{name: "no checksum", file: func(t *testing.T, f *safetensors.File) { delete(f.Metadata, MetaChecksum) }, keepSum: true,
+			want: `no qat.crc32c metadata (format "qat-int8/2" has a checksum)`},
+		{name: "edited without checksum", file: func(t *testing.T, f *safetensors.File) {
+			editJSON(t, f, func(j map[string]any) { j["name"] = "other" })
+		}, keepSum: true, want: "checksum mismatch"},
 		{name: "empty", bytes: func(b []byte) []byte { return nil }, want: "shorter than the 8-byte header size"},
 		{name: "truncated 5", bytes: func(b []byte) []byte { return b[:5] }, want: "shorter than the 8-byte header size"},
 		{name: "truncated 8", bytes: func(b []byte) []byte { return b[:8] }, want: "exceeds the 0 bytes that follow"},
@@ -294,11 +309,11 @@ func TestCorrupt(t *testing.T) {
 			i := bytes.Index(b, []byte(`\"classes\":3`))
 			b[i+11] = 'x'
 			return b
-		}, want: "metadata qat.model: not valid JSON"},
+		}, want: "checksum mismatch"},
 
 		{name: "no format", file: func(t *testing.T, f *safetensors.File) { delete(f.Metadata, MetaFormat) }, want: "no qat.format metadata: not a qat int8 model"},
-		{name: "newer format", file: func(t *testing.T, f *safetensors.File) { f.Metadata[MetaFormat] = "qat-int8/2" },
-			want: `format "qat-int8/2" is not supported (this reader reads "qat-int8/1" only)`},
+		{name: "newer format", file: func(t *testing.T, f *safetensors.File) { f.Metadata[MetaFormat] = "qat-int8/3" },
+			want: `format "qat-int8/3" is not supported (this reader reads "qat-int8/2" and "qat-int8/1")`},
 		{name: "checkpoint format", file: func(t *testing.T, f *safetensors.File) { f.Metadata[MetaFormat] = "qat-checkpoint/1" },
 			want: `format "qat-checkpoint/1" is not a qat int8 model`},
 		{name: "no description", file: func(t *testing.T, f *safetensors.File) { delete(f.Metadata, MetaModel) }, want: "no qat.model metadata"},
@@ -440,6 +455,9 @@ func TestCorrupt(t *testing.T) {
 					t.Fatal(err)
 				}
 				c.file(t, f)
+				if !c.keepSum {
+					f.Metadata[MetaChecksum] = Checksum(f)
+				}
 				var buf bytes.Buffer
 				if err := f.Write(&buf); err != nil {
 					t.Fatal(err)
@@ -457,5 +475,54 @@ func TestCorrupt(t *testing.T) {
 				t.Errorf("error %q\ndoes not contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+// A version-1 file (no checksum; testdata/small-v1.qmodel is the golden
+// small.qmodel as the version-1 writer wrote it) still reads, to the same
+// model, with a warning that names the format; written again it becomes
+// version 2.
+func TestReadV1(t *testing.T) {
+	m := testModel(RequantFloat, 4, 8)
+	got, err := ReadFile("testdata/small-v1.qmodel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Warnings) != 1 || !strings.Contains(got.Warnings[0], `"qat-int8/1" has no checksum`) {
+		t.Errorf("warnings %q, want one about the missing checksum", got.Warnings)
+	}
+	got.Warnings = nil
+	if !reflect.DeepEqual(got, m) {
+		t.Error("the version-1 file does not parse to its model")
+	}
+	again, err := Parse(encode(t, got))
+	if err != nil || again.Warnings != nil {
+		t.Errorf("rewritten: %v, warnings %q", err, again.Warnings)
+	}
+}
+
+// Every single-bit flip anywhere in a model file (each byte, low bit and
+// high bit) is rejected, or else reads as the very same model: no flip
+// gives other numbers silently.
+func TestEveryBitFlip(t *testing.T) {
+	for _, g := range golden {
+		want := g.model()
+		b := encode(t, want)
+		same := 0
+		for i := range b {
+			for _, bit := range []byte{0x01, 0x80} {
+				c := bytes.Clone(b)
+				c[i] ^= bit
+				m, err := Parse(c)
+				if err != nil {
+					continue
+				}
+				if !reflect.DeepEqual(m, want) {
+					t.Fatalf("%s: byte %d ^ %#x reads as another model", g.path, i, bit)
+				}
+				same++
+			}
+		}
+		t.Logf("%s: %d flips, %d rejected, %d read as the same model", g.path, 2*len(b), 2*len(b)-same, same)
 	}
 }

@@ -20,7 +20,7 @@ func TestWriteHeaderText(t *testing.T) {
 	for _, want := range []string{
 		"#ifndef QAT_MODEL_H\n#define QAT_MODEL_H\n",
 		"#include <stdint.h>\n",
-		"format qat-int8/1",
+		"format qat-int8/2",
 		" *   0 conv c1: [1,6,6] -> [3,6,6], kernel 3 stride 1 padding 1, 4-bit weights,\n",
 		" *   5 linear head.fc: [12] -> [3], 8-bit weights,\n",
 		"y = (float)(acc + bias[o]) * multiplier[o]",

@@ -1,8 +1,13 @@
 package qmodel
 
-// Format is the format version this package reads and writes, stored in
-// the file's metadata under "qat.format".
-const Format = "qat-int8/1"
+// Format is the format version this package writes, stored in the file's
+// metadata under "qat.format". Version 2 is version 1 plus the checksum
+// "qat.crc32c"; the reader also reads version 1 (FormatV1), with a
+// warning in Model.Warnings.
+const Format = "qat-int8/2"
+
+// FormatV1 is the previous version, which had no checksum.
+const FormatV1 = "qat-int8/1"
 
 // Requant is how an int32 accumulator becomes an output code.
 type Requant string
@@ -63,6 +68,12 @@ type Model struct {
 	InputQuant Quant
 	Requant    Requant
 	Ops        []Op
+
+	// Warnings lists what the reader noticed about the file the model
+	// came from without rejecting it: a FormatV1 file, whose damage no
+	// checksum can reveal. Nil for a model not read from a file or read
+	// from a current one; writers ignore it.
+	Warnings []string
 }
 
 // Op is one operation. Which fields are used depends on Type; the others
