@@ -1,8 +1,6 @@
 package experiment
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"qat/internal/strictjson"
 	"qat/layers"
 	"qat/quant"
 )
@@ -107,16 +106,12 @@ func Load(path string) (Config, error) {
 	return c, nil
 }
 
-// Parse decodes and validates an experiment config.
+// Parse decodes (strictly: internal/strictjson) and validates an
+// experiment config.
 func Parse(b []byte) (Config, error) {
 	var c Config
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := strictjson.Decode(b, &c); err != nil {
 		return Config{}, fmt.Errorf("experiment config: %w", err)
-	}
-	if dec.More() {
-		return Config{}, errors.New("experiment config: data after the JSON object")
 	}
 	c = c.withDefaults()
 	if err := c.Validate(); err != nil {

@@ -52,8 +52,40 @@ func TestSpecErrors(t *testing.T) {
 		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":10}],"extra":1}`, "unknown field"},
 		{`{"name":"x","input":[1,8,8],"classes":2,"layers":[{"type":"conv","name":"a","out":2,"kernel":3,"bn":"a"},{"type":"flatten"},{"type":"linear","name":"f","out":2}]}`, "used twice"},
 		{`{"name":"x","input":[28,28],"classes":10,"layers":[{"type":"flatten"}]}`, "want [C, H, W]"},
+		// Strict JSON (internal/strictjson).
+		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":10}]} []`, "data after the JSON value"},
+		{`{"name":"x","name":"y","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":10}]}`, `duplicate field "name"`},
+		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":10,"act":null}]}`, `"layers.1.act" is null`},
+		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","Name":"a","out":10}]}`, `unknown field "layers.1.Name"`},
+		// Sizes are bounded before anything is allocated: a linear layer
+		// of 2^40 weights, a conv of 2^32 and sizes that would overflow.
+		{`{"name":"x","input":[1,1024,1024],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":1048576},{"type":"linear","name":"b","out":10}]}`,
+			"layer 1 (linear a): the model reaches 1099512676352 parameters here, above the limit of 268435456 (--max-params raises it)"},
+		{`{"name":"x","input":[4096,8,8],"classes":10,"layers":[{"type":"conv","name":"c","out":65536,"kernel":4}]}`, "above the limit of 268435456"},
+		{`{"name":"x","input":[1,8,8],"classes":10,"layers":[{"type":"conv","name":"c","out":4096,"kernel":3,"padding":8000}]}`, "activation values per sample here, above the limit"},
+		{`{"name":"x","input":[16777216,16777216,16777216],"classes":10,"layers":[{"type":"flatten"}]}`, "activation values per sample here, above the limit"},
+		{`{"name":"x","input":[1,8,8],"classes":10,"layers":[{"type":"conv","name":"c","out":9223372036854775807,"kernel":3}]}`, "out 9223372036854775807 is above 16777216"},
+		{`{"name":"x","input":[1,8,99999999],"classes":10,"layers":[{"type":"flatten"}]}`, "every dimension must be in [1, 16777216]"},
 	} {
 		_, err := ParseSpec([]byte(c.json))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one containing %q", c.json, err, c.want)
+		}
+	}
+}
+
+func TestParseQuantConfigErrors(t *testing.T) {
+	for _, c := range []struct{ json, want string }{
+		{`{"weight":{"bits":4}} x`, "data after the JSON value"},
+		{`{"weight":{"bits":4,"bits":8}}`, `duplicate field "weight.bits"`},
+		{`{"weight":null}`, `"weight" is null`},
+		{`{"act":{"observer":"bogus"}}`, `quant config: act: observer: `},
+		{`{"layers":{"c1":{"weight":{"observer":"bogus"}}}}`, `quant config: layer c1 weight: observer: `},
+		{`{"weight":{"bits":0.5}}`, `cannot unmarshal number 0.5`},
+		{`{"weight":{"bits":9}}`, `quant config: weight: `},
+		{`{"act":{"Bits":4}}`, `unknown field "act.Bits"`},
+	} {
+		_, err := ParseQuantConfig([]byte(c.json))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one containing %q", c.json, err, c.want)
 		}

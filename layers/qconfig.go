@@ -1,14 +1,13 @@
 package layers
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
 	"strconv"
 	"strings"
 
+	"qat/internal/strictjson"
 	"qat/quant"
 )
 
@@ -105,14 +104,17 @@ func ParseBits(s string) (QuantConfig, error) {
 	return c, nil
 }
 
-// ParseQuantConfig decodes a JSON QuantConfig (unknown fields are an
-// error); Validate checks it against a model.
+// ParseQuantConfig decodes a JSON QuantConfig strictly (unknown or
+// repeated fields, nulls and trailing data are errors naming the field,
+// see internal/strictjson) and checks its specs; Validate checks it
+// against a model.
 func ParseQuantConfig(b []byte) (QuantConfig, error) {
 	var c QuantConfig
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := strictjson.Decode(b, &c); err != nil {
 		return QuantConfig{}, fmt.Errorf("quant config: %w", err)
+	}
+	if err := c.checkSpecs(); err != nil {
+		return QuantConfig{}, err
 	}
 	return c, nil
 }
@@ -160,16 +162,8 @@ func (c *QuantConfig) SetLearnable(kind string) {
 // Validate checks every spec and that each override names a conv or
 // linear layer of s.
 func (c QuantConfig) Validate(s ModelSpec) error {
-	if err := c.Weight.check(true); err != nil {
-		return fmt.Errorf("quant config: weight: %w", err)
-	}
-	if err := c.Act.check(false); err != nil {
-		return fmt.Errorf("quant config: act: %w", err)
-	}
-	if c.Input != nil {
-		if err := c.Input.check(false); err != nil {
-			return fmt.Errorf("quant config: input: %w", err)
-		}
+	if err := c.checkSpecs(); err != nil {
+		return err
 	}
 	known := map[string]bool{}
 	for _, l := range s.Layers {
@@ -186,6 +180,30 @@ func (c QuantConfig) Validate(s ModelSpec) error {
 		if !known[n] {
 			return fmt.Errorf("quant config: layer %q is not a conv or linear layer of model %s", n, s.Name)
 		}
+	}
+	return nil
+}
+
+// checkSpecs checks every spec of c on its own (bits, scheme, observer,
+// learnable kind), naming the one that fails.
+func (c QuantConfig) checkSpecs() error {
+	if err := c.Weight.check(true); err != nil {
+		return fmt.Errorf("quant config: weight: %w", err)
+	}
+	if err := c.Act.check(false); err != nil {
+		return fmt.Errorf("quant config: act: %w", err)
+	}
+	if c.Input != nil {
+		if err := c.Input.check(false); err != nil {
+			return fmt.Errorf("quant config: input: %w", err)
+		}
+	}
+	names := make([]string, 0, len(c.Layers))
+	for n := range c.Layers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
 		l := c.Layers[n]
 		if l.Weight != nil {
 			if err := l.Weight.check(true); err != nil {

@@ -1,11 +1,12 @@
 package layers
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"strings"
+
+	"qat/internal/strictjson"
 )
 
 // Layer types of a LayerSpec.
@@ -110,12 +111,11 @@ func LoadSpec(arg string) (ModelSpec, error) {
 	return s, nil
 }
 
-// ParseSpec decodes and validates a JSON ModelSpec.
+// ParseSpec decodes a JSON ModelSpec strictly (internal/strictjson) and
+// validates it.
 func ParseSpec(b []byte) (ModelSpec, error) {
 	var s ModelSpec
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
+	if err := strictjson.Decode(b, &s); err != nil {
 		return ModelSpec{}, fmt.Errorf("decode: %w", err)
 	}
 	if err := s.Validate(); err != nil {
@@ -131,6 +131,26 @@ func (s ModelSpec) Validate() error {
 	return err
 }
 
+// Size limits of a ModelSpec, checked by Validate and Shapes before
+// anything is allocated, so that a spec with huge layers is an error
+// rather than an out-of-memory crash. A program may raise them before it
+// builds models (qat's --max-params and --max-activations do).
+var (
+	// MaxParams bounds the number of parameters (weights, biases, BN
+	// parameters and statistics) of a model: 2^28 is 1 GiB of float32,
+	// before gradients and optimizer state.
+	MaxParams int64 = 1 << 28
+	// MaxActivations bounds the values one sample produces, summed over
+	// the input and every layer's output: the per-sample memory of a
+	// training step's activations.
+	MaxActivations int64 = 1 << 26
+)
+
+// maxSize bounds every single size of a spec (dimensions, channels,
+// kernel, stride, padding), so that the shape arithmetic cannot overflow
+// before the limits above are checked.
+const maxSize = 1 << 24
+
 // Shapes returns the per-sample output shape of every layer, checking the
 // spec on the way.
 func (s ModelSpec) Shapes() ([][]int, error) {
@@ -138,10 +158,12 @@ func (s ModelSpec) Shapes() ([][]int, error) {
 		return nil, fmt.Errorf("input shape %v: want [C, H, W]", s.Input)
 	}
 	for _, d := range s.Input {
-		if d < 1 {
-			return nil, fmt.Errorf("input shape %v has a non-positive dimension", s.Input)
+		if d < 1 || d > maxSize {
+			return nil, fmt.Errorf("input shape %v: every dimension must be in [1, %d]", s.Input, maxSize)
 		}
 	}
+	acts := product(s.Input)
+	var params int64
 	if s.Classes < 2 {
 		return nil, fmt.Errorf("classes %d: want at least 2", s.Classes)
 	}
@@ -152,9 +174,23 @@ func (s ModelSpec) Shapes() ([][]int, error) {
 	shape := append([]int(nil), s.Input...)
 	out := make([][]int, len(s.Layers))
 	for i, l := range s.Layers {
-		next, err := l.outShape(shape)
+		var next []int
+		err := l.checkSizes()
+		if err == nil {
+			next, err = l.outShape(shape)
+		}
 		if err == nil {
 			err = l.checkNames(names)
+		}
+		if err == nil {
+			params = add(params, l.params(shape))
+			acts = add(acts, product(next))
+			switch {
+			case params > MaxParams:
+				err = fmt.Errorf("the model reaches %d parameters here, above the limit of %d (--max-params raises it)", params, MaxParams)
+			case acts > MaxActivations:
+				err = fmt.Errorf("the model reaches %d activation values per sample here, above the limit of %d (--max-activations raises it)", acts, MaxActivations)
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("layer %d (%s %s): %w", i, l.Type, l.Name, err)
@@ -166,6 +202,63 @@ func (s ModelSpec) Shapes() ([][]int, error) {
 		return nil, fmt.Errorf("the last layer gives shape %v per sample, want [%d] logits", shape, s.Classes)
 	}
 	return out, nil
+}
+
+// checkSizes bounds each size of l by maxSize.
+func (l LayerSpec) checkSizes() error {
+	for _, v := range []struct {
+		name string
+		v    int
+	}{{"out", l.Out}, {"kernel", l.Kernel}, {"stride", l.Stride}, {"padding", l.Padding}} {
+		if v.v > maxSize {
+			return fmt.Errorf("%s %d is above %d", v.name, v.v, maxSize)
+		}
+	}
+	return nil
+}
+
+// params returns the number of parameters of l on an input of shape in
+// (which outShape accepted): weights and bias, and a BN's weight, bias,
+// running mean and variance.
+func (l LayerSpec) params(in []int) int64 {
+	var n int64
+	switch l.Type {
+	case TypeConv:
+		n = product([]int{l.Out, in[0], l.Kernel, l.Kernel})
+	case TypeLinear:
+		n = product([]int{l.Out, in[0]})
+	default:
+		return 0
+	}
+	if !l.NoBias {
+		n = add(n, int64(l.Out))
+	}
+	if l.BN != "" {
+		n = add(n, 4*int64(l.Out))
+	}
+	return n
+}
+
+// product returns the product of non-negative sizes, math.MaxInt64 if it
+// would overflow.
+func product(sizes []int) int64 {
+	n := int64(1)
+	for _, d := range sizes {
+		if d != 0 && n > math.MaxInt64/int64(d) {
+			return math.MaxInt64
+		}
+		n *= int64(d)
+	}
+	return n
+}
+
+// add returns a+b for non-negative a and b, math.MaxInt64 if it would
+// overflow.
+func add(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 func (l LayerSpec) checkNames(seen map[string]bool) error {
