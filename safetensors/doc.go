@@ -70,4 +70,13 @@
 // returned File references. FromFloat32 and the other constructors copy
 // their arguments, and the typed getters (Float32, Int8, Uint8, Int32)
 // return fresh slices. Write never retains or modifies the File.
+//
+// # Digest
+//
+// A writer may Seal a file: its metadata then holds under "qat.sha256"
+// (MetaDigest) the SHA-256 of its content, metadata and tensors (Digest).
+// Parse checks the digest of every file that holds one and rejects a file
+// whose content no longer matches it, so a damaged checkpoint is an error,
+// not other numbers. Files without the key (those of other writers, or
+// older ones of qat's) are read as before.
 package safetensors

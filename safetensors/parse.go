@@ -41,11 +41,18 @@ func Read(r io.Reader) (*File, error) {
 }
 
 // Parse parses a whole safetensors file held in buf. The tensors' Data
-// alias buf. Every error wraps ErrFormat.
+// alias buf. A file that holds a digest (MetaDigest, see Seal) must match
+// it. Every error wraps ErrFormat.
 func Parse(buf []byte) (*File, error) {
 	f, err := parse(buf)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	if want, ok := f.Metadata[MetaDigest]; ok {
+		if got := f.Digest(); got != want {
+			return nil, fmt.Errorf("%w: digest mismatch: metadata %s is %s but the content hashes to %s: the file is damaged",
+				ErrFormat, MetaDigest, want, got)
+		}
 	}
 	return f, nil
 }

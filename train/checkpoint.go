@@ -23,8 +23,13 @@ const (
 	MetaTrain     = "qat.train"     // Config JSON of the run
 	MetaOptimizer = "qat.optimizer" // {"steps":n} when optimizer state is saved
 
-	// FormatVersion identifies this checkpoint layout.
-	FormatVersion = "qat-checkpoint/1"
+	// FormatVersion identifies this checkpoint layout: version 1 sealed
+	// with the SHA-256 of its content (safetensors.File.Seal), which must
+	// be present and is checked when the file is read.
+	FormatVersion = "qat-checkpoint/2"
+	// FormatV1 is the previous version, without the digest; it still
+	// loads, with a warning in Checkpoint.Warnings.
+	FormatV1 = "qat-checkpoint/1"
 	// optimizerPrefix prefixes the optimizer state tensors.
 	optimizerPrefix = "optimizer."
 )
@@ -45,6 +50,9 @@ type Checkpoint struct {
 	// state: none saved).
 	OptState map[string][]float32
 	OptSteps int64
+	// Warnings lists what loading noticed without rejecting the file: a
+	// FormatV1 checkpoint, whose damage nothing can reveal.
+	Warnings []string
 }
 
 // FromTrainer captures a trainer's state for saving.
@@ -56,7 +64,8 @@ func FromTrainer(t *Trainer, dataset string) *Checkpoint {
 
 // File encodes the checkpoint as a safetensors file: model tensors under
 // their state_dict names, optimizer buffers under "optimizer.<key>",
-// counters, normalisation and configs as metadata.
+// counters, normalisation and configs as metadata, sealed with its digest
+// (safetensors.File.Seal) unless the caller changes it afterwards.
 func (c *Checkpoint) File() (*safetensors.File, error) {
 	f := &safetensors.File{Metadata: map[string]string{}, Tensors: map[string]safetensors.Tensor{}}
 	if err := c.Model.SaveState(f); err != nil {
@@ -86,6 +95,7 @@ func (c *Checkpoint) File() (*safetensors.File, error) {
 			f.Tensors[optimizerPrefix+k] = safetensors.FromFloat32([]int{len(v)}, v)
 		}
 	}
+	f.Seal()
 	return f, nil
 }
 
@@ -117,19 +127,27 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	return c, nil
 }
 
-// FromFile decodes a checkpoint from a parsed safetensors file.
+// FromFile decodes a checkpoint from a file safetensors.Parse returned
+// (which checked its digest).
 func FromFile(f *safetensors.File) (*Checkpoint, error) {
-	if v := f.Metadata[MetaFormat]; v != FormatVersion {
-		if v == "" {
-			return nil, fmt.Errorf("no %s metadata: not a qat checkpoint", MetaFormat)
+	var warnings []string
+	switch v := f.Metadata[MetaFormat]; v {
+	case FormatVersion:
+		if _, ok := f.Metadata[safetensors.MetaDigest]; !ok {
+			return nil, fmt.Errorf("no %s metadata (format %q is sealed with a digest)", safetensors.MetaDigest, FormatVersion)
 		}
-		return nil, fmt.Errorf("format %q is not %q", v, FormatVersion)
+	case FormatV1:
+		warnings = append(warnings, fmt.Sprintf("format %q has no digest, so damage to the file cannot be detected: save it again (e.g. qat calibrate or finetune) to get %q", FormatV1, FormatVersion))
+	case "":
+		return nil, fmt.Errorf("no %s metadata: not a qat checkpoint", MetaFormat)
+	default:
+		return nil, fmt.Errorf("format %q is not %q (nor %q)", v, FormatVersion, FormatV1)
 	}
 	m, used, err := layers.LoadState(f)
 	if err != nil {
 		return nil, err
 	}
-	c := &Checkpoint{Model: m, Dataset: f.Metadata[MetaDataset]}
+	c := &Checkpoint{Model: m, Dataset: f.Metadata[MetaDataset], Warnings: warnings}
 	if c.Step, err = strconv.ParseInt(f.Metadata[MetaStep], 10, 64); err != nil || c.Step < 0 {
 		return nil, fmt.Errorf("metadata %s = %q: want a non-negative integer", MetaStep, f.Metadata[MetaStep])
 	}

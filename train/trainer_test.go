@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
@@ -11,6 +12,7 @@ import (
 
 	"qat/data"
 	"qat/layers"
+	"qat/safetensors"
 )
 
 var mnistNorm = data.Norm{Mean: data.MNISTMean, Std: data.MNISTStd}
@@ -326,6 +328,32 @@ func TestCheckpointErrors(t *testing.T) {
 	f.Metadata[MetaFormat] = "other/2"
 	if _, err := FromFile(f); err == nil || !strings.Contains(err.Error(), "other/2") {
 		t.Errorf("wrong format: %v", err)
+	}
+
+	// A flipped bit of a weight, of a scale in the metadata, anywhere: the
+	// digest rejects it, naming the file.
+	for _, at := range []int{len(b) - 1, len(b) / 2, bytes.Index(b, []byte(`qat.step`)) + 12} {
+		c := bytes.Clone(b)
+		c[at] ^= 0x02
+		p := filepath.Join(dir, "flip.safetensors")
+		if err := os.WriteFile(p, c, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadCheckpoint(p); err == nil || !strings.Contains(err.Error(), p) {
+			t.Errorf("byte %d flipped: %v", at, err)
+		}
+	}
+	// Unsealed: refused as version 2, read with a warning as version 1.
+	f, _ = FromTrainer(tn, "embedded").File()
+	delete(f.Metadata, safetensors.MetaDigest)
+	if _, err := FromFile(f); err == nil || !strings.Contains(err.Error(), "no qat.sha256 metadata") {
+		t.Errorf("unsealed version 2: %v", err)
+	}
+	f.Metadata[MetaFormat] = FormatV1
+	if ck, err := FromFile(f); err != nil {
+		t.Errorf("version 1: %v", err)
+	} else if len(ck.Warnings) != 1 || !strings.Contains(ck.Warnings[0], "no digest") {
+		t.Errorf("version 1: warnings %q", ck.Warnings)
 	}
 }
 
