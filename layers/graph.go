@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	pkgerrors "github.com/pkg/errors"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
@@ -323,14 +324,24 @@ func (gr *Graph) Run(labels []int) error {
 	return nil
 }
 
-// unwrapVM turns gorgonia's VM error, which exposes its cause through an
-// Err method rather than Unwrap, into an error errors.Is can see through.
+// unwrapVM turns gorgonia's VM error into its cause, named by the op that
+// failed: the VM's framing ("PC 2. Failed to execute instruction ...
+// Failed to carry op.Do()", github.com/pkg/errors wrappers, which expose
+// their cause through Cause rather than Unwrap) is dropped, and the result
+// wraps the op's own error, so errors.Is and errors.As see through it.
 func unwrapVM(err error) error {
-	var c interface{ Err() error }
-	if errors.As(err, &c) && c.Err() != nil && c.Err() != err {
-		return fmt.Errorf("%w", c.Err())
+	var c interface {
+		Err() error
+		Node() *gorgonia.Node
 	}
-	return err
+	if !errors.As(err, &c) || c.Err() == nil {
+		return err
+	}
+	cause := pkgerrors.Cause(c.Err())
+	if n := c.Node(); n != nil && n.Op() != nil {
+		return fmt.Errorf("%v: %w", n.Op(), cause)
+	}
+	return fmt.Errorf("%w", cause)
 }
 
 // Loss returns the mean cross-entropy of the last run.
