@@ -3,6 +3,7 @@ package infer
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"testing"
 
 	"qat/export"
@@ -243,6 +244,16 @@ var testNets = []struct {
 		{typ: qmodel.OpFlatten},
 		{typ: qmodel.OpLinear, out: 3},
 	}},
+	// im2col's other widths: k*c = 8 (one word exactly), 12 (one 16-byte
+	// word) and 35 with padding (three, the last mostly slack).
+	{"im2col-chunks", [3]int{2, 11, 10}, []layerSpec{
+		{typ: qmodel.OpConv, out: 3, k: 4, stride: 1, act: qmodel.OpReLU},
+		{typ: qmodel.OpConv, out: 7, k: 2, stride: 1, pad: 1},
+		{typ: qmodel.OpConv, out: 4, k: 5, stride: 2, pad: 2, act: qmodel.OpReLU6},
+		{typ: qmodel.OpMaxPool, k: 3, stride: 1},
+		{typ: qmodel.OpFlatten},
+		{typ: qmodel.OpLinear, out: 3},
+	}},
 	// Codes flattened from [H W C] keep the runtime's channels-last order
 	// through element-wise ops: the linear after them and the output of a
 	// net that ends there must see PyTorch's C, H, W order.
@@ -365,10 +376,178 @@ func TestLayerMatchesNet(t *testing.T) {
 	}
 }
 
+// evenDivider equals divRoundEven for every window sum of every window
+// size up to 64 x 64, and for random dividends and divisors.
+func TestEvenDivider(t *testing.T) {
+	for k := uint32(1); k <= 64; k++ {
+		n := k * k
+		d := newEvenDivider(n)
+		for s := uint32(0); s <= 255*n; s++ {
+			if got, want := d.div(s), divRoundEven(s, n); got != want {
+				t.Fatalf("n=%d: %d gives %d, want %d", n, s, got, want)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	for range 1000000 {
+		n := max(rng.Uint32()>>rng.IntN(32), 1)
+		s := rng.Uint32() >> rng.IntN(32)
+		if rng.IntN(4) == 0 { // near a multiple of n, or of n/2
+			s = (s/n)*n + uint32(rng.IntN(3)) - 1 + n/2*uint32(rng.IntN(2))
+		}
+		if got, want := newEvenDivider(n).div(s), divRoundEven(s, n); got != want {
+			t.Fatalf("n=%d: %d gives %d, want %d", n, s, got, want)
+		}
+	}
+}
+
 func TestDivRoundEven(t *testing.T) {
 	for _, c := range []struct{ t, n, want uint32 }{{5, 2, 2}, {7, 2, 4}, {6, 4, 2}, {10, 4, 2}, {14, 4, 4}, {11, 4, 3}, {9, 4, 2}, {0, 9, 0}, {2295, 9, 255}} {
 		if got := divRoundEven(c.t, c.n); got != c.want {
 			t.Errorf("divRoundEven(%d, %d) = %d, want %d", c.t, c.n, got, c.want)
+		}
+	}
+}
+
+// refPool is the pooling of refRun on one NHWC sample of [h w c] codes.
+func refPool(src []uint8, h, w, c, k, stride int, avg bool) []uint8 {
+	oh, ow := (h-k)/stride+1, (w-k)/stride+1
+	out := make([]uint8, oh*ow*c)
+	for oy := range oh {
+		for ox := range ow {
+			for ch := range c {
+				best, sum := 0, 0
+				for ky := range k {
+					for kx := range k {
+						v := int(src[((oy*stride+ky)*w+ox*stride+kx)*c+ch])
+						best, sum = max(best, v), sum+v
+					}
+				}
+				if avg {
+					n := k * k
+					best = sum / n
+					if r := sum % n; 2*r > n || (2*r == n && best%2 == 1) {
+						best++
+					}
+				}
+				out[(oy*ow+ox)*c+ch] = uint8(best)
+			}
+		}
+	}
+	return out
+}
+
+// TestPools compares maxPool and avgPool with refPool over channel counts
+// around the vector widths and avgPool's 64-channel chunks, windows with
+// and without overlap, and codes near 0 and 255.
+func TestPools(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, c := range []int{1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 48, 63, 64, 65, 70, 130} {
+		for _, ks := range [][2]int{{1, 1}, {2, 2}, {2, 1}, {3, 2}, {3, 3}, {4, 3}, {5, 1}} {
+			k, stride := ks[0], ks[1]
+			h, w := k+rng.IntN(6), k+rng.IntN(6)
+			oh, ow := (h-k)/stride+1, (w-k)/stride+1
+			const batch = 2
+			src := make([]uint8, batch*h*w*c)
+			for i := range src {
+				switch rng.IntN(4) {
+				case 0:
+					src[i] = 255 - uint8(rng.IntN(2))
+				case 1:
+					src[i] = uint8(rng.IntN(2))
+				default:
+					src[i] = uint8(rng.IntN(256))
+				}
+			}
+			for _, avg := range []bool{false, true} {
+				dst := make([]uint8, batch*oh*ow*c)
+				in, out := []int{h, w, c}, []int{oh, ow, c}
+				if avg {
+					avgPool(dst, src, batch, in, out, k, stride)
+				} else {
+					maxPool(dst, src, batch, in, out, k, stride, make([]uint8, w*c))
+				}
+				for b := range batch {
+					want := refPool(src[b*h*w*c:(b+1)*h*w*c], h, w, c, k, stride, avg)
+					if got := dst[b*oh*ow*c : (b+1)*oh*ow*c]; fmt.Sprint(got) != fmt.Sprint(want) {
+						t.Fatalf("c=%d k=%d stride=%d [%d %d] avg=%v sample %d:\ngot  %v\nwant %v", c, k, stride, h, w, avg, b, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// A Runner allocates nothing once it has run a batch.
+func TestRunDoesNotAllocate(t *testing.T) {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-race" && s.Value == "true" {
+				t.Skip("the race detector's instrumentation allocates")
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, tn := range testNets {
+		for _, mode := range []qmodel.Requant{qmodel.RequantFloat, qmodel.RequantFixed} {
+			m := randomModel(t, rng, tn.in, tn.specs, 8, 8, mode)
+			net, err := New(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const batch = 3
+			pixels := make([]uint8, batch*net.InputLen())
+			r := net.NewRunner(batch)
+			if a := testing.AllocsPerRun(5, func() { r.Pixels(pixels); r.Run(batch) }); a != 0 {
+				t.Errorf("%s/%s: %v allocations a run", tn.name, mode, a)
+			}
+		}
+	}
+}
+
+// TestIm2col compares im2col with a loop per index over window widths
+// k*c from 1 to 85 (the in-order words, the by-row words and every exact
+// tail), with and without padding, stride and spare capacity after src.
+func TestIm2col(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	var s scratch
+	for _, c := range []int{1, 2, 3, 4, 5, 7, 8, 16, 17} {
+		for k := 1; k <= 5; k++ {
+			for _, sp := range [][2]int{{1, 0}, {1, 1}, {2, 0}, {2, 2}, {3, 1}} {
+				st, pad := sp[0], sp[1]
+				h, w := k+rng.IntN(5), k+rng.IntN(5)
+				oh, ow := (h+2*pad-k)/st+1, (w+2*pad-k)/st+1
+				p := &op{in: []int{h, w, c}, out: []int{oh, ow, 1}, k: k, stride: st, pad: pad, zin: uint8(rng.IntN(256))}
+				// Without spare capacity, src is staged; with 16 bytes of it
+				// and no padding, im2col reads src in place.
+				spare := 16 * rng.IntN(2)
+				src := make([]uint8, h*w*c, h*w*c+spare)
+				for i := range src[:cap(src)] {
+					src[:cap(src)][i] = uint8(rng.IntN(256))
+				}
+				kd := k * k * c
+				col := make([]uint8, oh*ow*kd+16)
+				p.im2col(col, src, &s)
+				for oy := range oh {
+					for ox := range ow {
+						for ky := range k {
+							for kx := range k {
+								for ch := range c {
+									y, x := oy*st-pad+ky, ox*st-pad+kx
+									want := p.zin
+									if y >= 0 && y < h && x >= 0 && x < w {
+										want = src[(y*w+x)*c+ch]
+									}
+									if got := col[(oy*ow+ox)*kd+(ky*k+kx)*c+ch]; got != want {
+										t.Fatalf("c=%d k=%d stride=%d pad=%d [%d %d]: row (%d, %d) code (%d, %d, %d): got %d want %d",
+											c, k, st, pad, h, w, oy, ox, ky, kx, ch, got, want)
+									}
+								}
+							}
+						}
+					}
+				}
+			}
 		}
 	}
 }

@@ -2,12 +2,13 @@ package infer
 
 import (
 	"fmt"
+	"math"
+	"math/bits"
 	"unsafe"
 
 	"qat/internal/qgemm"
 	"qat/internal/qvec"
 	"qat/qmodel"
-	"qat/quant"
 )
 
 // op is one prepared operation on NHWC codes. in and out are per-sample
@@ -186,7 +187,7 @@ func (p *op) conv(dst, src []uint8, batch int, s *scratch) {
 	for s0 := 0; s0 < batch; s0 += samples {
 		n := min(samples, batch-s0)
 		rows := n * perSample
-		// 16 bytes of slack: im2col copies in 8-byte words.
+		// 16 bytes of slack: im2col copies in 8- and 16-byte words.
 		col := s.cols(rows*kd + 16)
 		for i := range n {
 			p.im2col(col[i*perSample*kd:], src[(s0+i)*h*w*c:], s)
@@ -202,19 +203,28 @@ func (p *op) conv(dst, src []uint8, batch int, s *scratch) {
 // src: row (oy, ox) holds the window's codes in (ky, kx, c) order, the
 // input zero point where the window leaves the input. The sample is first
 // staged into pad, surrounded by the zero point and followed by 16 bytes
-// of slack, so that the rows are then gathered with whole 8-byte words
-// and no bounds checks. col must hold the rows plus 16 bytes, which the
-// last words overwrite with garbage.
+// of slack, so that each window row's k*c codes are then gathered with
+// one 8-byte word, or with whole 16-byte words, and no bounds checks;
+// without padding, src is used in place when its capacity holds the 16
+// bytes of slack. col must hold the rows plus 16 bytes, which the last
+// words overwrite with garbage.
 func (p *op) im2col(col, src []uint8, s *scratch) {
 	h, w, c := p.in[0], p.in[1], p.in[2]
 	oh, ow := p.out[0], p.out[1]
 	k, st, pad := p.k, p.stride, p.pad
 	hp, wp := h+2*pad, w+2*pad
 	kc, rowStride := k*c, wp*c
-	staged := s.padded(hp*rowStride + 16)
-	if pad == 0 {
+	var staged []uint8
+	switch {
+	case pad == 0 && cap(src) >= h*w*c+16:
+		// src itself, its slack the codes that follow it (read, never
+		// used).
+		staged = src[:h*w*c+16]
+	case pad == 0:
+		staged = s.padded(h*w*c + 16)
 		copy(staged, src[:h*w*c])
-	} else {
+	default:
+		staged = s.padded(hp*rowStride + 16)
 		fill(staged[:(pad*wp+pad)*c], p.zin)
 		for y := range h {
 			at := ((y+pad)*wp + pad) * c
@@ -223,31 +233,108 @@ func (p *op) im2col(col, src []uint8, s *scratch) {
 		}
 		fill(staged[((h+pad)*wp+pad)*c:hp*rowStride], p.zin)
 	}
-	words := (kc + 7) / 8
 	// The last row read starts at ((oh-1)*st+k-1)*rowStride + (ow-1)*st*c
-	// and its words end less than 8 bytes past its kc codes, inside the
-	// slack; likewise for the writes into col.
+	// and its words end less than 16 bytes past its kc codes, inside the
+	// slack; likewise for the writes into col, each of which the next row
+	// overwrites but for the last one's, in col's slack.
 	if len(col) < oh*ow*k*kc+16 || len(staged) < hp*rowStride+16 {
 		panic("infer: im2col buffers too short")
 	}
 	cp, sp := unsafe.Pointer(unsafe.SliceData(col)), unsafe.Pointer(unsafe.SliceData(staged))
+	if kc < 4 {
+		gatherInOrder(cp, sp, oh, ow, k, kc, st*c, st*rowStride, rowStride)
+	} else {
+		gatherByRow(cp, sp, oh, ow, k, kc, st*c, st*rowStride, rowStride)
+	}
+}
+
+// gatherInOrder writes im2col's oh*ow rows of k window rows of kc <= 8
+// codes each from staged to col (both with the slack im2col checked):
+// window (oy, ox)'s first row starts at oy*rowStep + ox*colStep in
+// staged, its next rows rowStride apart. It copies one 8-byte word a
+// window row, in the order of col, so that each word's garbage past its
+// kc codes is overwritten by the next.
+func gatherInOrder(col, staged unsafe.Pointer, oh, ow, k, kc, colStep, rowStep, rowStride int) {
 	at := 0
 	for oy := range oh {
-		rowBase := oy * st * rowStride
-		for ox := range ow {
-			from := rowBase + ox*st*c
+		from := oy * rowStep
+		for range ow {
+			f := from
 			for range k {
-				switch words {
-				case 1:
-					*(*uint64)(unsafe.Add(cp, at)) = *(*uint64)(unsafe.Add(sp, from))
-				case 2:
-					*(*[2]uint64)(unsafe.Add(cp, at)) = *(*[2]uint64)(unsafe.Add(sp, from))
-				default:
-					copy(unsafe.Slice((*uint8)(unsafe.Add(cp, at)), kc), unsafe.Slice((*uint8)(unsafe.Add(sp, from)), kc))
-				}
+				*(*uint64)(unsafe.Add(col, at)) = *(*uint64)(unsafe.Add(staged, f))
 				at += kc
-				from += rowStride
+				f += rowStride
 			}
+			from += colStep
+		}
+	}
+}
+
+// gatherByRow is gatherInOrder for kc >= 4, faster: for each output row oy
+// it copies window row ky of every window before window row ky+1 (so
+// that consecutive copies neither overlap nor read far apart). Window rows
+// ky < k-1 are copied in whole words (one 8-byte word for kc <= 8, else
+// 16-byte words), whose garbage, at most kc bytes as kc >= 4, lands in
+// window row ky+1 of the same window, copied later; the last window row
+// is copied exactly, so it overwrites nothing of the next window.
+func gatherByRow(col, staged unsafe.Pointer, oh, ow, k, kc, colStep, rowStep, rowStride int) {
+	kkc := k * kc
+	for oy := range oh {
+		for ky := range k - 1 {
+			at, f := oy*ow*kkc+ky*kc, oy*rowStep+ky*rowStride
+			if kc <= 8 {
+				x := 0
+				for ; x+4 <= ow; x += 4 {
+					*(*uint64)(unsafe.Add(col, at)) = *(*uint64)(unsafe.Add(staged, f))
+					*(*uint64)(unsafe.Add(col, at+kkc)) = *(*uint64)(unsafe.Add(staged, f+colStep))
+					*(*uint64)(unsafe.Add(col, at+2*kkc)) = *(*uint64)(unsafe.Add(staged, f+2*colStep))
+					*(*uint64)(unsafe.Add(col, at+3*kkc)) = *(*uint64)(unsafe.Add(staged, f+3*colStep))
+					at += 4 * kkc
+					f += 4 * colStep
+				}
+				for ; x < ow; x++ {
+					*(*uint64)(unsafe.Add(col, at)) = *(*uint64)(unsafe.Add(staged, f))
+					at += kkc
+					f += colStep
+				}
+				continue
+			}
+			for range ow {
+				for i := 0; i < kc; i += 16 {
+					*(*[2]uint64)(unsafe.Add(col, at+i)) = *(*[2]uint64)(unsafe.Add(staged, f+i))
+				}
+				at += kkc
+				f += colStep
+			}
+		}
+		// The last window row: whole 16-byte words, then 8, 4, 2 and 1
+		// bytes, from one word read up to 8 bytes past the codes.
+		at, f := oy*ow*kkc+(k-1)*kc, oy*rowStep+(k-1)*rowStride
+		whole, tail := kc&^15, kc&15
+		for range ow {
+			d, s := unsafe.Add(col, at), unsafe.Add(staged, f)
+			for i := 0; i < whole; i += 16 {
+				*(*[2]uint64)(unsafe.Add(d, i)) = *(*[2]uint64)(unsafe.Add(s, i))
+			}
+			d, s = unsafe.Add(d, whole), unsafe.Add(s, whole)
+			if tail&8 != 0 {
+				*(*uint64)(d) = *(*uint64)(s)
+				d, s = unsafe.Add(d, 8), unsafe.Add(s, 8)
+			}
+			v := *(*uint64)(s)
+			if tail&4 != 0 {
+				*(*uint32)(d) = uint32(v)
+				d, v = unsafe.Add(d, 4), v>>32
+			}
+			if tail&2 != 0 {
+				*(*uint16)(d) = uint16(v)
+				d, v = unsafe.Add(d, 2), v>>16
+			}
+			if tail&1 != 0 {
+				*(*uint8)(d) = uint8(v)
+			}
+			at += kkc
+			f += colStep
 		}
 	}
 }
@@ -260,76 +347,101 @@ func fill(b []uint8, v uint8) {
 
 // requant turns accumulators [rows, Out] into output codes.
 func (p *op) requant(dst []uint8, acc []int32) {
-	n := len(p.bias)
 	zp, lo, hi := p.outQ.ZeroPoint, p.lo, p.hi
 	if p.mult != nil {
 		qvec.RequantFloat(dst, acc, p.bias, p.mult, zp, lo, hi)
 		return
 	}
-	for r := 0; r < len(acc); r += n {
-		a, d := acc[r:r+n], dst[r:r+n]
-		for j := range n {
-			d[j] = uint8(quant.RequantizeFixed(a[j]+p.bias[j], p.m0[j], p.shift[j], zp, lo, hi))
-		}
-	}
+	qvec.RequantFixed(dst, acc, p.bias, p.m0, p.shift, zp, lo, hi)
 }
 
 // maxPool takes, for each output row, the maximum of the window's input
-// rows with whole-row vector maxima, then the maximum over each window's
-// columns, c codes at a time.
+// rows with whole-row vector maxima into row (w*c codes of scratch), then
+// the maximum over each window's columns with one qvec.MaxWindows.
 func maxPool(dst, src []uint8, batch int, in, out []int, k, stride int, row []uint8) {
 	h, w, c := in[0], in[1], in[2]
 	oh, ow := out[0], out[1]
-	wc := w * c
+	wc, owc := w*c, ow*c
 	row = row[:wc]
 	for b := range batch {
 		s := src[b*h*wc : (b+1)*h*wc]
-		d := dst[b*oh*ow*c : (b+1)*oh*ow*c]
+		d := dst[b*oh*owc : (b+1)*oh*owc]
 		for oy := range oh {
 			y := oy * stride
-			copy(row, s[y*wc:(y+1)*wc])
-			for ky := 1; ky < k; ky++ {
-				qvec.MaxBytes(row, row, s[(y+ky)*wc:(y+ky+1)*wc])
-			}
-			for ox := range ow {
-				o := d[(oy*ow+ox)*c : (oy*ow+ox+1)*c]
-				x := ox * stride * c
-				copy(o, row[x:x+c])
-				for kx := 1; kx < k; kx++ {
-					qvec.MaxBytes(o, o, row[x+kx*c:x+(kx+1)*c])
+			r := s[y*wc : (y+1)*wc]
+			if k > 1 {
+				qvec.MaxBytes(row, r, s[(y+1)*wc:(y+2)*wc])
+				for ky := 2; ky < k; ky++ {
+					qvec.MaxBytes(row, row, s[(y+ky)*wc:(y+ky+1)*wc])
 				}
+				r = row
 			}
+			qvec.MaxWindows(d[oy*owc:(oy+1)*owc], r, c, k, stride*c)
 		}
 	}
 }
 
-// avgPool averages windows of codes, rounding half to even.
+// avgPool averages windows of codes, rounding half to even: each output
+// code is divRoundEven of its window's code sum (an evenDivider's), the
+// sum accumulated in uint32 (exact for any k below 4096), up to 64
+// channels at a time in a stack buffer, so that nothing is allocated.
 func avgPool(dst, src []uint8, batch int, in, out []int, k, stride int) {
 	h, w, c := in[0], in[1], in[2]
 	oh, ow := out[0], out[1]
-	n := uint32(k * k)
-	sum := make([]uint32, c)
+	div := newEvenDivider(uint32(k * k))
+	var buf [64]uint32
 	for b := range batch {
 		s := src[b*h*w*c : (b+1)*h*w*c]
 		d := dst[b*oh*ow*c : (b+1)*oh*ow*c]
 		for oy := range oh {
 			for ox := range ow {
-				clear(sum)
-				for ky := range k {
-					for kx := range k {
-						i := s[((oy*stride+ky)*w+ox*stride+kx)*c:]
-						for ch, v := range i[:c] {
-							sum[ch] += uint32(v)
+				o := d[(oy*ow+ox)*c : (oy*ow+ox+1)*c]
+				for c0 := 0; c0 < c; c0 += len(buf) {
+					sum := buf[:min(len(buf), c-c0)]
+					clear(sum)
+					for ky := range k {
+						at := ((oy*stride+ky)*w+ox*stride)*c + c0
+						for kx := range k {
+							for ch, v := range s[at+kx*c : at+kx*c+len(sum)] {
+								sum[ch] += uint32(v)
+							}
 						}
 					}
-				}
-				o := d[(oy*ow+ox)*c : (oy*ow+ox+1)*c]
-				for ch, t := range sum {
-					o[ch] = uint8(divRoundEven(t, n))
+					for ch, t := range sum {
+						o[c0+ch] = uint8(div.div(t))
+					}
 				}
 			}
 		}
 	}
+}
+
+// evenDivider computes divRoundEven(t, n) for a fixed n >= 1 without a
+// division: floor(t/n) is the high word of t * ceil(2^64/n), exactly for
+// every uint32 t, as the multiplier exceeds 2^64/n by less than 1 and t
+// by less than 2^32 (n = 1 keeps t as it is).
+type evenDivider struct {
+	n uint32
+	m uint64 // ceil(2^64/n); 0 for n = 1
+}
+
+func newEvenDivider(n uint32) evenDivider {
+	if n == 1 {
+		return evenDivider{n: 1}
+	}
+	return evenDivider{n: n, m: math.MaxUint64/uint64(n) + 1}
+}
+
+func (d evenDivider) div(t uint32) uint32 {
+	q := t
+	if d.m != 0 {
+		hi, _ := bits.Mul64(uint64(t), d.m)
+		q = uint32(hi)
+	}
+	if r := t - q*d.n; 2*r > d.n || (2*r == d.n && q&1 == 1) {
+		q++
+	}
+	return q
 }
 
 // divRoundEven returns t/n rounded half to even.

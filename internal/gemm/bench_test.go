@@ -3,6 +3,7 @@ package gemm
 import (
 	"fmt"
 	"math/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,8 +11,11 @@ import (
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
-// benchShapes are the products of qat's LeNet/MLP trainer at batch 128
-// (convolutions per sample, linear layers per batch) and one large square.
+// benchShapes are the products of qat's trainers at batch 128, as
+// layers/conv.go (per sample) and layers/linear.go (per batch) call Sgemm:
+// conv* are lenet's convolutions, fc* mlp's linear layers (784-256-128-10),
+// lenet_fc1 lenet's first linear layer (512-128; its second, 128-10, is
+// fc3's shape); then squares of 256 and 1024.
 var benchShapes = []struct {
 	name    string
 	tA, tB  bool
@@ -32,15 +36,20 @@ var benchShapes = []struct {
 	{"fc3_fwd", false, true, 128, 10, 128},
 	{"fc3_dX", false, false, 128, 128, 10},
 	{"fc3_dW", true, false, 10, 128, 128},
+	{"lenet_fc1_fwd", false, true, 128, 128, 512},
+	{"lenet_fc1_dX", false, false, 128, 512, 128},
+	{"lenet_fc1_dW", true, false, 128, 512, 128},
+	{"square_NN", false, false, 256, 256, 256},
+	{"square_NT", false, true, 256, 256, 256},
 	{"square_NN", false, false, 1024, 1024, 1024},
 	{"square_NT", false, true, 1024, 1024, 1024},
 	{"square_TN", true, false, 1024, 1024, 1024},
 	{"square_TT", true, true, 1024, 1024, 1024},
 }
 
-// BenchmarkSgemm times Sgemm (asm: the AVX-512 micro-kernels, where the
-// CPU has them), the same blocked driver with the pure-Go kernel
-// (generic), and gonum's Sgemm (gonum: parallel over GOMAXPROCS
+// BenchmarkSgemm times Sgemm with each kernel set this CPU can run
+// (avx512, avx2, generic: the same blocked driver around each
+// micro-kernel) and gonum's Sgemm (gonum: parallel over GOMAXPROCS
 // goroutines, kept here for comparison only), reporting GFLOP/s =
 // 2*m*n*k / ns. Sub-benchmark names are shape_MxNxK/impl.
 func BenchmarkSgemm(b *testing.B) {
@@ -56,28 +65,25 @@ func BenchmarkSgemm(b *testing.B) {
 		a := randSlice(r, s.m*s.k)
 		bm := randSlice(r, s.k*s.n)
 		c := randSlice(r, s.m*s.n)
-		impls := []struct {
+		type impl struct {
 			name string
 			f    func()
-		}{
-			{"asm", func() { Sgemm(s.tA, s.tB, s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n) }},
-			{"generic", func() {
-				forceGeneric = true
-				Sgemm(s.tA, s.tB, s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n)
-				forceGeneric = false
-			}},
-			{"gonum", func() {
-				gonum.Implementation{}.Sgemm(trans(s.tA), trans(s.tB), s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n)
-			}},
 		}
+		var impls []impl
+		for _, ks := range kernelSets {
+			impls = append(impls, impl{benchName(ks), func() {
+				sgemmWith(ks, s.tA, s.tB, s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n)
+			}})
+		}
+		impls = append(impls, impl{"gonum", func() {
+			gonum.Implementation{}.Sgemm(trans(s.tA), trans(s.tB), s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n)
+		}})
 		for _, im := range impls {
-			if im.name == "asm" && !hasAsm {
-				continue
-			}
 			// The slow implementations take about 0.4 s (generic) and
 			// 0.25 s (gonum) per 1024³ product: run them on NN only, and
 			// not at all with -short.
-			if im.name != "asm" && s.m*s.n*s.k >= 1<<30 && (testing.Short() || s.tA || s.tB) {
+			slow := im.name == "generic" || im.name == "gonum"
+			if slow && s.m*s.n*s.k >= 1<<30 && (testing.Short() || s.tA || s.tB) {
 				continue
 			}
 			b.Run(fmt.Sprintf("%s_%dx%dx%d/%s", s.name, s.m, s.n, s.k, im.name), func(b *testing.B) {
@@ -95,6 +101,12 @@ func BenchmarkSgemm(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchName is the sub-benchmark name of a kernel set: avx512, avx2,
+// generic (the name in lower case, without "+FMA").
+func benchName(ks *kernelSet) string {
+	return strings.ToLower(strings.TrimSuffix(ks.name, "+FMA"))
 }
 
 func trans(t bool) blas.Transpose {

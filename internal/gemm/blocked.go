@@ -5,17 +5,51 @@ import (
 	"unsafe"
 )
 
-// Register tile and cache blocking. A micro-kernel computes an mr×nr tile
-// of C (nr = 3 vectors of 16 float32) over kc steps of the k dimension;
-// see the package doc for how the blocks map onto the caches.
-const (
-	mr = 8   // rows of a micro-tile (broadcast operand, op(A))
-	nr = 48  // columns of a micro-tile (vector operand, op(B))
-	nv = 16  // float32 lanes of a vector
-	kc = 256 // k block: the depth of every kernel call
-	mc = 960 // m block: rows of op(A) = A^T packed at a time
-	nc = 480 // n block: columns of op(B) one A micro-panel sweeps (L2)
-)
+// A kernelSet is one implementation of the micro-kernel with its register
+// tile and cache blocks: kern computes tiles of up to mr×nr, nr being a
+// multiple of the vector width nv (float32 lanes), over k blocks of at
+// most kc; m is split into blocks of at most mc rows (a multiple of mr:
+// only matters when A^T is packed) and n into blocks of at most nc
+// columns (a multiple of nr), see the package doc. Packed op(B) panels
+// are nr columns wide, padded to a multiple of nv.
+type kernelSet struct {
+	name       string // as Kernel reports it
+	mr, nr     int
+	nv         int
+	kc, mc, nc int
+	kern       microKernel
+	// packBN reports whether op(B) = B, its rows ldb floats apart, is
+	// packed (packBN) for a product with m rows, rather than read in
+	// place; see packB.
+	packBN func(m, ldb int) bool
+	// packAT reports whether op(A) = A^T, its rows lda floats apart, is
+	// packed (packAT) rather than read in place; see packA.
+	packAT func(lda int) bool
+	// transposes: packBT may call transposeBlock with this nv.
+	transposes bool
+}
+
+// genericKernels is the pure-Go kernel set, always compiled.
+var genericKernels = &kernelSet{
+	name: "Generic", mr: genericMR, nr: genericNR, nv: 16, kc: 256, mc: 960, nc: 480,
+	kern: kernelGeneric, packBN: func(int, int) bool { return true },
+	packAT: func(lda int) bool { return lda >= 512 },
+}
+
+// kernelSets lists the kernel sets this CPU can run, fastest first; the
+// last one is genericKernels. It is set once at initialisation.
+var kernelSets = append(asmKernels(), genericKernels)
+
+// active is the kernel set Sgemm uses, the fastest one; only tests change
+// it (to run every set in kernelSets), and not while Sgemm runs.
+var active = kernelSets[0]
+
+// Kernel names the micro-kernels Sgemm uses on this machine, for
+// benchmark and version output: on amd64 "AVX512" or "AVX2+FMA", else the
+// name of the architecture's assembly set, or "Generic" (the pure-Go
+// kernel: no assembly for this CPU or architecture, QAT_CPU switched it
+// off, or the noasm tag).
+func Kernel() string { return active.name }
 
 // microKernel computes the h×w tile (h <= mr, w <= nr)
 //
@@ -26,10 +60,17 @@ const (
 // not read C. Columns past w of b and C are neither read nor written.
 type microKernel func(h, w, k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, alpha, beta float32)
 
+// The tile of the pure-Go micro-kernel.
+const (
+	genericMR = 8
+	genericNR = 48
+)
+
 // kernelGeneric is the pure-Go micro-kernel. It accumulates 2×4 blocks
 // of the tile in scalar variables (registers), the rest one row at a time.
 func kernelGeneric(h, w, k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, alpha, beta float32) {
-	var acc [mr * nr]float32
+	const nr = genericNR
+	var acc [genericMR * nr]float32
 	i := 0
 	for ; i+2 <= h; i += 2 {
 		a0, a1 := a[i*rsa:], a[(i+1)*rsa:]
@@ -125,8 +166,8 @@ func putWorkspace(ws *workspace) {
 // aligned returns a 64-byte aligned slice of n float32 from *buf, growing
 // it if needed.
 func aligned(buf *[]float32, n int) []float32 {
-	if cap(*buf) < n+nv {
-		*buf = make([]float32, n+nv)
+	if cap(*buf) < n+16 {
+		*buf = make([]float32, n+16)
 	}
 	s := (*buf)[:cap(*buf)]
 	off := int((-uintptr(unsafe.Pointer(&s[0])) & 63) / 4)
@@ -149,34 +190,33 @@ func blocks(n, max, step int) int {
 //
 // op(A) = A is always read in place: the R kernels walk mr rows of A.
 // op(A) = A^T is read in place (mr contiguous values at stride lda) unless
-// lda >= 512 floats, where those strided lines start to collide in L1;
-// it is then copied into panels of mr rows (packAT).
+// the kernel set's packAT says those strided lines collide in L1 (lda >=
+// 512 floats for all sets); it is then copied into panels of mr rows
+// (packAT), for m > mr.
 //
-// op(B) = B^T is always packed, transposed (packBT). With the assembly
-// kernels op(B) = B is read in place, rows of nr floats at stride ldb:
-// the hardware prefetchers keep up and copying it was slower on every
-// shape tried, 1024³ included. The pure-Go kernel, which walks B four
-// columns at a time, packs it (packBN).
-func packA(transA bool, m, lda int) bool { return transA && lda >= 512 && m > mr }
-func packB(transB, asm bool) bool        { return transB || !asm }
+// op(B) = B^T is always packed, transposed (packBT). op(B) = B is packed
+// (packBN) where the kernel set's packBN says so, else read in place,
+// rows of nr floats at stride ldb; see the kernel sets for why.
+func packA(transA bool, m, lda int, ks *kernelSet) bool {
+	return transA && m > ks.mr && ks.packAT(lda)
+}
+func packB(transB bool, m, ldb int, ks *kernelSet) bool {
+	return transB || ks.packBN(m, ldb)
+}
 
 // sgemmBlocked computes C = alpha*op(A)*op(B) + beta*C with m, n, k > 0
-// and alpha != 0, with the assembly kernels (and packing) if asm, else
-// in pure Go.
-func sgemmBlocked(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, asm bool) {
-	kern := kernelGeneric
-	if asm {
-		kern = kernelAsm
-	}
-	pa, pb := packA(transA, m, lda), packB(transB, asm)
+// and alpha != 0, with the kernel set ks.
+func sgemmBlocked(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, ks *kernelSet) {
+	mr, nr, nv, kern := ks.mr, ks.nr, ks.nv, ks.kern
+	pa, pb := packA(transA, m, lda, ks), packB(transB, m, ldb, ks)
 	var ws *workspace
 	if pa || pb {
 		ws = getWorkspace()
 		defer putWorkspace(ws)
 	}
-	kb0 := blocks(k, kc, 1)
-	mb0 := blocks(m, mc, mr)
-	nb0 := blocks(n, nc, nr)
+	kb0 := blocks(k, ks.kc, 1)
+	mb0 := blocks(m, ks.mc, mr)
+	nb0 := blocks(n, ks.nc, nr)
 	var abuf, bbuf []float32
 	if pa {
 		abuf = aligned(&ws.a, mb0*kb0)
@@ -193,15 +233,15 @@ func sgemmBlocked(transA, transB bool, m, n, k int, alpha float32, a []float32, 
 				be = 1
 			}
 			if pa {
-				packAT(abuf, a, lda, pc, kb, ic, mb)
+				packAT(abuf, a, lda, pc, kb, ic, mb, mr)
 			}
 			for jc := 0; jc < n; jc += nb0 {
 				nb := min(nb0, n-jc)
 				if pb {
 					if transB {
-						packBT(bbuf, b, ldb, pc, kb, jc, nb, asm)
+						packBT(bbuf, b, ldb, pc, kb, jc, nb, ks)
 					} else {
-						packBN(bbuf, b, ldb, pc, kb, jc, nb)
+						packBN(bbuf, b, ldb, pc, kb, jc, nb, nr, nv)
 					}
 				}
 				for ir := 0; ir < mb; ir += mr {
@@ -235,22 +275,17 @@ func sgemmBlocked(transA, transB bool, m, n, k int, alpha float32, a []float32, 
 // packAT packs rows ic..ic+mb of op(A) = A^T, columns pc..pc+kb, into
 // panels of mr rows (the last one h = mb%mr rows): panel ir holds
 // A(ir+i, p) at dst[ir*kb + p*h + i].
-func packAT(dst, a []float32, lda, pc, kb, ic, mb int) {
+func packAT(dst, a []float32, lda, pc, kb, ic, mb, mr int) {
 	for ir := 0; ir < mb; ir += mr {
 		h := min(mr, mb-ir)
 		d := dst[ir*kb : ir*kb+h*kb]
-		if h == mr {
-			for p := 0; p < kb; p++ {
-				s := a[(pc+p)*lda+ic+ir:]
-				s = s[:mr]
-				t := d[p*mr : p*mr+mr]
-				t[0], t[1], t[2], t[3] = s[0], s[1], s[2], s[3]
-				t[4], t[5], t[6], t[7] = s[4], s[5], s[6], s[7]
-			}
-			continue
-		}
 		for p := 0; p < kb; p++ {
-			copy(d[p*h:p*h+h], a[(pc+p)*lda+ic+ir:])
+			s := a[(pc+p)*lda+ic+ir:]
+			s = s[:h]
+			t := d[p*h : p*h+h]
+			for i, v := range s {
+				t[i] = v
+			}
 		}
 	}
 }
@@ -258,24 +293,34 @@ func packAT(dst, a []float32, lda, pc, kb, ic, mb int) {
 // packBN packs op(B) = B, rows pc..pc+kb, columns jc..jc+nb, into panels
 // of nr columns: panel jr (w columns, padded to wp, a multiple of nv)
 // holds B(p, jc+jr+j) at dst[jr*kb + p*wp + j]. The padding is not
-// written (kernels never read it).
-func packBN(dst, b []float32, ldb, pc, kb, jc, nb int) {
-	for jr := 0; jr < nb; jr += nr {
-		w := min(nr, nb-jr)
-		wp := (w + nv - 1) / nv * nv
-		d := dst[jr*kb:]
-		for p := 0; p < kb; p++ {
-			copy(d[p*wp:p*wp+w], b[(pc+p)*ldb+jc+jr:])
+// written (kernels never read it). B is read a row at a time; full
+// panels of 16 columns (the AVX2 tile) are copied as arrays, without a
+// call to memmove.
+func packBN(dst, b []float32, ldb, pc, kb, jc, nb, nr, nv int) {
+	for p := 0; p < kb; p++ {
+		src := b[(pc+p)*ldb+jc : (pc+p)*ldb+jc+nb]
+		jr := 0
+		if nr == 16 {
+			for ; jr+16 <= nb; jr += 16 {
+				*(*[16]float32)(dst[jr*kb+p*16:]) = [16]float32(src[jr:])
+			}
+		}
+		for ; jr < nb; jr += nr {
+			w := min(nr, nb-jr)
+			wp := (w + nv - 1) / nv * nv
+			copy(dst[jr*kb+p*wp:jr*kb+p*wp+w], src[jr:])
 		}
 	}
 }
 
-// packBT packs op(B) = B^T (B is n×k) into the layout of packBN. With
-// asm, whole blocks of 16×16 are transposed by transpose16.
-func packBT(dst, b []float32, ldb, pc, kb, jc, nb int, asm bool) {
-	k16 := 0
-	if asm {
-		k16 = kb / 16
+// packBT packs op(B) = B^T (B is n×k) into the layout of packBN. If the
+// kernel set has vector transposes, whole blocks of nv×nv go through
+// transposeBlock.
+func packBT(dst, b []float32, ldb, pc, kb, jc, nb int, ks *kernelSet) {
+	nr, nv := ks.nr, ks.nv
+	kv := 0
+	if ks.transposes {
+		kv = kb / nv
 	}
 	for jr := 0; jr < nb; jr += nr {
 		w := min(nr, nb-jr)
@@ -283,18 +328,18 @@ func packBT(dst, b []float32, ldb, pc, kb, jc, nb int, asm bool) {
 		d := dst[jr*kb : jr*kb+kb*wp]
 		for g := 0; g < w; g += nv {
 			gn := min(nv, w-g)
-			if k16 > 0 {
+			if kv > 0 {
 				// Rows past the panel repeat its last row: they fill
 				// padding columns, which kernels never read.
 				var rows [16]*float32
-				for r := range rows {
+				for r := range nv {
 					rows[r] = &b[(jc+jr+g+min(r, gn-1))*ldb+pc]
 				}
-				transpose16(&d[g], wp, &rows, k16)
+				transposeBlock(nv, &d[g], wp, &rows, kv)
 			}
 			for j := g; j < g+gn; j++ {
 				src := b[(jc+jr+j)*ldb+pc : (jc+jr+j)*ldb+pc+kb]
-				for p := 16 * k16; p < kb; p++ {
+				for p := nv * kv; p < kb; p++ {
 					d[p*wp+j] = src[p]
 				}
 			}

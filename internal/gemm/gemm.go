@@ -52,15 +52,11 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		sgemmRef(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	sgemmBlocked(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, hasAsm && !forceGeneric)
+	sgemmBlocked(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, active)
 }
 
 // tiny is the largest m*n*k done by sgemmRef.
 const tiny = 16
-
-// forceGeneric makes Sgemm use the pure-Go micro-kernel even where the
-// assembly one is available; tests set it to cover both.
-var forceGeneric = false
 
 // scaleC sets C = beta*C; beta == 0 stores zeros without reading C.
 func scaleC(m, n int, beta float32, c []float32, ldc int) {

@@ -66,26 +66,13 @@ func randSlice(r *rand.Rand, n int) []float32 {
 	return s
 }
 
-// paths are the implementations Sgemm can use: the assembly micro-kernels
-// (where the CPU has them) and the pure-Go one.
-func paths() []bool {
-	if hasAsm {
-		return []bool{false, true}
-	}
-	return []bool{true}
-}
-
-func pathName(generic bool) string {
-	if generic {
-		return "generic"
-	}
-	return "asm"
-}
-
-// sgemmWith calls Sgemm with forceGeneric set to generic.
-func sgemmWith(generic, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	defer func(f bool) { forceGeneric = f }(forceGeneric)
-	forceGeneric = generic
+// sgemmWith calls Sgemm with the kernel set ks active. Every test that
+// runs Sgemm's kernels loops over kernelSets, so each set this machine
+// can run (AVX-512, AVX2, generic) is checked against the reference,
+// whichever Sgemm would choose.
+func sgemmWith(ks *kernelSet, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	defer func(s *kernelSet) { active = s }(active)
+	active = ks
 	Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
@@ -95,15 +82,21 @@ type gemmCase struct {
 	padA, padB  int // lda, ldb beyond the minimum
 	padC        int // ldc - n
 	alpha, beta float32
-	nanC        bool // fill C with NaN (with beta == 0)
-	generic     bool
-	useRef      bool // check sgemmRef instead of Sgemm
+	nanC        bool       // fill C with NaN (with beta == 0)
+	ks          *kernelSet // kernels to run (nil: those Sgemm chose)
+	useRef      bool       // check sgemmRef instead of Sgemm
 	seed        int64
 }
 
 func (tc gemmCase) String() string {
+	name := "default"
+	if tc.useRef {
+		name = "ref"
+	} else if tc.ks != nil {
+		name = tc.ks.name
+	}
 	return fmt.Sprintf("%s/tA=%v/tB=%v/m=%d/n=%d/k=%d/pad=%d,%d,%d/alpha=%v/beta=%v/nan=%v",
-		pathName(tc.generic), tc.tA, tc.tB, tc.m, tc.n, tc.k, tc.padA, tc.padB, tc.padC, tc.alpha, tc.beta, tc.nanC)
+		name, tc.tA, tc.tB, tc.m, tc.n, tc.k, tc.padA, tc.padB, tc.padC, tc.alpha, tc.beta, tc.nanC)
 }
 
 // check runs one case and reports the first wrong entry. C is the first
@@ -140,7 +133,11 @@ func check(t *testing.T, tc gemmCase) {
 	if tc.useRef {
 		sgemmRef(tc.tA, tc.tB, m, n, k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
 	} else {
-		sgemmWith(tc.generic, tc.tA, tc.tB, m, n, k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
+		ks := tc.ks
+		if ks == nil {
+			ks = active
+		}
+		sgemmWith(ks, tc.tA, tc.tB, m, n, k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
 	}
 	for i := 0; i < m; i++ {
 		for j := 0; j < ldc && i*ldc+j < len(cAll); j++ {
@@ -164,13 +161,14 @@ func check(t *testing.T, tc gemmCase) {
 	}
 }
 
-// Edge sizes around the register tile (mr = 8 rows, nr = 48 columns in
-// vectors of 16) and odd depths, also past the unroll by 4 of the kernels
-// and the 16×16 transposes of packing.
+// Edge sizes around the register tiles (AVX-512: mr = 8 rows, nr = 48
+// columns in vectors of 16; AVX2: 6 rows, 16 columns in vectors of 8;
+// generic: 8×48) and odd depths, also past the unroll by 4 of the kernels
+// and the 16×16 and 8×8 transposes of packing.
 var (
-	edgeM = []int{1, 2, 3, 7, 8, 9, 15, 16, 17, 25}
-	edgeN = []int{1, 2, 15, 16, 17, 31, 32, 33, 47, 48, 49, 95, 96, 97}
-	edgeK = []int{1, 2, 3, 4, 5, 7, 15, 16, 17, 31, 33}
+	edgeM = []int{1, 2, 3, 5, 6, 7, 8, 9, 12, 13, 15, 16, 17, 25}
+	edgeN = []int{1, 2, 7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33, 47, 48, 49, 95, 96, 97}
+	edgeK = []int{1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33}
 )
 
 // TestSgemmEdges compares Sgemm, through both micro-kernels, with a
@@ -178,14 +176,14 @@ var (
 // the tile edges, with padded leading dimensions and several alpha, beta.
 func TestSgemmEdges(t *testing.T) {
 	seed := int64(0)
-	for _, generic := range paths() {
+	for _, ks := range kernelSets {
 		for _, tA := range []bool{false, true} {
 			for _, tB := range []bool{false, true} {
 				for _, m := range edgeM {
 					for _, n := range edgeN {
 						for _, k := range edgeK {
 							seed++
-							tc := gemmCase{tA: tA, tB: tB, m: m, n: n, k: k, generic: generic, seed: seed}
+							tc := gemmCase{tA: tA, tB: tB, m: m, n: n, k: k, ks: ks, seed: seed}
 							switch seed % 4 {
 							case 0:
 								tc.alpha, tc.beta = 1, 0
@@ -206,8 +204,9 @@ func TestSgemmEdges(t *testing.T) {
 }
 
 // TestSgemmBlocks covers shapes larger than the cache blocks (kc = 256,
-// nc = 512, mc = 960) and the packing choices: op(B) = B packed (m > 16)
-// or read in place, op(A) = A^T packed (lda >= 512) or read in place.
+// nc = 480 or 240, mc = 960) and the packing choices: op(B) = B packed
+// (generic; AVX2 with ldb a multiple of 128 floats) or read in place,
+// op(A) = A^T packed (lda >= 512) or read in place.
 func TestSgemmBlocks(t *testing.T) {
 	shapes := []struct{ m, n, k, padA int }{
 		{9, 1100, 300, 0},
@@ -217,16 +216,17 @@ func TestSgemmBlocks(t *testing.T) {
 		{970, 17, 30, 0},
 		{24, 1031, 513, 0},
 		{3, 7, 1025, 0},
+		{40, 509, 70, 0}, // ldb = 512: op(B) = B packed by AVX2
 	}
 	seed := int64(1000)
-	for _, generic := range paths() {
+	for _, ks := range kernelSets {
 		for _, tA := range []bool{false, true} {
 			for _, tB := range []bool{false, true} {
 				for _, s := range shapes {
 					for _, beta := range []float32{0, 0.5} {
 						seed++
 						check(t, gemmCase{tA: tA, tB: tB, m: s.m, n: s.n, k: s.k, padA: s.padA, padB: 3, padC: 1,
-							alpha: 1.5, beta: beta, nanC: beta == 0, generic: generic, seed: seed})
+							alpha: 1.5, beta: beta, nanC: beta == 0, ks: ks, seed: seed})
 					}
 				}
 			}
@@ -239,7 +239,7 @@ func TestSgemmBlocks(t *testing.T) {
 func TestSgemmLegacy(t *testing.T) {
 	sizes := []int{1, 3, 17, 65, 130}
 	seed := int64(5000)
-	for _, generic := range paths() {
+	for _, ks := range kernelSets {
 		for _, tA := range []bool{false, true} {
 			for _, tB := range []bool{false, true} {
 				for _, m := range sizes {
@@ -248,7 +248,7 @@ func TestSgemmLegacy(t *testing.T) {
 							for _, pad := range []int{0, 2} {
 								seed++
 								check(t, gemmCase{tA: tA, tB: tB, m: m, n: n, k: k, padA: pad, padB: pad, padC: pad,
-									alpha: 0.75, beta: -0.5, generic: generic, seed: seed})
+									alpha: 0.75, beta: -0.5, ks: ks, seed: seed})
 							}
 						}
 					}
@@ -291,16 +291,16 @@ func TestSgemmScaleOnly(t *testing.T) {
 
 // TestSgemmBetaZero checks that beta == 0 overwrites C without reading it.
 func TestSgemmBetaZero(t *testing.T) {
-	for _, generic := range paths() {
+	for _, ks := range kernelSets {
 		a := []float32{1, 2, 3, 4} // 2×2
 		b := []float32{5, 6, 7, 8}
 		nan := float32(math.NaN())
 		c := []float32{nan, nan, nan, nan}
-		sgemmWith(generic, false, false, 2, 2, 2, 1, a, 2, b, 2, 0, c, 2)
+		sgemmWith(ks, false, false, 2, 2, 2, 1, a, 2, b, 2, 0, c, 2)
 		want := []float32{19, 22, 43, 50}
 		for i := range want {
 			if c[i] != want[i] {
-				t.Fatalf("%s: C = %v, want %v", pathName(generic), c, want)
+				t.Fatalf("%s: C = %v, want %v", ks.name, c, want)
 			}
 		}
 	}
@@ -344,7 +344,7 @@ func TestSgemmAllocs(t *testing.T) {
 	a := randSlice(r, 1<<19)
 	b := randSlice(r, 1<<16)
 	c := randSlice(r, 1<<16)
-	for _, generic := range paths() {
+	for _, ks := range kernelSets {
 		for _, s := range []struct {
 			tA, tB  bool
 			m, n, k int
@@ -366,10 +366,10 @@ func TestSgemmAllocs(t *testing.T) {
 				ldb = s.k
 			}
 			allocs := testing.AllocsPerRun(20, func() {
-				sgemmWith(generic, s.tA, s.tB, s.m, s.n, s.k, 1, a, lda, b, ldb, 0.5, c, s.n)
+				sgemmWith(ks, s.tA, s.tB, s.m, s.n, s.k, 1, a, lda, b, ldb, 0.5, c, s.n)
 			})
 			if allocs != 0 {
-				t.Errorf("%s %+v: %v allocations per call", pathName(generic), s, allocs)
+				t.Errorf("%s %+v: %v allocations per call", ks.name, s, allocs)
 			}
 		}
 	}
@@ -416,6 +416,7 @@ func FuzzSgemm(f *testing.F) {
 	f.Add(uint8(9), uint8(49), uint16(300), uint8(3), uint8(1), int64(2))
 	f.Add(uint8(33), uint8(17), uint16(17), uint8(1), uint8(2), int64(3))
 	f.Add(uint8(1), uint8(1), uint16(1), uint8(2), uint8(3), int64(4))
+	f.Add(uint8(45), uint8(37), uint16(40), uint8(128), uint8(0), int64(5))
 	f.Fuzz(func(t *testing.T, m8, n8 uint8, k16 uint16, flags, pads uint8, seed int64) {
 		m, n, k := int(m8)%80, int(n8)%150, int(k16)%600
 		tA, tB := flags&1 != 0, flags&2 != 0
@@ -428,8 +429,11 @@ func FuzzSgemm(f *testing.F) {
 		if flags&128 != 0 && tA {
 			tc.padA += 520 // packed A^T
 		}
-		for _, generic := range paths() {
-			tc.generic = generic
+		if flags&128 != 0 && !tB {
+			tc.padB = 640 - n // ldb = 640: op(B) = B packed by AVX2 for m >= 32
+		}
+		for _, ks := range kernelSets {
+			tc.ks = ks
 			check(t, tc)
 		}
 		if m*n*k <= 1<<16 {
@@ -437,4 +441,22 @@ func FuzzSgemm(f *testing.F) {
 			check(t, tc)
 		}
 	})
+}
+
+// TestKernelSets checks that Sgemm uses the first of the kernel sets, the
+// pure-Go one comes last and every set's tile fits its blocks. Which sets
+// a CPU gets is checked per architecture (kernel_amd64_test.go).
+func TestKernelSets(t *testing.T) {
+	if got := Kernel(); got != kernelSets[0].name {
+		t.Errorf("Kernel() = %q, want %q", got, kernelSets[0].name)
+	}
+	if last := kernelSets[len(kernelSets)-1]; last != genericKernels {
+		t.Errorf("last kernel set is %s, want Generic", last.name)
+	}
+	for _, ks := range kernelSets {
+		t.Logf("kernel set %s: %d×%d tile, vectors of %d, kc = %d, mc = %d, nc = %d", ks.name, ks.mr, ks.nr, ks.nv, ks.kc, ks.mc, ks.nc)
+		if ks.nr%ks.nv != 0 || ks.mc%ks.mr != 0 || ks.nc%ks.nr != 0 || ks.nv > 16 {
+			t.Errorf("%s: tile %d×%d (vectors of %d) does not fit blocks mc = %d, nc = %d", ks.name, ks.mr, ks.nr, ks.nv, ks.mc, ks.nc)
+		}
+	}
 }

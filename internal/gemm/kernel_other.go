@@ -1,16 +1,12 @@
-//go:build !amd64 || noasm
+//go:build (!amd64 && !arm64) || noasm
 
 package gemm
 
-// hasAsm is false: there is no assembly micro-kernel for this
-// architecture or the noasm tag is set.
-const hasAsm = false
+// asmKernels returns no kernel sets: there is no assembly micro-kernel
+// for this architecture or the noasm tag is set.
+func asmKernels() []*kernelSet { return nil }
 
-// kernelAsm is never called without assembly kernels.
-func kernelAsm(h, w, k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, alpha, beta float32) {
-	kernelGeneric(h, w, k, a, rsa, csa, b, ldb, c, ldc, alpha, beta)
-}
-
-func transpose16(dst *float32, ldd int, rows *[16]*float32, k16 int) {
+// transposeBlock is never called: no kernel set has vector transposes.
+func transposeBlock(nv int, dst *float32, ldd int, rows *[16]*float32, kb int) {
 	panic("gemm: no assembly")
 }

@@ -14,14 +14,18 @@ var benchShapes = []struct {
 	m, k, n int
 	bits    []int
 }{
-	{128, 784, 256, []int{8, 4, 2}},
-	{1024, 1024, 1024, []int{8}},
+	{128, 784, 256, []int{8, 8 | small, 4, 2}},
+	{1024, 1024, 1024, []int{8, 8 | small}},
 	{256, 256, 256, []int{8}},
 	{64, 512, 128, []int{8}},
 	{576, 25, 16, []int{8}},
 	{64, 400, 32, []int{8}},
 	{250, 512, 128, []int{8}},
 }
+
+// small marks a benchShapes entry of 8-bit codes within [-64, 64] (which
+// the AVX2 kernel multiplies with VPMADDUBSW): named b8s.
+const small = 1 << 8
 
 // BenchmarkGemm times GemmWith for every available kernel, single
 // threaded, reporting GOPS = 2*M*K*N / seconds / 1e9. Names are
@@ -31,8 +35,12 @@ var benchShapes = []struct {
 func BenchmarkGemm(b *testing.B) {
 	for _, s := range benchShapes {
 		for _, bits := range s.bits {
+			kind, name := fillRandom, fmt.Sprint(bits)
+			if bits&small != 0 {
+				bits, kind, name = bits&^small, fillSmall, fmt.Sprint(bits&^small, "s")
+			}
 			r := rand.New(rand.NewSource(1))
-			a, w := makeCase(r, s.m, s.n, s.k, s.k, bits, fillRandom)
+			a, w := makeCase(r, s.m, s.n, s.k, s.k, bits, kind)
 			p, err := Pack(w, s.n, s.k, bits)
 			if err != nil {
 				b.Fatal(err)
@@ -42,7 +50,7 @@ func BenchmarkGemm(b *testing.B) {
 				if kern == Generic && s.m*s.n*s.k > 1<<22 {
 					continue
 				}
-				b.Run(fmt.Sprintf("b%d_%dx%dx%d/%v", bits, s.m, s.k, s.n, kern), func(b *testing.B) {
+				b.Run(fmt.Sprintf("b%s_%dx%dx%d/%v", name, s.m, s.k, s.n, kern), func(b *testing.B) {
 					// Warm up (caches, the core's AVX-512 frequency state)
 					// so that short runs such as -benchtime 200x time the
 					// steady state.

@@ -37,8 +37,19 @@
 // units are 64-byte aligned. 4- and 2-bit codes stay packed, 2 or 4 to a
 // byte: no kernel makes an int8 (or float) copy of B; the assembly
 // kernels expand codes in registers and the Go kernel one element at a
-// time. Packed.Bytes is the packed size; ColSums (sum over k of each
-// column) is owned by the Packed and must not be modified.
+// time. ColSums (sum over k of each column) is owned by the Packed and
+// must not be modified.
+//
+// For 8-bit codes that are not all within [-64, 64] the AVX2 kernel
+// reads a second, int16 copy of them (VPMADDWD multiplies int16): per
+// panel, 128 bytes per 4 k, the first 64 holding the pairs (B[k0][c],
+// B[k0+2][c]) of the 16 columns, the next 64 the pairs (B[k0+1][c],
+// B[k0+3][c]). Pack builds it when AVX2 is the selected kernel, and
+// Packed.Bytes, the resident size of the codes, counts it: 3 bytes per
+// padded code then. Where another kernel is selected the copy is only
+// built (once, goroutine-safe) if GemmWith forces AVX2, and is not
+// counted. 8-bit codes all within [-64, 64], and 4- and 2-bit codes, have
+// no copy: the AVX2 kernel reads the packed units.
 //
 // # Kernels and dispatch
 //
@@ -51,10 +62,26 @@
 //     (VPSLLW, VPANDD), which multiplies them by 16 or 64, and the sums
 //     are shifted back (VPSRAD) before the store. Needs AVX-512 F, BW, VL
 //     and VNNI.
-//   - AVX2: VPMADDWD on ymm registers, micro-tiles of 4 rows x 16 columns
-//     (one panel). Even and odd bytes of A and B are widened to int16 so
-//     that two VPMADDWD give the exact sum of 4 products (VPMADDUBSW
-//     would saturate: 2*255*127 > 32767).
+//   - AVX2: two kernel families on ymm registers, chosen per Packed at
+//     Pack time. A is first copied into a buffer (see Blocking), so the
+//     kernels have no K tail.
+//     VPMADDWD, for 8-bit codes (the general case): micro-tiles of 5
+//     rows x 16 columns (10 accumulators). A is widened to int16, B is
+//     the int16 copy. Per 2 k and 8 columns one VPMADDWD multiplies a
+//     broadcast int16 pair of A by the int16 pairs of B and adds each
+//     pair into an int32 lane, one VPADDD accumulates (issued a row
+//     later, so that it never waits for the multiply). Exact: |a*b| <=
+//     255*128, so a pair sum (at most 65280 in magnitude) fits the lane.
+//     VPMADDUBSW, for 4- and 2-bit codes and for 8-bit codes all within
+//     [-64, 64]: micro-tiles of 6 rows x 16 columns. A stays uint8 and
+//     B is read packed: 4- and 2-bit fields are shifted down, masked and
+//     sign-extended to bytes by a VPSHUFB table, once per tile and unit
+//     and shared by the 6 rows. VPMADDUBSW forms int16 sums of 2 u8 x s8
+//     products and saturates beyond 32767, which cannot happen here:
+//     2*255*64 = 32640 at 8 bits, 2*255*8 = 4080 and 2*255*2 = 1020 at 4
+//     and 2 bits, where the sums of 2 fields are added (VPADDW, at most
+//     8160) first. VPMADDWD by ones widens to int32, VPADDD accumulates.
+//     Full-range 8-bit codes never take this path (2*255*127 > 32767).
 //   - Generic: pure Go, the reference; always compiled.
 //
 // Gemm uses Selected, the best kernel of Available: AVX512VNNI, else
@@ -66,18 +93,34 @@
 //
 // Tiles at the edges are exact, not padded: there is a kernel for every
 // height up to the tile's, and the last vector of a row of C is loaded
-// and stored under a mask of its valid columns. The K tail that is not a
-// whole unit (K mod 4, 8 or 16 values) is read with byte-masked loads
-// (AVX-512) or byte by byte (AVX2) into a zero-padded copy in the
+// and stored under a mask of its valid columns. The VNNI kernel reads A
+// in place; the K tail that is not a whole unit (K mod 4, 8 or 16
+// values) is read with byte-masked loads into a zero-padded copy in the
 // kernel's frame, so A is never read past column K.
 //
 // # Blocking and threads
 //
-// The assembly driver loops, outermost first, over blocks of 256 rows,
-// k blocks of at most 1024 values (later blocks add to C), column blocks
+// The VNNI driver loops, outermost first, over blocks of 256 rows, k
+// blocks of at most 1024 values (later blocks add to C), column blocks
 // of at most 1 MiB of packed B (kept in L2), micro-tile rows (their k
 // block of A, at most 8 KiB, stays in L1) and micro-tile columns. A is
-// read in place: no packing, no buffers, no allocation. Gemm runs on the
-// calling goroutine; GemmParallel splits rows (or, for small m, panels)
-// across goroutines, with identical results.
+// read in place: no packing, no buffers, no allocation.
+//
+// The AVX2 driver loops over blocks of 60 rows and k blocks of at most
+// 1024 values (later blocks add to C); for each it copies that block of
+// A into a buffer (60*1024 int16, taken from a sync.Pool for the call:
+// no allocation in steady state, one buffer per concurrent call): widened
+// to int16 for VPMADDWD, each group of 4 values reordered 0, 2, 1, 3 so
+// that one dword broadcast gives the pair that matches a B pair (VPSHUFB,
+// VPMOVZXBW), or as bytes for VPMADDUBSW. Rows are zero-padded to a
+// multiple of 16 values; the last K mod 16 bytes of a row are loaded as
+// the 16 bytes ending at column K, shifted down, or, in rows shorter than
+// 16 bytes, copied one at a time, so A is never read past column K. Then
+// come column blocks of at most 256 KiB of B (L2), micro-tile rows
+// (their A, at most 10 KiB, stays in L1) and panels.
+//
+// Gemm runs on the calling goroutine; GemmParallel splits rows (whole
+// micro-tiles) or, for small m, panels across goroutines, never K, so
+// every element of C is computed by one goroutine in the same order:
+// the results are identical to Gemm's.
 package qgemm

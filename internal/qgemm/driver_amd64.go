@@ -2,27 +2,52 @@
 
 package qgemm
 
-// Cache blocking of the assembly kernels (see the package doc).
+import (
+	"sync"
+	"unsafe"
+)
+
+// Cache blocking of the VNNI kernel (see the package doc).
 const (
 	kcMax = 1024    // k values per k block
 	mcMax = 256     // rows of A per row block
 	nbMax = 1 << 20 // bytes of B per k block and column block (L2)
 )
 
+// Cache blocking of the AVX2 kernel (see the package doc).
+const (
+	avx2KC = 1024      // k values per k block, a multiple of 16
+	avx2MC = 60        // rows per row block, a multiple of avx2MR and ubsMR
+	avx2NB = 256 << 10 // bytes of B per k block and column block (L2)
+)
+
+// avx2Buf holds A of one row block and k block as the AVX2 kernels read
+// it: widened to int16 (VPMADDWD) with row r at element r*rs, or as bytes
+// (VPMADDUBSW) with row r at byte r*rs, rs = the k block's length rounded
+// up to 16, zero-padded (see gemmAVX2). A buffer is taken from avx2Pool
+// by one gemmAVX2 call, owned by it until it returns and put back then:
+// concurrent calls use different buffers, and steady-state calls
+// allocate nothing.
+type avx2Buf [avx2MC * avx2KC]uint16
+
+var avx2Pool = sync.Pool{New: func() any { return new(avx2Buf) }}
+
 // gemmAsm computes the columns of panels p0..p1-1 of C (m > 0 rows) with
 // the assembly kernel k.
-//
-// Loops, outermost first: row blocks of mcMax rows; k blocks of at most
-// kcMax values (later blocks add to C); column blocks of at most nbMax
-// bytes of B; row tiles (8 rows for VNNI, 4 for AVX2), whose rows of A
-// for the k block (at most 8 KiB) stay in L1 while the column tiles (3
-// panels for VNNI, 1 for AVX2) stream the column block of B from L2.
 func gemmAsm(k Kernel, c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0, p1 int) {
-	vnni := k == AVX512VNNI
-	mr, np := avx2MR, 1
-	if vnni {
-		mr, np = vnniMR, vnniNV
+	if k == AVX2 {
+		gemmAVX2(c, ldc, a, lda, m, b, p0, p1)
+		return
 	}
+	gemmVNNI(c, ldc, a, lda, m, b, p0, p1)
+}
+
+// gemmVNNI is gemmAsm for the VNNI kernel. Loops, outermost first: row
+// blocks of mcMax rows; k blocks of at most kcMax values (later blocks
+// add to C); column blocks of at most nbMax bytes of B; row tiles of 8
+// rows, whose rows of A for the k block (at most 8 KiB) stay in L1 while
+// the column tiles of 3 panels stream the column block of B from L2.
+func gemmVNNI(c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0, p1 int) {
 	bits, uk, K, ps := b.bits, b.unitK(), b.k, b.panelStride()
 	full := K / uk // whole units of A per row
 	tailK := K - full*uk
@@ -41,40 +66,84 @@ func gemmAsm(k Kernel, c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0,
 			}
 			// Column blocks: the fewest of at most nbMax bytes of B, of
 			// equal size up to rounding.
-			pbMax := max(np, nbMax/((nu+1)*unit))
+			pbMax := max(vnniNV, nbMax/((nu+1)*unit))
 			nbk := (p1 - p0 + pbMax - 1) / pbMax
 			for bk := 0; bk < nbk; bk++ {
 				jq, jq1 := p0+(p1-p0)*bk/nbk, p0+(p1-p0)*(bk+1)/nbk
 				P := jq1 - jq
-				tiles := (P + np - 1) / np
-				tile := func(t, ir int) {
-					q0, q1 := jq+P*t/tiles, jq+P*(t+1)/tiles
-					w := min(panelCols*q1, b.n) - panelCols*q0 // columns of the tile
-					nv, mask := q1-q0, 0
-					if vnni {
-						mask = 1<<(w-panelCols*(nv-1)) - 1
-					} else {
-						nv = (w + 7) / 8
-						mask = w - 8*(nv-1)
-					}
-					h := min(mr, mb-ir)
-					ap := &a[(ic+ir)*lda+u0*uk]
-					bp := &b.data[q0*ps+u0*unit]
-					cp := &c[(ic+ir)*ldc+q0*panelCols]
-					if vnni {
-						vnniCall(bits, h, nv, ap, lda, bp, ps, nu, tk, cp, ldc, mask, acc)
-					} else {
-						avx2Call(bits, h, nv, ap, lda, bp, ps, nu, tk, cp, ldc, mask, acc)
-					}
-				}
-				for ir := 0; ir < mb; ir += mr {
+				tiles := (P + vnniNV - 1) / vnniNV
+				for ir := 0; ir < mb; ir += vnniMR {
+					h := min(vnniMR, mb-ir)
 					for t := 0; t < tiles; t++ {
-						tile(t, ir)
+						q0, q1 := jq+P*t/tiles, jq+P*(t+1)/tiles
+						nv := q1 - q0
+						w := min(panelCols*q1, b.n) - panelCols*q0 // columns of the tile
+						mask := 1<<(w-panelCols*(nv-1)) - 1
+						vnniCall(bits, h, nv, &a[(ic+ir)*lda+u0*uk], lda, &b.data[q0*ps+u0*unit], ps, nu, tk,
+							&c[(ic+ir)*ldc+q0*panelCols], ldc, mask, acc)
 					}
 				}
 			}
 			if last {
 				break
+			}
+		}
+	}
+}
+
+// gemmAVX2 is gemmAsm for the AVX2 kernels: VPMADDUBSW (ubsCall) where
+// b.ubs(), VPMADDWD (avx2Call) on the int16 copy of B otherwise. Loops,
+// outermost first: row blocks of avx2MC rows; k blocks of at most
+// avx2KC values (later blocks add to C), whose A is first copied into a
+// pooled avx2Buf (avx2WidenA or ubsCopyA, which read no byte of a row
+// past K); column blocks of at most avx2NB bytes of B (L2); row tiles of
+// avx2MR or ubsMR rows, whose A (at most 10 KiB) stays in L1; panels.
+func gemmAVX2(c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0, p1 int) {
+	buf := avx2Pool.Get().(*avx2Buf)
+	defer avx2Pool.Put(buf)
+	bits, uk, K := b.bits, b.unitK(), b.k
+	ubs := b.ubs()
+	mr := avx2MR
+	if ubs {
+		mr = ubsMR
+	}
+	data, ps, ub := b.data, b.panelStride(), unit // B, its panel stride, bytes per unit
+	if !ubs {
+		data, ps, ub = b.wide(), 2*ps, 2*unit
+	}
+	bytesA := unsafe.Slice((*uint8)(unsafe.Pointer(&buf[0])), 2*len(buf))
+	units := b.units
+	kcu := blocks(units, avx2KC/uk)
+	for ic := 0; ic < m; ic += avx2MC {
+		mb := min(avx2MC, m-ic)
+		for u0 := 0; u0 < units; u0 += kcu {
+			nu := min(kcu, units-u0)
+			k0 := u0 * uk
+			kl := min(K-k0, nu*uk)
+			rs := (kl + 15) &^ 15
+			if ubs {
+				ubsCopyA(&bytesA[0], rs, &a[ic*lda+k0], lda, mb, kl)
+			} else {
+				avx2WidenA(&buf[0], 2*rs, &a[ic*lda+k0], lda, mb, kl)
+			}
+			acc := min(u0, 1)
+			pbMax := max(1, avx2NB/(nu*ub))
+			nbk := (p1 - p0 + pbMax - 1) / pbMax
+			for bk := 0; bk < nbk; bk++ {
+				jq, jq1 := p0+(p1-p0)*bk/nbk, p0+(p1-p0)*(bk+1)/nbk
+				for ir := 0; ir < mb; ir += mr {
+					h := min(mr, mb-ir)
+					for q := jq; q < jq1; q++ {
+						w := min(panelCols, b.n-panelCols*q) // columns of the panel
+						nv := (w + 7) / 8
+						bp, cp := &data[q*ps+u0*ub], &c[(ic+ir)*ldc+q*panelCols]
+						if ubs {
+							ubsCall(bits, h, nv, &bytesA[ir*rs], rs, bp, nu, cp, ldc, w-8*(nv-1), acc)
+						} else {
+							avx2Call(h, nv, &buf[ir*rs], 2*rs, bp, nu, cp, ldc, w-8*(nv-1), acc)
+						}
+					}
+				}
 			}
 		}
 	}

@@ -7,40 +7,43 @@
 //
 //	C[i][j] (+)= sum_k A[i][k] * B[k][j]
 //
-// with the accumulators in registers for the whole k loop. A is read in
-// place, row i at a + i*lda, 64-byte unit u of the k loop at offset
-// u*unitK(bits) (unitK = 4, 8, 16 values for 8, 4, 2 bits). B is one or
-// more 16-column panels of the packed layout (see pack.go): the unit u of
-// panel v is the 64 bytes at b + v*ps + 64*u; byte 4*c+r of a unit holds,
-// in its bit field f (bits f*bits .. f*bits+bits-1), the code of
-// B[unitK*u + 4*f + r][c]. After the n units, if tk > 0, the kernel does
-// one more unit with only the next tk < unitK bytes of every row of A,
-// copied into its frame and zero-padded (B's unit is zero-padded by
-// Pack): the K tail that is not a whole unit. So A is never read past
-// column K. With acc = 1 the kernel adds the previous content of C (a
-// later k block); with acc = 0 C is written without being read.
+// with the accumulators in registers for the whole k loop, over n units
+// of k (unitK = 4, 8, 16 values for 8, 4, 2 bits). B is one or more
+// 16-column panels: the packed layout (see pack.go), where byte 4*c+r of
+// the 64-byte unit u holds, in its bit field f (bits f*bits ..
+// f*bits+bits-1), the code of B[unitK*u + 4*f + r][c], or, for the
+// VPMADDWD kernels, its int16 copy (Packed.wide). With acc = 1 the
+// kernel adds the previous content of C (a later k block); with acc = 0
+// C is written without being read.
 //
-// Two families:
+// Three families:
 //
 //	vnni: AVX-512 VNNI, h <= 8 rows, nv <= 3 zmm vectors of 16 columns
-//	      (one panel each). Per 4 k: one VPBROADCASTD of 4 A bytes per
-//	      row, one B vector per panel, h*nv VPDPBUSD. Sub-byte codes are
-//	      moved to the top of their byte (VPSLLW, VPANDD with 0xF0 or
-//	      0xC0), which makes the byte the signed code times 16 or 64; the
-//	      sums are shifted back (VPSRAD) before the store. The scaled
-//	      partial sums stay below 2^31 under the same K limit as 8 bits.
-//	      mask (16 bits) selects the valid columns of the last vector;
-//	      loads and stores of C are masked by it. The K tail is read
-//	      with byte-masked loads (VMOVDQU8).
-//	avx2: AVX2, h <= 4 rows, nv <= 2 ymm vectors of 8 columns (the two
-//	      halves of one panel). B codes are sign-extended into int16
-//	      words holding the even (k = 4g, 4g+2) and odd (4g+1, 4g+3)
-//	      codes of each column, the broadcast A bytes zero-extended the
-//	      same way (VPAND 0x00FF, VPSRLW 8), and two VPMADDWD per vector
-//	      and row give the exact int32 sum of 4 products. mask is the
-//	      number (1..8) of valid columns of the last vector; loads and
-//	      stores of C are masked by it (VPMASKMOVD). The K tail is
-//	      copied one byte at a time.
+//	      (one panel each), A read in place, row i at a + i*lda, unit u
+//	      at offset u*unitK, panel v of unit u at b + v*ps + 64*u. Per 4
+//	      k: one VPBROADCASTD of 4 A bytes per row, one B vector per
+//	      panel, h*nv VPDPBUSD. Sub-byte codes are moved to the top of
+//	      their byte (VPSLLW, VPANDD with 0xF0 or 0xC0), which makes the
+//	      byte the signed code times 16 or 64; the sums are shifted back
+//	      (VPSRAD) before the store. The scaled partial sums stay below
+//	      2^31 under the same K limit as 8 bits. mask (16 bits) selects
+//	      the valid columns of the last vector; loads and stores of C are
+//	      masked by it. After the n units, if tk > 0, the kernel does one
+//	      more unit with only the next tk < unitK bytes of every row of A,
+//	      read with byte-masked loads (VMOVDQU8) into its frame and
+//	      zero-padded (B's unit is zero-padded by Pack), so A is never
+//	      read past column K.
+//	avx2: AVX2 VPMADDWD, 8 bits, h <= 5 rows, nv <= 2 ymm vectors of 8
+//	      columns (the two halves of one panel). A is the int16 copy
+//	      made by avx2WidenA (zero-padded: no K tail), B the int16 copy
+//	      of the codes; see avx2Kernel.
+//	ubs:  AVX2 VPMADDUBSW, h <= 6 rows, nv <= 2 ymm vectors, for 4- and
+//	      2-bit codes and 8-bit codes within [-64, 64]: A is the byte
+//	      copy made by ubsCopyA, B the packed codes; see ubsKernel.
+//
+// In both AVX2 families mask is the number (1..8) of valid columns of
+// the last vector; only when it is below 8 are the loads and stores of
+// that vector masked (VPMASKMOVD).
 package main
 
 import (
@@ -55,7 +58,8 @@ import (
 const (
 	vnniMR = 8 // rows of a VNNI tile
 	vnniNV = 3 // zmm vectors (panels) of a VNNI tile
-	avx2MR = 4 // rows of an AVX2 tile
+	avx2MR = 5 // rows of a VPMADDWD tile
+	ubsMR  = 6 // rows of a VPMADDUBSW tile
 	avx2NV = 2 // ymm vectors (half panels) of an AVX2 tile
 )
 
@@ -68,10 +72,10 @@ func p(format string, args ...any) {
 	out.WriteByte('\n')
 }
 
+// args are the arguments of the VNNI kernels.
 const args = "a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int"
 
 func vnniName(bits, h, nv int) string { return fmt.Sprintf("vnniB%dR%dV%d", bits, h, nv) }
-func avx2Name(bits, h, nv int) string { return fmt.Sprintf("avx2B%dR%dV%d", bits, h, nv) }
 
 var rowRegs = []string{"R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15"}
 
@@ -86,7 +90,7 @@ func disp(d int) string {
 	return fmt.Sprint(d)
 }
 
-// header emits the prologue common to both families: row pointers, B
+// header emits the prologue of the VNNI kernels: row pointers, B
 // pointer, unit count and A offset.
 func header(name string, h int) {
 	p("// func %s(%s)", name, args)
@@ -271,118 +275,397 @@ func vnniKernel(bits, h, nv int) {
 	p("")
 }
 
-// ---- AVX2 ----
+// ---- AVX2, VPMADDWD (8 bits) ----
 
+// avx2Name is the name of a VPMADDWD kernel (8-bit codes only).
+func avx2Name(h, nv int) string { return fmt.Sprintf("avx2R%dV%d", h, nv) }
+
+// avx2Args are the arguments of the VPMADDWD kernels: a is the widened A
+// of the tile's first row (avx2WidenA), lda the byte stride of its rows.
+const avx2Args = "a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int"
+
+// avx2Acc is the accumulator of row i, vector v of an AVX2 tile.
 func avx2Acc(nv, i, v int) string { return fmt.Sprintf("Y%d", i*nv+v) }
 
-// avx2Field emits the even (lo) and odd (hi) int16 codes of field f of the
-// 32 bytes at src: lo = Y(8+2v), hi = Y(9+2v). A word holds bytes 4c+r,
-// 4c+r+1 (r = 0 or 2); the field of the low byte starts at bit f*bits,
-// that of the high byte at 8 + f*bits; each is shifted to the top of the
-// word and shifted back arithmetically (sign extension).
-func avx2Field(bits, f, v int, src string) {
-	lo, hi := fmt.Sprintf("Y%d", 8+2*v), fmt.Sprintf("Y%d", 9+2*v)
-	pos := f * bits
-	p("\tVMOVDQU %s, %s", src, hi)
-	p("\tVPSLLW $%d, %s, %s", 16-bits-pos, hi, lo)
-	p("\tVPSRAW $%d, %s, %s", 16-bits, lo, lo)
-	if s := 8 - bits - pos; s > 0 {
-		p("\tVPSLLW $%d, %s, %s", s, hi, hi)
+// avx2Kernel emits a VPMADDWD kernel: h <= 5 rows, nv <= 2 vectors of 8
+// columns. Unit u (4 k) of B is 128 bytes of the int16 copy (the even-k
+// pairs of the 16 columns, then the odd-k pairs), of A the 8 bytes of
+// its widened, reordered row (two dwords: A[4u], A[4u+2] and A[4u+1],
+// A[4u+3]). Per unit and parity: the B vectors are loaded, and for every
+// row the A dword is broadcast (VBROADCASTSS, measured faster than
+// VPBROADCASTD on Zen 3), multiplied (VPMADDWD: int32 sums of 2
+// products, at most 2*255*128 in magnitude, exact) and added (VPADDD) one
+// row later, so that the adds never wait for the multiply just issued
+// (measured 4% faster than 6-row tiles without this). B is prefetched
+// (PREFETCHT0) 8 units ahead. Registers: 10 accumulators, Y10-Y11 B,
+// Y12-Y13 A and Y14-Y15 products, alternating by row.
+func avx2Kernel(h, nv int) {
+	name := avx2Name(h, nv)
+	p("// func %s(%s)", name, avx2Args)
+	p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
+	p("\tMOVQ a+0(FP), R8")
+	p("\tMOVQ lda+8(FP), AX")
+	for i := 1; i < h; i++ {
+		p("\tLEAQ (%s)(AX*1), %s", rowRegs[i-1], rowRegs[i])
 	}
-	p("\tVPSRAW $%d, %s, %s", 16-bits, hi, hi)
-}
-
-func avx2Kernel(bits, h, nv int) {
-	name := avx2Name(bits, h, nv)
-	header(name, h)
+	p("\tMOVQ b+16(FP), BX")
+	p("\tMOVQ n+24(FP), CX")
+	p("\tXORQ SI, SI")
 	for i := 0; i < h*nv; i++ {
 		p("\tVPXOR Y%d, Y%d, Y%d", i, i, i)
 	}
-	fields := 8 / bits
 	step := func(u int) {
-		for f := 0; f < fields; f++ {
+		// B streams from L2: prefetch it 8 units ahead.
+		p("\tPREFETCHT0 %d(BX)", 128*u+1024)
+		p("\tPREFETCHT0 %d(BX)", 128*u+1024+64)
+		for par := 0; par < 2; par++ {
 			for v := 0; v < nv; v++ {
-				avx2Field(bits, f, v, fmt.Sprintf("%s(BX)", disp(64*u+32*v)))
+				p("\tVMOVDQU %s(BX), Y%d", disp(128*u+64*par+32*v), 10+v)
 			}
+			var pending []string
 			for i := 0; i < h; i++ {
-				// Y12 = A bytes of row i broadcast; Y13 = even bytes, Y12 =
-				// odd bytes, zero-extended to words.
-				p("\tVPBROADCASTD %s, Y12", aAddr(i, unitK(bits)*u+4*f))
-				p("\tVPAND ·wordLowByte<>(SB), Y12, Y13")
-				p("\tVPSRLW $8, Y12, Y12")
+				a, t := fmt.Sprintf("Y%d", 12+i%2), fmt.Sprintf("Y%d", 14+i%2)
+				p("\tVBROADCASTSS %s(%s)(SI*1), %s", disp(8*u+4*par), rowRegs[i], a)
+				// The product of the last vector goes to the A register.
+				prod := []string{t, a}[2-nv:]
+				for v := 0; v < nv; v++ {
+					p("\tVPMADDWD Y%d, %s, %s", 10+v, a, prod[v])
+				}
+				for _, s := range pending {
+					p("%s", s)
+				}
+				pending = pending[:0]
 				for v := 0; v < nv; v++ {
 					z := avx2Acc(nv, i, v)
-					p("\tVPMADDWD Y%d, Y13, Y14", 8+2*v)
+					pending = append(pending, fmt.Sprintf("\tVPADDD %s, %s, %s", prod[v], z, z))
+				}
+			}
+			for _, s := range pending {
+				p("%s", s)
+			}
+		}
+	}
+	kloop(2, 128, 8, step)
+	avx2Store(h, nv)
+}
+
+// ---- AVX2, VPMADDUBSW ----
+
+// ubsName is the name of a VPMADDUBSW kernel.
+func ubsName(bits, h, nv int) string { return fmt.Sprintf("ubsB%dR%dV%d", bits, h, nv) }
+
+// ubsArgs are the arguments of the VPMADDUBSW kernels: a is the tile's
+// first row of the copy of A (bytes, zero-padded), lda its row stride.
+const ubsArgs = "a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int"
+
+// ubsDecode emits the signed bytes of fields f and f+1 of the 32 packed
+// bytes at src into Y12 and Y13: each field is shifted to the bottom of
+// its byte, masked and sign-extended by a VPSHUFB table lookup. Y14 is
+// clobbered (the table).
+func ubsDecode(bits, f int, src string) {
+	tbl, msk := "·nibbleSext<>(SB)", "·nibbleMask<>(SB)"
+	if bits == 2 {
+		tbl, msk = "·crumbSext<>(SB)", "·crumbMask<>(SB)"
+	}
+	p("\tVMOVDQU %s, Y14", tbl)
+	p("\tVMOVDQU %s, Y12", src)
+	if f > 0 {
+		p("\tVPSRLW $%d, Y12, Y12", f*bits)
+	}
+	p("\tVPSRLW $%d, Y12, Y13", bits)
+	p("\tVPAND %s, Y13, Y13", msk)
+	p("\tVPSHUFB Y13, Y14, Y13")
+	p("\tVPAND %s, Y12, Y12", msk)
+	p("\tVPSHUFB Y12, Y14, Y12")
+}
+
+// ubsKernel emits a VPMADDUBSW kernel: h <= 6 rows, nv <= 2 vectors of 8
+// columns, A as unsigned bytes (a dword broadcast gives the 4 k of a
+// column's dword of B), B as signed bytes: the 8-bit packed codes (all
+// within [-64, 64]) or the 4- and 2-bit codes decoded by ubsDecode.
+// VPMADDUBSW forms int16 sums of 2 products, which cannot saturate:
+// 2*255*64 = 32640 at 8 bits, 2*255*8 and 2*255*2 for 4 and 2 bits,
+// where two fields are summed (VPADDW) before the widening (at most
+// 8160). VPMADDWD by ones widens to int32 sums of 4 or 8 products and
+// VPADDD accumulates.
+func ubsKernel(bits, h, nv int) {
+	name := ubsName(bits, h, nv)
+	p("// func %s(%s)", name, ubsArgs)
+	p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
+	p("\tMOVQ a+0(FP), R8")
+	p("\tMOVQ lda+8(FP), AX")
+	for i := 1; i < h; i++ {
+		p("\tLEAQ (%s)(AX*1), %s", rowRegs[i-1], rowRegs[i])
+	}
+	p("\tMOVQ b+16(FP), BX")
+	p("\tMOVQ n+24(FP), CX")
+	p("\tXORQ SI, SI")
+	for i := 0; i < h*nv; i++ {
+		p("\tVPXOR Y%d, Y%d, Y%d", i, i, i)
+	}
+	uk := unitK(bits)
+	step := func(u int) {
+		if bits == 8 {
+			for v := 0; v < nv; v++ {
+				p("\tVMOVDQU %s(BX), Y%d", disp(64*u+32*v), 12+v)
+			}
+			for i := 0; i < h; i++ {
+				p("\tVBROADCASTSS %s(%s)(SI*1), Y14", disp(uk*u), rowRegs[i])
+				for v := 0; v < nv; v++ {
+					// The product of the last vector goes to Y14 (dead).
+					d := "Y15"
+					if v == nv-1 {
+						d = "Y14"
+					}
+					z := avx2Acc(nv, i, v)
+					p("\tVPMADDUBSW Y%d, Y14, %s", 12+v, d)
+					p("\tVPMADDWD ·wordOnes<>(SB), %s, %s", d, d)
+					p("\tVPADDD %s, %s, %s", d, z, z)
+				}
+			}
+			return
+		}
+		for v := 0; v < nv; v++ {
+			for f := 0; f < 8/bits; f += 2 {
+				ubsDecode(bits, f, fmt.Sprintf("%s(BX)", disp(64*u+32*v)))
+				for i := 0; i < h; i++ {
+					z := avx2Acc(nv, i, v)
+					p("\tVBROADCASTSS %s(%s)(SI*1), Y14", disp(uk*u+4*f), rowRegs[i])
+					p("\tVBROADCASTSS %s(%s)(SI*1), Y15", disp(uk*u+4*f+4), rowRegs[i])
+					p("\tVPMADDUBSW Y12, Y14, Y14")
+					p("\tVPMADDUBSW Y13, Y15, Y15")
+					p("\tVPADDW Y15, Y14, Y14")
+					p("\tVPMADDWD ·wordOnes<>(SB), Y14, Y14")
 					p("\tVPADDD Y14, %s, %s", z, z)
-					p("\tVPMADDWD Y%d, Y12, Y15", 9+2*v)
-					p("\tVPADDD Y15, %s, %s", z, z)
 				}
 			}
 		}
 	}
-	un := map[int]int{8: 2, 4: 1, 2: 1}[bits]
-	loops(h, bits, un, step, func() {
-		// Zero the rows of the frame, then copy tk bytes of each row one
-		// at a time (AVX2 has no byte-masked load).
-		p("\tVPXOR X12, X12, X12")
-		for i := 0; i < h; i++ {
-			p("\tVMOVDQU X12, %s", frameRow(h, i))
+	un := map[int]int{8: 4, 4: 2, 2: 1}[bits]
+	kloop(un, 64, uk, step)
+	avx2Store(h, nv)
+}
+
+// kloop emits the k loop of the AVX2 kernels: n units (CX), unrolled by
+// un, B advancing by bb and A by ab bytes per unit.
+func kloop(un, bb, ab int, step func(u int)) {
+	if un > 1 {
+		p("\tCMPQ CX, $%d", un)
+		p("\tJLT one")
+		p("\tPCALIGN $32")
+		p("loopn:")
+		for u := 0; u < un; u++ {
+			step(u)
 		}
+		p("\tADDQ $%d, BX", bb*un)
+		p("\tADDQ $%d, SI", ab*un)
+		p("\tSUBQ $%d, CX", un)
+		p("\tCMPQ CX, $%d", un)
+		p("\tJGE loopn")
+		p("one:")
+	}
+	p("\tTESTQ CX, CX")
+	p("\tJZ store")
+	p("loop1:")
+	step(0)
+	p("\tADDQ $%d, BX", bb)
+	p("\tADDQ $%d, SI", ab)
+	p("\tDECQ CX")
+	p("\tJNZ loop1")
+	p("store:")
+}
+
+// avx2Store emits the store of the accumulators Y0.. of an AVX2 tile to
+// C, added to C's previous content when acc = 1. When the last vector
+// has all 8 columns (mask = 8) plain loads and stores are used; otherwise
+// the last vector of each row is loaded and stored under the lane mask
+// of its first mask columns (VPMASKMOVD, slow on AMD cores, so only at
+// the right edge of C).
+func avx2Store(h, nv int) {
+	p("\tMOVQ c+32(FP), AX")
+	p("\tMOVQ ldc+40(FP), CX")
+	p("\tSHLQ $2, CX")
+	p("\tMOVQ acc+56(FP), BX")
+	p("\tMOVQ mask+48(FP), DX")
+	p("\tCMPQ DX, $8")
+	p("\tJNE partial")
+	rows := func(f func(z, off string, last bool)) {
 		for i := 0; i < h; i++ {
-			p("\tLEAQ %s, DI", frameRow(h, i))
-			p("\tADDQ SI, %s", rowRegs[i])
-			p("\tXORQ AX, AX")
-			p("tcopy%d:", i)
-			p("\tMOVB (%s)(AX*1), DX", rowRegs[i])
-			p("\tMOVB DX, (DI)(AX*1)")
-			p("\tINCQ AX")
-			p("\tCMPQ AX, CX")
-			p("\tJLT tcopy%d", i)
+			for v := 0; v < nv; v++ {
+				f(avx2Acc(nv, i, v), disp(32*v), v == nv-1)
+			}
+			if i < h-1 {
+				p("\tADDQ CX, AX")
+			}
 		}
+	}
+	p("\tTESTQ BX, BX")
+	p("\tJZ full0")
+	rows(func(z, off string, _ bool) {
+		p("\tVPADDD %s(AX), %s, %s", off, z, z)
+		p("\tVMOVDQU %s, %s(AX)", z, off)
 	})
+	p("\tJMP done")
+	p("full0:")
+	rows(func(z, off string, _ bool) {
+		p("\tVMOVDQU %s, %s(AX)", z, off)
+	})
+	p("\tJMP done")
 	// Y14: store mask of the last vector (first mask lanes set), Y13: its
-	// load mask (Y14 or 0), Y15: load mask of full vectors (ones or 0).
-	p("\tMOVQ mask+64(FP), AX")
-	p("\tNEGQ AX")
-	p("\tLEAQ ·laneMask<>(SB), DX")
-	p("\tVMOVDQU 32(DX)(AX*4), Y14")
-	p("\tMOVQ acc+72(FP), BX")
+	// load mask (Y14 or 0).
+	p("partial:")
+	p("\tNEGQ DX")
+	p("\tLEAQ ·laneMask<>(SB), DI")
+	p("\tVMOVDQU 32(DI)(DX*4), Y14")
 	p("\tNEGQ BX")
 	p("\tVMOVQ BX, X15")
 	p("\tVPBROADCASTQ X15, Y15")
 	p("\tVPAND Y14, Y15, Y13")
-	p("\tMOVQ c+48(FP), AX")
-	p("\tMOVQ ldc+56(FP), CX")
-	p("\tSHLQ $2, CX")
-	for i := 0; i < h; i++ {
-		for v := 0; v < nv; v++ {
-			z := avx2Acc(nv, i, v)
-			off := disp(32 * v)
-			if v == nv-1 {
-				p("\tVPMASKMOVD %s(AX), Y13, Y12", off)
-				p("\tVPADDD Y12, %s, %s", z, z)
-				p("\tVPMASKMOVD %s, Y14, %s(AX)", z, off)
-			} else {
-				p("\tVPMASKMOVD %s(AX), Y15, Y12", off)
-				p("\tVPADDD Y12, %s, %s", z, z)
-				p("\tVMOVDQU %s, %s(AX)", z, off)
-			}
+	p("\tNEGQ BX")
+	rows(func(z, off string, last bool) {
+		if last {
+			p("\tVPMASKMOVD %s(AX), Y13, Y12", off)
+			p("\tVPADDD Y12, %s, %s", z, z)
+			p("\tVPMASKMOVD %s, Y14, %s(AX)", z, off)
+			return
 		}
-		if i < h-1 {
-			p("\tADDQ CX, AX")
-		}
-	}
+		p("\tTESTQ BX, BX")
+		p("\tJZ 2(PC)")
+		p("\tVPADDD %s(AX), %s, %s", off, z, z)
+		p("\tVMOVDQU %s, %s(AX)", z, off)
+	})
+	p("done:")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
 }
 
-func avx2Data() {
-	p("// wordLowByte is 0x00FF in every 16-bit word.")
-	for i := 0; i < 4; i++ {
-		p("DATA ·wordLowByte<>+%d(SB)/8, $0x00ff00ff00ff00ff", 8*i)
+// aCopy emits avx2WidenA (widen) or ubsCopyA: rows > 0 rows of kl > 0
+// bytes of A (row stride lda) to dst (row stride ds bytes), each row
+// padded with zeros to a multiple of 16 values. Whole 16-byte pieces are
+// loaded directly; the last kl mod 16 bytes are loaded as the 16 bytes
+// ending at kl shifted down (VPSHUFB), or, in rows shorter than 16 bytes,
+// copied one at a time to a zeroed 16-byte frame slot: no byte outside
+// the row's kl bytes is read. widen
+// zero-extends the values to int16 and reorders every group of 4 values
+// 0, 2, 1, 3 (VPSHUFB, VPMOVZXBW), so that the dword at 8g holds A[4g],
+// A[4g+2] and the one at 8g+4 holds A[4g+1], A[4g+3]: the pairs
+// VPMADDWD multiplies with the even and odd B vectors.
+func aCopy(name string, widen bool) {
+	p("// func %s(dst *%s, ds int, src *uint8, lda int, rows int, kl int)", name, map[bool]string{true: "uint16", false: "uint8"}[widen])
+	p("TEXT ·%s(SB), NOSPLIT, $16-48", name)
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ ds+8(FP), R8")
+	p("\tMOVQ src+16(FP), SI")
+	p("\tMOVQ lda+24(FP), R9")
+	p("\tMOVQ rows+32(FP), R10")
+	p("\tMOVQ kl+40(FP), R11")
+	p("\tLEAQ t-16(SP), R13")
+	if widen {
+		p("\tVMOVDQU ·widenPerm<>(SB), X2")
 	}
-	p("GLOBL ·wordLowByte<>(SB), RODATA|NOPTR, $32")
+	p("\tMOVQ R11, R12")
+	p("\tSHRQ $4, R12")
+	p("\tANDQ $15, R11")
+	// store emits the 16 values in X0 at (BX).
+	store := func() {
+		if widen {
+			p("\tVPSHUFB X2, X0, X0")
+			p("\tVPMOVZXBW X0, Y0")
+			p("\tVMOVDQU Y0, (BX)")
+		} else {
+			p("\tVMOVDQU X0, (BX)")
+		}
+	}
+	step := 16
+	if widen {
+		step = 32
+	}
+	p("row:")
+	p("\tMOVQ SI, AX")
+	p("\tMOVQ DI, BX")
+	p("\tMOVQ R12, CX")
+	p("\tTESTQ CX, CX")
+	p("\tJZ tail")
+	p("chunk:")
+	p("\tVMOVDQU (AX), X0")
+	store()
+	p("\tADDQ $16, AX")
+	p("\tADDQ $%d, BX", step)
+	p("\tDECQ CX")
+	p("\tJNZ chunk")
+	p("tail:")
+	p("\tTESTQ R11, R11")
+	p("\tJZ next")
+	p("\tTESTQ R12, R12")
+	p("\tJZ short")
+	// A whole piece precedes the tail: load the 16 bytes that end at kl
+	// and shift them down by 16 - tail bytes, zero-filling (VPSHUFB with
+	// the window of tailShift at 16 - tail).
+	p("\tLEAQ -16(AX)(R11*1), DX")
+	p("\tVMOVDQU (DX), X0")
+	p("\tMOVQ $16, DX")
+	p("\tSUBQ R11, DX")
+	p("\tLEAQ ·tailShift<>(SB), R14")
+	p("\tVMOVDQU (R14)(DX*1), X1")
+	p("\tVPSHUFB X1, X0, X0")
+	store()
+	p("\tJMP next")
+	// A row shorter than 16 bytes: copied one byte at a time.
+	p("short:")
+	p("\tVPXOR X0, X0, X0")
+	p("\tVMOVDQU X0, (R13)")
+	p("\tXORQ CX, CX")
+	p("tbyte:")
+	p("\tMOVBLZX (AX)(CX*1), DX")
+	p("\tMOVB DX, (R13)(CX*1)")
+	p("\tINCQ CX")
+	p("\tCMPQ CX, R11")
+	p("\tJLT tbyte")
+	p("\tVMOVDQU (R13), X0")
+	store()
+	p("next:")
+	p("\tADDQ R9, SI")
+	p("\tADDQ R8, DI")
+	p("\tDECQ R10")
+	p("\tJNZ row")
+	if widen {
+		p("\tVZEROUPPER")
+	}
+	p("\tRET")
+	p("")
+}
+
+func avx2Data() {
+	data32 := func(name, comment string, b func(i int) byte) {
+		p("// %s", comment)
+		for q := 0; q < 4; q++ {
+			var v uint64
+			for i := 7; i >= 0; i-- {
+				v = v<<8 | uint64(b(8*q+i))
+			}
+			p("DATA ·%s<>+%d(SB)/8, $0x%016x", name, 8*q, v)
+		}
+		p("GLOBL ·%s<>(SB), RODATA|NOPTR, $32", name)
+		p("")
+	}
+	data32("tailShift", "tailShift is 0, 1, ..., 15, then 16 bytes 0x80 (VPSHUFB: zero).", func(i int) byte {
+		if i < 16 {
+			return byte(i)
+		}
+		return 0x80
+	})
+	data32("wordOnes", "wordOnes is 1 in every 16-bit word.", func(i int) byte { return byte(1 - i%2) })
+	data32("nibbleMask", "nibbleMask is 0x0F in every byte.", func(int) byte { return 0x0f })
+	data32("crumbMask", "crumbMask is 0x03 in every byte.", func(int) byte { return 0x03 })
+	data32("nibbleSext", "nibbleSext maps a 4-bit code (two's complement) to its int8 value, in both lanes.",
+		func(i int) byte { return byte(int8(i%16<<4) >> 4) })
+	data32("crumbSext", "crumbSext maps a 2-bit code (two's complement) to its int8 value, in both lanes.",
+		func(i int) byte { return byte(int8(i%16<<6) >> 6) })
+	p("// widenPerm reorders every group of 4 bytes 0, 2, 1, 3.")
+	p("DATA ·widenPerm<>+0(SB)/8, $0x0705060403010200")
+	p("DATA ·widenPerm<>+8(SB)/8, $0x0f0d0e0c0b090a08")
+	p("GLOBL ·widenPerm<>(SB), RODATA|NOPTR, $16")
 	p("")
 	p("// laneMask is 8 words of all ones then 8 of zeros: the 32 bytes at")
 	p("// laneMask + 32 - 4w enable the first w of 8 int32 lanes.")
@@ -397,17 +680,32 @@ func avx2Data() {
 	p("")
 }
 
-// dispatch emits the Go switch that calls family fam's kernel for bits,
-// h and nv.
-func dispatch(fam string, name func(bits, h, nv int) string, mr, maxNV int) {
-	p("// %sCall calls the %s kernel for bits, an h-row tile and nv vectors.", fam, fam)
-	p("func %sCall(bits, h, nv int, %s) {", fam, args)
-	p("\tswitch bits<<8 | h<<4 | nv {")
-	for _, bits := range allBits {
+// dispatch emits the Go switch that calls family fam's kernel for an
+// h-row tile of nv vectors and, if the family has more than one, for
+// bits; params are the kernels' parameters.
+func dispatch(fam string, bitsList []int, name func(bits, h, nv int) string, mr, maxNV int, params string) {
+	var names []string
+	for _, f := range strings.Split(params, ", ") {
+		names = append(names, strings.Fields(f)[0])
+	}
+	if len(bitsList) == 1 {
+		p("// %sCall calls the %s kernel for an h-row tile of nv vectors.", fam, fam)
+		p("func %sCall(h, nv int, %s) {", fam, params)
+		p("\tswitch h<<4 | nv {")
+	} else {
+		p("// %sCall calls the %s kernel for bits, an h-row tile and nv vectors.", fam, fam)
+		p("func %sCall(bits, h, nv int, %s) {", fam, params)
+		p("\tswitch bits<<8 | h<<4 | nv {")
+	}
+	for _, bits := range bitsList {
 		for h := 1; h <= mr; h++ {
 			for nv := 1; nv <= maxNV; nv++ {
-				p("\tcase %d:", bits<<8|h<<4|nv)
-				p("\t\t%s(a, lda, b, ps, n, tk, c, ldc, mask, acc)", name(bits, h, nv))
+				if len(bitsList) == 1 {
+					p("\tcase %d:", h<<4|nv)
+				} else {
+					p("\tcase %d:", bits<<8|h<<4|nv)
+				}
+				p("\t\t%s(%s)", name(bits, h, nv), strings.Join(names, ", "))
 				p("\t\treturn")
 			}
 		}
@@ -433,13 +731,20 @@ func main() {
 			}
 		}
 	}
+	for h := 1; h <= avx2MR; h++ {
+		for nv := 1; nv <= avx2NV; nv++ {
+			avx2Kernel(h, nv)
+		}
+	}
 	for _, bits := range allBits {
-		for h := 1; h <= avx2MR; h++ {
+		for h := 1; h <= ubsMR; h++ {
 			for nv := 1; nv <= avx2NV; nv++ {
-				avx2Kernel(bits, h, nv)
+				ubsKernel(bits, h, nv)
 			}
 		}
 	}
+	aCopy("avx2WidenA", true)
+	aCopy("ubsCopyA", false)
 	asm := strings.TrimRight(out.String(), "\n") + "\n"
 	if err := os.WriteFile("kernel_amd64.s", []byte(asm), 0o644); err != nil {
 		log.Fatal(err)
@@ -456,7 +761,8 @@ func main() {
 	p("const (")
 	p("\tvnniMR = %d // rows of a VNNI tile", vnniMR)
 	p("\tvnniNV = %d // 16-column panels of a VNNI tile", vnniNV)
-	p("\tavx2MR = %d // rows of an AVX2 tile", avx2MR)
+	p("\tavx2MR = %d // rows of a VPMADDWD tile", avx2MR)
+	p("\tubsMR  = %d // rows of a VPMADDUBSW tile", ubsMR)
 	p("\tavx2NV = %d // 8-column half panels of an AVX2 tile (one panel)", avx2NV)
 	p(")")
 	p("")
@@ -469,17 +775,40 @@ func main() {
 			}
 		}
 	}
+	for h := 1; h <= avx2MR; h++ {
+		for nv := 1; nv <= avx2NV; nv++ {
+			p("//go:noescape")
+			p("func %s(%s)", avx2Name(h, nv), avx2Args)
+			p("")
+		}
+	}
 	for _, bits := range allBits {
-		for h := 1; h <= avx2MR; h++ {
+		for h := 1; h <= ubsMR; h++ {
 			for nv := 1; nv <= avx2NV; nv++ {
 				p("//go:noescape")
-				p("func %s(%s)", avx2Name(bits, h, nv), args)
+				p("func %s(%s)", ubsName(bits, h, nv), ubsArgs)
 				p("")
 			}
 		}
 	}
-	dispatch("vnni", vnniName, vnniMR, vnniNV)
-	dispatch("avx2", avx2Name, avx2MR, avx2NV)
+	p("// avx2WidenA writes rows > 0 rows of kl > 0 bytes of A (stride lda)")
+	p("// to dst (stride ds bytes) as int16, each group of 4 values reordered")
+	p("// 0, 2, 1, 3, zero-padded to a multiple of 16 values. It reads no byte")
+	p("// of a row past kl.")
+	p("//")
+	p("//go:noescape")
+	p("func avx2WidenA(dst *uint16, ds int, src *uint8, lda int, rows int, kl int)")
+	p("")
+	p("// ubsCopyA copies rows > 0 rows of kl > 0 bytes of A (stride lda) to")
+	p("// dst (stride ds bytes), zero-padded to a multiple of 16 bytes. It")
+	p("// reads no byte of a row past kl.")
+	p("//")
+	p("//go:noescape")
+	p("func ubsCopyA(dst *uint8, ds int, src *uint8, lda int, rows int, kl int)")
+	p("")
+	dispatch("vnni", allBits, vnniName, vnniMR, vnniNV, args)
+	dispatch("avx2", []int{8}, func(_, h, nv int) string { return avx2Name(h, nv) }, avx2MR, avx2NV, avx2Args)
+	dispatch("ubs", allBits, ubsName, ubsMR, avx2NV, ubsArgs)
 	src, err := format.Source(out.Bytes())
 	if err != nil {
 		log.Fatal(err)

@@ -31,11 +31,12 @@ func guarded(t *testing.T, n int) ([]byte, func()) {
 func TestGemmGuardPage(t *testing.T) {
 	r := rand.New(rand.NewSource(5))
 	for _, kern := range Available() {
-		for _, bits := range []int{8, 4, 2} {
-			for _, s := range []shape{{1, 1, 1}, {1, 17, 3}, {3, 5, 5}, {8, 48, 7}, {9, 33, 17}, {17, 100, 31}, {5, 16, 65}, {2, 20, 1027}} {
+		for _, tc := range []struct{ bits, kind int }{{8, fillRandom}, {8, fillSmall}, {4, fillRandom}, {2, fillRandom}} {
+			bits := tc.bits
+			for _, s := range []shape{{1, 1, 1}, {1, 17, 3}, {3, 5, 5}, {8, 48, 7}, {9, 33, 17}, {17, 100, 31}, {5, 16, 65}, {2, 20, 1027}, {61, 9, 2070}} {
 				for _, pad := range []int{0, 5} {
 					lda, ldc := s.k+pad, s.n+pad
-					a0, w := makeCase(r, s.m, s.n, s.k, lda, bits, fillRandom)
+					a0, w := makeCase(r, s.m, s.n, s.k, lda, bits, tc.kind)
 					a, freeA := guarded(t, len(a0))
 					copy(a, a0)
 					nc := (s.m-1)*ldc + s.n

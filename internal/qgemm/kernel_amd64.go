@@ -15,7 +15,8 @@ var (
 )
 
 // tileRows returns the rows of kernel k's micro-tile, the granularity of
-// GemmParallel's row split.
+// GemmParallel's row split. For AVX2 it is the VPMADDWD tile's (full
+// range 8-bit codes); the VPMADDUBSW tile is one row taller.
 func tileRows(k Kernel) int {
 	switch k {
 	case AVX512VNNI:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"unsafe"
 )
 
@@ -38,11 +39,20 @@ const panelCols = 16
 // this is the VPDPBUSD operand layout (16 dwords of 4 consecutive k), at 4
 // and 2 bits the same with 2 or 4 such k groups stacked in the bit fields
 // of each byte.
+//
+// For 8-bit codes not all within [-64, 64] the AVX2 kernel reads a second
+// copy of them, widened to int16 (see wide): 128 bytes per unit of 4 k,
+// twice the size of data.
 type Packed struct {
 	n, k, bits int
 	units      int     // units per panel
 	data       []byte  // panels*units*64 bytes, 64-byte aligned
 	colSums    []int32 // sum over k of B[k][j]
+
+	small bool // 8 bits, every code within [-64, 64]: see ubs
+
+	wideOnce sync.Once
+	wideData []byte // the int16 copy, set once by wideOnce
 }
 
 // Pack packs w, given row-major as [N][K] (row n = the K weights of
@@ -96,7 +106,59 @@ func Pack(w []int8, n, k, bits int) (*Packed, error) {
 		}
 		p.colSums[j] = s
 	}
+	if bits == 8 {
+		p.small = true
+		for _, v := range w {
+			if v < -64 || v > 64 {
+				p.small = false
+				break
+			}
+		}
+	}
+	if p.wideEager() {
+		p.wide()
+	}
 	return p, nil
+}
+
+// wideEager reports whether Pack builds the int16 copy of the codes: for
+// 8-bit codes that the AVX2 kernel multiplies with VPMADDWD (!ubs), when
+// AVX2 is the kernel Gemm selects. Elsewhere it is only built when
+// GemmWith forces the AVX2 kernel (tests, benchmarks).
+func (p *Packed) wideEager() bool { return p.bits == 8 && !p.ubs() && selected == AVX2 }
+
+// ubs reports whether the AVX2 kernel multiplies p with VPMADDUBSW (int16
+// sums of two u8 x s8 products, saturating beyond 32767): only where
+// that cannot saturate, 4- and 2-bit codes (|code| <= 8) and 8-bit codes
+// all within [-64, 64] (2*255*64 = 32640). Otherwise it widens to int16
+// and uses VPMADDWD.
+func (p *Packed) ubs() bool { return p.bits < 8 || p.small }
+
+// wide returns the 8-bit codes widened to int16 for the AVX2 kernel's
+// VPMADDWD, building them on first use (goroutine-safe; read-only
+// afterwards). Panel q is the 2*panelStride() bytes at 2*q*panelStride();
+// its 128-byte unit g (k0 = 4g) holds the int16 pairs (B[k0][c],
+// B[k0+2][c]) of columns c = 0..15 in its first 64 bytes and the pairs
+// (B[k0+1][c], B[k0+3][c]) in the next 64, pair c at byte 4c.
+func (p *Packed) wide() []byte {
+	p.wideOnce.Do(func() {
+		w := alignedBytes(2 * len(p.data))
+		ps := p.panelStride()
+		for q := 0; q < p.panels(); q++ {
+			src, dst := p.data[q*ps:(q+1)*ps], w[2*q*ps:2*(q+1)*ps]
+			for g := 0; g < p.units; g++ {
+				for c := 0; c < panelCols; c++ {
+					for r := 0; r < 4; r++ {
+						v := uint16(int16(int8(src[g*unit+4*c+r])))
+						o := g*2*unit + r%2*unit + 4*c + r/2*2
+						dst[o], dst[o+1] = byte(v), byte(v>>8)
+					}
+				}
+			}
+		}
+		p.wideData = w
+	})
+	return p.wideData
 }
 
 // alignedBytes returns n zero bytes starting at a 64-byte boundary.
@@ -117,8 +179,15 @@ func (p *Packed) Bits() int { return p.bits }
 
 // Bytes returns the resident size of the packed codes in bytes:
 // ceil(N/16)*16 columns times K rounded up to a whole unit, at bits/8
-// bytes per code. ColSums (4*N bytes) is not included.
-func (p *Packed) Bytes() int { return len(p.data) }
+// bytes per code, plus, when AVX2 is the selected kernel and the 8-bit
+// codes are not all within [-64, 64], the int16 copy its VPMADDWD reads
+// (twice as large). ColSums (4*N bytes) is not included.
+func (p *Packed) Bytes() int {
+	if p.wideEager() {
+		return 3 * len(p.data)
+	}
+	return len(p.data)
+}
 
 // ColSums returns sum_k B[k][j] for each column j (for zero-point
 // correction by the caller). The slice is owned by p: callers must not

@@ -12,6 +12,8 @@ const (
 	Generic    Kernel = iota // pure Go reference, always available
 	AVX2                     // AVX2 assembly (VPMADDWD on ymm)
 	AVX512VNNI               // AVX-512 VNNI assembly (VPDPBUSD on zmm)
+	NEON                     // arm64 NEON assembly (MUL and SADALP on int16)
+	NEONDot                  // arm64 NEON dot-product assembly (SDOT)
 )
 
 // String returns the kernel's name.
@@ -23,6 +25,10 @@ func (k Kernel) String() string {
 		return "AVX2"
 	case AVX512VNNI:
 		return "AVX512VNNI"
+	case NEON:
+		return "NEON"
+	case NEONDot:
+		return "NEONDot"
 	}
 	return fmt.Sprintf("Kernel(%d)", int(k))
 }
@@ -36,16 +42,21 @@ func available(k Kernel) bool {
 		return hasAVX2
 	case AVX512VNNI:
 		return hasVNNI
+	case NEON:
+		return hasNEON
+	case NEONDot:
+		return hasNEONDot
 	}
 	return false
 }
 
 // Available returns the kernels that can run here, Generic first and the
-// best last: Generic always, AVX2 and AVX512VNNI when the CPU (and OS)
-// support them and the build has assembly (amd64 without the noasm tag).
+// best last: Generic always, AVX2 and AVX512VNNI (amd64) or NEON and
+// NEONDot (arm64) when the CPU (and OS) support them and the build has
+// assembly (no noasm tag).
 func Available() []Kernel {
 	ks := []Kernel{Generic}
-	for _, k := range []Kernel{AVX2, AVX512VNNI} {
+	for _, k := range []Kernel{AVX2, AVX512VNNI, NEON, NEONDot} {
 		if available(k) {
 			ks = append(ks, k)
 		}

@@ -2,10 +2,12 @@ package qgemm
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -40,9 +42,12 @@ func codeRange(bits int) (lo, hi int8) {
 
 // fill kinds of test data.
 const (
-	fillRandom = iota
-	fillMaxPos // A = 255, B = largest code
-	fillMaxNeg // A = 255, B = smallest code
+	fillRandom   = iota
+	fillMaxPos   // A = 255, B = largest code
+	fillMaxNeg   // A = 255, B = smallest code
+	fillSmall    // random, 8-bit codes within [-64, 64] (VPMADDUBSW path)
+	fillSmallPos // A = 255, B = 64 (8 bits; the largest code otherwise)
+	fillSmallNeg // A = 255, B = -64 (8 bits; the smallest code otherwise)
 )
 
 // makeCase returns A (m rows of stride lda, the last row ending the slice
@@ -51,9 +56,12 @@ func makeCase(r *rand.Rand, m, n, k, lda, bits, kind int) ([]uint8, []int8) {
 	a := make([]uint8, max(0, (m-1)*lda+k))
 	w := make([]int8, n*k)
 	lo, hi := codeRange(bits)
+	if bits == 8 && kind >= fillSmall {
+		lo, hi = -64, 64
+	}
 	for i := range a {
 		switch kind {
-		case fillRandom:
+		case fillRandom, fillSmall:
 			a[i] = uint8(r.Intn(256))
 		default:
 			a[i] = 255
@@ -61,11 +69,11 @@ func makeCase(r *rand.Rand, m, n, k, lda, bits, kind int) ([]uint8, []int8) {
 	}
 	for i := range w {
 		switch kind {
-		case fillRandom:
+		case fillRandom, fillSmall:
 			w[i] = int8(int(lo) + r.Intn(int(hi)-int(lo)+1))
-		case fillMaxPos:
+		case fillMaxPos, fillSmallPos:
 			w[i] = hi
-		case fillMaxNeg:
+		case fillMaxNeg, fillSmallNeg:
 			w[i] = lo
 		}
 	}
@@ -147,21 +155,23 @@ func tableShapes() []shape {
 		shape{13, 256, 40}, shape{9, 2100, 1030})
 }
 
-// TestGemmTable checks every available kernel, for 8, 4 and 2 bits,
-// against refGemm on tableShapes with random data, with tight and padded
-// strides.
+// TestGemmTable checks every available kernel, for 8 bits (full range
+// and codes within [-64, 64], which the AVX2 kernel multiplies with
+// VPMADDUBSW), 4 and 2 bits, against refGemm on tableShapes with random
+// data, with tight and padded strides.
 func TestGemmTable(t *testing.T) {
 	for _, kern := range Available() {
 		t.Run(kern.String(), func(t *testing.T) {
 			r := rand.New(rand.NewSource(1))
-			for _, bits := range []int{8, 4, 2} {
+			for _, tc := range []struct{ bits, kind int }{{8, fillRandom}, {8, fillSmall}, {4, fillRandom}, {2, fillRandom}} {
+				bits := tc.bits
 				for i, s := range tableShapes() {
 					if kern == Generic && s.m*s.n*s.k > 1<<22 && testing.Short() {
 						continue
 					}
 					lda := s.k + []int{0, 3, 64, 1}[i%4]
 					ldc := s.n + []int{0, 1, 16, 5}[(i/4)%4]
-					a, w := makeCase(r, s.m, s.n, s.k, lda, bits, fillRandom)
+					a, w := makeCase(r, s.m, s.n, s.k, lda, bits, tc.kind)
 					runCase(t, kern, a, lda, s.m, w, s.n, s.k, bits, ldc)
 				}
 			}
@@ -171,7 +181,9 @@ func TestGemmTable(t *testing.T) {
 
 // TestGemmExtreme checks the largest products: A all 255 against B all
 // at the smallest and at the largest code, which would saturate
-// VPMADDUBSW's int16 sums, up to K = MaxK where C reaches -255*128*MaxK.
+// VPMADDUBSW's int16 sums, up to K = MaxK where C reaches -255*128*MaxK,
+// and at 8 bits against B all -64 or 64, the bounds of the codes the
+// AVX2 kernel multiplies with VPMADDUBSW (pair sums of -+32640).
 func TestGemmExtreme(t *testing.T) {
 	r := rand.New(rand.NewSource(2))
 	shapes := []shape{{9, 17, 255}, {17, 49, 1029}, {3, 33, 4099}}
@@ -180,7 +192,7 @@ func TestGemmExtreme(t *testing.T) {
 	}
 	for _, kern := range Available() {
 		for _, bits := range []int{8, 4, 2} {
-			for _, kind := range []int{fillMaxPos, fillMaxNeg} {
+			for _, kind := range []int{fillMaxPos, fillMaxNeg, fillSmallPos, fillSmallNeg} {
 				for _, s := range shapes {
 					a, w := makeCase(r, s.m, s.n, s.k, s.k+1, bits, kind)
 					runCase(t, kern, a, s.k+1, s.m, w, s.n, s.k, bits, s.n)
@@ -230,6 +242,64 @@ func TestGemmParallel(t *testing.T) {
 				if !slices.Equal(c, want) {
 					t.Fatalf("bits=%d %v threads=%d: GemmParallel differs from Gemm", bits, s, threads)
 				}
+			}
+		}
+	}
+}
+
+// TestGemmConcurrent runs every kernel from several goroutines at once on
+// one fresh Packed per width (the AVX2 kernel's int16 copy may be built
+// by the first of them, and its A buffers come from a shared pool): run
+// with -race, and every result must equal refGemm.
+func TestGemmConcurrent(t *testing.T) {
+	r := rand.New(rand.NewSource(6))
+	const m, n, k = 37, 70, 300
+	for _, kern := range Available() {
+		for _, tc := range []struct{ bits, kind int }{{8, fillRandom}, {8, fillSmall}, {4, fillRandom}, {2, fillRandom}} {
+			a, w := makeCase(r, m, n, k, k, tc.bits, tc.kind)
+			p, err := Pack(w, n, k, tc.bits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := refGemm(t, a, k, m, w, n, k)
+			var wg sync.WaitGroup
+			errs := make([]string, 4)
+			for g := range errs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := make([]int32, m*n)
+					GemmWith(kern, c, n, a, k, m, p)
+					if !slices.Equal(c, want) {
+						errs[g] = fmt.Sprintf("%v bits=%d kind=%d goroutine %d: wrong result", kern, tc.bits, tc.kind, g)
+					}
+				}()
+			}
+			wg.Wait()
+			for _, e := range errs {
+				if e != "" {
+					t.Error(e)
+				}
+			}
+		}
+	}
+}
+
+// TestGemmNoAlloc checks that Gemm allocates nothing in steady state with
+// any kernel (the AVX2 kernel's A buffers come from a pool).
+func TestGemmNoAlloc(t *testing.T) {
+	r := rand.New(rand.NewSource(7))
+	const m, n, k = 70, 40, 1100
+	for _, kern := range Available() {
+		for _, tc := range []struct{ bits, kind int }{{8, fillRandom}, {8, fillSmall}, {4, fillRandom}, {2, fillRandom}} {
+			a, w := makeCase(r, m, n, k, k, tc.bits, tc.kind)
+			p, err := Pack(w, n, k, tc.bits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := make([]int32, m*n)
+			if allocs := testing.AllocsPerRun(20, func() { GemmWith(kern, c, n, a, k, m, p) }); allocs != 0 {
+				t.Errorf("%v bits=%d kind=%d: %v allocations per Gemm", kern, tc.bits, tc.kind, allocs)
 			}
 		}
 	}
@@ -303,7 +373,11 @@ func TestPacked(t *testing.T) {
 		}
 		uk := 32 / bits
 		kp := (k + uk - 1) / uk * uk
-		if want := 48 * kp * bits / 8; p.Bytes() != want {
+		want := 48 * kp * bits / 8
+		if bits == 8 && !p.small && Selected() == AVX2 {
+			want *= 3 // the int16 copy of the AVX2 kernel
+		}
+		if p.Bytes() != want {
 			t.Errorf("bits=%d: Bytes = %d, want %d", bits, p.Bytes(), want)
 		}
 		sums := p.ColSums()
@@ -315,6 +389,29 @@ func TestPacked(t *testing.T) {
 			if sums[j] != s {
 				t.Fatalf("bits=%d: ColSums[%d] = %d, want %d", bits, j, sums[j], s)
 			}
+		}
+	}
+}
+
+// TestSmallCodes checks which 8-bit Packed the AVX2 kernel multiplies
+// with VPMADDUBSW: exactly those whose codes all lie within [-64, 64].
+func TestSmallCodes(t *testing.T) {
+	for _, tc := range []struct {
+		w    []int8
+		want bool
+	}{
+		{[]int8{-64, 64, 0, 1}, true},
+		{[]int8{-64, 65, 0, 1}, false},
+		{[]int8{-65, 64, 0, 1}, false},
+		{[]int8{127, 0, 0, 0}, false},
+		{[]int8{-128, 0, 0, 0}, false},
+	} {
+		p, err := Pack(tc.w, 2, 2, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.small != tc.want {
+			t.Errorf("Pack(%v).small = %v, want %v", tc.w, p.small, tc.want)
 		}
 	}
 }
@@ -372,12 +469,13 @@ func TestPanics(t *testing.T) {
 }
 
 // FuzzGemm derives a product (m, n, k, bits, strides, data) from the fuzz
-// input and compares every available kernel with refGemm.
+// input and compares every available kernel with refGemm. data[4] picks
+// the bits and, for 8 bits, codes of the full range or within [-64, 64].
 func FuzzGemm(f *testing.F) {
 	seed := func(m, n, k, bits, padA, padC int, fill byte) {
 		f.Add([]byte{byte(m), byte(n), byte(k), byte(k >> 8), byte(bits), byte(padA), byte(padC), fill, 1, 2, 3, 4, 5, 6, 7})
 	}
-	for _, bits := range []int{0, 1, 2} {
+	for _, bits := range []int{0, 1, 2, 3} { // 3: 8 bits within [-64, 64]
 		seed(0, 1, 1, bits, 0, 0, 0)
 		seed(1, 1, 1, bits, 0, 0, 0)
 		seed(7, 15, 3, bits, 1, 1, 0)
@@ -399,6 +497,7 @@ func FuzzGemm(f *testing.F) {
 		n := 1 + int(data[1])%120
 		k := 1 + (int(data[2])|int(data[3])<<8)%1100
 		bits := []int{8, 4, 2}[int(data[4])%3]
+		small := bits == 8 && data[4]/3%2 == 1 // codes within [-64, 64]
 		lda := k + int(data[5])%17
 		ldc := n + int(data[6])%17
 		fill := int(data[7]) % 3
@@ -410,6 +509,9 @@ func FuzzGemm(f *testing.F) {
 		a := make([]uint8, max(0, (m-1)*lda+k))
 		w := make([]int8, n*k)
 		lo, hi := codeRange(bits)
+		if small {
+			lo, hi = -64, 64
+		}
 		span := int(hi) - int(lo) + 1
 		for i := range a {
 			a[i] = rest[i%len(rest)] * byte(i/len(rest)+1)

@@ -24,6 +24,39 @@ func RequantFloat(dst []uint8, acc, bias []int32, mult []float32, zp, lo, hi int
 	requantFloat(dst, acc, bias, mult, len(acc)/n, n, zp, lo, hi)
 }
 
+// RequantFixed writes, for every row r and column j of the rows x n matrix
+// acc (n = len(bias) = len(m0) = len(shift), len(acc) = len(dst) = rows*n),
+//
+//	dst[r*n+j] = uint8(quant.RequantizeFixed(acc[r*n+j]+bias[j], m0[j], shift[j], zp, lo, hi))
+//
+// with 0 <= lo <= hi <= 255 and the int32 addition wrapping: integer
+// arithmetic only, gemmlowp's SaturatingRoundingDoublingHighMul (ties
+// toward +Inf, MinInt32 * MinInt32 saturating to MaxInt32) after a left
+// shift by -shift[j] saturated to int32 when shift[j] < 0, then
+// RoundingDivideByPOT by shift[j] when shift[j] > 0 (ties away from zero).
+// Every m0[j] and zp may be any int32; every shift[j] must be at least -32
+// (quant.FixedMultiplier and qmodel give [-31, 62]; below -32 the
+// reference's 64-bit left shift wraps). It panics when the lengths do not
+// fit together or a shift is below -32.
+func RequantFixed(dst []uint8, acc, bias, m0, shift []int32, zp, lo, hi int32) {
+	n := len(bias)
+	if len(m0) != n || len(shift) != n || len(dst) != len(acc) || (n == 0 && len(acc) != 0) || (n > 0 && len(acc)%n != 0) {
+		panic(fmt.Sprintf("qvec: RequantFixed lengths dst %d, acc %d, bias %d, m0 %d, shift %d", len(dst), len(acc), len(bias), len(m0), len(shift)))
+	}
+	for j, s := range shift {
+		if s < MinShift {
+			panic(fmt.Sprintf("qvec: RequantFixed shift[%d] = %d is below %d", j, s, MinShift))
+		}
+	}
+	if len(acc) == 0 {
+		return
+	}
+	requantFixed(dst, acc, bias, m0, shift, len(acc)/n, n, zp, lo, hi)
+}
+
+// MinShift is the smallest shift RequantFixed takes: a left shift by 32.
+const MinShift = -32
+
 // MaxBytes writes dst[i] = max(a[i], b[i]) for equal-length slices; dst may
 // alias a or b. It panics when the lengths differ.
 func MaxBytes(dst, a, b []uint8) {
@@ -36,6 +69,25 @@ func MaxBytes(dst, a, b []uint8) {
 	maxBytes(dst, a, b)
 }
 
+// MaxWindows writes the byte-wise maxima of windows of k chunks of c
+// bytes: for each window i < n = len(dst)/c and byte ch < c,
+//
+//	dst[i*c+ch] = max over kx < k of src[i*step+kx*c+ch]
+//
+// which is the column pass of a max pool over one row of channels-last
+// codes (c channels, window k, step = stride*c). dst must not overlap
+// src. It panics when c < 1, k < 1, step < 0, len(dst) is not a multiple
+// of c or src is shorter than the last window's end, (n-1)*step + k*c.
+func MaxWindows(dst, src []uint8, c, k, step int) {
+	if c < 1 || k < 1 || step < 0 || len(dst)%c != 0 || (len(dst) > 0 && len(src) < (len(dst)/c-1)*step+k*c) {
+		panic(fmt.Sprintf("qvec: MaxWindows of %d bytes into %d, c %d, k %d, step %d", len(src), len(dst), c, k, step))
+	}
+	if len(dst) == 0 {
+		return
+	}
+	maxWindows(dst, src, c, k, step)
+}
+
 // requantFloatGo is the pure-Go RequantFloat on checked arguments.
 func requantFloatGo(dst []uint8, acc, bias []int32, mult []float32, rows, n int, zp, lo, hi int32) {
 	for r := range rows {
@@ -46,11 +98,32 @@ func requantFloatGo(dst []uint8, acc, bias []int32, mult []float32, rows, n int,
 	}
 }
 
+// requantFixedGo is the pure-Go RequantFixed on checked arguments.
+func requantFixedGo(dst []uint8, acc, bias, m0, shift []int32, rows, n int, zp, lo, hi int32) {
+	for r := range rows {
+		a, d := acc[r*n:(r+1)*n], dst[r*n:(r+1)*n]
+		for j := range a {
+			d[j] = uint8(quant.RequantizeFixed(a[j]+bias[j], m0[j], shift[j], zp, lo, hi))
+		}
+	}
+}
+
 // maxBytesGo is the pure-Go MaxBytes on checked arguments.
 func maxBytesGo(dst, a, b []uint8) {
 	b = b[:len(dst)]
 	a = a[:len(dst)]
 	for i := range dst {
 		dst[i] = max(a[i], b[i])
+	}
+}
+
+// maxWindowsGo is the pure-Go MaxWindows on checked arguments.
+func maxWindowsGo(dst, src []uint8, c, k, step int) {
+	for i := range len(dst) / c {
+		d := dst[i*c : (i+1)*c]
+		copy(d, src[i*step:i*step+c])
+		for kx := 1; kx < k; kx++ {
+			maxBytesGo(d, d, src[i*step+kx*c:i*step+(kx+1)*c])
+		}
 	}
 }

@@ -2,7 +2,11 @@
 
 package qvec
 
-import "qat/internal/cpufeat"
+import (
+	"math"
+
+	"qat/internal/cpufeat"
+)
 
 // hasAVX512 and hasAVX2 report whether the assembly can run: the CPU has
 // the instructions, the OS saves the registers and QAT_CPU does not
@@ -13,12 +17,32 @@ var (
 )
 
 func requantFloat(dst []uint8, acc, bias []int32, mult []float32, rows, n int, zp, lo, hi int32) {
-	if hasAVX512 {
+	switch {
+	case hasAVX512:
 		requantFloatAVX512(&dst[0], &acc[0], &bias[0], &mult[0], rows, n,
 			float32(lo-zp), float32(hi-zp), zp)
+	case hasAVX2:
+		requantFloatAVX2(&dst[0], &acc[0], &bias[0], &mult[0], rows, n,
+			float32(lo-zp), float32(hi-zp), zp)
+	default:
+		requantFloatGo(dst, acc, bias, mult, rows, n, zp, lo, hi)
+	}
+}
+
+func requantFixed(dst []uint8, acc, bias, m0, shift []int32, rows, n int, zp, lo, hi int32) {
+	if !hasAVX2 {
+		requantFixedGo(dst, acc, bias, m0, shift, rows, n, zp, lo, hi)
 		return
 	}
-	requantFloatGo(dst, acc, bias, mult, rows, n, zp, lo, hi)
+	// clamp(v+zp, lo, hi) = clamp(v, lo-zp, hi-zp) + zp, with the bounds
+	// computed in int64: lo-zp >= 1-2^31 as lo >= 0, and hi-zp above
+	// MaxInt32 clamps nothing an int32 v can reach. When even lo-zp is
+	// above MaxInt32, every code is lo: clamp(v, 0, 0) + lo.
+	vlo, vhi := int64(lo)-int64(zp), min(int64(hi)-int64(zp), math.MaxInt32)
+	if vlo > math.MaxInt32 {
+		zp, vlo, vhi = lo, 0, 0
+	}
+	requantFixedAVX2(&dst[0], &acc[0], &bias[0], &m0[0], &shift[0], rows, n, zp, int32(vlo), int32(vhi))
 }
 
 func maxBytes(dst, a, b []uint8) {
@@ -29,6 +53,14 @@ func maxBytes(dst, a, b []uint8) {
 	maxBytesGo(dst, a, b)
 }
 
+func maxWindows(dst, src []uint8, c, k, step int) {
+	if hasAVX2 {
+		maxWindowsAVX2(&dst[0], &src[0], len(dst)/c, c, k, step)
+		return
+	}
+	maxWindowsGo(dst, src, c, k, step)
+}
+
 // requantFloatAVX512 is RequantFloat on rows >= 1 contiguous rows of
 // n >= 1 columns, with the clamp bounds lo-zp and hi-zp already converted
 // to float32 (exactly as quant.RequantizeFloat converts them).
@@ -36,7 +68,26 @@ func maxBytes(dst, a, b []uint8) {
 //go:noescape
 func requantFloatAVX512(dst *uint8, acc, bias *int32, mult *float32, rows, n int, flo, fhi float32, zp int32)
 
+// requantFloatAVX2 is requantFloatAVX512 for AVX2, 8 lanes a ymm register.
+//
+//go:noescape
+func requantFloatAVX2(dst *uint8, acc, bias *int32, mult *float32, rows, n int, flo, fhi float32, zp int32)
+
+// requantFixedAVX2 is RequantFixed on rows >= 1 contiguous rows of n >= 1
+// columns, every shift >= -32, with the output clamp given in the domain
+// of the rounded product: q = clamp(v, vlo, vhi) + zp, where the caller
+// guarantees that this is clamp(v+zp, lo, hi) for every int32 v and
+// vlo <= vhi.
+//
+//go:noescape
+func requantFixedAVX2(dst *uint8, acc, bias, m0, shift *int32, rows, n int, zp, vlo, vhi int32)
+
 // maxBytesAVX2 is MaxBytes on n >= 1 bytes.
 //
 //go:noescape
 func maxBytesAVX2(dst, a, b *uint8, n int)
+
+// maxWindowsAVX2 is MaxWindows on n >= 1 windows.
+//
+//go:noescape
+func maxWindowsAVX2(dst, src *uint8, n, c, k, step int)

@@ -1,4 +1,4 @@
-//go:build !amd64 || noasm
+//go:build (!amd64 && !arm64) || noasm
 
 package qvec
 
@@ -10,6 +10,10 @@ const (
 
 func requantFloat(dst []uint8, acc, bias []int32, mult []float32, rows, n int, zp, lo, hi int32) {
 	requantFloatGo(dst, acc, bias, mult, rows, n, zp, lo, hi)
+}
+
+func requantFixed(dst []uint8, acc, bias, m0, shift []int32, rows, n int, zp, lo, hi int32) {
+	requantFixedGo(dst, acc, bias, m0, shift, rows, n, zp, lo, hi)
 }
 
 func maxBytes(dst, a, b []uint8) { maxBytesGo(dst, a, b) }

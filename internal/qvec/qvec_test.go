@@ -289,7 +289,7 @@ func FuzzMaxBytes(f *testing.F) {
 }
 
 func BenchmarkRequantFloat(b *testing.B) {
-	for _, sz := range []struct{ rows, n int }{{576, 16}, {250, 128}} {
+	for _, sz := range []struct{ rows, n int }{{576, 16}, {1728, 16}, {2048, 32}, {250, 128}} {
 		rng := rand.New(rand.NewPCG(5, 6))
 		acc := make([]int32, sz.rows*sz.n)
 		bias := make([]int32, sz.n)
