@@ -24,5 +24,32 @@
 // exported API use PyTorch's NCHW order. Weights are packed once, when a
 // Net is built (sub-byte weights stay packed); a Net is read-only and may
 // be shared by goroutines, each with its own Runner. A Runner owns its
-// buffers; the slices it returns are overwritten by its next run.
+// buffers; the slices it returns are overwritten by its next run. Once a
+// Runner has run a batch of its size it allocates nothing.
+//
+// # Kernels
+//
+// A convolution stages each input sample, surrounded by its padding (the
+// input zero point), and gathers its im2col rows with whole 8- and
+// 16-byte words: window row by window row for k*c >= 4 codes, the last
+// window row of each window copied exactly, so that no word's slack
+// overwrites codes already gathered. The rows go to qgemm in blocks of
+// about 2048. Both requantizations run as internal/qvec's vector
+// epilogues (qvec.RequantFloat, qvec.RequantFixed: AVX2, or AVX-512 for
+// float, with pure-Go equivalents), equal bit for bit to the quant
+// functions above. Max pooling takes the maximum of a window's input rows
+// with qvec.MaxBytes and then of the window's columns with
+// qvec.MaxWindows; average pooling sums each window's codes in uint32 and
+// rounds with divRoundEven. None of these choices changes a code: the
+// tests compare every op with a loop per index.
+//
+// # Threads
+//
+// A Runner runs on the calling goroutine. A Parallel (Net.NewParallel)
+// splits each batch by samples into equal contiguous shares, one Runner
+// and goroutine each, and gathers the outputs in sample order;
+// Layer.RunParallel does the same for one layer. A sample's codes depend
+// on that sample alone (exact integer sums, per-element requantization),
+// so the outputs are bit for bit those of one Runner for every thread
+// count.
 package infer

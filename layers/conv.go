@@ -126,12 +126,22 @@ func (s *scratch) get(n int) []float32 {
 	return s.buf[:n]
 }
 
+// scratches holds one scratch per goroutine of a loop over samples.
+type scratches []scratch
+
+// grow makes room for n goroutines, before they start.
+func (s *scratches) grow(n int) {
+	if len(*s) < n {
+		*s = append(*s, make([]scratch, n-len(*s))...)
+	}
+}
+
 // convOp is the forward convolution: inputs x, w.
 type convOp struct {
-	id  uint64
-	cfg ConvConfig
-	col scratch
-	out graphval.Buffer
+	id   uint64
+	cfg  ConvConfig
+	cols scratches // one sample's im2col matrix per goroutine
+	out  graphval.Buffer
 }
 
 func (op *convOp) Arity() int    { return 2 }
@@ -185,20 +195,24 @@ func (op *convOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	ckk, ohw, in, out := g.ckk(), g.ohw(), g.inSize(), g.o*g.ohw()
 	yv, y := op.out.Dense(g.outShape())
-	var col []float32
-	if !g.direct() {
-		col = op.col.get(ckk * ohw)
-	}
-	for n := 0; n < g.n; n++ {
-		xn := x[n*in : (n+1)*in]
-		if g.direct() {
-			col = xn
-		} else {
-			im2col(col, xn, g)
+	workers := sampleWorkers(g.n, out*ckk)
+	op.cols.grow(workers)
+	forSamples(g.n, workers, func(i, lo, hi int) {
+		var col []float32
+		if !g.direct() {
+			col = op.cols[i].get(ckk * ohw)
 		}
-		// y[n] [O, OH*OW] = w [O, CKK] · col [CKK, OH*OW]
-		gemm.Sgemm(false, false, g.o, ohw, ckk, 1, w, ckk, col, ohw, 0, y[n*out:(n+1)*out], ohw)
-	}
+		for n := lo; n < hi; n++ {
+			xn := x[n*in : (n+1)*in]
+			if g.direct() {
+				col = xn
+			} else {
+				im2col(col, xn, g)
+			}
+			// y[n] [O, OH*OW] = w [O, CKK] · col [CKK, OH*OW]
+			gemm.Sgemm(false, false, g.o, ohw, ckk, 1, w, ckk, col, ohw, 0, y[n*out:(n+1)*out], ohw)
+		}
+	})
 	return yv, nil
 }
 
@@ -225,12 +239,12 @@ func (op *convOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (g
 var _ gorgonia.SDOp = (*convOp)(nil)
 
 // convGradOp is one gradient of a convOp: inputs x, w, dY; output dW (shape
-// of w) when wrtW, else dX (shape of x). Its scratch holds one sample's
-// im2col matrix (dW) or column gradient (dX).
+// of w) when wrtW, else dX (shape of x). Its scratch holds, per
+// goroutine, one sample's im2col rows (dW) or column gradient (dX).
 type convGradOp struct {
 	fwd  *convOp
 	wrtW bool
-	col  scratch
+	cols scratches
 	out  graphval.Buffer
 }
 
@@ -273,37 +287,60 @@ func (op *convGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, fmt.Errorf("%v: output gradient has shape %v, want %v", op, dys, g.outShape())
 	}
 	ckk, ohw, in, out := g.ckk(), g.ohw(), g.inSize(), g.o*g.ohw()
-	var col []float32
-	if !g.direct() {
-		col = op.col.get(ckk * ohw)
-	}
 	if op.wrtW {
 		dv, dw := op.out.Dense(g.weightShape())
 		clear(dw) // the samples' products are added to it
-		for n := 0; n < g.n; n++ {
-			xn := x[n*in : (n+1)*in]
-			if g.direct() {
-				col = xn
-			} else {
-				im2col(col, xn, g)
+		// The samples' products are summed into dW in sample order, so
+		// the goroutines split dW's columns, not the samples: each sums
+		// every sample's product into its block of columns, from a
+		// multiple of gemm.BlockAlign (computed as in the whole product),
+		// with the im2col rows of the channels the block covers.
+		units := (ckk + gemm.BlockAlign - 1) / gemm.BlockAlign
+		workers := min(units, sampleWorkers(g.n, g.o*ckk*ohw))
+		op.cols.grow(workers)
+		kk, hw := g.kh*g.kw, g.h*g.w
+		forSamples(units, workers, func(i, lo, hi int) {
+			j0, j1 := lo*gemm.BlockAlign, min(hi*gemm.BlockAlign, ckk)
+			c0, c1 := j0/kk, (j1+kk-1)/kk // channels of columns j0..j1
+			gc := g
+			gc.c = c1 - c0
+			var col []float32
+			if !g.direct() {
+				col = op.cols[i].get(gc.ckk() * ohw)
 			}
-			// dW [O, CKK] += dY[n] [O, OH*OW] · col^T [OH*OW, CKK]
-			gemm.Sgemm(false, true, g.o, ckk, ohw, 1, dy[n*out:(n+1)*out], ohw, col, ohw, 1, dw, ckk)
-		}
+			for n := 0; n < g.n; n++ {
+				xc := x[n*in+c0*hw : n*in+c1*hw]
+				if g.direct() {
+					col = xc
+				} else {
+					im2col(col, xc, gc)
+				}
+				// dW[:, j0:j1] [O, j1-j0] += dY[n] [O, OH*OW] · col[j0:j1]^T [OH*OW, j1-j0]
+				gemm.Sgemm(false, true, g.o, j1-j0, ohw, 1, dy[n*out:(n+1)*out], ohw, col[(j0-c0*kk)*ohw:], ohw, 1, dw[j0:], ckk)
+			}
+		})
 		return dv, nil
 	}
 	dv, dx := op.out.Dense(g.inShape())
-	for n := 0; n < g.n; n++ {
-		dxn := dx[n*in : (n+1)*in]
-		// colGrad [CKK, OH*OW] = w^T [CKK, O] · dY[n] [O, OH*OW]
-		if g.direct() {
-			gemm.Sgemm(true, false, ckk, ohw, g.o, 1, w, ckk, dy[n*out:(n+1)*out], ohw, 0, dxn, ohw)
-			continue
+	workers := sampleWorkers(g.n, out*ckk)
+	op.cols.grow(workers)
+	forSamples(g.n, workers, func(i, lo, hi int) {
+		var col []float32
+		if !g.direct() {
+			col = op.cols[i].get(ckk * ohw)
 		}
-		gemm.Sgemm(true, false, ckk, ohw, g.o, 1, w, ckk, dy[n*out:(n+1)*out], ohw, 0, col, ohw)
-		clear(dxn) // col2im adds into it
-		col2im(dxn, col, g)
-	}
+		for n := lo; n < hi; n++ {
+			dxn := dx[n*in : (n+1)*in]
+			// colGrad [CKK, OH*OW] = w^T [CKK, O] · dY[n] [O, OH*OW]
+			if g.direct() {
+				gemm.Sgemm(true, false, ckk, ohw, g.o, 1, w, ckk, dy[n*out:(n+1)*out], ohw, 0, dxn, ohw)
+				continue
+			}
+			gemm.Sgemm(true, false, ckk, ohw, g.o, 1, w, ckk, dy[n*out:(n+1)*out], ohw, 0, col, ohw)
+			clear(dxn) // col2im adds into it
+			col2im(dxn, col, g)
+		}
+	})
 	return dv, nil
 }
 

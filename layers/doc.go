@@ -88,13 +88,27 @@
 //
 // Besides its output a node may keep scratch and records, also reused
 // from run to run: each Conv2d node (forward, dX, dW) the im2col (or
-// column gradient) matrix of one sample, none for a 1×1 kernel with
+// column gradient) matrix of one sample (forward and dX: one per
+// goroutine, see Threads), none for a 1×1 kernel with
 // stride 1 and no padding, where x itself is the column matrix; a
 // MaxPool2d forward the index of the element each output picked, which
 // its gradient node routes by; a BatchNorm forward the batch statistics
 // its gradient statistics node reuses. Because of these buffers, one graph
 // must not be run by two machines at once; separate graphs (separate
 // Conv2d, Linear, ... calls) are independent.
+//
+// # Threads
+//
+// Conv2d and Linear ops use up to Threads() goroutines (SetThreads, a
+// process-wide setting; by default GOMAXPROCS) and give the same bits for
+// every thread count. The conv forward and dX ops split the batch into
+// contiguous ranges of samples, each goroutine with its own column
+// scratch, running exactly the single-threaded per-sample GEMMs. dW sums
+// the samples' products into one matrix in sample order, so there each
+// product is split instead, and so are Linear's GEMMs, by
+// gemm.SgemmParallel: rows or columns of C, never k, bit for bit Sgemm's
+// result. Exact evaluation splits its int8 layers' batches
+// (infer.Layer.RunParallel). The other ops run on the calling goroutine.
 //
 // Shapes are checked when the graph is built: x and w must be 4-D float32
 // nodes of known shape, their channel counts must agree, the kernel must

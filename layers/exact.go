@@ -22,8 +22,9 @@ import (
 // int8 model does, not in float: it freezes the layer with
 // export.FreezeLayer (folded BN, weight codes, int32 bias, float32
 // requantization multiplier) and runs it with the int8 runtime's
-// infer.Layer on the input codes, so the codes it outputs, and hence the
-// accuracy it reports, are those of the exported model bit for bit. An
+// infer.Layer on the input codes (the batch split across Threads()
+// goroutines, which changes nothing), so the codes it outputs, and hence
+// the accuracy it reports, are those of the exported model bit for bit. An
 // AvgPool on a grid likewise averages codes with the runtime's rounding.
 // Training and calibration graphs keep the float fake-quant simulation,
 // which differs from this only by float rounding (the order of the sums,
@@ -128,7 +129,7 @@ func (op *exactLayerOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	out, y := op.out.Dense(op.outShape)
 	op.xc, op.yc = growCodes(op.xc, len(x)), growCodes(op.yc, len(y))
 	codes(op.xc, x, inQ)
-	il.Run(op.yc, op.xc, op.outShape[0])
+	il.RunParallel(op.yc, op.xc, op.outShape[0], Threads())
 	values(y, op.yc, frozen.Output)
 	return out, nil
 }

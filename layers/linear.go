@@ -146,7 +146,7 @@ func (op *linearOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		beta = 1
 	}
 	// y [N, O] = x [N, K] · w^T [K, O] + beta*y
-	gemm.Sgemm(false, true, n, o, k, 1, x, k, w, k, beta, y, o)
+	gemm.SgemmParallel(Threads(), false, true, n, o, k, 1, x, k, w, k, beta, y, o)
 	return out, nil
 }
 
@@ -299,7 +299,7 @@ func (op *linearGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		}
 		out, dx := op.out.Dense(tensor.Shape{n, k})
 		// dX [N, K] = dY [N, O] · w [O, K]
-		gemm.Sgemm(false, false, n, k, o, 1, dy, o, a, k, 0, dx, k)
+		gemm.SgemmParallel(Threads(), false, false, n, k, o, 1, dy, o, a, k, 0, dx, k)
 		return out, nil
 	}
 	// a is x [N, K]
@@ -308,7 +308,7 @@ func (op *linearGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	out, dw := op.out.Dense(tensor.Shape{o, k})
 	// dW [O, K] = dY^T [O, N] · x [N, K]
-	gemm.Sgemm(true, false, o, k, n, 1, dy, o, a, k, 0, dw, k)
+	gemm.SgemmParallel(Threads(), true, false, o, k, n, 1, dy, o, a, k, 0, dw, k)
 	return out, nil
 }
 

@@ -8,7 +8,9 @@
 #   DATA: mnist (default) or fashion-mnist, fetched by scripts/fetch-data.sh
 #   MODELS: "mlp lenet" by default
 # env: PEERS (default ../shared/peers), OUT (default runs/bench-train),
-#      PYTHON (default /usr/bin/python3, with Debian's python3-torch)
+#      PYTHON (default /usr/bin/python3, with Debian's python3-torch),
+#      LIMIT (training images, default all), THREADS (default 1: qat's
+#      --threads, GOMAXPROCS and PyTorch's OMP_NUM_THREADS)
 # Prints one JSON line per run and a markdown table with the qat/PyTorch
 # ratios; writes both under $OUT.
 set -euo pipefail
@@ -21,6 +23,10 @@ PEERS=${PEERS:-../shared/peers}
 OUT=${OUT:-runs/bench-train}
 PYTHON=${PYTHON:-/usr/bin/python3}
 QAT_DATA=${QAT_DATA:-$HOME/.cache/qat}
+LIMIT=${LIMIT:-0}
+THREADS=${THREADS:-1}
+lim=()
+[ "$LIMIT" -gt 0 ] && lim=(--limit "$LIMIT")
 mkdir -p "$OUT"
 go build -o "$OUT/qat" ./cmd/qat
 [ -d "$QAT_DATA/$DATA" ] || { echo "bench-train: $QAT_DATA/$DATA missing: run scripts/fetch-data.sh" >&2; exit 1; }
@@ -29,9 +35,9 @@ results="$OUT/results.jsonl"
 : > "$results"
 for m in $MODELS; do
   d="$OUT/$DATA-$m"
-  GOMAXPROCS=1 "$OUT/qat" train --model "$m" --data "$DATA" --epochs "$FE" --out "$d/float.safetensors" --json --quiet > "$d.float.json"
-  GOMAXPROCS=1 "$OUT/qat" finetune --from "$d/float.safetensors" --epochs "$QE" --out "$d/qat.safetensors" --json --quiet > "$d.qat.json"
-  OMP_NUM_THREADS=1 "$PYTHON" "$PEERS/torch_qat.py" "$QAT_DATA/$DATA" "$m" "$FE" "$QE" > "$d.torch.json"
+  GOMAXPROCS=$THREADS "$OUT/qat" train --model "$m" --data "$DATA" "${lim[@]}" --threads "$THREADS" --epochs "$FE" --out "$d/float.safetensors" --json --quiet > "$d.float.json"
+  GOMAXPROCS=$THREADS "$OUT/qat" finetune --from "$d/float.safetensors" "${lim[@]}" --threads "$THREADS" --epochs "$QE" --out "$d/qat.safetensors" --json --quiet > "$d.qat.json"
+  OMP_NUM_THREADS=$THREADS "$PYTHON" "$PEERS/torch_qat.py" "$QAT_DATA/$DATA" "$m" "$FE" "$QE" $([ "$LIMIT" -gt 0 ] && echo "$LIMIT") > "$d.torch.json"
   "$PYTHON" - "$DATA" "$m" "$d" >> "$results" <<'PY'
 import json, sys
 data, model, d = sys.argv[1:]
@@ -45,10 +51,10 @@ print(json.dumps(dict(data=data, model=model,
 PY
   tail -n 1 "$results"
 done
-"$PYTHON" - "$results" "$FE" "$QE" > "$OUT/results.md" <<'PY'
+"$PYTHON" - "$results" "$FE" "$QE" "$THREADS" "$([ "$LIMIT" -gt 0 ] && echo "$LIMIT" || echo all)" > "$OUT/results.md" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print(f"Float {sys.argv[2]} epochs (Adam 1e-3) then QAT {sys.argv[3]} epoch(s) (Adam 1e-4), batch 128, one thread each.\n")
+print(f"Float {sys.argv[2]} epochs (Adam 1e-3) then QAT {sys.argv[3]} epoch(s) (Adam 1e-4), batch 128, {sys.argv[4]} thread(s) each, training images: {sys.argv[5]}.\n")
 print("| data | model | acc float qat / torch | acc fake-quant qat / torch | float train samples/s qat / torch (ratio) | QAT train samples/s qat / torch (ratio) |")
 print("|---|---|---|---|---|---|")
 for r in rows:

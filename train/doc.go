@@ -31,6 +31,15 @@
 // fake-quant simulation of the int8 model. Calibrate is PTQ: it runs
 // batches forward with observers on and freezes them.
 //
+// # Threads
+//
+// Training, calibration and evaluation use layers.Threads() goroutines
+// (layers.SetThreads; by default GOMAXPROCS) for the model's conv and
+// linear ops, and EvaluateInt8 as many for the int8 runtime
+// (infer.Parallel). Every result, checkpoints included, is bit for bit
+// the same for every thread count (TestThreadsAreExact); only
+// samples/s changes.
+//
 // # Metrics
 //
 // Fit writes JSON lines to Trainer.Metrics: a StepRecord every
@@ -52,7 +61,10 @@
 //
 // A checkpoint is a safetensors file: model tensors under PyTorch
 // state_dict names (layers.Model.SaveState), optimizer buffers under
-// "optimizer.<param>.<buffer>", and metadata: format (qat-checkpoint/1),
+// "optimizer.<param>.<buffer>", and metadata: format (qat-checkpoint/2),
 // architecture, quant config and quantizer state, step, epoch, input
-// normalisation, dataset and the run's Config. Save writes atomically.
+// normalisation, dataset and the run's Config, and the SHA-256 of all of
+// it (safetensors.File.Seal), which loading checks, so that a damaged
+// checkpoint is an error. Version 1 files lack the digest and load with a
+// warning (Checkpoint.Warnings). Save writes atomically.
 package train

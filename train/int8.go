@@ -7,6 +7,7 @@ import (
 
 	"qat/data"
 	"qat/infer"
+	"qat/layers"
 )
 
 // Int8Result is an int8 model's evaluation: the EvalResult fields, the
@@ -21,7 +22,9 @@ type Int8Result struct {
 // EvaluateInt8 runs the int8 model net over ds in batches of batch
 // samples (0 means 250), from the raw pixels as a deployed model gets
 // them, and returns accuracy and the mean cross-entropy of the
-// dequantized logits. keepCodes keeps the output codes.
+// dequantized logits. keepCodes keeps the output codes. Each batch is
+// split by samples across layers.Threads() goroutines (infer.Parallel),
+// which changes nothing in the result.
 func EvaluateInt8(net *infer.Net, ds *data.Dataset, batch int, keepCodes bool) (Int8Result, error) {
 	if batch == 0 {
 		batch = 250
@@ -37,7 +40,7 @@ func EvaluateInt8(net *infer.Net, ds *data.Dataset, batch int, keepCodes bool) (
 		return Int8Result{}, fmt.Errorf("model %s has %d classes, %s has %d", m.Name, net.Classes(), ds.Name, ds.Classes)
 	}
 	classes := net.Classes()
-	r := net.NewRunner(batch)
+	p := net.NewParallel(batch, layers.Threads())
 	res := Int8Result{EvalResult: EvalResult{N: ds.N}}
 	if keepCodes {
 		res.Codes = make([]uint8, 0, ds.N*classes)
@@ -48,8 +51,7 @@ func EvaluateInt8(net *infer.Net, ds *data.Dataset, batch int, keepCodes bool) (
 	start := time.Now()
 	for lo := 0; lo < ds.N; lo += batch {
 		n := min(batch, ds.N-lo)
-		r.Pixels(ds.Images[lo*ds.H*ds.W : (lo+n)*ds.H*ds.W])
-		codes := r.Run(n)
+		codes := p.Run(ds.Images[lo*ds.H*ds.W : (lo+n)*ds.H*ds.W])
 		net.Argmax(pred[:n], codes)
 		net.Dequantize(logits[:n*classes], codes)
 		for i, p := range pred[:n] {

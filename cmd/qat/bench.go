@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,7 +65,7 @@ several timed runs as GOPS = 2*M*K*N / seconds / 1e9 for both.`,
 	}
 	f := c.Flags()
 	f.StringVar(&shapes, "shapes", "128x784x256,1024x1024x1024,256x256x256,64x512x128", "comma-separated MxKxN shapes")
-	f.IntVar(&threads, "threads", 1, "goroutines splitting the rows of A")
+	f.IntVar(&threads, "threads", runtime.GOMAXPROCS(0), "goroutines splitting the rows of A; the default is the number of cores")
 	f.BoolVar(&asJSON, "json", false, "print one JSON line per shape")
 	f.DurationVar(&minTime, "time", 200*time.Millisecond, "time spent per timed run")
 	return c

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -52,6 +53,24 @@ func datasets(spec string, limit int) (trainSet, test *data.Dataset, norm data.N
 	return data.Splits(spec, limit)
 }
 
+// threadsFlag is --threads, the goroutines of training and evaluation.
+type threadsFlag int
+
+func (t *threadsFlag) add(c *cobra.Command) {
+	c.Flags().IntVar((*int)(t), "threads", runtime.GOMAXPROCS(0),
+		"goroutines of training and evaluation, int8 inference included (results do not depend on it); the default is the number of cores")
+}
+
+// apply checks --threads and makes it the thread count of every graph
+// and int8 evaluation (layers.SetThreads).
+func (t threadsFlag) apply() error {
+	if t < 1 {
+		return usagef("--threads %d: want at least 1", int(t))
+	}
+	layers.SetThreads(int(t))
+	return nil
+}
+
 // runFlags are the options of a training run.
 type runFlags struct {
 	epochs    int
@@ -67,9 +86,11 @@ type runFlags struct {
 	resume    string
 	json      bool
 	quiet     bool
+	threads   threadsFlag
 }
 
 func (r *runFlags) add(c *cobra.Command, lr float64) {
+	r.threads.add(c)
 	f := c.Flags()
 	f.IntVar(&r.epochs, "epochs", 1, "epochs to train (a resumed run: epochs to reach)")
 	f.IntVar(&r.batch, "batch", 128, "batch size")
@@ -92,7 +113,7 @@ func (r *runFlags) config(norm data.Norm) train.Config {
 		Schedule:  train.ScheduleConfig{Kind: r.schedule, WarmupSteps: r.warmup, StepSize: r.stepSize}}
 }
 
-// check validates the flags that need no data.
+// check validates the flags that need no data and applies --threads.
 func (r *runFlags) check() error {
 	if r.out == "" {
 		return usagef("--out is required: the checkpoint to write")
@@ -103,7 +124,7 @@ func (r *runFlags) check() error {
 	if r.batch < 1 {
 		return usagef("--batch %d: want at least 1", r.batch)
 	}
-	return nil
+	return r.threads.apply()
 }
 
 // fit runs t on the data, saving a checkpoint after every epoch, and
@@ -160,7 +181,7 @@ func (r *runFlags) fit(c *cobra.Command, t *train.Trainer, dataSpec string, trai
 // resumeTrainer loads a checkpoint and its trainer, raising the epoch
 // target when --epochs was given.
 func (r *runFlags) resumeTrainer(c *cobra.Command) (*train.Trainer, *train.Checkpoint, error) {
-	ck, err := train.LoadCheckpoint(r.resume)
+	ck, err := loadCheckpoint(r.resume)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -302,7 +323,7 @@ func (q *quantFlags) quantize(from string) (*train.Checkpoint, error) {
 	if from == "" {
 		return nil, usagef("--from is required: the float checkpoint")
 	}
-	ck, err := train.LoadCheckpoint(from)
+	ck, err := loadCheckpoint(from)
 	if err != nil {
 		return nil, err
 	}
@@ -380,6 +401,7 @@ func newCalibrateCmd() *cobra.Command {
 	var from, out string
 	var batches, batch int
 	var asJSON bool
+	var threads threadsFlag
 	c := &cobra.Command{
 		Use:   "calibrate",
 		Short: "post-training quantization: calibrate a float checkpoint",
@@ -392,6 +414,9 @@ min/max.`,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if out == "" {
 				return usagef("--out is required: the checkpoint to write")
+			}
+			if err := threads.apply(); err != nil {
+				return err
 			}
 			if q.observer == "" {
 				q.observer = "minmax"
@@ -431,6 +456,7 @@ min/max.`,
 	c.Flags().IntVar(&batches, "batches", 32, "calibration batches")
 	c.Flags().IntVar(&batch, "batch", 128, "calibration batch size")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	threads.add(c)
 	q.add(c, "activation observer: minmax (default), moving-average-minmax, percentile, mse or entropy")
 	d.add(c, "")
 	return c
@@ -441,6 +467,7 @@ func newEvalCmd() *cobra.Command {
 	var model, dump string
 	var batch int
 	var asJSON bool
+	var threads threadsFlag
 	c := &cobra.Command{
 		Use:   "eval",
 		Short: "evaluate a checkpoint or an int8 model on the test set",
@@ -458,6 +485,9 @@ int8 runtime, from the raw pixels. --limit caps the number of test images;
 			}
 			if batch < 1 {
 				return usagef("--batch %d: want at least 1", batch)
+			}
+			if err := threads.apply(); err != nil {
+				return err
 			}
 			qm, ck, err := loadAny(model)
 			if err != nil {
@@ -517,6 +547,7 @@ int8 runtime, from the raw pixels. --limit caps the number of test images;
 	c.Flags().StringVar(&d.spec, "data", "", "data: embedded, mnist, fashion-mnist or a directory (default: the checkpoint's; required for an int8 model)")
 	c.Flags().IntVar(&d.limit, "limit", 0, "evaluate only the first N test images (0: all)")
 	c.Flags().StringVar(&dump, "dump", "", "write the float32 logits [N, classes] to this .npy file")
+	threads.add(c)
 	return c
 }
 

@@ -35,6 +35,7 @@ func demoConfig() experiment.Config {
 func newDemoCmd() *cobra.Command {
 	var out string
 	var asJSON, quiet bool
+	var threads threadsFlag
 	c := &cobra.Command{
 		Use:   "demo",
 		Short: "train, quantize, export and evaluate lenet on the embedded data, with plots and a report",
@@ -56,6 +57,9 @@ plots/, and work/ with the checkpoints, int8 models, metrics and per-run
 plots.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if err := threads.apply(); err != nil {
+				return err
+			}
 			cfg := demoConfig()
 			o := experiment.Options{Out: out, Command: "qat demo --out " + out}
 			if !quiet {
@@ -93,6 +97,7 @@ plots.`,
 	c.Flags().StringVar(&out, "out", filepath.Join("runs", "demo"), "output directory")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
 	c.Flags().BoolVar(&quiet, "quiet", false, "no progress lines")
+	threads.add(c)
 	return c
 }
 

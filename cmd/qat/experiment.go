@@ -11,12 +11,12 @@ import (
 	"qat/experiment"
 	"qat/layers"
 	"qat/plots"
-	"qat/train"
 )
 
 func newRunCmd() *cobra.Command {
 	var out string
 	var asJSON, quiet bool
+	var threads threadsFlag
 	c := &cobra.Command{
 		Use:   "run EXPERIMENT_FILE",
 		Short: "run an experiment file and write its results, plots and report",
@@ -29,6 +29,9 @@ experiments/results/NAME). Checkpoints, int8 models and metrics go to
 --out/work/.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := threads.apply(); err != nil {
+				return err
+			}
 			cfg, err := experiment.Load(args[0])
 			if err != nil {
 				return err
@@ -56,6 +59,7 @@ experiments/results/NAME). Checkpoints, int8 models and metrics go to
 	c.Flags().StringVar(&out, "out", "", "results directory (default experiments/results/NAME)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
 	c.Flags().BoolVar(&quiet, "quiet", false, "no progress lines")
+	threads.add(c)
 	return c
 }
 
@@ -75,6 +79,7 @@ func newSensitivityCmd() *cobra.Command {
 	var from, bits, observer, plot string
 	var batches, testLimit int
 	var asJSON bool
+	var threads threadsFlag
 	c := &cobra.Command{
 		Use:   "sensitivity",
 		Short: "rank layers by the accuracy lost when quantizing each one alone",
@@ -92,10 +97,13 @@ precision config. --plot writes a bar chart (PNG and SVG).`,
 			if testLimit < 0 {
 				return usagef("--test-limit %d is negative", testLimit)
 			}
+			if err := threads.apply(); err != nil {
+				return err
+			}
 			if _, err := layers.ParseBits(bits); err != nil {
 				return usageError{fmt.Errorf("--bits: %w", err)}
 			}
-			ck, err := train.LoadCheckpoint(from)
+			ck, err := loadCheckpoint(from)
 			if err != nil {
 				return err
 			}
@@ -137,6 +145,7 @@ precision config. --plot writes a bar chart (PNG and SVG).`,
 	c.Flags().IntVar(&testLimit, "test-limit", 0, "evaluate on the first N test images (0: all)")
 	c.Flags().StringVar(&plot, "plot", "", "write a bar chart to this path (.png and .svg)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	threads.add(c)
 	d.add(c, "")
 	return c
 }

@@ -44,7 +44,7 @@ with --requant float (docs/onnxruntime.md). With a float checkpoint and no
 			if mode != qmodel.RequantFloat && mode != qmodel.RequantFixed {
 				return usagef("--requant %q: want float or fixed", requant)
 			}
-			ck, err := train.LoadCheckpoint(ckpt)
+			ck, err := loadCheckpoint(ckpt)
 			if err != nil {
 				return err
 			}
@@ -219,13 +219,41 @@ func loadAny(path string) (*qmodel.Model, *train.Checkpoint, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
+		warn(path, m.Warnings)
 		return m, nil, nil
 	}
 	ck, err := train.FromFile(f)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
+	warn(path, ck.Warnings)
 	return nil, ck, nil
+}
+
+// loadCheckpoint is train.LoadCheckpoint, printing its warnings.
+func loadCheckpoint(path string) (*train.Checkpoint, error) {
+	ck, err := train.LoadCheckpoint(path)
+	if err == nil {
+		warn(path, ck.Warnings)
+	}
+	return ck, err
+}
+
+// readModel is qmodel.ReadFile, printing its warnings.
+func readModel(path string) (*qmodel.Model, error) {
+	m, err := qmodel.ReadFile(path)
+	if err == nil {
+		warn(path, m.Warnings)
+	}
+	return m, err
+}
+
+// warn prints what a reader noticed about the file at path without
+// rejecting it (an old format without checksum) to standard error.
+func warn(path string, warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintf(os.Stderr, "qat: warning: %s: %s\n", path, w)
+	}
 }
 
 func newCompareCmd() *cobra.Command {
@@ -233,6 +261,7 @@ func newCompareCmd() *cobra.Command {
 	var ckpt, model string
 	var batch int
 	var asJSON bool
+	var threads threadsFlag
 	c := &cobra.Command{
 		Use:   "compare",
 		Short: "compare an int8 model with the checkpoint it was exported from",
@@ -245,11 +274,14 @@ fraction of samples whose argmax agrees, the largest difference in codes
 			if ckpt == "" || model == "" {
 				return usagef("--checkpoint and --model are required")
 			}
-			m, err := qmodel.ReadFile(model)
+			if err := threads.apply(); err != nil {
+				return err
+			}
+			m, err := readModel(model)
 			if err != nil {
 				return err
 			}
-			ck, err := train.LoadCheckpoint(ckpt)
+			ck, err := loadCheckpoint(ckpt)
 			if err != nil {
 				return err
 			}
@@ -298,6 +330,7 @@ fraction of samples whose argmax agrees, the largest difference in codes
 	f.BoolVar(&asJSON, "json", false, "print the comparison as JSON")
 	f.StringVar(&d.spec, "data", "", "data: embedded, mnist, fashion-mnist or a directory (default: the checkpoint's)")
 	f.IntVar(&d.limit, "limit", 0, "compare only the first N test images (0: all)")
+	threads.add(c)
 	return c
 }
 

@@ -2,6 +2,10 @@
 // evaluates them: float training, QAT fine-tuning, post-training
 // calibration and evaluation. Run "qat help" for the manual.
 //
+// Commands that train or evaluate take --threads, the goroutines they
+// use (default: the number of cores); results are bit for bit the same
+// for every value.
+//
 // Exit status: 0 on success, 1 for a run-time error (bad data, a damaged
 // checkpoint, a diverging run), 2 for a usage error (an unknown command or
 // flag, a bad flag value).
@@ -18,6 +22,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"qat/layers"
 )
 
 // usageError marks an error in how qat was invoked (exit status 2).
@@ -87,9 +93,33 @@ are specified in docs/int8-model.md.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%s: %w (see qat %s --help)", c.Name(), err, c.Name())}
 	})
-	root.AddCommand(newDemoCmd(), newTrainCmd(), newFinetuneCmd(), newCalibrateCmd(), newEvalCmd(), newExportCmd(), newCompareCmd(),
-		newBenchCmd(), newPlotCmd(), newRunCmd(), newSensitivityCmd())
+	models := []*cobra.Command{newDemoCmd(), newTrainCmd(), newFinetuneCmd(), newCalibrateCmd(), newEvalCmd(), newExportCmd(),
+		newCompareCmd(), newPlotCmd(), newRunCmd(), newSensitivityCmd()}
+	for _, c := range models {
+		addLimitFlags(c)
+	}
+	root.AddCommand(models...)
+	root.AddCommand(newBenchCmd(), newVersionCmd())
 	return root
+}
+
+// addLimitFlags gives c, a command that builds models from specs or
+// checkpoints, --max-params and --max-activations, which set the size
+// limits every spec is checked against before anything is allocated
+// (layers.MaxParams, layers.MaxActivations).
+func addLimitFlags(c *cobra.Command) {
+	params, acts := c.Flags().Int64("max-params", layers.MaxParams,
+		"refuse models with more parameters than this (checked before anything is allocated)"),
+		c.Flags().Int64("max-activations", layers.MaxActivations,
+			"refuse models whose one sample produces more activation values than this, summed over the layers")
+	run := c.RunE
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if *params < 1 || *acts < 1 {
+			return usagef("--max-params %d, --max-activations %d: want at least 1", *params, *acts)
+		}
+		layers.MaxParams, layers.MaxActivations = *params, *acts
+		return run(c, args)
+	}
 }
 
 // isCobraUsage recognises cobra's own errors for unknown commands and

@@ -82,6 +82,15 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"finetune", "--from", bad, "--bits", "W9A8", "--out", filepath.Join(dir, "y")}, 1, bad},
 		{[]string{"eval", "--model", filepath.Join(dir, "missing.safetensors")}, 1, "missing.safetensors"},
 		{[]string{"train", "--model", "mlp", "--data", filepath.Join(dir, "nodata"), "--out", filepath.Join(dir, "z")}, 1, "nodata"},
+		{[]string{"train", "--threads", "0", "--out", filepath.Join(dir, "x")}, 2, "--threads 0: want at least 1"},
+		{[]string{"finetune", "--threads", "-1", "--from", bad, "--out", filepath.Join(dir, "y")}, 2, "--threads -1"},
+		{[]string{"calibrate", "--threads", "0", "--from", bad, "--out", filepath.Join(dir, "y")}, 2, "--threads 0"},
+		{[]string{"eval", "--threads", "0", "--model", bad}, 2, "--threads 0"},
+		{[]string{"compare", "--threads", "0", "--checkpoint", bad, "--model", bad}, 2, "--threads 0"},
+		{[]string{"run", "--threads", "0", filepath.Join(dir, "missing.json")}, 2, "--threads 0"},
+		{[]string{"demo", "--threads", "0", "--out", dir}, 2, "--threads 0"},
+		{[]string{"sensitivity", "--threads", "0", "--from", bad}, 2, "--threads 0"},
+		{[]string{"bench", "gemm", "--threads", "0"}, 2, "--threads 0"},
 	} {
 		code, _, errs := qat(t, c.args...)
 		if code != c.code || !strings.Contains(errs, c.want) {

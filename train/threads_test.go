@@ -1,0 +1,115 @@
+package train
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"qat/export"
+	"qat/infer"
+	"qat/layers"
+	"qat/qmodel"
+)
+
+// threadRun is what a short lenet run leaves: the float and QAT runs'
+// last records, the checkpoint bytes, the fake-quant evaluation's logits
+// and the int8 model's codes.
+type threadRun struct {
+	float, qat EpochRecord
+	checkpoint []byte
+	logits     []float32
+	codes      []uint8
+}
+
+// runWithThreads trains lenet on the embedded data for a few steps with
+// layers.SetThreads(threads), fine-tunes it with QAT, evaluates it in
+// fake quant and on the int8 runtime. Batches of 50 and 70 split unevenly
+// across most thread counts.
+func runWithThreads(t *testing.T, threads int) threadRun {
+	t.Helper()
+	layers.SetThreads(threads)
+	defer layers.SetThreads(0)
+	tr, te := embedded(t, 200, 140)
+	var r threadRun
+	tn, err := NewTrainer(model(t, "lenet", 2), Config{Batch: 50, Seed: 4, Norm: mnistNorm, EvalBatch: 70})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.float, err = tn.Fit(context.Background(), tr, te); err != nil {
+		t.Fatal(err)
+	}
+	m := tn.Model
+	if err := m.Quantize(layers.QuantConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if tn, err = NewTrainer(m, Config{Batch: 50, Seed: 5, LR: 1e-4, Norm: mnistNorm, EvalBatch: 70}); err != nil {
+		t.Fatal(err)
+	}
+	if r.qat, err = tn.Fit(context.Background(), tr, te); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "ck.safetensors")
+	if err := FromTrainer(tn, "embedded").Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if r.checkpoint, err = os.ReadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := Evaluate(m, te, EvalConfig{Batch: 70, Norm: mnistNorm, KeepLogits: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.logits = ev.Logits
+	src, err := m.ExportSource(qmodel.Norm{Mean: mnistNorm.Mean, Std: mnistNorm.Std})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qm, err := export.Freeze(src, qmodel.RequantFloat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := infer.New(qm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ir, err := EvaluateInt8(net, te, 70, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.codes = ir.Codes
+	return r
+}
+
+// TestThreadsAreExact checks that training, QAT fine-tuning, checkpoints
+// and both evaluations are bit for bit the same with 1, 2, 3 and 7
+// threads.
+func TestThreadsAreExact(t *testing.T) {
+	want := runWithThreads(t, 1)
+	for _, threads := range []int{2, 3, 7} {
+		got := runWithThreads(t, threads)
+		for _, c := range []struct {
+			what      string
+			got, want EpochRecord
+		}{{"float", got.float, want.float}, {"qat", got.qat, want.qat}} {
+			if c.got.TrainLoss != c.want.TrainLoss || *c.got.ValLoss != *c.want.ValLoss || *c.got.ValAccuracy != *c.want.ValAccuracy {
+				t.Errorf("threads %d: %s run: train loss %v, test loss %v, accuracy %v; one thread: %v, %v, %v", threads, c.what,
+					c.got.TrainLoss, *c.got.ValLoss, *c.got.ValAccuracy, c.want.TrainLoss, *c.want.ValLoss, *c.want.ValAccuracy)
+			}
+		}
+		if !bytes.Equal(got.checkpoint, want.checkpoint) {
+			t.Errorf("threads %d: the checkpoint differs from one thread's", threads)
+		}
+		for i := range want.logits {
+			if math.Float32bits(got.logits[i]) != math.Float32bits(want.logits[i]) {
+				t.Errorf("threads %d: fake-quant logit %d = %v, one thread %v", threads, i, got.logits[i], want.logits[i])
+				break
+			}
+		}
+		if !bytes.Equal(got.codes, want.codes) {
+			t.Errorf("threads %d: the int8 model's codes differ from one thread's", threads)
+		}
+	}
+}
