@@ -112,9 +112,15 @@ func kernelGeneric(h, w, k int, a []float32, rsa, csa int, b []float32, ldb int,
 			}
 		}
 	}
+	storeTile(c, ldc, acc[:], nr, h, w, alpha, beta)
+}
+
+// storeTile stores the h×w tile of sums acc (row i at acc[i*stride:]) as
+// C[i*ldc+j] = alpha*acc + beta*C; beta == 0 does not read C.
+func storeTile(c []float32, ldc int, acc []float32, stride, h, w int, alpha, beta float32) {
 	for i := 0; i < h; i++ {
 		crow := c[i*ldc : i*ldc+w]
-		row := acc[i*nr : i*nr+w]
+		row := acc[i*stride : i*stride+w]
 		if beta == 0 {
 			for j := range crow {
 				crow[j] = alpha * row[j]

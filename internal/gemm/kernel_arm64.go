@@ -49,17 +49,5 @@ func kernelNEON(h, w, k int, a []float32, rsa, csa int, b []float32, ldb int, c 
 	default:
 		neonKern3(&rows, csa, k, &b[0], ldb, &acc)
 	}
-	for i := 0; i < h; i++ {
-		crow := c[i*ldc : i*ldc+w]
-		row := acc[i*neonNR : i*neonNR+w]
-		if beta == 0 {
-			for j := range crow {
-				crow[j] = alpha * row[j]
-			}
-		} else {
-			for j := range crow {
-				crow[j] = alpha*row[j] + beta*crow[j]
-			}
-		}
-	}
+	storeTile(c, ldc, acc[:], neonNR, h, w, alpha, beta)
 }
