@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"qat/internal/cpufeat"
 	"qat/internal/gemm"
 	"qat/internal/qgemm"
 )
@@ -48,6 +49,10 @@ several timed runs as GOPS = 2*M*K*N / seconds / 1e9 for both.`,
 			list, err := parseShapes(shapes)
 			if err != nil {
 				return usageError{err}
+			}
+			if !asJSON {
+				fmt.Fprintf(c.OutOrStdout(), "cpu: %s; features: %s; kernels: int8 %s, float32 %s\n",
+					cpuModel(), cpufeat.String(), qgemm.Selected(), gemm.Kernel())
 			}
 			for _, s := range list {
 				r := benchGemm(s, threads, minTime)
@@ -100,6 +105,8 @@ type gemmResult struct {
 	N             int     `json:"n"`
 	Threads       int     `json:"threads"`
 	Kernel        string  `json:"kernel"`
+	FloatKernel   string  `json:"float_kernel"`
+	Features      string  `json:"features"`
 	Int8Seconds   float64 `json:"int8_seconds"`
 	Int8GOPS      float64 `json:"int8_gops"`
 	Float32GFLOPS float64 `json:"float32_gflops"`
@@ -137,7 +144,8 @@ func benchGemm(s [3]int, threads int, minTime time.Duration) gemmResult {
 		})
 	})
 	ops := 2 * float64(m) * float64(k) * float64(n)
-	r := gemmResult{M: m, K: k, N: n, Threads: threads, Kernel: qgemm.Selected().String(), Int8Seconds: int8s,
+	r := gemmResult{M: m, K: k, N: n, Threads: threads, Kernel: qgemm.Selected().String(),
+		FloatKernel: gemm.Kernel(), Features: cpufeat.String(), Int8Seconds: int8s,
 		Int8GOPS: ops / int8s / 1e9, Float32GFLOPS: ops / f32s / 1e9}
 	r.Ratio = r.Int8GOPS / r.Float32GFLOPS
 	return r
