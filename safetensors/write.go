@@ -5,11 +5,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"unicode/utf8"
+
+	"qat/internal/atomicfile"
 )
 
 // MaxHeaderSize is the largest header, in bytes, that Parse accepts and
@@ -187,50 +187,15 @@ func (f *File) write(w io.Writer, h []byte, names []string) error {
 	return bw.Flush()
 }
 
-// WriteFile writes f to the named file atomically: it validates f, writes
-// a temporary file in the same directory, syncs it to disk and renames it
-// to path, replacing any existing file. On error the temporary file is
-// removed and an existing file at path is left as it was. The file gets
-// permissions 0644. The directory is then synced on a best-effort basis
-// (some systems cannot sync a directory; that is not reported).
-func (f *File) WriteFile(path string) (err error) {
+// WriteFile writes f to the named file atomically (internal/atomicfile):
+// it validates f, writes a temporary file in the same directory, syncs it
+// to disk and renames it to path, replacing any existing file. On error
+// the temporary file is removed and an existing file at path is left as
+// it was. The file gets permissions 0644.
+func (f *File) WriteFile(path string) error {
 	h, names, err := f.header()
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("write %s: %w", path, err)
-		}
-	}()
-	if err := f.write(tmp, h, names); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(path, func(w io.Writer) error { return f.write(w, h, names) })
 }

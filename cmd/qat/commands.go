@@ -113,10 +113,22 @@ func (r *runFlags) config(norm data.Norm) train.Config {
 		Schedule:  train.ScheduleConfig{Kind: r.schedule, WarmupSteps: r.warmup, StepSize: r.stepSize}}
 }
 
-// check validates the flags that need no data and applies --threads.
-func (r *runFlags) check() error {
+// check validates the flags that need no data, refuses outputs that name
+// an input (the command's own inputs, and --resume but as --out: a run may
+// continue in place, each checkpoint replacing the last atomically) and
+// applies --threads.
+func (r *runFlags) check(inputs ...pathFlag) error {
 	if r.out == "" {
 		return usagef("--out is required: the checkpoint to write")
+	}
+	if r.metrics == "" {
+		r.metrics = strings.TrimSuffix(r.out, filepath.Ext(r.out)) + ".metrics.jsonl"
+	}
+	if err := distinct(inputs, []pathFlag{{"--out", r.out}, {"--metrics", r.metrics}}); err != nil {
+		return err
+	}
+	if err := distinct([]pathFlag{{"--resume", r.resume}}, []pathFlag{{"--metrics", r.metrics}}); err != nil {
+		return err
 	}
 	if r.epochs < 1 {
 		return usagef("--epochs %d: want at least 1", r.epochs)
@@ -130,9 +142,6 @@ func (r *runFlags) check() error {
 // fit runs t on the data, saving a checkpoint after every epoch, and
 // prints the result.
 func (r *runFlags) fit(c *cobra.Command, t *train.Trainer, dataSpec string, trainSet, test *data.Dataset) error {
-	if r.metrics == "" {
-		r.metrics = strings.TrimSuffix(r.out, filepath.Ext(r.out)) + ".metrics.jsonl"
-	}
 	if err := os.MkdirAll(filepath.Dir(r.out), 0o755); err != nil {
 		return err
 	}
@@ -140,10 +149,9 @@ func (r *runFlags) fit(c *cobra.Command, t *train.Trainer, dataSpec string, trai
 	if r.resume != "" {
 		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
 	}
-	mf, err := os.OpenFile(r.metrics, flags, 0o644)
-	if err != nil {
-		return fmt.Errorf("--metrics: %w", err)
-	}
+	// Opened at the first record: a run that fails before its first step
+	// leaves the metrics of an earlier run at the same path as they were.
+	mf := &lazyFile{path: r.metrics, flags: flags}
 	defer mf.Close()
 	t.Metrics = mf
 	if !r.quiet {
@@ -235,7 +243,11 @@ checkpoint after every epoch, with per-step and per-epoch metrics as JSONL.
 fc 10) or a JSON model config file.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := r.check(); err != nil {
+			var specFile []pathFlag
+			if st, err := os.Stat(model); err == nil && st.Mode().IsRegular() {
+				specFile = append(specFile, pathFlag{"--model", model})
+			}
+			if err := r.check(specFile...); err != nil {
 				return err
 			}
 			if r.resume != "" {
@@ -360,7 +372,7 @@ ranges over --calibration-batches batches; --learnable pact learns the
 clipping level of each ReLU output (PACT) and keeps observers for weights.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := r.check(); err != nil {
+			if err := r.check(pathFlag{"--from", from}, pathFlag{"--quant-config", q.config}); err != nil {
 				return err
 			}
 			if r.resume != "" {
@@ -414,6 +426,9 @@ min/max.`,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if out == "" {
 				return usagef("--out is required: the checkpoint to write")
+			}
+			if err := distinct([]pathFlag{{"--from", from}, {"--quant-config", q.config}}, []pathFlag{{"--out", out}}); err != nil {
+				return err
 			}
 			if err := threads.apply(); err != nil {
 				return err
@@ -485,6 +500,9 @@ int8 runtime, from the raw pixels. --limit caps the number of test images;
 			}
 			if batch < 1 {
 				return usagef("--batch %d: want at least 1", batch)
+			}
+			if err := distinct([]pathFlag{{"--model", model}}, []pathFlag{{"--dump", dump}}); err != nil {
+				return err
 			}
 			if err := threads.apply(); err != nil {
 				return err

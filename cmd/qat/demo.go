@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"qat/experiment"
+	"qat/internal/atomicfile"
 	"qat/plots"
 )
 
@@ -121,5 +122,5 @@ func writeDemoReport(path, results, out string, files []string) error {
 		}
 		fmt.Fprintf(&s, "![%s](%s)\n\n", strings.TrimSuffix(filepath.Base(f), ".png"), filepath.ToSlash(rel))
 	}
-	return os.WriteFile(path, []byte(s.String()), 0o644)
+	return atomicfile.WriteBytes(path, []byte(s.String()))
 }

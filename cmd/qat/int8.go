@@ -10,6 +10,7 @@ import (
 
 	"qat/export"
 	"qat/infer"
+	"qat/internal/atomicfile"
 	"qat/onnx"
 	"qat/qmodel"
 	"qat/quant"
@@ -40,6 +41,10 @@ with --requant float (docs/onnxruntime.md). With a float checkpoint and no
 			if ckpt == "" || (out == "" && onnxOut == "") {
 				return usagef("--checkpoint and --out are required (or --onnx alone, for a float checkpoint)")
 			}
+			if err := distinct([]pathFlag{{"--checkpoint", ckpt}},
+				[]pathFlag{{"--out", out}, {"--header", header}, {"--onnx", onnxOut}}); err != nil {
+				return err
+			}
 			mode := qmodel.Requant(requant)
 			if mode != qmodel.RequantFloat && mode != qmodel.RequantFixed {
 				return usagef("--requant %q: want float or fixed", requant)
@@ -66,24 +71,22 @@ with --requant float (docs/onnxruntime.md). With a float checkpoint and no
 			if err != nil {
 				return fmt.Errorf("export %s: %w", ckpt, err)
 			}
-			var ob []byte
+			// All or nothing: the int8 model, header and ONNX file are
+			// renamed into place only when all of them are complete.
+			var files atomicfile.Files
+			files.Add(out, func(w io.Writer) error { return qmodel.Write(w, m) })
+			if header != "" {
+				files.Add(header, func(w io.Writer) error { return qmodel.WriteHeader(w, m, "") })
+			}
 			if onnxOut != "" {
-				if ob, err = onnx.FromInt8(m); err != nil {
+				ob, err := onnx.FromInt8(m)
+				if err != nil {
 					return fmt.Errorf("export %s: %w", ckpt, err)
 				}
+				files.Add(onnxOut, func(w io.Writer) error { _, err := w.Write(ob); return err })
 			}
-			if err := qmodel.WriteFile(out, m); err != nil {
+			if err := files.Commit(); err != nil {
 				return err
-			}
-			if header != "" {
-				if err := writeHeader(header, m); err != nil {
-					return err
-				}
-			}
-			if onnxOut != "" {
-				if err := writeFile(onnxOut, ob); err != nil {
-					return err
-				}
 			}
 			return reportExport(c.OutOrStdout(), asJSON, ckpt, out, header, onnxOut, ck, m)
 		},
@@ -109,7 +112,7 @@ func exportFloatONNX(w io.Writer, asJSON bool, ckpt, path string, ck *train.Chec
 	if err != nil {
 		return fmt.Errorf("export %s: %w", ckpt, err)
 	}
-	if err := writeFile(path, b); err != nil {
+	if err := atomicfile.WriteBytes(path, b); err != nil {
 		return err
 	}
 	res := map[string]any{"checkpoint": ckpt, "onnx": path, "onnx_bytes": len(b), "onnx_model": "float", "layers": len(src.Layers)}
@@ -118,33 +121,6 @@ func exportFloatONNX(w io.Writer, asJSON bool, ckpt, path string, ck *train.Chec
 	}
 	_, err = fmt.Fprintf(w, "%s: float ONNX model of %s, %d layers, %d bytes\n", path, ckpt, len(src.Layers), len(b))
 	return err
-}
-
-// writeFile writes b to path, removing a partial file on error.
-func writeFile(path string, b []byte) error {
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		os.Remove(path)
-		return err
-	}
-	return nil
-}
-
-// writeHeader writes m's C header to path, removing a partial file on
-// error.
-func writeHeader(path string, m *qmodel.Model) (err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(path)
-		}
-	}()
-	return qmodel.WriteHeader(f, m, "")
 }
 
 func reportExport(w io.Writer, asJSON bool, ckpt, out, header, onnxOut string, ck *train.Checkpoint, m *qmodel.Model) error {

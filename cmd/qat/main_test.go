@@ -98,3 +98,92 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// No command writes over one of its inputs, by the same path, another
+// spelling of it, a symbolic or a hard link: each is a usage error that
+// names both flags, and the input is left as it was. A failed export
+// writes none of its files; a train run refused before its first step
+// leaves an earlier run's metrics as they were.
+func TestOutputsNeverOverwriteInputs(t *testing.T) {
+	dir := t.TempDir()
+	float := filepath.Join(dir, "float.safetensors")
+	if code, _, errs := qat(t, "train", "--model", "mlp", "--limit", "256", "--epochs", "1", "--out", float, "--quiet"); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, errs)
+	}
+	q8 := filepath.Join(dir, "q8.safetensors")
+	if code, _, errs := qat(t, "calibrate", "--from", float, "--batches", "1", "--out", q8); code != 0 {
+		t.Fatalf("calibrate: exit %d: %s", code, errs)
+	}
+	link := filepath.Join(dir, "link.safetensors")
+	if err := os.Symlink(float, link); err != nil {
+		t.Fatal(err)
+	}
+	hard := filepath.Join(dir, "hard.safetensors")
+	if err := os.Link(q8, hard); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "sub", "..", "q8.safetensors")
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string][]byte{}
+	for _, p := range []string{float, q8} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[p] = b
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"calibrate", "--from", float, "--out", float}, "--out " + float + " is the same file as --from"},
+		{[]string{"calibrate", "--from", float, "--out", link}, "is the same file as --from"},
+		{[]string{"finetune", "--from", link, "--out", float}, "is the same file as --from"},
+		{[]string{"finetune", "--from", float, "--out", filepath.Join(dir, "x.safetensors"), "--metrics", float}, "--metrics"},
+		{[]string{"export", "--checkpoint", q8, "--out", other}, "--out " + other + " is the same file as --checkpoint"},
+		{[]string{"export", "--checkpoint", q8, "--out", filepath.Join(dir, "m.qmodel"), "--onnx", hard}, "--onnx"},
+		{[]string{"export", "--checkpoint", q8, "--out", filepath.Join(dir, "m.qmodel"), "--header", filepath.Join(dir, "m.qmodel")}, "is the same file as --out"},
+		{[]string{"eval", "--model", q8, "--dump", hard}, "--dump"},
+	} {
+		code, _, errs := qat(t, c.args...)
+		if code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, %q; want 2 and an error containing %q", c.args, code, errs, c.want)
+		}
+	}
+	for p, b := range before {
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, b) {
+			t.Errorf("%s changed", p)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "m.qmodel")); !os.IsNotExist(err) {
+		t.Errorf("a refused export left m.qmodel: %v", err)
+	}
+
+	// An export whose ONNX file cannot be written writes no int8 model.
+	model := filepath.Join(dir, "new.qmodel")
+	if code, _, _ := qat(t, "export", "--checkpoint", q8, "--out", model, "--onnx", filepath.Join(dir, "missing", "m.onnx")); code != 1 {
+		t.Errorf("export to a missing directory: exit %d, want 1", code)
+	}
+	if _, err := os.Stat(model); !os.IsNotExist(err) {
+		t.Errorf("a failed export left %s: %v", model, err)
+	}
+
+	// A refused train run leaves the metrics of the earlier one.
+	metrics := filepath.Join(dir, "float.metrics.jsonl")
+	mb, err := os.ReadFile(metrics)
+	if err != nil || len(mb) == 0 {
+		t.Fatalf("metrics of the first run: %v", err)
+	}
+	spec := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(spec, []byte(`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":10}]} x`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := qat(t, "train", "--model", spec, "--limit", "256", "--out", float, "--quiet"); code != 2 {
+		t.Errorf("train with a bad spec: exit %d, want 2", code)
+	}
+	if got, _ := os.ReadFile(metrics); !bytes.Equal(got, mb) {
+		t.Error("a train run refused before its first step changed the earlier run's metrics")
+	}
+}
