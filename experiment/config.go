@@ -182,6 +182,10 @@ func (c Config) Validate() error {
 		if seen[r.Name] {
 			return fmt.Errorf("%s: duplicate name", at)
 		}
+		if r.Name == "float" {
+			// The float model of each dataset is work/<dataset>-float.
+			return fmt.Errorf("%s: the name float is the experiment's float model: choose another", at)
+		}
 		seen[r.Name] = true
 		switch r.Method {
 		case MethodPTQ:

@@ -94,6 +94,9 @@ func ParseBits(s string) (QuantConfig, error) {
 	if err1 != nil || err2 != nil {
 		return QuantConfig{}, fmt.Errorf("bits %q: want W<bits>A<bits>, e.g. W8A8 or W4A4", s)
 	}
+	if w < 2 || w > 8 || a < 2 || a > 8 {
+		return QuantConfig{}, fmt.Errorf("bits %q: want 2 to 8 bits for weights and activations", s)
+	}
 	c := QuantConfig{Weight: QuantSpec{Bits: w}, Act: QuantSpec{Bits: a}}
 	if err := c.Weight.check(true); err != nil {
 		return QuantConfig{}, fmt.Errorf("bits %q: weight: %w", s, err)

@@ -202,7 +202,12 @@ func (r *runFlags) resumeTrainer(c *cobra.Command) (*train.Trainer, *train.Check
 			return nil, nil, usageError{err}
 		}
 	}
-	for _, f := range []string{"batch", "lr", "seed", "optimizer", "schedule", "warmup", "step-size"} {
+	if t.Epoch >= t.Config().Epochs {
+		return nil, nil, usagef("--resume %s has already trained %d epochs of %d: nothing to do (give --epochs above %d to train further)",
+			r.resume, t.Epoch, t.Config().Epochs, t.Epoch)
+	}
+	for _, f := range []string{"batch", "lr", "seed", "optimizer", "schedule", "warmup", "step-size", "model",
+		"bits", "quant-config", "learnable", "observer", "no-fold-bn", "freeze-observers", "freeze-bn", "calibration-batches"} {
 		if c.Flags().Changed(f) {
 			return nil, nil, usagef("--%s cannot change a resumed run (its config is in %s)", f, r.resume)
 		}
@@ -221,6 +226,9 @@ func (r *runFlags) continueRun(c *cobra.Command, d dataFlags, dataHasDefault boo
 	spec := d.or(ck.Dataset)
 	if dataHasDefault && !c.Flags().Changed("data") {
 		spec = ck.Dataset
+	}
+	if ck.Dataset != "" && spec != ck.Dataset {
+		return usagef("--data %s cannot change a resumed run: %s was trained on %s", spec, r.resume, ck.Dataset)
 	}
 	tr, te, _, err := datasets(spec, d.limit)
 	if err != nil {
@@ -285,6 +293,10 @@ type quantFlags struct {
 	learnable string
 	observer  string
 	noFold    bool
+	// defaultObserver is the activation and input observer of the specs
+	// that name none, unless --observer sets them all ("" keeps the
+	// quant config's defaults).
+	defaultObserver string
 }
 
 func (q *quantFlags) add(c *cobra.Command, observerHelp string) {
@@ -311,10 +323,22 @@ func (q *quantFlags) quantConfig() (layers.QuantConfig, error) {
 			return qc, usageError{fmt.Errorf("--bits: %w", err)}
 		}
 	}
-	if q.observer != "" {
-		qc.Act.Observer = q.observer
-		if qc.Input != nil {
-			qc.Input.Observer = q.observer
+	set := func(s *layers.QuantSpec) {
+		switch {
+		case q.observer != "":
+			s.Observer = q.observer
+		case s.Observer == "":
+			s.Observer = q.defaultObserver
+		}
+	}
+	set(&qc.Act)
+	if qc.Input != nil {
+		set(qc.Input)
+	}
+	for name, l := range qc.Layers {
+		if l.Act != nil {
+			set(l.Act)
+			qc.Layers[name] = l
 		}
 	}
 	switch q.learnable {
@@ -430,12 +454,15 @@ min/max.`,
 			if err := distinct([]pathFlag{{"--from", from}, {"--quant-config", q.config}}, []pathFlag{{"--out", out}}); err != nil {
 				return err
 			}
+			if batches < 1 || batch < 1 {
+				return usagef("--batches %d, --batch %d: want at least 1 each", batches, batch)
+			}
 			if err := threads.apply(); err != nil {
 				return err
 			}
-			if q.observer == "" {
-				q.observer = "minmax"
-			}
+			// Min/max by default, for the specs that name no observer of
+			// their own (a --quant-config's observers stand).
+			q.defaultObserver = "minmax"
 			ck, err := q.quantize(from)
 			if err != nil {
 				return err
@@ -503,6 +530,9 @@ int8 runtime, from the raw pixels. --limit caps the number of test images;
 			}
 			if err := distinct([]pathFlag{{"--model", model}}, []pathFlag{{"--dump", dump}}); err != nil {
 				return err
+			}
+			if d.limit < 0 {
+				return usagef("--limit %d is negative", d.limit)
 			}
 			if err := threads.apply(); err != nil {
 				return err

@@ -187,3 +187,35 @@ func TestOutputsNeverOverwriteInputs(t *testing.T) {
 		t.Error("a train run refused before its first step changed the earlier run's metrics")
 	}
 }
+
+// Flags that contradict or say nothing are refused, naming the flag:
+// bits outside 2..8, calibration without batches, a resumed run whose
+// epochs are already done or whose data, model or quantization would
+// change.
+func TestContradictoryFlags(t *testing.T) {
+	dir := t.TempDir()
+	float := filepath.Join(dir, "float.safetensors")
+	if code, _, errs := qat(t, "train", "--model", "mlp", "--limit", "256", "--epochs", "1", "--out", float, "--quiet"); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, errs)
+	}
+	q := filepath.Join(dir, "q.safetensors")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"finetune", "--from", float, "--bits", "W0A0", "--out", q}, "want 2 to 8 bits"},
+		{[]string{"calibrate", "--from", float, "--bits", "W8A1", "--out", q}, "want 2 to 8 bits"},
+		{[]string{"calibrate", "--from", float, "--batches", "0", "--out", q}, "--batches 0"},
+		{[]string{"calibrate", "--from", float, "--batch", "0", "--out", q}, "--batch 0"},
+		{[]string{"eval", "--model", float, "--limit", "-1"}, "--limit -1"},
+		{[]string{"train", "--resume", float, "--epochs", "1", "--out", float}, "has already trained 1 epochs of 1"},
+		{[]string{"train", "--resume", float, "--out", float}, "nothing to do"},
+		{[]string{"train", "--resume", float, "--epochs", "2", "--model", "lenet", "--out", float}, "--model cannot change a resumed run"},
+		{[]string{"train", "--resume", float, "--epochs", "2", "--data", "mnist", "--out", float}, "--data mnist cannot change a resumed run"},
+	} {
+		code, _, errs := qat(t, c.args...)
+		if code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, %q; want 2 and an error containing %q", c.args, code, errs, c.want)
+		}
+	}
+}
