@@ -291,8 +291,37 @@ func loadQuantizer(m *Model, q *Quantizer, meta quantizerMeta, f *safetensors.Fi
 			return fmt.Errorf("checkpoint tensor %s.scale: element %d is %v, want a positive finite scale", q.Name, i, v)
 		}
 	}
+	if meta.HasRange {
+		if err := checkParamsOfRange(q, p); err != nil {
+			return err
+		}
+	}
 	if err := q.FQ.SetParams(p); err != nil {
 		return fmt.Errorf("quantizer %s: %w", q.Name, err)
+	}
+	return nil
+}
+
+// checkParamsOfRange checks a restored min/max quantizer's stored params
+// against those its restored range gives under the scheme of the
+// checkpoint's quant config: they are computed from it, so a difference
+// means the metadata and the tensors disagree (a quant config that says
+// 4 bits over params computed at 8, an edited range or scale), which
+// would otherwise evaluate silently wrong.
+func checkParamsOfRange(q *Quantizer, stored quant.Params) error {
+	o, ok := q.FQ.Observer().(interface{ Params() (quant.Params, error) })
+	if !ok {
+		return nil
+	}
+	want, err := o.Params()
+	if err != nil {
+		return nil // an empty range: nothing to compare
+	}
+	for c := range want.Scale {
+		if stored.Scale[c] != want.Scale[c] || stored.ZeroPoint[c] != want.ZeroPoint[c] {
+			return fmt.Errorf("quantizer %s: stored scale %v and zero point %d (channel %d) are not those of its stored range under the quant config's %d-bit scheme (scale %v, zero point %d): the checkpoint's metadata and tensors disagree",
+				q.Name, stored.Scale[c], stored.ZeroPoint[c], c, q.Scheme.NumBits(), want.Scale[c], want.ZeroPoint[c])
+		}
 	}
 	return nil
 }

@@ -365,3 +365,30 @@ func TestDatasetMismatch(t *testing.T) {
 		t.Errorf("mismatched data: %v", err)
 	}
 }
+
+// A checkpoint whose quant config says 4 bits over quantizer params that
+// were computed at 8 (the metadata edited, and the file sealed again so
+// that only the contradiction is left) is refused, naming the quantizer.
+func TestCheckpointQuantMismatch(t *testing.T) {
+	tr, _ := embedded(t, 64, 10)
+	m := model(t, "mlp", 1)
+	if err := m.Quantize(layers.QuantConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Calibrate(m, tr, CalibrateConfig{Batches: 1, Batch: 64, Norm: mnistNorm}); err != nil {
+		t.Fatal(err)
+	}
+	ck := &Checkpoint{Model: m, Norm: mnistNorm, Dataset: "embedded"}
+	f, err := ck.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FromFile(f); err != nil {
+		t.Fatalf("the calibrated checkpoint: %v", err)
+	}
+	f.Metadata[layers.MetaQuant] = `{"weight":{"bits":4},"act":{"bits":4}}`
+	f.Seal()
+	if _, err := FromFile(f); err == nil || !strings.Contains(err.Error(), "metadata and tensors disagree") {
+		t.Errorf("4-bit metadata over 8-bit params: %v", err)
+	}
+}
