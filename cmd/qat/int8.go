@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 
 	"github.com/spf13/cobra"
 
@@ -275,6 +276,9 @@ fraction of samples whose argmax agrees, the largest difference in codes
 			if m.Norm != (qmodel.Norm{Mean: ck.Norm.Mean, Std: ck.Norm.Std}) {
 				return fmt.Errorf("%s normalises with %+v, %s with %+v: not exported from it", model, m.Norm, ckpt, ck.Norm)
 			}
+			if err := exportedFrom(m, ck); err != nil {
+				return fmt.Errorf("%s was not exported from %s: %w", model, ckpt, err)
+			}
 			net, err := infer.New(m)
 			if err != nil {
 				return err
@@ -356,4 +360,32 @@ func compareCodes(logits []float32, codes []uint8, classes int, q qmodel.Quant) 
 		cmp.ExactFraction = float64(exact) / float64(n)
 	}
 	return cmp, nil
+}
+
+// exportedFrom checks that m is what exporting ck with m's requantization
+// mode gives: the same ops with the same weights, scales and multipliers.
+func exportedFrom(m *qmodel.Model, ck *train.Checkpoint) error {
+	if !ck.Model.Quantized() {
+		return errors.New("the checkpoint is a float model (compare takes the quantized checkpoint an int8 model was exported from)")
+	}
+	src, err := ck.Model.ExportSource(m.Norm)
+	if err != nil {
+		return err
+	}
+	want, err := export.Freeze(src, m.Requant)
+	if err != nil {
+		return err
+	}
+	if len(want.Ops) != len(m.Ops) {
+		return fmt.Errorf("it has %d ops, the checkpoint's export %d", len(m.Ops), len(want.Ops))
+	}
+	for i := range m.Ops {
+		if !reflect.DeepEqual(m.Ops[i], want.Ops[i]) {
+			return fmt.Errorf("op %d (%s %s) differs from the checkpoint's export", i, m.Ops[i].Type, m.Ops[i].Name)
+		}
+	}
+	if m.InputQuant != want.InputQuant {
+		return fmt.Errorf("its input quantization %+v is not the checkpoint's %+v", m.InputQuant, want.InputQuant)
+	}
+	return nil
 }

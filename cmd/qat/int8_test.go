@@ -101,3 +101,32 @@ func checkNPY(t *testing.T, path string, rows, cols int) {
 		}
 	}
 }
+
+// compare takes only the quantized checkpoint an int8 model was exported
+// from: a float checkpoint or another quantized one is an error.
+func TestCompareRefusesOtherCheckpoints(t *testing.T) {
+	dir := t.TempDir()
+	float := filepath.Join(dir, "float.safetensors")
+	if code, _, errs := qat(t, "train", "--model", "mlp", "--limit", "256", "--epochs", "1", "--out", float, "--quiet"); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, errs)
+	}
+	a, b := filepath.Join(dir, "a.safetensors"), filepath.Join(dir, "b.safetensors")
+	for _, p := range []struct{ out, bits string }{{a, "W8A8"}, {b, "W4A4"}} {
+		if code, _, errs := qat(t, "calibrate", "--from", float, "--bits", p.bits, "--batches", "1", "--out", p.out); code != 0 {
+			t.Fatalf("calibrate: exit %d: %s", code, errs)
+		}
+	}
+	model := filepath.Join(dir, "a.qmodel")
+	if code, _, errs := qat(t, "export", "--checkpoint", a, "--out", model); code != 0 {
+		t.Fatalf("export: exit %d: %s", code, errs)
+	}
+	if code, _, errs := qat(t, "compare", "--checkpoint", a, "--model", model, "--limit", "100"); code != 0 {
+		t.Errorf("compare with its own checkpoint: exit %d: %s", code, errs)
+	}
+	for ck, want := range map[string]string{float: "float model", b: "differs from the checkpoint's export"} {
+		code, _, errs := qat(t, "compare", "--checkpoint", ck, "--model", model, "--limit", "100")
+		if code != 1 || !strings.Contains(errs, "was not exported from") || !strings.Contains(errs, want) {
+			t.Errorf("compare with %s: exit %d, %q; want 1 and %q", ck, code, errs, want)
+		}
+	}
+}
