@@ -148,6 +148,10 @@ func (r *runFlags) fit(c *cobra.Command, t *train.Trainer, dataSpec string, trai
 	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
 	if r.resume != "" {
 		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+		// The steps after the checkpoint are about to run again.
+		if err := trimMetrics(r.metrics, t.Step); err != nil {
+			return fmt.Errorf("--metrics: %w", err)
+		}
 	}
 	// Opened at the first record: a run that fails before its first step
 	// leaves the metrics of an earlier run at the same path as they were.

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"qat/train"
 )
 
 func qat(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -217,5 +219,47 @@ func TestContradictoryFlags(t *testing.T) {
 		if code != 2 || !strings.Contains(errs, c.want) {
 			t.Errorf("%v: exit %d, %q; want 2 and an error containing %q", c.args, code, errs, c.want)
 		}
+	}
+}
+
+// A resumed run's metrics hold every step once: the records an
+// interrupted run wrote after its last checkpoint are dropped before the
+// resumed run writes those steps again.
+func TestResumeMetricsOnce(t *testing.T) {
+	dir := t.TempDir()
+	ck := filepath.Join(dir, "run.safetensors")
+	metrics := filepath.Join(dir, "run.metrics.jsonl")
+	if code, _, errs := qat(t, "train", "--model", "mlp", "--limit", "256", "--epochs", "1", "--batch", "64", "--out", ck, "--quiet"); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, errs)
+	}
+	b, err := os.ReadFile(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What an interrupted second epoch leaves: records of steps 5 and 6
+	// (after the checkpoint at step 4), no checkpoint.
+	b = append(b, `{"type":"step","step":5,"epoch":1,"loss":1,"lr":0.001,"accuracy":0.5,"samples_per_sec":1}
+{"type":"step","step":6,"epoch":1,"loss":1,"lr":0.001,"accuracy":0.5,"samples_per_sec":1}
+`...)
+	if err := os.WriteFile(metrics, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := qat(t, "train", "--resume", ck, "--epochs", "2", "--limit", "256", "--out", ck, "--quiet"); code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, errs)
+	}
+	steps, epochs, err := train.ReadMetricsFile(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range steps {
+		if s.SamplesPerSec == 1 {
+			t.Errorf("the interrupted run's record of step %d is still there", s.Step)
+		}
+		if i > 0 && s.Step <= steps[i-1].Step {
+			t.Errorf("step records go %d, %d: want each step once, in order", steps[i-1].Step, s.Step)
+		}
+	}
+	if len(epochs) != 2 || epochs[0].Epoch != 1 || epochs[1].Epoch != 2 {
+		t.Errorf("epoch records %+v, want epochs 1 and 2", epochs)
 	}
 }

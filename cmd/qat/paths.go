@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+
+	"qat/internal/atomicfile"
 )
 
 // pathFlag is a file a command reads or writes, by the flag that names it.
@@ -88,4 +93,41 @@ func (l *lazyFile) Close() error {
 	err := l.f.Close()
 	l.f = nil
 	return err
+}
+
+// trimMetrics drops from the metrics file at path the records of steps
+// after step, those a resumed run is about to write again (the steps its
+// interrupted predecessor ran after its last checkpoint), rewriting the
+// file atomically. A missing file is left missing; a line without a step
+// is an error, and the file is then left as it was.
+func trimMetrics(path string, step int64) error {
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var keep []byte
+	dropped := 0
+	for i, line := range bytes.SplitAfter(b, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var r struct {
+			Step *int64 `json:"step"`
+		}
+		if err := json.Unmarshal(line, &r); err != nil || r.Step == nil {
+			return fmt.Errorf("metrics %s: line %d is not a record with a step: %v", path, i+1, err)
+		}
+		if *r.Step > step {
+			dropped++
+			continue
+		}
+		keep = append(keep, line...)
+	}
+	if dropped == 0 {
+		return nil
+	}
+	return atomicfile.WriteBytes(path, keep)
 }
