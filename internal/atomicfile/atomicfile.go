@@ -8,6 +8,12 @@
 // directory; that is not reported). On any error, the temporary file is
 // removed and the destination is left as it was: a full disk or a failing
 // writer never destroys the previous file.
+//
+// A process killed while writing leaves its temporary file behind. Write
+// removes such leftovers of the same destination (".NAME.tmp-*" and
+// Files' ".NAME.pending") once they are older than StaleAfter, so that
+// repeated crashes do not fill the disk; younger ones may belong to a
+// write still running in another process and are left alone.
 package atomicfile
 
 import (
@@ -16,6 +22,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Write calls write with a buffered writer on a temporary file and, if it
@@ -26,6 +33,7 @@ func Write(path string, write func(io.Writer) error) (err error) {
 	if dir == "" {
 		dir = "."
 	}
+	removeStale(dir, base)
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -61,6 +69,24 @@ func Write(path string, write func(io.Writer) error) (err error) {
 		d.Close()
 	}
 	return nil
+}
+
+// StaleAfter is the age after which Write removes a temporary file that
+// a killed writer of the same destination left behind.
+const StaleAfter = time.Hour
+
+// removeStale removes the temporary files of destination base in dir
+// older than StaleAfter, ignoring errors (another process may remove them
+// first).
+func removeStale(dir, base string) {
+	for _, pattern := range []string{"." + base + ".tmp-*", "." + base + ".pending"} {
+		names, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, n := range names {
+			if st, err := os.Lstat(n); err == nil && st.Mode().IsRegular() && time.Since(st.ModTime()) > StaleAfter {
+				os.Remove(n)
+			}
+		}
+	}
 }
 
 // WriteBytes writes b to path atomically (see Write).

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestWrite(t *testing.T) {
@@ -78,6 +79,34 @@ func TestFiles(t *testing.T) {
 	for p, want := range map[string]string{a: "new a", b: "new b"} {
 		if got, _ := os.ReadFile(p); string(got) != want {
 			t.Errorf("%s holds %q", p, got)
+		}
+	}
+}
+
+// Write removes what a killed writer of the same file left behind once it
+// is stale, and leaves young temporary files and other files alone.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ck.safetensors")
+	old, young, other := filepath.Join(dir, ".ck.safetensors.tmp-123"), filepath.Join(dir, ".ck.safetensors.tmp-456"),
+		filepath.Join(dir, ".other.tmp-1")
+	for _, p := range []string{old, young, other} {
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := time.Now().Add(-2 * StaleAfter)
+	for _, p := range []string{old, other} {
+		if err := os.Chtimes(p, long, long); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := WriteBytes(path, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{old: false, young: true, other: true, path: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", p, err == nil, want)
 		}
 	}
 }
