@@ -66,7 +66,7 @@ with --requant float (docs/onnxruntime.md). With a float checkpoint and no
 			}
 			src, err := ck.Model.ExportSource(norm)
 			if err != nil {
-				return err
+				return fmt.Errorf("export %s: %w", ckpt, err)
 			}
 			m, err := export.Freeze(src, mode)
 			if err != nil {

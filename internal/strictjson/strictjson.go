@@ -61,13 +61,23 @@ func where(path []string) string {
 	return strconv.Quote(strings.Join(path, "."))
 }
 
+// errEnd reports input that ends inside a JSON value.
+var errEnd = errors.New("unexpected end of JSON input")
+
+// token is dec.Token with the end of input inside a value reported as
+// errEnd.
+func token(dec *json.Decoder) (json.Token, error) {
+	t, err := dec.Token()
+	if err == io.EOF {
+		return nil, errEnd
+	}
+	return t, err
+}
+
 // value consumes one JSON value from dec.
 func value(dec *json.Decoder, path []string) error {
-	t, err := dec.Token()
+	t, err := token(dec)
 	if err != nil {
-		if err == io.EOF {
-			return errors.New("unexpected end of JSON input")
-		}
 		return err
 	}
 	switch t := t.(type) {
@@ -78,7 +88,7 @@ func value(dec *json.Decoder, path []string) error {
 		case '{':
 			seen := map[string]bool{}
 			for dec.More() {
-				k, err := dec.Token()
+				k, err := token(dec)
 				if err != nil {
 					return err
 				}
@@ -99,7 +109,7 @@ func value(dec *json.Decoder, path []string) error {
 				}
 			}
 		}
-		_, err := dec.Token() // the closing delimiter
+		_, err := token(dec) // the closing delimiter
 		return err
 	}
 	return nil

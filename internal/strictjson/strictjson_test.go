@@ -40,6 +40,9 @@ func TestDecode(t *testing.T) {
 		{`{"weight": {"bits": "4"}}`, `cannot unmarshal string`},
 		{`{"weight": `, `unexpected end of JSON input`},
 		{``, `unexpected end of JSON input`},
+		{`{`, `unexpected end of JSON input`},
+		{`{"weight": {"bits": 4}`, `unexpected end of JSON input`},
+		{`{"list": [`, `unexpected end of JSON input`},
 	} {
 		var v config
 		err := Decode([]byte(c.in), &v)
