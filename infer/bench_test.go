@@ -58,7 +58,7 @@ func BenchmarkIm2col(b *testing.B) {
 				src[i] = uint8(rng.IntN(256))
 			}
 			var s scratch
-			col := make([]uint8, o.out[0]*o.out[1]*o.k*o.k*o.in[2]+16)
+			col := make([]uint8, o.co[0]*o.co[1]*o.k*o.k*o.in[2]+16)
 			for b.Loop() {
 				o.im2col(col, src, &s)
 			}

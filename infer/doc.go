@@ -43,6 +43,21 @@
 // rounds with divRoundEven. None of these choices changes a code: the
 // tests compare every op with a loop per index.
 //
+// A max pool right after a conv is fused into it (Net; a Layer never
+// fuses): the conv's accumulators, per block of samples, are max-pooled
+// in int32 (qvec.MaxWindowsInt32: the row pass, then the column pass)
+// and only the pooled ones are requantized, 4 times fewer for a 2x2
+// pool, with no pass over the unpooled codes. It gives the same codes:
+// per channel the code is f(acc) = clamp(requant(acc + bias)), and
+// max f(a_i) = f(max a_i), ties included, because f is non-decreasing
+// when acc + bias cannot wrap in int32 (|bias| + 255*128*K <= MaxInt32)
+// and the multiplier is finite and positive (float: conversion, product,
+// clamp and rounding are each monotone) or m0 >= 0 (fixed: shift with
+// saturation, srdhm, RoundingDivideByPOT and the clamp are each
+// monotone). New checks these per op and leaves the pool unfused
+// otherwise; the tests compare fused nets with unfused ones and the
+// reference, and the fused epilogue with requantize-then-pool per index.
+//
 // # Threads
 //
 // A Runner runs on the calling goroutine. A Parallel (Net.NewParallel)

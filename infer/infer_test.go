@@ -517,7 +517,7 @@ func TestIm2col(t *testing.T) {
 				st, pad := sp[0], sp[1]
 				h, w := k+rng.IntN(5), k+rng.IntN(5)
 				oh, ow := (h+2*pad-k)/st+1, (w+2*pad-k)/st+1
-				p := &op{in: []int{h, w, c}, out: []int{oh, ow, 1}, k: k, stride: st, pad: pad, zin: uint8(rng.IntN(256))}
+				p := &op{in: []int{h, w, c}, out: []int{oh, ow, 1}, co: []int{oh, ow, 1}, k: k, stride: st, pad: pad, zin: uint8(rng.IntN(256))}
 				// Without spare capacity, src is staged; with 16 bytes of it
 				// and no padding, im2col reads src in place.
 				spare := 16 * rng.IntN(2)

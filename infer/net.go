@@ -14,6 +14,7 @@ type Net struct {
 	inLen   int // C*H*W
 	maxAct  int // largest activation (per sample), in codes
 	classes int
+	outQ    qmodel.Quant // the last op's Output
 	// outHWC is the [H W C] layout of the last op's codes when Run must
 	// reorder them to C, H, W.
 	outHWC []int
@@ -22,8 +23,13 @@ type Net struct {
 }
 
 // New prepares m to run: it validates m and packs its weights. The Net
-// keeps none of m's slices.
-func New(m *qmodel.Model) (*Net, error) {
+// keeps none of m's slices. A max pool right after a conv runs inside
+// the conv when that gives the same codes (see op.fusePool).
+func New(m *qmodel.Model) (*Net, error) { return newNet(m, true) }
+
+// newNet is New, with conv and max pool fusion switched off when fuse is
+// false (the tests' reference).
+func newNet(m *qmodel.Model, fuse bool) (*Net, error) {
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("infer: %w", err)
 	}
@@ -50,10 +56,18 @@ func New(m *qmodel.Model) (*Net, error) {
 		default:
 			flatFrom = nil
 		}
+		// A max pool fused into the conv before it is not an op of its
+		// own; what follows sees the pool's shape and Output as before.
+		if fuse && len(n.ops) > 0 && n.ops[len(n.ops)-1].fusePool(o) {
+			shape, in = o.out, o.outQ
+			n.maxAct = max(n.maxAct, size(shape))
+			continue
+		}
 		n.ops = append(n.ops, o)
 		shape, in = o.out, o.outQ
 		n.maxAct = max(n.maxAct, size(shape))
 	}
+	n.outQ = in
 	// Outputs are in PyTorch's order: channels first.
 	switch {
 	case len(shape) == 3:
@@ -104,7 +118,7 @@ func (n *Net) WeightBytes() int {
 }
 
 // OutputQuant returns the quantization of the output codes.
-func (n *Net) OutputQuant() qmodel.Quant { return n.ops[len(n.ops)-1].outQ }
+func (n *Net) OutputQuant() qmodel.Quant { return n.outQ }
 
 // Dequantize writes (q - zero point) * scale, in float32, for each output
 // code of src into dst (equal lengths).

@@ -23,6 +23,12 @@ type op struct {
 	// conv and pools
 	k, stride, pad int
 
+	// conv: co is the convolution's own output shape [OH, OW, Out]; out
+	// differs from it when a following max pool is fused (poolK > 0: the
+	// pool's kernel and stride, see fusePool).
+	co           []int
+	poolK, poolS int
+
 	// conv and linear
 	packed *qgemm.Packed
 	zin    uint8   // input zero point, the padding code
@@ -34,9 +40,19 @@ type op struct {
 
 // scratch holds a Runner's work buffers, grown on demand.
 type scratch struct {
-	col []uint8
-	acc []int32
-	pad []uint8 // one sample staged by im2col
+	col  []uint8
+	acc  []int32
+	pad  []uint8 // one sample staged by im2col
+	pool []int32 // accumulators after a fused max pool
+	prow []int32 // one row of a fused max pool's row pass
+}
+
+// int32s returns (*b)[:n], growing *b on demand.
+func int32s(b *[]int32, n int) []int32 {
+	if cap(*b) < n {
+		*b = make([]int32, n)
+	}
+	return (*b)[:n]
 }
 
 func (s *scratch) padded(n int) []uint8 {
@@ -73,6 +89,7 @@ func newOp(o *qmodel.Op, in []int, inQ qmodel.Quant, mode qmodel.Requant, flatFr
 		}
 		oh, ow := (in[0]+2*o.Padding-o.Kernel)/o.Stride+1, (in[1]+2*o.Padding-o.Kernel)/o.Stride+1
 		p.out = []int{oh, ow, o.Out}
+		p.co = p.out
 		// [Out, In, K, K] -> [Out, K, K, In], the im2col row order.
 		k := o.Kernel
 		w := make([]int8, len(o.Weight))
@@ -174,13 +191,14 @@ const convRows = 2048
 
 func (p *op) conv(dst, src []uint8, batch int, s *scratch) {
 	h, w, c := p.in[0], p.in[1], p.in[2]
-	oh, ow, oc := p.out[0], p.out[1], p.out[2]
+	oh, ow, oc := p.co[0], p.co[1], p.co[2]
 	kd := p.k * p.k * c
 	perSample := oh * ow
+	outSample := size(p.out) // codes per sample, after a fused pool
 	if p.k == 1 && p.stride == 1 && p.pad == 0 {
 		acc := s.accs(batch * perSample * oc)
 		qgemm.Gemm(acc, oc, src[:batch*h*w*c], c, batch*perSample, p.packed)
-		p.requant(dst[:batch*perSample*oc], acc)
+		p.finish(dst[:batch*outSample], acc, batch, s)
 		return
 	}
 	samples := max(1, convRows/perSample)
@@ -195,8 +213,93 @@ func (p *op) conv(dst, src []uint8, batch int, s *scratch) {
 		col = col[:rows*kd]
 		acc := s.accs(rows * oc)
 		qgemm.Gemm(acc, oc, col, kd, rows, p.packed)
-		p.requant(dst[s0*perSample*oc:(s0+n)*perSample*oc], acc)
+		p.finish(dst[s0*outSample:(s0+n)*outSample], acc, n, s)
 	}
+}
+
+// finish turns the accumulators of n samples ([n*OH*OW, Out]) into their
+// output codes: requantized, or, with a fused max pool, max-pooled first
+// (see fusePool) and then requantized, 4 times fewer values for a 2x2
+// pool.
+func (p *op) finish(dst []uint8, acc []int32, n int, s *scratch) {
+	if p.poolK == 0 {
+		p.requant(dst, acc)
+		return
+	}
+	oh, ow, oc := p.co[0], p.co[1], p.co[2]
+	ph, pw := p.out[0], p.out[1]
+	k, step := p.poolK, p.poolS*oc
+	owc, pwc := ow*oc, pw*oc
+	pooled := int32s(&s.pool, n*ph*pwc)
+	row := int32s(&s.prow, owc)
+	for i := range n {
+		a := acc[i*oh*owc : (i+1)*oh*owc]
+		d := pooled[i*ph*pwc : (i+1)*ph*pwc]
+		for py := range ph {
+			y := py * p.poolS
+			r := a[y*owc : (y+1)*owc]
+			if k > 1 {
+				// The row pass: the maxima of rows y..y+k-1, one window
+				// of k chunks of ow*oc values.
+				qvec.MaxWindowsInt32(row, a[y*owc:(y+k)*owc], owc, k, 0)
+				r = row
+			}
+			qvec.MaxWindowsInt32(d[py*pwc:(py+1)*pwc], r, oc, k, step)
+		}
+	}
+	p.requant(dst, pooled)
+}
+
+// fusePool makes conv p compute the max pool q (of p's output) as well,
+// when that gives the same codes: it pools the accumulators, before
+// requantization, instead of the codes, after it. For each channel the
+// code is f(acc) = clamp(requant(acc + bias)), and max_i f(a_i) =
+// f(max_i a_i) whenever f is non-decreasing (the maximum a_j of the
+// window gives f(a_j) >= f(a_i) for every i, and f(a_j) is one of the
+// window's codes; ties change nothing). f is non-decreasing when
+//   - acc + bias never wraps in int32: |acc| <= 255*128*K for u8 x s8
+//     sums of K products, so |bias| + 255*128*K <= MaxInt32 suffices;
+//   - float: the multiplier is finite and positive: float32 conversion,
+//     the product by m > 0, the clamp and rounding half to even are each
+//     non-decreasing (IEEE rounding is monotone);
+//   - fixed: m0 >= 0: the left shift and its int32 saturation, srdhm
+//     (the rounded high word of x*m0, non-decreasing in x for m0 >= 0,
+//     its one saturating case needing m0 = MinInt32), RoundingDivideByPOT
+//     (rounding x/2^e to nearest), adding zp and the clamp are each
+//     non-decreasing.
+//
+// Otherwise (and for anything but conv then max pool) it returns false
+// and changes nothing.
+func (p *op) fusePool(q *op) bool {
+	if p.kind != qmodel.OpConv {
+		return false
+	}
+	return p.fusePoolBound(q, p.packed.K())
+}
+
+// fusePoolBound is fusePool for K products per accumulator.
+func (p *op) fusePoolBound(q *op, K int) bool {
+	if p.kind != qmodel.OpConv || q.kind != qmodel.OpMaxPool || p.poolK != 0 || q.k < 1 || q.stride < 1 {
+		return false
+	}
+	bound := int64(255*128) * int64(K)
+	for _, b := range p.bias {
+		if int64(b)+bound > math.MaxInt32 || int64(b)-bound < math.MinInt32 {
+			return false
+		}
+	}
+	for _, m := range p.mult {
+		if !(m > 0 && m <= math.MaxFloat32) {
+			return false
+		}
+	}
+	for _, m := range p.m0 {
+		if m < 0 {
+			return false
+		}
+	}
+	p.poolK, p.poolS, p.out = q.k, q.stride, q.out
+	return true
 }
 
 // im2col writes the rows of one NHWC sample, the first h*w*c codes of
@@ -210,7 +313,7 @@ func (p *op) conv(dst, src []uint8, batch int, s *scratch) {
 // words overwrite with garbage.
 func (p *op) im2col(col, src []uint8, s *scratch) {
 	h, w, c := p.in[0], p.in[1], p.in[2]
-	oh, ow := p.out[0], p.out[1]
+	oh, ow := p.co[0], p.co[1]
 	k, st, pad := p.k, p.stride, p.pad
 	hp, wp := h+2*pad, w+2*pad
 	kc, rowStride := k*c, wp*c

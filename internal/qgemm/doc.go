@@ -117,7 +117,18 @@
 // the 16 bytes ending at column K, shifted down, or, in rows shorter than
 // 16 bytes, copied one at a time, so A is never read past column K. Then
 // come column blocks of at most 256 KiB of B (L2), micro-tile rows
-// (their A, at most 10 KiB, stays in L1) and panels.
+// (their A, at most 10 KiB, stays in L1) and panels. When K fits one k
+// block and 60 rows of A are under 32 KiB of the buffer (small K, as an
+// im2col of a 5x5 conv on one channel: K = 25), row blocks grow to up
+// to 32 KiB of A (a multiple of 60 rows), so that fewer blocks share the
+// work. When a column block has at most 2 panels (N <= 32, as in the
+// lenet's convolutions) the loops are swapped, panels outside, and the
+// kernel loops over the block's whole tiles of a panel itself: each AVX2
+// kernel takes a tile count and, after storing a tile, moves its A and C
+// pointers down by the tile's rows and starts over on the same B (one
+// call per row block and panel instead of one per tile; the shorter last
+// tile is one more call). Neither changes any sum: each element of C is
+// still one kernel's sum over the same k blocks.
 //
 // Gemm runs on the calling goroutine; GemmParallel splits rows (whole
 // micro-tiles) or, for small m, panels across goroutines, never K, so

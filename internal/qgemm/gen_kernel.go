@@ -281,8 +281,10 @@ func vnniKernel(bits, h, nv int) {
 func avx2Name(h, nv int) string { return fmt.Sprintf("avx2R%dV%d", h, nv) }
 
 // avx2Args are the arguments of the VPMADDWD kernels: a is the widened A
-// of the tile's first row (avx2WidenA), lda the byte stride of its rows.
-const avx2Args = "a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int"
+// of the tile's first row (avx2WidenA), lda the byte stride of its rows;
+// tiles >= 1 tiles of h rows are computed one after the other, on the
+// same B, tile t from a + t*h*lda into c + t*h*ldc (avx2Store).
+const avx2Args = "a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int"
 
 // avx2Acc is the accumulator of row i, vector v of an AVX2 tile.
 func avx2Acc(nv, i, v int) string { return fmt.Sprintf("Y%d", i*nv+v) }
@@ -302,7 +304,8 @@ func avx2Acc(nv, i, v int) string { return fmt.Sprintf("Y%d", i*nv+v) }
 func avx2Kernel(h, nv int) {
 	name := avx2Name(h, nv)
 	p("// func %s(%s)", name, avx2Args)
-	p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-72", name)
+	p("tile:")
 	p("\tMOVQ a+0(FP), R8")
 	p("\tMOVQ lda+8(FP), AX")
 	for i := 1; i < h; i++ {
@@ -356,7 +359,7 @@ func ubsName(bits, h, nv int) string { return fmt.Sprintf("ubsB%dR%dV%d", bits, 
 
 // ubsArgs are the arguments of the VPMADDUBSW kernels: a is the tile's
 // first row of the copy of A (bytes, zero-padded), lda its row stride.
-const ubsArgs = "a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int"
+const ubsArgs = "a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int"
 
 // ubsDecode emits the signed bytes of fields f and f+1 of the 32 packed
 // bytes at src into Y12 and Y13: each field is shifted to the bottom of
@@ -391,7 +394,8 @@ func ubsDecode(bits, f int, src string) {
 func ubsKernel(bits, h, nv int) {
 	name := ubsName(bits, h, nv)
 	p("// func %s(%s)", name, ubsArgs)
-	p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-72", name)
+	p("tile:")
 	p("\tMOVQ a+0(FP), R8")
 	p("\tMOVQ lda+8(FP), AX")
 	for i := 1; i < h; i++ {
@@ -534,7 +538,21 @@ func avx2Store(h, nv int) {
 		p("\tVPADDD %s(AX), %s, %s", off, z, z)
 		p("\tVMOVDQU %s, %s(AX)", z, off)
 	})
+	// The next tile, if any: a and c, in the argument frame, move down h
+	// rows, and the tile starts over.
 	p("done:")
+	p("\tMOVQ tiles+64(FP), DX")
+	p("\tDECQ DX")
+	p("\tJLE exit")
+	p("\tMOVQ DX, tiles+64(FP)")
+	p("\tMOVQ lda+8(FP), AX")
+	p("\tIMUL3Q $%d, AX, AX", h)
+	p("\tADDQ AX, a+0(FP)")
+	p("\tMOVQ ldc+40(FP), AX")
+	p("\tIMUL3Q $%d, AX, AX", 4*h)
+	p("\tADDQ AX, c+32(FP)")
+	p("\tJMP tile")
+	p("exit:")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")

@@ -17691,8 +17691,9 @@ store:
 	VZEROUPPER
 	RET
 
-// func avx2R1V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·avx2R1V1(SB), NOSPLIT, $0-64
+// func avx2R1V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·avx2R1V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -17775,11 +17776,24 @@ partial:
 	VPADDD Y12, Y0, Y0
 	VPMASKMOVD Y0, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $1, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $4, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func avx2R1V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·avx2R1V2(SB), NOSPLIT, $0-64
+// func avx2R1V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·avx2R1V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -17888,11 +17902,24 @@ partial:
 	VPADDD Y12, Y1, Y1
 	VPMASKMOVD Y1, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $1, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $4, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func avx2R2V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·avx2R2V1(SB), NOSPLIT, $0-64
+// func avx2R2V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·avx2R2V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -18004,11 +18031,24 @@ partial:
 	VPADDD Y12, Y1, Y1
 	VPMASKMOVD Y1, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $2, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $8, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func avx2R2V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·avx2R2V2(SB), NOSPLIT, $0-64
+// func avx2R2V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·avx2R2V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -18166,11 +18206,24 @@ partial:
 	VPADDD Y12, Y3, Y3
 	VPMASKMOVD Y3, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $2, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $8, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func avx2R3V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·avx2R3V1(SB), NOSPLIT, $0-64
+// func avx2R3V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·avx2R3V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -18311,11 +18364,24 @@ partial:
 	VPADDD Y12, Y2, Y2
 	VPMASKMOVD Y2, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $3, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $12, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func avx2R3V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·avx2R3V2(SB), NOSPLIT, $0-64
+// func avx2R3V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·avx2R3V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -18522,11 +18588,24 @@ partial:
 	VPADDD Y12, Y5, Y5
 	VPMASKMOVD Y5, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $3, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $12, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func avx2R4V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·avx2R4V1(SB), NOSPLIT, $0-64
+// func avx2R4V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·avx2R4V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -18696,11 +18775,24 @@ partial:
 	VPADDD Y12, Y3, Y3
 	VPMASKMOVD Y3, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $4, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $16, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func avx2R4V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·avx2R4V2(SB), NOSPLIT, $0-64
+// func avx2R4V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·avx2R4V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -18956,11 +19048,24 @@ partial:
 	VPADDD Y12, Y7, Y7
 	VPMASKMOVD Y7, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $4, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $16, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func avx2R5V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·avx2R5V1(SB), NOSPLIT, $0-64
+// func avx2R5V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·avx2R5V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -19159,11 +19264,24 @@ partial:
 	VPADDD Y12, Y4, Y4
 	VPMASKMOVD Y4, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $5, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $20, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func avx2R5V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·avx2R5V2(SB), NOSPLIT, $0-64
+// func avx2R5V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·avx2R5V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -19468,11 +19586,24 @@ partial:
 	VPADDD Y12, Y9, Y9
 	VPMASKMOVD Y9, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $5, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $20, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB8R1V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB8R1V1(SB), NOSPLIT, $0-64
+// func ubsB8R1V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB8R1V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -19550,11 +19681,24 @@ partial:
 	VPADDD Y12, Y0, Y0
 	VPMASKMOVD Y0, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $1, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $4, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB8R1V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB8R1V2(SB), NOSPLIT, $0-64
+// func ubsB8R1V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB8R1V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -19660,11 +19804,24 @@ partial:
 	VPADDD Y12, Y1, Y1
 	VPMASKMOVD Y1, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $1, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $4, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB8R2V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB8R2V1(SB), NOSPLIT, $0-64
+// func ubsB8R2V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB8R2V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -19773,11 +19930,24 @@ partial:
 	VPADDD Y12, Y1, Y1
 	VPMASKMOVD Y1, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $2, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $8, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB8R2V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB8R2V2(SB), NOSPLIT, $0-64
+// func ubsB8R2V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB8R2V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -19937,11 +20107,24 @@ partial:
 	VPADDD Y12, Y3, Y3
 	VPMASKMOVD Y3, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $2, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $8, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB8R3V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB8R3V1(SB), NOSPLIT, $0-64
+// func ubsB8R3V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB8R3V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -20081,11 +20264,24 @@ partial:
 	VPADDD Y12, Y2, Y2
 	VPMASKMOVD Y2, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $3, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $12, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB8R3V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB8R3V2(SB), NOSPLIT, $0-64
+// func ubsB8R3V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB8R3V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -20299,11 +20495,24 @@ partial:
 	VPADDD Y12, Y5, Y5
 	VPMASKMOVD Y5, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $3, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $12, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB8R4V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB8R4V1(SB), NOSPLIT, $0-64
+// func ubsB8R4V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB8R4V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -20474,11 +20683,24 @@ partial:
 	VPADDD Y12, Y3, Y3
 	VPMASKMOVD Y3, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $4, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $16, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB8R4V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB8R4V2(SB), NOSPLIT, $0-64
+// func ubsB8R4V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB8R4V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -20746,11 +20968,24 @@ partial:
 	VPADDD Y12, Y7, Y7
 	VPMASKMOVD Y7, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $4, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $16, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB8R5V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB8R5V1(SB), NOSPLIT, $0-64
+// func ubsB8R5V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB8R5V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -20952,11 +21187,24 @@ partial:
 	VPADDD Y12, Y4, Y4
 	VPMASKMOVD Y4, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $5, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $20, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB8R5V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB8R5V2(SB), NOSPLIT, $0-64
+// func ubsB8R5V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB8R5V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -21278,11 +21526,24 @@ partial:
 	VPADDD Y12, Y9, Y9
 	VPMASKMOVD Y9, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $5, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $20, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB8R6V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB8R6V1(SB), NOSPLIT, $0-64
+// func ubsB8R6V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB8R6V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -21515,11 +21776,24 @@ partial:
 	VPADDD Y12, Y5, Y5
 	VPMASKMOVD Y5, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $6, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $24, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB8R6V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB8R6V2(SB), NOSPLIT, $0-64
+// func ubsB8R6V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB8R6V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -21895,11 +22169,24 @@ partial:
 	VPADDD Y12, Y11, Y11
 	VPMASKMOVD Y11, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $6, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $24, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB4R1V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB4R1V1(SB), NOSPLIT, $0-64
+// func ubsB4R1V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB4R1V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -21994,11 +22281,24 @@ partial:
 	VPADDD Y12, Y0, Y0
 	VPMASKMOVD Y0, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $1, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $4, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB4R1V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB4R1V2(SB), NOSPLIT, $0-64
+// func ubsB4R1V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB4R1V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -22143,11 +22443,24 @@ partial:
 	VPADDD Y12, Y1, Y1
 	VPMASKMOVD Y1, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $1, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $4, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB4R2V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB4R2V1(SB), NOSPLIT, $0-64
+// func ubsB4R2V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB4R2V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -22274,11 +22587,24 @@ partial:
 	VPADDD Y12, Y1, Y1
 	VPMASKMOVD Y1, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $2, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $8, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB4R2V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB4R2V2(SB), NOSPLIT, $0-64
+// func ubsB4R2V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB4R2V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -22484,11 +22810,24 @@ partial:
 	VPADDD Y12, Y3, Y3
 	VPMASKMOVD Y3, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $2, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $8, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB4R3V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB4R3V1(SB), NOSPLIT, $0-64
+// func ubsB4R3V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB4R3V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -22647,11 +22986,24 @@ partial:
 	VPADDD Y12, Y2, Y2
 	VPMASKMOVD Y2, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $3, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $12, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB4R3V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB4R3V2(SB), NOSPLIT, $0-64
+// func ubsB4R3V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB4R3V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -22918,11 +23270,24 @@ partial:
 	VPADDD Y12, Y5, Y5
 	VPMASKMOVD Y5, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $3, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $12, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB4R4V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB4R4V1(SB), NOSPLIT, $0-64
+// func ubsB4R4V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB4R4V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -23113,11 +23478,24 @@ partial:
 	VPADDD Y12, Y3, Y3
 	VPMASKMOVD Y3, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $4, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $16, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB4R4V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB4R4V2(SB), NOSPLIT, $0-64
+// func ubsB4R4V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB4R4V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -23445,11 +23823,24 @@ partial:
 	VPADDD Y12, Y7, Y7
 	VPMASKMOVD Y7, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $4, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $16, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB4R5V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB4R5V1(SB), NOSPLIT, $0-64
+// func ubsB4R5V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB4R5V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -23672,11 +24063,24 @@ partial:
 	VPADDD Y12, Y4, Y4
 	VPMASKMOVD Y4, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $5, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $20, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB4R5V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB4R5V2(SB), NOSPLIT, $0-64
+// func ubsB4R5V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB4R5V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -24065,11 +24469,24 @@ partial:
 	VPADDD Y12, Y9, Y9
 	VPMASKMOVD Y9, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $5, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $20, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB4R6V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB4R6V1(SB), NOSPLIT, $0-64
+// func ubsB4R6V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB4R6V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -24324,11 +24741,24 @@ partial:
 	VPADDD Y12, Y5, Y5
 	VPMASKMOVD Y5, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $6, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $24, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB4R6V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB4R6V2(SB), NOSPLIT, $0-64
+// func ubsB4R6V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB4R6V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -24778,11 +25208,24 @@ partial:
 	VPADDD Y12, Y11, Y11
 	VPMASKMOVD Y11, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $6, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $24, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB2R1V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB2R1V1(SB), NOSPLIT, $0-64
+// func ubsB2R1V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB2R1V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -24854,11 +25297,24 @@ partial:
 	VPADDD Y12, Y0, Y0
 	VPMASKMOVD Y0, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $1, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $4, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB2R1V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB2R1V2(SB), NOSPLIT, $0-64
+// func ubsB2R1V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB2R1V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -24967,11 +25423,24 @@ partial:
 	VPADDD Y12, Y1, Y1
 	VPMASKMOVD Y1, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $1, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $4, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB2R2V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB2R2V1(SB), NOSPLIT, $0-64
+// func ubsB2R2V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB2R2V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -25068,11 +25537,24 @@ partial:
 	VPADDD Y12, Y1, Y1
 	VPMASKMOVD Y1, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $2, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $8, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB2R2V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB2R2V2(SB), NOSPLIT, $0-64
+// func ubsB2R2V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB2R2V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -25228,11 +25710,24 @@ partial:
 	VPADDD Y12, Y3, Y3
 	VPMASKMOVD Y3, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $2, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $8, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB2R3V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB2R3V1(SB), NOSPLIT, $0-64
+// func ubsB2R3V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB2R3V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -25354,11 +25849,24 @@ partial:
 	VPADDD Y12, Y2, Y2
 	VPMASKMOVD Y2, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $3, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $12, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB2R3V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB2R3V2(SB), NOSPLIT, $0-64
+// func ubsB2R3V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB2R3V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -25561,11 +26069,24 @@ partial:
 	VPADDD Y12, Y5, Y5
 	VPMASKMOVD Y5, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $3, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $12, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB2R4V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB2R4V1(SB), NOSPLIT, $0-64
+// func ubsB2R4V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB2R4V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -25712,11 +26233,24 @@ partial:
 	VPADDD Y12, Y3, Y3
 	VPMASKMOVD Y3, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $4, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $16, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB2R4V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB2R4V2(SB), NOSPLIT, $0-64
+// func ubsB2R4V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB2R4V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -25966,11 +26500,24 @@ partial:
 	VPADDD Y12, Y7, Y7
 	VPMASKMOVD Y7, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $4, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $16, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB2R5V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB2R5V1(SB), NOSPLIT, $0-64
+// func ubsB2R5V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB2R5V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -26142,11 +26689,24 @@ partial:
 	VPADDD Y12, Y4, Y4
 	VPMASKMOVD Y4, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $5, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $20, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB2R5V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB2R5V2(SB), NOSPLIT, $0-64
+// func ubsB2R5V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB2R5V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -26443,11 +27003,24 @@ partial:
 	VPADDD Y12, Y9, Y9
 	VPMASKMOVD Y9, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $5, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $20, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB2R6V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB2R6V1(SB), NOSPLIT, $0-64
+// func ubsB2R6V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB2R6V1(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -26644,11 +27217,24 @@ partial:
 	VPADDD Y12, Y5, Y5
 	VPMASKMOVD Y5, Y14, (AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $6, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $24, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 
-// func ubsB2R6V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
-TEXT ·ubsB2R6V2(SB), NOSPLIT, $0-64
+// func ubsB2R6V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+TEXT ·ubsB2R6V2(SB), NOSPLIT, $0-72
+tile:
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -26992,6 +27578,18 @@ partial:
 	VPADDD Y12, Y11, Y11
 	VPMASKMOVD Y11, Y14, 32(AX)
 done:
+	MOVQ tiles+64(FP), DX
+	DECQ DX
+	JLE exit
+	MOVQ DX, tiles+64(FP)
+	MOVQ lda+8(FP), AX
+	IMUL3Q $6, AX, AX
+	ADDQ AX, a+0(FP)
+	MOVQ ldc+40(FP), AX
+	IMUL3Q $24, AX, AX
+	ADDQ AX, c+32(FP)
+	JMP tile
+exit:
 	VZEROUPPER
 	RET
 

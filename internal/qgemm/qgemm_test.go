@@ -545,3 +545,31 @@ func TestNoOverflowBound(t *testing.T) {
 		t.Fatalf("255*128*MaxK = %d exceeds int32", 255*128*MaxK)
 	}
 }
+
+// TestGemmSinglePanel covers the AVX2 driver's path for 1 or 2 panels,
+// where the kernel loops over a row block's whole tiles itself, and its
+// larger row blocks for short rows: N <= 32, m from one tile to several
+// enlarged row blocks with a partial last tile, K from 1 to several k
+// blocks (later blocks add to C), tight and padded strides, every kind
+// of codes.
+func TestGemmSinglePanel(t *testing.T) {
+	for _, kern := range Available() {
+		r := rand.New(rand.NewSource(5))
+		for _, tc := range []struct{ bits, kind int }{{8, fillRandom}, {8, fillSmall}, {4, fillRandom}, {2, fillRandom}} {
+			i := 0
+			for _, m := range []int{5, 6, 59, 60, 61, 479, 480, 481, 1021, 1729} {
+				for _, n := range []int{1, 7, 8, 9, 16, 17, 32} {
+					for _, k := range []int{1, 17, 25, 64, 400, 2100} {
+						if m*k > 1<<17 || (kern == Generic && m*k > 1<<14) {
+							continue // enough of the large ones
+						}
+						i++
+						lda, ldc := k+[]int{0, 3}[i%2], n+[]int{0, 5}[(i/2)%2]
+						a, w := makeCase(r, m, n, k, lda, tc.bits, tc.kind)
+						runCase(t, kern, a, lda, m, w, n, k, tc.bits, ldc)
+					}
+				}
+			}
+		}
+	}
+}

@@ -230,142 +230,142 @@ func vnniB2R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc
 func vnniB2R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
 
 //go:noescape
-func avx2R1V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func avx2R1V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func avx2R1V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func avx2R1V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func avx2R2V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func avx2R2V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func avx2R2V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func avx2R2V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func avx2R3V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func avx2R3V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func avx2R3V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func avx2R3V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func avx2R4V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func avx2R4V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func avx2R4V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func avx2R4V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func avx2R5V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func avx2R5V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func avx2R5V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func avx2R5V2(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB8R1V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB8R1V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB8R1V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB8R1V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB8R2V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB8R2V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB8R2V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB8R2V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB8R3V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB8R3V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB8R3V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB8R3V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB8R4V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB8R4V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB8R4V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB8R4V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB8R5V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB8R5V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB8R5V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB8R5V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB8R6V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB8R6V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB8R6V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB8R6V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB4R1V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB4R1V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB4R1V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB4R1V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB4R2V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB4R2V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB4R2V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB4R2V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB4R3V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB4R3V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB4R3V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB4R3V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB4R4V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB4R4V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB4R4V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB4R4V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB4R5V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB4R5V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB4R5V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB4R5V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB4R6V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB4R6V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB4R6V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB4R6V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB2R1V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB2R1V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB2R1V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB2R1V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB2R2V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB2R2V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB2R2V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB2R2V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB2R3V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB2R3V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB2R3V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB2R3V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB2R4V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB2R4V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB2R4V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB2R4V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB2R5V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB2R5V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB2R5V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB2R5V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB2R6V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB2R6V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 //go:noescape
-func ubsB2R6V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int)
+func ubsB2R6V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 // avx2WidenA writes rows > 0 rows of kl > 0 bytes of A (stride lda)
 // to dst (stride ds bytes) as int16, each group of 4 values reordered
@@ -606,152 +606,152 @@ func vnniCall(bits, h, nv int, a *uint8, lda int, b *byte, ps int, n int, tk int
 }
 
 // avx2Call calls the avx2 kernel for an h-row tile of nv vectors.
-func avx2Call(h, nv int, a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int) {
+func avx2Call(h, nv int, a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int) {
 	switch h<<4 | nv {
 	case 17:
-		avx2R1V1(a, lda, b, n, c, ldc, mask, acc)
+		avx2R1V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 18:
-		avx2R1V2(a, lda, b, n, c, ldc, mask, acc)
+		avx2R1V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 33:
-		avx2R2V1(a, lda, b, n, c, ldc, mask, acc)
+		avx2R2V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 34:
-		avx2R2V2(a, lda, b, n, c, ldc, mask, acc)
+		avx2R2V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 49:
-		avx2R3V1(a, lda, b, n, c, ldc, mask, acc)
+		avx2R3V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 50:
-		avx2R3V2(a, lda, b, n, c, ldc, mask, acc)
+		avx2R3V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 65:
-		avx2R4V1(a, lda, b, n, c, ldc, mask, acc)
+		avx2R4V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 66:
-		avx2R4V2(a, lda, b, n, c, ldc, mask, acc)
+		avx2R4V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 81:
-		avx2R5V1(a, lda, b, n, c, ldc, mask, acc)
+		avx2R5V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 82:
-		avx2R5V2(a, lda, b, n, c, ldc, mask, acc)
+		avx2R5V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	}
 	panic("qgemm: bad avx2 kernel shape")
 }
 
 // ubsCall calls the ubs kernel for bits, an h-row tile and nv vectors.
-func ubsCall(bits, h, nv int, a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int) {
+func ubsCall(bits, h, nv int, a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int) {
 	switch bits<<8 | h<<4 | nv {
 	case 2065:
-		ubsB8R1V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB8R1V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 2066:
-		ubsB8R1V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB8R1V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 2081:
-		ubsB8R2V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB8R2V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 2082:
-		ubsB8R2V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB8R2V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 2097:
-		ubsB8R3V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB8R3V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 2098:
-		ubsB8R3V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB8R3V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 2113:
-		ubsB8R4V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB8R4V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 2114:
-		ubsB8R4V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB8R4V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 2129:
-		ubsB8R5V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB8R5V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 2130:
-		ubsB8R5V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB8R5V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 2145:
-		ubsB8R6V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB8R6V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 2146:
-		ubsB8R6V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB8R6V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 1041:
-		ubsB4R1V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB4R1V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 1042:
-		ubsB4R1V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB4R1V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 1057:
-		ubsB4R2V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB4R2V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 1058:
-		ubsB4R2V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB4R2V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 1073:
-		ubsB4R3V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB4R3V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 1074:
-		ubsB4R3V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB4R3V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 1089:
-		ubsB4R4V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB4R4V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 1090:
-		ubsB4R4V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB4R4V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 1105:
-		ubsB4R5V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB4R5V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 1106:
-		ubsB4R5V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB4R5V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 1121:
-		ubsB4R6V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB4R6V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 1122:
-		ubsB4R6V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB4R6V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 529:
-		ubsB2R1V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB2R1V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 530:
-		ubsB2R1V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB2R1V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 545:
-		ubsB2R2V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB2R2V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 546:
-		ubsB2R2V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB2R2V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 561:
-		ubsB2R3V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB2R3V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 562:
-		ubsB2R3V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB2R3V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 577:
-		ubsB2R4V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB2R4V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 578:
-		ubsB2R4V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB2R4V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 593:
-		ubsB2R5V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB2R5V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 594:
-		ubsB2R5V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB2R5V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 609:
-		ubsB2R6V1(a, lda, b, n, c, ldc, mask, acc)
+		ubsB2R6V1(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	case 610:
-		ubsB2R6V2(a, lda, b, n, c, ldc, mask, acc)
+		ubsB2R6V2(a, lda, b, n, c, ldc, mask, acc, tiles)
 		return
 	}
 	panic("qgemm: bad ubs kernel shape")

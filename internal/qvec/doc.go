@@ -44,6 +44,10 @@
 // MaxWindows writes the maxima of windows of k chunks of c bytes, chunk
 // kx of window i at src[i*step+kx*c:], into dst[i*c:(i+1)*c]: the column
 // pass of a channels-last max pool; dst must not overlap src.
+// MaxWindowsInt32 is MaxWindows on int32 values (c and step in elements):
+// with n = 1 window of k chunks of a whole row it is also a pool's row
+// pass; infer uses it to max-pool a conv's accumulators before they are
+// requantized.
 //
 // The functions write only dst, keep none of their arguments and allocate
 // nothing.
@@ -57,7 +61,8 @@
 // register, the n%16 tail under a K mask) or an AVX2 one (8 lanes a ymm
 // register); RequantFixed runs an AVX2 kernel; MaxBytes and MaxWindows
 // need AVX2 (32 bytes a ymm register, then a 16- and an 8-byte step and a
-// byte loop, per window for MaxWindows). The AVX2 requantization kernels work on one block of 8 columns at a
+// byte loop, per window for MaxWindows; MaxWindowsInt32 8 int32 lanes of
+// VPMAXSD at a time, the last c%8 under a VPMASKMOVD mask). The AVX2 requantization kernels work on one block of 8 columns at a
 // time, over every row, so that the block's per-column constants stay in
 // registers or the frame; the last n%8 columns are loaded under a
 // VPMASKMOVD mask and stored a byte at a time, so nothing outside the

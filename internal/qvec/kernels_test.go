@@ -396,3 +396,83 @@ func FuzzMaxWindows(f *testing.F) {
 		checkMaxWindows(t, data[:(n-1)*step+k*c], n, c, k, step)
 	})
 }
+
+// TestMaxWindowsInt32 compares MaxWindowsInt32 with its definition for
+// every chunk width from 1 to 40 (the 8-lane blocks and the masked tail),
+// windows that overlap, touch and leave gaps, values over the whole int32
+// range (MinInt32 and MaxInt32 included) and many ties; the guard values
+// past dst must survive.
+func TestMaxWindowsInt32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	const guard32 = int32(-0x5a5a5a5a)
+	for c := 1; c <= 40; c++ {
+		for _, k := range []int{1, 2, 3, 5} {
+			for _, stride := range []int{0, 1, 2, 3} {
+				for _, n := range []int{0, 1, 2, 7} {
+					step := stride * c
+					if stride == 3 {
+						step = 2*c + 1
+					}
+					size := 0
+					if n > 0 {
+						size = (n-1)*step + k*c
+					}
+					src := make([]int32, size)
+					for i := range src {
+						switch rng.IntN(6) {
+						case 0:
+							src[i] = math.MinInt32
+						case 1:
+							src[i] = math.MaxInt32
+						case 2:
+							src[i] = int32(rng.IntN(3)) - 1
+						default:
+							src[i] = int32(rng.Uint32())
+						}
+					}
+					want := make([]int32, n*c)
+					for i := range n {
+						for ch := range c {
+							m := src[i*step+ch]
+							for kx := 1; kx < k; kx++ {
+								m = max(m, src[i*step+kx*c+ch])
+							}
+							want[i*c+ch] = m
+						}
+					}
+					back := make([]int32, n*c+12)
+					for i := range back {
+						back[i] = guard32
+					}
+					MaxWindowsInt32(back[:n*c], src[:len(src):len(src)], c, k, step)
+					for i := range want {
+						if back[i] != want[i] {
+							t.Fatalf("n=%d c=%d k=%d step=%d: value %d got %d want %d", n, c, k, step, i, back[i], want[i])
+						}
+					}
+					for i := n * c; i < len(back); i++ {
+						if back[i] != guard32 {
+							t.Fatalf("n=%d c=%d k=%d step=%d: value %d past the end overwritten", n, c, k, step, i)
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, f := range []func(){
+		func() { MaxWindowsInt32(make([]int32, 4), make([]int32, 8), 0, 2, 2) },
+		func() { MaxWindowsInt32(make([]int32, 4), make([]int32, 8), 2, 0, 2) },
+		func() { MaxWindowsInt32(make([]int32, 4), make([]int32, 8), 2, 2, -1) },
+		func() { MaxWindowsInt32(make([]int32, 3), make([]int32, 8), 2, 2, 2) },
+		func() { MaxWindowsInt32(make([]int32, 4), make([]int32, 5), 2, 2, 2) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("MaxWindowsInt32 did not panic on bad arguments")
+				}
+			}()
+			f()
+		}()
+	}
+}

@@ -88,6 +88,39 @@ func MaxWindows(dst, src []uint8, c, k, step int) {
 	maxWindows(dst, src, c, k, step)
 }
 
+// MaxWindowsInt32 is MaxWindows on int32 values, c and step counted in
+// elements: for each window i < n = len(dst)/c and element ch < c,
+//
+//	dst[i*c+ch] = max over kx < k of src[i*step+kx*c+ch]
+//
+// With n = 1 it is also the row pass of a max pool: the maxima of k
+// consecutive rows of c values. dst must not overlap src. It panics when
+// c < 1, k < 1, step < 0, len(dst) is not a multiple of c or src is
+// shorter than the last window's end, (n-1)*step + k*c.
+func MaxWindowsInt32(dst, src []int32, c, k, step int) {
+	if c < 1 || k < 1 || step < 0 || len(dst)%c != 0 || (len(dst) > 0 && len(src) < (len(dst)/c-1)*step+k*c) {
+		panic(fmt.Sprintf("qvec: MaxWindowsInt32 of %d values into %d, c %d, k %d, step %d", len(src), len(dst), c, k, step))
+	}
+	if len(dst) == 0 {
+		return
+	}
+	maxWindowsInt32(dst, src, c, k, step)
+}
+
+// maxWindowsInt32Go is the pure-Go MaxWindowsInt32 on checked arguments.
+func maxWindowsInt32Go(dst, src []int32, c, k, step int) {
+	for i := range len(dst) / c {
+		d := dst[i*c : (i+1)*c]
+		copy(d, src[i*step:i*step+c])
+		for kx := 1; kx < k; kx++ {
+			s := src[i*step+kx*c : i*step+(kx+1)*c]
+			for j := range d {
+				d[j] = max(d[j], s[j])
+			}
+		}
+	}
+}
+
 // requantFloatGo is the pure-Go RequantFloat on checked arguments.
 func requantFloatGo(dst []uint8, acc, bias []int32, mult []float32, rows, n int, zp, lo, hi int32) {
 	for r := range rows {

@@ -61,6 +61,14 @@ func maxWindows(dst, src []uint8, c, k, step int) {
 	maxWindowsGo(dst, src, c, k, step)
 }
 
+func maxWindowsInt32(dst, src []int32, c, k, step int) {
+	if hasAVX2 {
+		maxWindowsInt32AVX2(&dst[0], &src[0], len(dst)/c, c, k, step)
+		return
+	}
+	maxWindowsInt32Go(dst, src, c, k, step)
+}
+
 // requantFloatAVX512 is RequantFloat on rows >= 1 contiguous rows of
 // n >= 1 columns, with the clamp bounds lo-zp and hi-zp already converted
 // to float32 (exactly as quant.RequantizeFloat converts them).
@@ -91,3 +99,8 @@ func maxBytesAVX2(dst, a, b *uint8, n int)
 //
 //go:noescape
 func maxWindowsAVX2(dst, src *uint8, n, c, k, step int)
+
+// maxWindowsInt32AVX2 is MaxWindowsInt32 on n >= 1 windows.
+//
+//go:noescape
+func maxWindowsInt32AVX2(dst, src *int32, n, c, k, step int)

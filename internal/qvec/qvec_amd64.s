@@ -597,3 +597,75 @@ wnext:
 	JNZ  window
 	VZEROUPPER
 	RET
+
+// func maxWindowsInt32AVX2(dst, src *int32, n, c, k, step int)
+//
+// MaxWindowsInt32 on n >= 1 windows (c, step in int32 elements): for each
+// window, 8 channels at a time, VPMAXSD of the k chunks' dwords; the last
+// c%8 channels are loaded and stored under a VPMASKMOVD mask (masked-out
+// lanes are neither read, written nor faulted on), so nothing outside the
+// slices is touched.
+TEXT ·maxWindowsInt32AVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), R8
+	MOVQ c+24(FP), R9
+	MOVQ k+32(FP), R10
+	MOVQ step+40(FP), R11
+	MOVQ R9, R14
+	ANDQ $~7, R14                    // channels in whole blocks of 8
+	MOVQ R9, CX
+	ANDQ $7, CX                      // tail channels
+	JZ   iwindow
+	TAILMASK
+
+iwindow:
+	XORQ AX, AX                      // channel
+	TESTQ R14, R14
+	JZ   itail
+
+iblock:
+	LEAQ    (SI)(AX*4), DX
+	VMOVDQU (DX), Y0
+	MOVQ    R10, R12
+	DECQ    R12
+	JZ      istore
+
+ik:
+	LEAQ    (DX)(R9*4), DX
+	VPMAXSD (DX), Y0, Y0
+	DECQ    R12
+	JNZ     ik
+
+istore:
+	VMOVDQU Y0, (DI)(AX*4)
+	ADDQ    $8, AX
+	CMPQ    AX, R14
+	JLT     iblock
+
+itail:
+	TESTQ      CX, CX
+	JZ         inext
+	LEAQ       (SI)(AX*4), DX
+	VPMASKMOVD (DX), Y15, Y0
+	MOVQ       R10, R12
+	DECQ       R12
+	JZ         itstore
+
+itk:
+	LEAQ       (DX)(R9*4), DX
+	VPMASKMOVD (DX), Y15, Y1
+	VPMAXSD    Y1, Y0, Y0
+	DECQ       R12
+	JNZ        itk
+
+itstore:
+	VPMASKMOVD Y0, Y15, (DI)(AX*4)
+
+inext:
+	LEAQ (SI)(R11*4), SI
+	LEAQ (DI)(R9*4), DI
+	DECQ R8
+	JNZ  iwindow
+	VZEROUPPER
+	RET
