@@ -86,6 +86,16 @@
 // scale always is. Observers copy what they keep. Values that are views
 // or transposed tensors are read through a materialized copy.
 //
+// # Threads
+//
+// A FakeQuant with per-tensor params splits its forward and STE gradient
+// into contiguous ranges of elements across up to layers.Threads()
+// goroutines (the setting lives in internal/par), and so does its
+// observer's extrema scan (package quant); both are elementwise or exact
+// in any order, so every thread count gives the same bits. Per-channel
+// quantizers (weights, small) and the learnable quantizers, whose scale
+// gradients are float sums over the whole input, run on one goroutine.
+//
 // # Errors
 //
 // Errors from a forward or gradient op start with "fakequant NAME:", NAME

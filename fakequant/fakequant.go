@@ -11,6 +11,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"qat/internal/graphval"
+	"qat/internal/par"
 	"qat/quant"
 )
 
@@ -239,9 +240,14 @@ func (op *fqOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, fmt.Errorf("fakequant %s: %w", op.q.name, err)
 	}
 	out, y := op.out.Dense(shape)
-	if disabled {
+	switch {
+	case disabled:
 		copy(y, x)
-	} else {
+	case p.PerTensor():
+		// Elementwise: split into contiguous ranges across goroutines.
+		par.Range(len(x), 1, func(lo, hi int) { quant.FakeQuantize(y[lo:hi], x[lo:hi], nil, p) })
+	default:
+		// Per-channel tensors are weights, too small to split.
 		quant.FakeQuantize(y, x, shape, p)
 	}
 	*op.rec = record{ran: true, disabled: disabled, p: p, shape: shape}

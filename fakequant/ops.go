@@ -10,6 +10,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"qat/internal/graphval"
+	"qat/internal/par"
 	"qat/quant"
 	"qat/ste"
 )
@@ -147,10 +148,15 @@ func (op *steOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, err
 	}
 	out, gx := op.out.Dense(shape)
-	if op.rec.disabled {
+	switch p := op.rec.p; {
+	case op.rec.disabled:
 		copy(gx, gy)
-	} else {
-		ste.Clipped(gx, gy, x, op.rec.shape, op.rec.p)
+	case p.PerTensor():
+		// Elementwise: split into contiguous ranges across goroutines.
+		par.Range(len(x), 1, func(lo, hi int) { ste.Clipped(gx[lo:hi], gy[lo:hi], x[lo:hi], nil, p) })
+	default:
+		// Per-channel tensors are weights, too small to split.
+		ste.Clipped(gx, gy, x, op.rec.shape, p)
 	}
 	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"qat/internal/graphval"
+	"qat/internal/par"
 )
 
 // BatchNormConfig holds a BatchNorm's hyperparameters. The zero value is
@@ -258,10 +259,17 @@ func bnDims(xs tensor.Shape) (n, c, inner int) {
 
 // batchStats writes the per-channel mean and biased variance of x
 // [N, C, inner] to mean and variance ([C] each), two passes in float64.
+// The channels are split across goroutines (par.Range); each channel's
+// sums run on one of them, in the same order for any thread count.
 func batchStats(mean, variance []float64, x []float32, n, c, inner int) {
+	par.Range(c, 2*n*inner, func(lo, hi int) { batchStatsOf(mean, variance, x, n, c, inner, lo, hi) })
+}
+
+// batchStatsOf is batchStats for channels [lo, hi).
+func batchStatsOf(mean, variance []float64, x []float32, n, c, inner, lo, hi int) {
 	cnt := float64(n * inner)
 	seg := func(b, ch int) []float32 { return x[(b*c+ch)*inner : (b*c+ch+1)*inner] }
-	for ch := 0; ch < c; ch++ {
+	for ch := lo; ch < hi; ch++ {
 		// Two samples' sums at a time (sum64x2), added in sample order:
 		// the same additions as one sample at a time.
 		var s float64
@@ -481,19 +489,22 @@ func (op *bnOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		}
 	}
 	out, y := op.out.Dense(xs)
-	for ch := 0; ch < c; ch++ {
-		alpha := invstd[ch] * float64(gamma[ch])
-		a, b := float32(alpha), float32(float64(beta[ch])-mean[ch]*alpha)
-		for bi := 0; bi < n; bi++ {
-			off := (bi*c + ch) * inner
-			src := x[off : off+inner]
-			dst := y[off : off+inner]
-			dst = dst[:len(src)]
-			for j, v := range src {
-				dst[j] = v*a + b
+	// Elementwise, split by channels across goroutines.
+	par.Range(c, n*inner, func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			alpha := invstd[ch] * float64(gamma[ch])
+			a, b := float32(alpha), float32(float64(beta[ch])-mean[ch]*alpha)
+			for bi := 0; bi < n; bi++ {
+				off := (bi*c + ch) * inner
+				src := x[off : off+inner]
+				dst := y[off : off+inner]
+				dst = dst[:len(src)]
+				for j, v := range src {
+					dst[j] = v*a + b
+				}
 			}
 		}
-	}
+	})
 	rec.training, rec.shape = training, xs
 	rec.ran = true
 	return out, nil
@@ -602,28 +613,32 @@ func (op *bnStatsOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 			st[bnRowInvstd*c+ch] = float32(rec.invstd[ch])
 		}
 	}
-	for ch := 0; ch < c; ch++ {
-		m := float64(st[bnRowMean*c+ch])
-		var sdy, dot float64
-		b := 0
-		for ; b+2 <= n; b += 2 {
-			// Two samples side by side (gradSums64x2), added in order.
-			o0, o1 := (b*c+ch)*inner, ((b+1)*c+ch)*inner
-			s0, d0, s1, d1 := gradSums64x2(dy[o0:o0+inner], x[o0:o0+inner], dy[o1:o1+inner], x[o1:o1+inner], m)
-			sdy += s0
-			dot += d0
-			sdy += s1
-			dot += d1
+	// Split by channels across goroutines: each channel's sums run on one
+	// of them, in sample order whatever the thread count.
+	par.Range(c, n*inner, func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			m := float64(st[bnRowMean*c+ch])
+			var sdy, dot float64
+			b := 0
+			for ; b+2 <= n; b += 2 {
+				// Two samples side by side (gradSums64x2), added in order.
+				o0, o1 := (b*c+ch)*inner, ((b+1)*c+ch)*inner
+				s0, d0, s1, d1 := gradSums64x2(dy[o0:o0+inner], x[o0:o0+inner], dy[o1:o1+inner], x[o1:o1+inner], m)
+				sdy += s0
+				dot += d0
+				sdy += s1
+				dot += d1
+			}
+			if b < n {
+				off := (b*c + ch) * inner
+				s, d := gradSums64(dy[off:off+inner], x[off:off+inner], m)
+				sdy += s
+				dot += d
+			}
+			st[bnRowSumDy*c+ch] = float32(sdy)
+			st[bnRowDotP*c+ch] = float32(dot)
 		}
-		if b < n {
-			off := (b*c + ch) * inner
-			s, d := gradSums64(dy[off:off+inner], x[off:off+inner], m)
-			sdy += s
-			dot += d
-		}
-		st[bnRowSumDy*c+ch] = float32(sdy)
-		st[bnRowDotP*c+ch] = float32(dot)
-	}
+	})
 	return out, nil
 }
 
@@ -692,13 +707,21 @@ func (op *bnGradXOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	cnt := float64(n * inner)
 	out, dx := op.out.Dense(xs)
-	for ch := 0; ch < c; ch++ {
+	// Elementwise, split by channels across goroutines.
+	par.Range(c, n*inner, func(lo, hi int) { bnGradX(dx, dy, x, gamma, st, rec.training, n, c, inner, lo, hi) })
+	return out, nil
+}
+
+// bnGradX writes BatchNorm's input gradient dx for channels [lo, hi) of
+// x [N, C, inner], from the [4, C] statistics st.
+func bnGradX(dx, dy, x, gamma, st []float32, training bool, n, c, inner, lo, hi int) {
+	cnt := float64(n * inner)
+	for ch := lo; ch < hi; ch++ {
 		mean := float64(st[bnRowMean*c+ch])
 		invstd := float64(st[bnRowInvstd*c+ch])
 		scale := invstd * float64(gamma[ch])
-		if !rec.training {
+		if !training {
 			s := float32(scale)
 			for b := 0; b < n; b++ {
 				off := (b*c + ch) * inner
@@ -722,7 +745,6 @@ func (op *bnGradXOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 			}
 		}
 	}
-	return out, nil
 }
 
 var _ gorgonia.Op = (*bnGradXOp)(nil)

@@ -10,6 +10,7 @@ import (
 
 	"qat/export"
 	"qat/internal/graphval"
+	"qat/internal/par"
 )
 
 // The per-channel ops below are what PyTorch's QAT Conv+BN folding
@@ -161,29 +162,37 @@ func (op *channelOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	outer, inner := outerInner(xs, op.axis)
 	out, y := op.out.Dense(xs)
-	i := 0
-	for o := 0; o < outer; o++ {
-		for _, sc := range s {
-			src, dst := x[i:i+inner], y[i:i+inner]
-			dst = dst[:len(src)]
-			switch op.kind {
+	channelMap(y, x, s, outer, inner, op.kind)
+	return out, nil
+}
+
+// channelMap writes dst = src op s[c] (op by kind: chanMul, chanDiv,
+// chanAdd) over the outer*len(s) runs of inner elements of src, run r in
+// channel r%len(s). Elementwise, so the runs are split into contiguous
+// ranges across goroutines (par.Range) without changing a bit.
+func channelMap(dst, src, s []float32, outer, inner, kind int) {
+	c := len(s)
+	par.Range(outer*c, inner, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			sc := s[r%c]
+			x, y := src[r*inner:(r+1)*inner], dst[r*inner:(r+1)*inner]
+			y = y[:len(x)]
+			switch kind {
 			case chanMul:
-				for j, v := range src {
-					dst[j] = v * sc
+				for j, v := range x {
+					y[j] = v * sc
 				}
 			case chanDiv:
-				for j, v := range src {
-					dst[j] = v / sc
+				for j, v := range x {
+					y[j] = v / sc
 				}
 			default:
-				for j, v := range src {
-					dst[j] = v + sc
+				for j, v := range x {
+					y[j] = v + sc
 				}
 			}
-			i += inner
 		}
-	}
-	return out, nil
+	})
 }
 
 func (op *channelOp) DiffWRT(inputs int) []bool { return []bool{true, true} }
@@ -266,30 +275,13 @@ func (op *channelGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 			copy(dx, dy)
 			return out, nil
 		}
-		i := 0
-		for o := 0; o < outer; o++ {
-			for _, sc := range s {
-				src, dst := dy[i:i+inner], dx[i:i+inner]
-				dst = dst[:len(src)]
-				if kind == chanMul {
-					for j, v := range src {
-						dst[j] = v * sc
-					}
-				} else {
-					for j, v := range src {
-						dst[j] = v / sc
-					}
-				}
-				i += inner
-			}
-		}
+		channelMap(dx, dy, s, outer, inner, kind)
 		return out, nil
 	}
 	if cap(op.acc) < len(s) {
 		op.acc = make([]float64, len(s))
 	}
 	acc := op.acc[:len(s)]
-	clear(acc)
 	if kind == chanAdd {
 		channelSums(acc, dy, nil, outer, inner)
 	} else {
@@ -306,22 +298,40 @@ func (op *channelGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	return out, nil
 }
 
-// channelSums adds to acc[c], for each of the outer*len(acc) runs of
-// inner elements of dy in row-major order (run r in channel r%len(acc)),
-// the float64 sum of the run's elements, or of their products with x's
-// when x is not nil. Each run is summed from 0 in index order by one
-// accumulator and its sum added to acc in run order, exactly as a loop
-// over the runs one by one would; four runs are summed side by side,
-// which only breaks the dependency between their additions.
+// channelSums sets acc[c], for each channel c of the outer*len(acc) runs
+// of inner elements of dy in row-major order (run r in channel
+// r%len(acc)), to the float64 sum of the channel's runs' sums: each run's
+// elements, or their products with x's when x is not nil, summed from 0 in
+// index order by one accumulator, and the run sums added from 0 in run
+// order, exactly as a loop over the runs one by one would.
+//
+// The channels are split into contiguous ranges across goroutines
+// (par.Range): a channel's runs, and so every addition into its sum, stay
+// on one goroutine in the same order, so the sums do not depend on the
+// thread count.
 func channelSums(acc []float64, dy, x []float32, outer, inner int) {
 	c := len(acc)
-	runs := outer * c
-	r := 0
-	for ; r+4 <= runs; r += 4 {
-		d0 := dy[r*inner : (r+1)*inner]
-		d1 := dy[(r+1)*inner : (r+2)*inner]
-		d2 := dy[(r+2)*inner : (r+3)*inner]
-		d3 := dy[(r+3)*inner : (r+4)*inner]
+	par.Range(c, outer*inner, func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			acc[ch] = runSums(dy, x, ch, c, outer, inner)
+		}
+	})
+}
+
+// runSums returns the sum, added in k order from 0, of the float64 sums of
+// runs first + k*stride (k in [0, count)) of inner elements of dy, or of
+// their products with x's when x is not nil: the runs of one channel.
+// Four runs are summed side by side, which only breaks the dependency
+// between their additions.
+func runSums(dy, x []float32, first, stride, count, inner int) float64 {
+	run := func(s []float32, k int) []float32 {
+		r := first + k*stride
+		return s[r*inner : (r+1)*inner]
+	}
+	var acc float64
+	k := 0
+	for ; k+4 <= count; k += 4 {
+		d0, d1, d2, d3 := run(dy, k), run(dy, k+1), run(dy, k+2), run(dy, k+3)
 		d1, d2, d3 = d1[:len(d0)], d2[:len(d0)], d3[:len(d0)]
 		var s0, s1, s2, s3 float64
 		if x == nil {
@@ -332,10 +342,7 @@ func channelSums(acc []float64, dy, x []float32, outer, inner int) {
 				s3 += float64(d3[j])
 			}
 		} else {
-			x0 := x[r*inner : (r+1)*inner]
-			x1 := x[(r+1)*inner : (r+2)*inner]
-			x2 := x[(r+2)*inner : (r+3)*inner]
-			x3 := x[(r+3)*inner : (r+4)*inner]
+			x0, x1, x2, x3 := run(x, k), run(x, k+1), run(x, k+2), run(x, k+3)
 			x0, x1, x2, x3 = x0[:len(d0)], x1[:len(d0)], x2[:len(d0)], x3[:len(d0)]
 			for j := range d0 {
 				s0 += float64(d0[j]) * float64(x0[j])
@@ -344,26 +351,27 @@ func channelSums(acc []float64, dy, x []float32, outer, inner int) {
 				s3 += float64(d3[j]) * float64(x3[j])
 			}
 		}
-		acc[r%c] += s0
-		acc[(r+1)%c] += s1
-		acc[(r+2)%c] += s2
-		acc[(r+3)%c] += s3
+		acc += s0
+		acc += s1
+		acc += s2
+		acc += s3
 	}
-	for ; r < runs; r++ {
+	for ; k < count; k++ {
 		var sum float64
-		d := dy[r*inner : (r+1)*inner]
+		d := run(dy, k)
 		if x == nil {
 			for _, v := range d {
 				sum += float64(v)
 			}
 		} else {
-			xr := x[r*inner : (r+1)*inner]
+			xr := run(x, k)[:len(d)]
 			for j, v := range d {
 				sum += float64(v) * float64(xr[j])
 			}
 		}
-		acc[r%c] += sum
+		acc += sum
 	}
+	return acc
 }
 
 var _ gorgonia.Op = (*channelGradOp)(nil)

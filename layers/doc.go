@@ -99,16 +99,28 @@
 //
 // # Threads
 //
-// Conv2d and Linear ops use up to Threads() goroutines (SetThreads, a
-// process-wide setting; by default GOMAXPROCS) and give the same bits for
-// every thread count. The conv forward and dX ops split the batch into
-// contiguous ranges of samples, each goroutine with its own column
-// scratch, running exactly the single-threaded per-sample GEMMs. dW sums
-// the samples' products into one matrix in sample order, so there each
-// product is split instead, and so are Linear's GEMMs, by
-// gemm.SgemmParallel: rows or columns of C, never k, bit for bit Sgemm's
-// result. Exact evaluation splits its int8 layers' batches
-// (infer.Layer.RunParallel). The other ops run on the calling goroutine.
+// The ops use up to Threads() goroutines (SetThreads, a process-wide
+// setting shared with package fakequant through internal/par; by default
+// GOMAXPROCS) and give the same bits for every thread count. The conv
+// forward and dX ops split the batch into contiguous ranges of samples,
+// each goroutine with its own column scratch, running exactly the
+// single-threaded per-sample GEMMs. dW sums the samples' products into
+// one matrix in sample order, so there each product is split instead, and
+// so are Linear's GEMMs, by gemm.SgemmParallel: rows or columns of C,
+// never k, bit for bit Sgemm's result. Exact evaluation splits its int8
+// layers' batches (infer.Layer.RunParallel).
+//
+// The elementwise ops split their elements into contiguous ranges: ReLU
+// and ReLU6 and their gradients, the forwards and input gradients of
+// ChannelMul, ChannelDiv and AddChannelBias (by runs of one channel), and
+// pooling and its gradient (by planes, which no window leaves). Ops that
+// reduce over a channel split the channels instead, so that each
+// channel's sum is computed by one goroutine in the single-threaded order:
+// the per-channel gradients of the channel ops and BatchNorm's batch
+// statistics, gradient statistics, normalisation and input gradient.
+// Loops of fewer than par.MinWork elements per goroutine are not split;
+// the small remaining ops (FoldScale, the running-statistics update,
+// cross entropy) run on the calling goroutine.
 //
 // Shapes are checked when the graph is built: x and w must be 4-D float32
 // nodes of known shape, their channel counts must agree, the kernel must

@@ -10,6 +10,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"qat/internal/graphval"
+	"qat/internal/par"
 )
 
 // MaxPool2d returns the maximum of each kernel×kernel window of x
@@ -178,22 +179,25 @@ func (op *poolOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	plane, oplane := g.h*g.w, g.oh*g.ow
 	if op.avg {
 		inv := 1 / float64(op.k*op.k)
-		for p := 0; p < g.n*g.c; p++ {
-			xp := x[p*plane : (p+1)*plane]
-			yp := y[p*oplane : (p+1)*oplane]
-			for i := 0; i < g.oh; i++ {
-				for j := 0; j < g.ow; j++ {
-					var s float64
-					for a := 0; a < op.k; a++ {
-						row := xp[(i*op.s+a)*g.w+j*op.s:]
-						for _, v := range row[:op.k] {
-							s += float64(v)
+		// Planes are independent: split across goroutines.
+		par.Range(g.n*g.c, plane, func(lo, hi int) {
+			for p := lo; p < hi; p++ {
+				xp := x[p*plane : (p+1)*plane]
+				yp := y[p*oplane : (p+1)*oplane]
+				for i := 0; i < g.oh; i++ {
+					for j := 0; j < g.ow; j++ {
+						var s float64
+						for a := 0; a < op.k; a++ {
+							row := xp[(i*op.s+a)*g.w+j*op.s:]
+							for _, v := range row[:op.k] {
+								s += float64(v)
+							}
 						}
+						yp[i*g.ow+j] = float32(s * inv)
 					}
-					yp[i*g.ow+j] = float32(s * inv)
 				}
 			}
-		}
+		})
 		return out, nil
 	}
 	if plane > math.MaxInt32 {
@@ -203,22 +207,25 @@ func (op *poolOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		op.rec.arg = make([]int32, len(y))
 	}
 	arg := op.rec.arg[:len(y)]
-	for p := 0; p < g.n*g.c; p++ {
-		xp := x[p*plane : (p+1)*plane]
-		yp := y[p*oplane : (p+1)*oplane]
-		ap := arg[p*oplane : (p+1)*oplane]
-		if op.k == 2 && op.s == 2 {
-			maxPool2x2(yp, ap, xp, g.w, g.oh, g.ow)
-			continue
-		}
-		for i := 0; i < g.oh; i++ {
-			for j := 0; j < g.ow; j++ {
-				idx := maxIndex(xp, g.w, i*op.s, j*op.s, op.k)
-				yp[i*g.ow+j] = xp[idx]
-				ap[i*g.ow+j] = int32(idx)
+	// Planes are independent: split across goroutines.
+	par.Range(g.n*g.c, plane, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			xp := x[p*plane : (p+1)*plane]
+			yp := y[p*oplane : (p+1)*oplane]
+			ap := arg[p*oplane : (p+1)*oplane]
+			if op.k == 2 && op.s == 2 {
+				maxPool2x2(yp, ap, xp, g.w, g.oh, g.ow)
+				continue
+			}
+			for i := 0; i < g.oh; i++ {
+				for j := 0; j < g.ow; j++ {
+					idx := maxIndex(xp, g.w, i*op.s, j*op.s, op.k)
+					yp[i*g.ow+j] = xp[idx]
+					ap[i*g.ow+j] = int32(idx)
+				}
 			}
 		}
-	}
+	})
 	op.rec = poolRecord{ran: true, g: g, arg: arg}
 	return out, nil
 }
@@ -393,38 +400,42 @@ func (op *poolGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	out, dx := op.out.Dense(g.inShape())
 	plane, oplane := g.h*g.w, g.oh*g.ow
 	div := float32(k * k)
-	for p := 0; p < g.n*g.c; p++ {
-		dxp := dx[p*plane : (p+1)*plane]
-		dyp := dy[p*oplane : (p+1)*oplane]
-		clear(dxp)
-		switch {
-		case arg != nil:
-			// Overlapping windows (stride < kernel) may pick one element
-			// twice: add, as the scan below does.
-			for o, i := range arg[p*oplane : (p+1)*oplane] {
-				dxp[i] += dyp[o]
-			}
-		case !op.fwd.avg:
-			xp := x[p*plane : (p+1)*plane]
-			for i := 0; i < g.oh; i++ {
-				for j := 0; j < g.ow; j++ {
-					dxp[maxIndex(xp, g.w, i*s, j*s, k)] += dyp[i*g.ow+j]
+	// Planes are independent (a window never leaves its plane): split
+	// across goroutines.
+	par.Range(g.n*g.c, plane, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			dxp := dx[p*plane : (p+1)*plane]
+			dyp := dy[p*oplane : (p+1)*oplane]
+			clear(dxp)
+			switch {
+			case arg != nil:
+				// Overlapping windows (stride < kernel) may pick one element
+				// twice: add, as the scan below does.
+				for o, i := range arg[p*oplane : (p+1)*oplane] {
+					dxp[i] += dyp[o]
 				}
-			}
-		default:
-			for i := 0; i < g.oh; i++ {
-				for j := 0; j < g.ow; j++ {
-					d := dyp[i*g.ow+j] / div
-					for a := 0; a < k; a++ {
-						row := dxp[(i*s+a)*g.w+j*s:]
-						for b := range row[:k] {
-							row[b] += d
+			case !op.fwd.avg:
+				xp := x[p*plane : (p+1)*plane]
+				for i := 0; i < g.oh; i++ {
+					for j := 0; j < g.ow; j++ {
+						dxp[maxIndex(xp, g.w, i*s, j*s, k)] += dyp[i*g.ow+j]
+					}
+				}
+			default:
+				for i := 0; i < g.oh; i++ {
+					for j := 0; j < g.ow; j++ {
+						d := dyp[i*g.ow+j] / div
+						for a := 0; a < k; a++ {
+							row := dxp[(i*s+a)*g.w+j*s:]
+							for b := range row[:k] {
+								row[b] += d
+							}
 						}
 					}
 				}
 			}
 		}
-	}
+	})
 	return out, nil
 }
 

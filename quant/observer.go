@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+
+	"qat/internal/par"
 )
 
 // An Observer watches the tensors a quantizer sees and chooses its Params.
@@ -123,21 +126,23 @@ func extrema(x []float32) (lo, hi float32, err error) {
 	}
 	// The scan compares integer keys that order as the floats do (see
 	// orderKey), so that the compiler selects without branches; NaN keys
-	// fall outside the keys of [-Inf, +Inf].
-	l0, l1 := int32(math.MaxInt32), int32(math.MaxInt32)
-	h0, h1 := int32(math.MinInt32), int32(math.MinInt32)
-	i := 0
-	for ; i+2 <= len(x); i += 2 {
-		s := x[i : i+2 : i+2]
-		k0, k1 := orderKey(math.Float32bits(s[0])), orderKey(math.Float32bits(s[1]))
-		l0, l1 = min(l0, k0), min(l1, k1)
-		h0, h1 = max(h0, k0), max(h1, k1)
+	// fall outside the keys of [-Inf, +Inf]. Integer min and max do not
+	// depend on the order of the comparisons, so the scan is split into
+	// contiguous ranges across goroutines (par.For), each range's keys
+	// combined after.
+	var kl, kh int32
+	if workers := par.Workers(len(x), 1, par.MinWork); workers == 1 {
+		kl, kh = keyRange(x)
+	} else {
+		// par.For may cut fewer ranges than workers: the unused slots
+		// keep keyRange's values for no elements.
+		kls, khs := make([]int32, workers), make([]int32, workers)
+		for w := range kls {
+			kls[w], khs[w] = math.MaxInt32, math.MinInt32
+		}
+		par.For(len(x), workers, func(w, lo, hi int) { kls[w], khs[w] = keyRange(x[lo:hi]) })
+		kl, kh = slices.Min(kls), slices.Max(khs)
 	}
-	for ; i < len(x); i++ {
-		k := orderKey(math.Float32bits(x[i]))
-		l0, h0 = min(l0, k), max(h0, k)
-	}
-	kl, kh := min(l0, l1), max(h0, h1)
 	if kl <= negInfKey || kh >= posInfKey {
 		for i, v := range x {
 			if v != v || math.IsInf(float64(v), 0) {
@@ -163,6 +168,25 @@ func extrema(x []float32) (lo, hi float32, err error) {
 		}
 	}
 	return lo, hi, nil
+}
+
+// keyRange returns the smallest and largest orderKey of x's elements
+// (MaxInt32 and MinInt32 for no elements).
+func keyRange(x []float32) (kl, kh int32) {
+	l0, l1 := int32(math.MaxInt32), int32(math.MaxInt32)
+	h0, h1 := int32(math.MinInt32), int32(math.MinInt32)
+	i := 0
+	for ; i+2 <= len(x); i += 2 {
+		s := x[i : i+2 : i+2]
+		k0, k1 := orderKey(math.Float32bits(s[0])), orderKey(math.Float32bits(s[1]))
+		l0, l1 = min(l0, k0), min(l1, k1)
+		h0, h1 = max(h0, k0), max(h1, k1)
+	}
+	for ; i < len(x); i++ {
+		k := orderKey(math.Float32bits(x[i]))
+		l0, h0 = min(l0, k), max(h0, k)
+	}
+	return min(l0, l1), max(h0, h1)
 }
 
 var (

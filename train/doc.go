@@ -34,9 +34,10 @@
 // # Threads
 //
 // Training, calibration and evaluation use layers.Threads() goroutines
-// (layers.SetThreads; by default GOMAXPROCS) for the model's conv and
-// linear ops, and EvaluateInt8 as many for the int8 runtime
-// (infer.Parallel). Every result, checkpoints included, is bit for bit
+// (layers.SetThreads; by default GOMAXPROCS) for the model's ops (conv,
+// linear, BatchNorm, the per-channel ops, activations, pooling and fake
+// quantization; see the layers package doc), and EvaluateInt8 as many for
+// the int8 runtime (infer.Parallel). Every result, checkpoints included, is bit for bit
 // the same for every thread count (TestThreadsAreExact); only
 // samples/s changes.
 //

@@ -85,7 +85,10 @@ func runWithThreads(t *testing.T, threads int) threadRun {
 
 // TestThreadsAreExact checks that training, QAT fine-tuning, checkpoints
 // and both evaluations are bit for bit the same with 1, 2, 3 and 7
-// threads.
+// threads. At batch 50 the first conv layer's activations are split by
+// the ops that use internal/par (fake quantization and its observer,
+// BatchNorm and the Conv+BN folding ops, ReLU, pooling) as well as by the
+// conv and linear ops.
 func TestThreadsAreExact(t *testing.T) {
 	want := runWithThreads(t, 1)
 	for _, threads := range []int{2, 3, 7} {
