@@ -3,6 +3,8 @@ package infer
 import (
 	"fmt"
 	"sync"
+
+	"qat/internal/par"
 )
 
 // Parallel runs a Net on batches split by samples across goroutines, one
@@ -47,17 +49,11 @@ func (p *Parallel) Run(pixels []uint8) []uint8 {
 		panic(fmt.Sprintf("infer: %d pixels is not 1 to %d samples of %d", len(pixels), p.batch, in))
 	}
 	b, classes := len(pixels)/in, p.net.classes
-	per := (b + len(p.runners) - 1) / len(p.runners)
-	run := func(r *Runner, lo, hi int) {
+	par.For(b, len(p.runners), func(i, lo, hi int) {
+		r := p.runners[i]
 		r.Pixels(pixels[lo*in : hi*in])
 		copy(p.out[lo*classes:hi*classes], r.Run(hi-lo))
-	}
-	var wg sync.WaitGroup
-	for i, lo := 0, per; lo < b; i, lo = i+1, lo+per {
-		wg.Go(func() { run(p.runners[i+1], lo, min(lo+per, b)) })
-	}
-	run(p.runners[0], 0, min(per, b))
-	wg.Wait()
+	})
 	return p.out[:b*classes]
 }
 
@@ -67,26 +63,24 @@ var layerPool = sync.Pool{New: func() any { return new(Layer) }}
 
 // RunParallel is Run with the batch split by samples into equal
 // contiguous shares across up to threads goroutines (the calling one
-// included, which runs the first on l). Every sample's codes depend on
+// included; l runs the first share, pooled Layers the others). Every
+// sample's codes depend on
 // that sample alone, so dst is what Run writes, bit for bit.
 func (l *Layer) RunParallel(dst, src []uint8, batch, threads int) {
 	nin, nout := size(l.op.in), size(l.op.out)
 	if len(src) != batch*nin || len(dst) != batch*nout {
 		panic(fmt.Sprintf("infer: Layer.RunParallel with %d inputs and %d outputs, want %d and %d", len(src), len(dst), batch*nin, batch*nout))
 	}
-	threads = max(1, min(threads, batch))
-	per := (batch + threads - 1) / threads
-	var wg sync.WaitGroup
-	for lo := per; lo < batch; lo += per {
-		hi := min(lo+per, batch)
-		wg.Go(func() {
-			w := layerPool.Get().(*Layer)
+	par.For(batch, max(1, min(threads, batch)), func(i, lo, hi int) {
+		w := l
+		if i > 0 {
+			w = layerPool.Get().(*Layer)
 			w.op, w.inCHW = l.op, l.inCHW
-			w.Run(dst[lo*nout:hi*nout], src[lo*nin:hi*nin], hi-lo)
-			w.op, w.inCHW = nil, nil
-			layerPool.Put(w)
-		})
-	}
-	l.Run(dst[:min(per, batch)*nout], src[:min(per, batch)*nin], min(per, batch))
-	wg.Wait()
+			defer func() {
+				w.op, w.inCHW = nil, nil
+				layerPool.Put(w)
+			}()
+		}
+		w.Run(dst[lo*nout:hi*nout], src[lo*nin:hi*nin], hi-lo)
+	})
 }

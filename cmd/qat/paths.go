@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"qat/internal/atomicfile"
 )
@@ -68,19 +67,20 @@ func resolve(p string) string {
 
 // lazyFile is a file opened with flags (truncating or appending) on its
 // first Write, so that a run that fails before writing anything leaves
-// an existing file as it was.
+// an existing file as it was. It is for one writer.
 type lazyFile struct {
 	path  string
 	flags int
-	once  sync.Once
 	f     *os.File
-	err   error
 }
 
 func (l *lazyFile) Write(b []byte) (int, error) {
-	l.once.Do(func() { l.f, l.err = os.OpenFile(l.path, l.flags, 0o644) })
-	if l.err != nil {
-		return 0, l.err
+	if l.f == nil {
+		f, err := os.OpenFile(l.path, l.flags, 0o644)
+		if err != nil {
+			return 0, err
+		}
+		l.f = f
 	}
 	return l.f.Write(b)
 }
