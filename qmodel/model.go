@@ -1,5 +1,7 @@
 package qmodel
 
+import "qat/model"
+
 // Format is the format version this package writes, stored in the file's
 // metadata under "qat.format". Version 2 is version 1 plus the checksum
 // "qat.crc32c"; the reader also reads version 1 (FormatV1), with a
@@ -26,17 +28,18 @@ const (
 	RequantFixed Requant = "fixed"
 )
 
-// OpType names an operation of the graph.
-type OpType string
+// OpType names an operation: model's op types.
+type OpType = model.OpType
 
+// The op types of the int8 form, with what each computes on codes.
 const (
-	OpConv    OpType = "conv"    // 2-D convolution, square kernel, zero padding
-	OpLinear  OpType = "linear"  // fully connected
-	OpMaxPool OpType = "maxpool" // max pooling on codes, no padding
-	OpAvgPool OpType = "avgpool" // average pooling on codes, rounded half to even, no padding
-	OpFlatten OpType = "flatten" // [C,H,W] -> [C*H*W] in C,H,W order (PyTorch's)
-	OpReLU    OpType = "relu"    // clamp codes to [ClampMin, ClampMax]
-	OpReLU6   OpType = "relu6"   // clamp codes to [ClampMin, ClampMax]
+	OpConv    = model.OpConv    // 2-D convolution, square kernel, zero padding
+	OpLinear  = model.OpLinear  // fully connected
+	OpMaxPool = model.OpMaxPool // max pooling on codes, no padding
+	OpAvgPool = model.OpAvgPool // average pooling on codes, rounded half to even, no padding
+	OpFlatten = model.OpFlatten // [C,H,W] -> [C*H*W] in C,H,W order (PyTorch's)
+	OpReLU    = model.OpReLU    // clamp codes to [ClampMin, ClampMax]
+	OpReLU6   = model.OpReLU6   // clamp codes to [ClampMin, ClampMax]
 )
 
 // Quant is per-tensor activation quantization in the uint8 code domain:
@@ -50,11 +53,8 @@ type Quant struct {
 }
 
 // Norm is the pixel normalisation training used before the input
-// quantizer: x = (p/255 - Mean) / Std for a pixel p in [0, 255], or
-// p/255 - Mean when Std is 0, computed in float32.
-type Norm struct {
-	Mean, Std float32
-}
+// quantizer: model's.
+type Norm = model.Norm
 
 // Model is a frozen integer network. Activations flow as uint8 codes; the
 // i-th op reads the codes the (i-1)-th op wrote (the first reads the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"qat/model"
 	"slices"
 	"unicode"
 	"unicode/utf8"
@@ -40,16 +41,11 @@ const (
 // Shapes returns the per-sample output shape of every op ([C, H, W] or
 // [N]), checking on the way the graph's structure: Input and Classes, op
 // types, names, In, Out, Kernel, Stride, Padding and WeightBits, the size
-// limits, and that shapes flow from op to op and end in [Classes]:
-//
-//	conv             [C, H, W] -> [Out, (H+2P-K)/S+1, (W+2P-K)/S+1], In == C, K <= H+2P and W+2P
-//	maxpool, avgpool [C, H, W] -> [C, (H-K)/S+1, (W-K)/S+1], K <= H and W
-//	flatten          any shape -> [product of its dimensions]
-//	linear           [In] -> [Out]
-//	relu, relu6      any shape, kept
-//
-// (K Kernel, S Stride, P Padding, integer division). It does not look at
-// quantization parameters or arrays; Validate checks those too.
+// limits, and that shapes flow from op to op and end in [Classes]. The
+// shapes are model's shape rule (model.Node.OutShape) on each op's Node,
+// with an explicit Stride and, for conv and linear, In equal to the
+// input's channels or features. It does not look at quantization
+// parameters or arrays; Validate checks those too.
 func (m *Model) Shapes() ([][]int, error) {
 	for _, d := range m.Input {
 		if d < 1 || d > MaxDim {
@@ -174,8 +170,16 @@ func (op *Op) checkUnused() error {
 	return nil
 }
 
+// Node returns the op's attributes as a model node, for the shape rule
+// (model.Node.OutShape). A fused activation is not part of it: in the
+// int8 form it is the clamp range.
+func (op *Op) Node() model.Node {
+	return model.Node{Op: op.Type, Name: op.Name, Out: op.Out, Kernel: op.Kernel, Stride: op.Stride, Padding: op.Padding}
+}
+
 // outShape checks op's structural fields against its input shape in and
-// returns its output shape.
+// returns its output shape: model's shape rule, with the int8 form's own
+// limits and fields (In, WeightBits, an explicit Stride).
 func (op *Op) outShape(in []int) ([]int, error) {
 	if _, ok := opFields[op.Type]; !ok {
 		return nil, fmt.Errorf("unknown type %q (want conv, linear, maxpool, avgpool, flatten, relu or relu6)", string(op.Type))
@@ -183,12 +187,8 @@ func (op *Op) outShape(in []int) ([]int, error) {
 	if err := op.checkUnused(); err != nil {
 		return nil, err
 	}
-	var out []int
 	switch op.Type {
-	case OpConv, OpMaxPool, OpAvgPool:
-		if len(in) != 3 {
-			return nil, fmt.Errorf("input shape %v is not [C, H, W]", in)
-		}
+	case model.OpConv, model.OpMaxPool, model.OpAvgPool:
 		if op.Kernel < 1 {
 			return nil, fmt.Errorf("kernel %d: want at least 1", op.Kernel)
 		}
@@ -198,55 +198,18 @@ func (op *Op) outShape(in []int) ([]int, error) {
 		if op.Padding < 0 || op.Padding > MaxDim {
 			return nil, fmt.Errorf("padding %d: want 0 to %d", op.Padding, MaxDim)
 		}
-		h, w := in[1]+2*op.Padding, in[2]+2*op.Padding
-		if op.Kernel > h || op.Kernel > w {
-			return nil, fmt.Errorf("kernel %d is larger than the input %v padded to %dx%d", op.Kernel, in, h, w)
-		}
-		c := in[0]
-		if op.Type == OpConv {
-			if op.In != c {
-				return nil, fmt.Errorf("in %d, but the input %v has %d channels", op.In, in, c)
-			}
-			if n := op.In * op.Kernel * op.Kernel; n > MaxTerms {
-				return nil, fmt.Errorf("in*kernel*kernel = %d products per output exceed the int32 accumulation limit of %d", n, MaxTerms)
-			}
-			c = op.Out
-		} else if n := op.Kernel * op.Kernel; op.Type == OpAvgPool && n > MaxTerms {
-			return nil, fmt.Errorf("kernel*kernel = %d codes per output exceed the limit of %d", n, MaxTerms)
-		}
-		out = []int{c, (h-op.Kernel)/op.Stride + 1, (w-op.Kernel)/op.Stride + 1}
-	case OpLinear:
-		if len(in) != 1 {
-			return nil, fmt.Errorf("input shape %v is not a vector (add a flatten op)", in)
-		}
-		if op.In != in[0] {
-			return nil, fmt.Errorf("in %d, but the input has %d features", op.In, in[0])
-		}
-		if op.In > MaxTerms {
-			return nil, fmt.Errorf("in %d products per output exceed the int32 accumulation limit of %d", op.In, MaxTerms)
-		}
-		out = []int{op.Out}
-	case OpFlatten:
-		n := 1
-		for _, d := range in {
-			n *= d
-		}
-		out = []int{n}
-	case OpReLU, OpReLU6:
-		out = append([]int(nil), in...)
 	}
-	if op.Type == OpConv || op.Type == OpLinear {
+	if op.Type == model.OpConv || op.Type == model.OpLinear {
 		if op.Out < 1 || op.Out > MaxDim {
 			return nil, fmt.Errorf("out %d: want 1 to %d", op.Out, MaxDim)
 		}
-		switch op.WeightBits {
-		case 8, 4, 2:
-		default:
-			return nil, fmt.Errorf("weight_bits %d: want 8, 4 or 2", op.WeightBits)
-		}
-		if n := op.weightCount(); n > MaxElements {
-			return nil, fmt.Errorf("%d weights, more than %d", n, MaxElements)
-		}
+	}
+	out, err := op.Node().OutShape(in)
+	if err != nil {
+		return nil, err
+	}
+	if err := op.checkTerms(in); err != nil {
+		return nil, err
 	}
 	n := 1
 	for _, d := range out {
@@ -259,6 +222,45 @@ func (op *Op) outShape(in []int) ([]int, error) {
 		return nil, fmt.Errorf("output shape %v holds %d elements, more than %d", out, n, MaxElements)
 	}
 	return out, nil
+}
+
+// checkTerms checks the fields the int8 form adds to a node on input
+// shape in: a conv's or linear's In (the input's channels or features),
+// WeightBits and weight count, and the products summed into one int32
+// accumulator (MaxTerms).
+func (op *Op) checkTerms(in []int) error {
+	switch op.Type {
+	case model.OpConv:
+		if op.In != in[0] {
+			return fmt.Errorf("in %d, but the input %v has %d channels", op.In, in, in[0])
+		}
+		if n := op.In * op.Kernel * op.Kernel; n > MaxTerms {
+			return fmt.Errorf("in*kernel*kernel = %d products per output exceed the int32 accumulation limit of %d", n, MaxTerms)
+		}
+	case model.OpLinear:
+		if op.In != in[0] {
+			return fmt.Errorf("in %d, but the input has %d features", op.In, in[0])
+		}
+		if op.In > MaxTerms {
+			return fmt.Errorf("in %d products per output exceed the int32 accumulation limit of %d", op.In, MaxTerms)
+		}
+	case model.OpAvgPool:
+		if n := op.Kernel * op.Kernel; n > MaxTerms {
+			return fmt.Errorf("kernel*kernel = %d codes per output exceed the limit of %d", n, MaxTerms)
+		}
+		return nil
+	default:
+		return nil
+	}
+	switch op.WeightBits {
+	case 8, 4, 2:
+	default:
+		return fmt.Errorf("weight_bits %d: want 8, 4 or 2", op.WeightBits)
+	}
+	if n := op.weightCount(); n > MaxElements {
+		return fmt.Errorf("%d weights, more than %d", n, MaxElements)
+	}
+	return nil
 }
 
 // weightCount is the number of weight codes of a conv or linear op whose

@@ -72,7 +72,7 @@ func TestValidate(t *testing.T) {
 		{"conv kernel 0", "", func(m *Model) { m.Ops[0].Kernel = 0 }, `op 0 (conv "c1"): kernel 0: want at least 1`},
 		{"conv stride 0", "", func(m *Model) { m.Ops[0].Stride = 0 }, `op 0 (conv "c1"): stride 0: want at least 1`},
 		{"negative padding", "", func(m *Model) { m.Ops[0].Padding = -1 }, `op 0 (conv "c1"): padding -1: want 0 to 65536`},
-		{"kernel larger than the input", "", func(m *Model) { m.Ops[0].Kernel = 9 }, `op 0 (conv "c1"): kernel 9 is larger than the input [1 6 6] padded to 8x8`},
+		{"kernel larger than the input", "", func(m *Model) { m.Ops[0].Kernel = 9 }, `op 0 (conv "c1"): kernel 9 larger than the input [1 6 6] padded to 8x8`},
 		{"conv accumulation limit", "", func(m *Model) {
 			m.Input = [3]int{1, 300, 300}
 			m.Ops[0].Kernel = 257
@@ -81,7 +81,7 @@ func TestValidate(t *testing.T) {
 			m.Input = [3]int{1, 300, 300}
 			m.Ops = []Op{{Type: OpAvgPool, Name: "p", Kernel: 257, Stride: 1, Output: m.InputQuant}}
 		}, `op 0 (avgpool "p"): kernel*kernel = 66049 codes per output exceed the limit of 65792`},
-		{"linear on an image", "", func(m *Model) { m.Ops = append(m.Ops[:4], m.Ops[5]) }, `op 4 (linear "head.fc"): input shape [3 2 2] is not a vector (add a flatten op)`},
+		{"linear on an image", "", func(m *Model) { m.Ops = append(m.Ops[:4], m.Ops[5]) }, `op 4 (linear "head.fc"): input [3 2 2] is not a vector: add a flatten node`},
 		{"linear in mismatch", "", func(m *Model) { m.Ops[5].In = 11 }, `op 5 (linear "head.fc"): in 11, but the input has 12 features`},
 		{"linear with a kernel", "", func(m *Model) { m.Ops[5].Kernel = 1 }, `op 5 (linear "head.fc"): kernel 1: does not apply to linear (must be 0)`},
 		{"pool with padding", "", func(m *Model) { m.Ops[2].Padding = 1 }, `op 2 (maxpool "pool1"): padding 1: does not apply to maxpool (must be 0)`},
