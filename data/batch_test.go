@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	"qat/model"
 )
 
 func isPermutation(p []int) bool {
@@ -179,7 +181,7 @@ func TestBatchLoopAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	norm := Norm{Mean: MNISTMean, Std: MNISTStd}
+	norm := model.Norm{Mean: MNISTMean, Std: MNISTStd}
 	epochAllocs := func(size int) float64 {
 		x := make([]float32, size*d.H*d.W)
 		y := make([]int, size)

@@ -2,10 +2,11 @@ package data
 
 import (
 	"fmt"
-	"math"
+
+	"qat/model"
 )
 
-// Normalisation constants: the mean and standard deviation of the pixels
+// Normalisation constants (for a model.Norm): the mean and standard deviation of the pixels
 // of each training set scaled to [0, 1]. MNIST's are the values of
 // PyTorch's MNIST example; Fashion-MNIST's were computed with
 // Dataset.MeanStd over its 60000 training images (0.28604, 0.35302).
@@ -16,36 +17,8 @@ const (
 	FashionMNISTStd  = 0.3530
 )
 
-// Norm is the normalisation applied to pixels after scaling them to
-// [0, 1]: x = (p/255 - Mean) / Std, in float32 as torchvision's ToTensor
-// followed by Normalize. The zero value scales to [0, 1] and does nothing
-// more; Std = 0 means 1. For MNIST use Norm{Mean: MNISTMean, Std: MNISTStd}.
-type Norm struct {
-	Mean, Std float32
-}
-
-// Validate checks that Mean is finite and Std finite and not negative.
-func (n Norm) Validate() error {
-	if math.IsNaN(float64(n.Mean)) || math.IsInf(float64(n.Mean), 0) {
-		return fmt.Errorf("normalisation mean %g is not finite", n.Mean)
-	}
-	if !(n.Std >= 0) || math.IsInf(float64(n.Std), 0) {
-		return fmt.Errorf("normalisation std %g is not a finite non-negative number", n.Std)
-	}
-	return nil
-}
-
-// Apply returns the normalised value of pixel p.
-func (n Norm) Apply(p uint8) float32 {
-	x := float32(p) / 255
-	if n.Std == 0 {
-		return x - n.Mean
-	}
-	return (x - n.Mean) / n.Std
-}
-
-// table returns Apply for every pixel value.
-func (n Norm) table() *[256]float32 {
+// table returns n.Apply for every pixel value.
+func table(n model.Norm) *[256]float32 {
 	var t [256]float32
 	for p := range t {
 		t[p] = n.Apply(uint8(p))
@@ -59,7 +32,7 @@ func (n Norm) table() *[256]float32 {
 // or nil to skip labels). Fill allocates nothing and keeps neither buffer,
 // so one pair of buffers serves every batch. Wrong buffer lengths, an
 // index out of range or an invalid n are programmer errors and panic.
-func (d *Dataset) Fill(x []float32, y []int, idx []int, n Norm) {
+func (d *Dataset) Fill(x []float32, y []int, idx []int, n model.Norm) {
 	if err := n.Validate(); err != nil {
 		panic("data: Fill: " + err.Error())
 	}
@@ -70,7 +43,7 @@ func (d *Dataset) Fill(x []float32, y []int, idx []int, n Norm) {
 	if y != nil && len(y) != len(idx) {
 		panic(fmt.Sprintf("data: Fill: y has %d elements for %d samples", len(y), len(idx)))
 	}
-	t := n.table()
+	t := table(n)
 	for b, i := range idx {
 		img := d.Image(i)
 		dst := x[b*size : (b+1)*size]

@@ -3,10 +3,12 @@ package data
 import (
 	"math"
 	"testing"
+
+	"qat/model"
 )
 
 func TestNormKnownPixels(t *testing.T) {
-	mnist := Norm{Mean: MNISTMean, Std: MNISTStd}
+	mnist := model.Norm{Mean: MNISTMean, Std: MNISTStd}
 	// torchvision's ToTensor then Normalize((0.1307,), (0.3081,)) maps
 	// MNIST's pixels 0 and 255 to the often-quoted -0.4242 and 2.8215; in
 	// float32 they are exactly these expressions.
@@ -28,27 +30,27 @@ func TestNormKnownPixels(t *testing.T) {
 		}
 	}
 	// The zero Norm only scales to [0, 1]; 51/255 = 0.2.
-	if got := (Norm{}).Apply(51); got != float32(51)/255 || math.Abs(float64(got)-0.2) > 1e-7 {
+	if got := (model.Norm{}).Apply(51); got != float32(51)/255 || math.Abs(float64(got)-0.2) > 1e-7 {
 		t.Errorf("zero Norm: Apply(51) = %v, want 0.2", got)
 	}
-	if got := (Norm{}).Apply(255); got != 1 {
+	if got := (model.Norm{}).Apply(255); got != 1 {
 		t.Errorf("zero Norm: Apply(255) = %v, want 1", got)
 	}
 	// Std 0 means 1: only the mean is subtracted.
-	if got := (Norm{Mean: 0.5}).Apply(255); got != 0.5 {
-		t.Errorf("Norm{Mean: 0.5}: Apply(255) = %v, want 0.5", got)
+	if got := (model.Norm{Mean: 0.5}).Apply(255); got != 0.5 {
+		t.Errorf("model.Norm{Mean: 0.5}: Apply(255) = %v, want 0.5", got)
 	}
 }
 
 func TestNormValidate(t *testing.T) {
 	nan := float32(math.NaN())
 	inf := float32(math.Inf(1))
-	for _, n := range []Norm{{Mean: nan}, {Mean: inf}, {Std: -1}, {Std: nan}, {Std: inf}} {
+	for _, n := range []model.Norm{{Mean: nan}, {Mean: inf}, {Std: -1}, {Std: nan}, {Std: inf}} {
 		if n.Validate() == nil {
 			t.Errorf("%+v: no error", n)
 		}
 	}
-	for _, n := range []Norm{{}, {Mean: MNISTMean, Std: MNISTStd}, {Mean: FashionMNISTMean, Std: FashionMNISTStd}} {
+	for _, n := range []model.Norm{{}, {Mean: MNISTMean, Std: MNISTStd}, {Mean: FashionMNISTMean, Std: FashionMNISTStd}} {
 		if err := n.Validate(); err != nil {
 			t.Errorf("%+v: %v", n, err)
 		}
@@ -66,7 +68,7 @@ func TestFill(t *testing.T) {
 	}
 	x := make([]float32, 2*4)
 	y := make([]int, 2)
-	d.Fill(x, y, []int{2, 1}, Norm{})
+	d.Fill(x, y, []int{2, 1}, model.Norm{})
 	want := []float32{1.0 / 255, 2.0 / 255, 3.0 / 255, 4.0 / 255, 1, 0, 51.0 / 255, 0}
 	for i := range want {
 		if x[i] != want[i] {
@@ -76,17 +78,17 @@ func TestFill(t *testing.T) {
 	if y[0] != 9 || y[1] != 8 {
 		t.Errorf("y = %v, want [9 8]", y)
 	}
-	d.Fill(x[:4], nil, []int{0}, Norm{Mean: MNISTMean, Std: MNISTStd})
-	if x[0] != (Norm{Mean: MNISTMean, Std: MNISTStd}).Apply(0) {
+	d.Fill(x[:4], nil, []int{0}, model.Norm{Mean: MNISTMean, Std: MNISTStd})
+	if x[0] != (model.Norm{Mean: MNISTMean, Std: MNISTStd}).Apply(0) {
 		t.Errorf("normalised 0 = %v", x[0])
 	}
-	if allocs := testing.AllocsPerRun(10, func() { d.Fill(x, y, []int{0, 2}, Norm{Mean: MNISTMean, Std: MNISTStd}) }); allocs != 0 {
+	if allocs := testing.AllocsPerRun(10, func() { d.Fill(x, y, []int{0, 2}, model.Norm{Mean: MNISTMean, Std: MNISTStd}) }); allocs != 0 {
 		t.Errorf("Fill allocates %v times", allocs)
 	}
-	mustPanic(t, "short x", func() { d.Fill(x[:7], y, []int{0, 1}, Norm{}) })
-	mustPanic(t, "short y", func() { d.Fill(x, y[:1], []int{0, 1}, Norm{}) })
-	mustPanic(t, "index 3", func() { d.Fill(x, y, []int{0, 3}, Norm{}) })
-	mustPanic(t, "NaN std", func() { d.Fill(x, y, []int{0, 1}, Norm{Std: float32(math.NaN())}) })
+	mustPanic(t, "short x", func() { d.Fill(x[:7], y, []int{0, 1}, model.Norm{}) })
+	mustPanic(t, "short y", func() { d.Fill(x, y[:1], []int{0, 1}, model.Norm{}) })
+	mustPanic(t, "index 3", func() { d.Fill(x, y, []int{0, 3}, model.Norm{}) })
+	mustPanic(t, "NaN std", func() { d.Fill(x, y, []int{0, 1}, model.Norm{Std: float32(math.NaN())}) })
 }
 
 func TestOneHot(t *testing.T) {

@@ -12,6 +12,10 @@
 // Sensitivity quantizes one layer of a float checkpoint at a time and
 // ranks the layers by the accuracy lost.
 //
+// PlotDir draws the figures of a directory of runs: it reads their
+// metrics files and checkpoints, captures the tensors the quantizers of
+// each quantized checkpoint see, and hands the data to package plots.
+//
 // Accuracies are fractions of the test set; drops are in percentage
 // points. Runs are deterministic for a given seed and machine, but not
 // bit-identical across CPUs with different kernels.

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"qat/plots"
-	"qat/train"
 )
 
 // Machine describes where an experiment ran.
@@ -240,11 +239,7 @@ func (r *Report) plot(dir string) ([]string, error) {
 
 // curveRuns reads the metrics of the float model and the QAT runs of ds.
 func (r *Report) curveRuns(ds string) ([]plots.Run, error) {
-	read := func(label, path string) (plots.Run, error) {
-		steps, epochs, err := train.ReadMetricsFile(path)
-		return plots.Run{Label: label, Steps: steps, Epochs: epochs}, err
-	}
-	fl, err := read("float", r.Floats[ds].Metrics)
+	fl, err := readRun(r.Floats[ds].Metrics, "float")
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +248,7 @@ func (r *Report) curveRuns(ds string) ([]plots.Run, error) {
 		if x.Data != ds || x.Metrics == "" {
 			continue
 		}
-		run, err := read(x.Run, x.Metrics)
+		run, err := readRun(x.Metrics, x.Run)
 		if err != nil {
 			return nil, err
 		}

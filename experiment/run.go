@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"qat/data"
+	"qat/deploy"
 	"qat/export"
 	"qat/infer"
 	"qat/layers"
+	"qat/model"
 	"qat/qmodel"
 	"qat/train"
 )
@@ -26,6 +28,10 @@ type Options struct {
 	Log io.Writer
 	// Command is the command line recorded in results.md.
 	Command string
+	// RSS, if set, returns the process's resident memory in MiB, which
+	// the step records of every training run's metrics hold
+	// (train.Trainer.RSS); nil leaves it out of them.
+	RSS func() float64
 }
 
 // Result is one run on one dataset. Accuracies are fractions of the test
@@ -90,7 +96,7 @@ func Execute(ctx context.Context, c Config, o Options) (*Report, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	spec, err := layers.LoadSpec(c.Model)
+	spec, err := model.Load(c.Model)
 	if err != nil {
 		return nil, fmt.Errorf("experiment %s: model: %w", c.Name, err)
 	}
@@ -120,14 +126,14 @@ func Execute(ctx context.Context, c Config, o Options) (*Report, error) {
 		}
 		floatPath := filepath.Join(work, fileName(ds, "float")+".safetensors")
 		logf("%s: float %s, %d epochs on %d images", c.Name, ds, c.Float.Epochs, trainSet.N)
-		fr, err := trainFloat(ctx, spec, c.Float, ds, norm, trainSet, test, floatPath)
+		fr, err := trainFloat(ctx, spec, c.Float, ds, norm, trainSet, test, floatPath, o.RSS)
 		if err != nil {
 			return rep, fmt.Errorf("experiment %s: float %s: %w", c.Name, ds, err)
 		}
 		rep.Floats[ds] = fr
 		logf("%s: float %s: %.2f%%", c.Name, ds, 100*fr.Accuracy)
 		for _, r := range c.Runs {
-			res, err := runOne(ctx, r, ds, floatPath, trainSet, test, work)
+			res, err := runOne(ctx, r, ds, floatPath, trainSet, test, work, o.RSS)
 			if err != nil {
 				return rep, fmt.Errorf("experiment %s: run %s on %s: %w", c.Name, r.Name, ds, err)
 			}
@@ -151,7 +157,7 @@ func fileName(ds, run string) string {
 	return filepath.Base(ds) + "-" + run
 }
 
-func trainFloat(ctx context.Context, spec layers.ModelSpec, s Stage, ds string, norm data.Norm, trainSet, test *data.Dataset, path string) (FloatResult, error) {
+func trainFloat(ctx context.Context, spec model.Graph, s Stage, ds string, norm model.Norm, trainSet, test *data.Dataset, path string, rss func() float64) (FloatResult, error) {
 	m, err := layers.NewModel(spec, s.Seed)
 	if err != nil {
 		return FloatResult{}, err
@@ -162,7 +168,7 @@ func trainFloat(ctx context.Context, spec layers.ModelSpec, s Stage, ds string, 
 		return FloatResult{}, err
 	}
 	start := time.Now()
-	last, err := fit(ctx, t, metrics, trainSet, test)
+	last, err := fit(ctx, t, metrics, rss, trainSet, test)
 	if err != nil {
 		return FloatResult{}, err
 	}
@@ -172,13 +178,14 @@ func trainFloat(ctx context.Context, spec layers.ModelSpec, s Stage, ds string, 
 	return FloatResult{Checkpoint: path, Accuracy: *last.ValAccuracy, Metrics: metrics, Seconds: time.Since(start).Seconds()}, nil
 }
 
-// fit runs t, writing its metrics to path.
-func fit(ctx context.Context, t *train.Trainer, path string, trainSet, test *data.Dataset) (train.EpochRecord, error) {
+// fit runs t, writing its metrics, with the resident memory rss
+// reports (nil: none), to path.
+func fit(ctx context.Context, t *train.Trainer, path string, rss func() float64, trainSet, test *data.Dataset) (train.EpochRecord, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return train.EpochRecord{}, err
 	}
-	t.Metrics = f
+	t.Metrics, t.RSS = f, rss
 	last, err := t.Fit(ctx, trainSet, test)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("metrics %s: %w", path, cerr)
@@ -193,7 +200,7 @@ func trimExt(p string) string { return p[:len(p)-len(filepath.Ext(p))] }
 
 // runOne quantizes the float checkpoint as r says, calibrates or
 // fine-tunes it, evaluates it and its int8 export.
-func runOne(ctx context.Context, r Run, ds, floatPath string, trainSet, test *data.Dataset, work string) (Result, error) {
+func runOne(ctx context.Context, r Run, ds, floatPath string, trainSet, test *data.Dataset, work string, rss func() float64) (Result, error) {
 	ck, err := train.LoadCheckpoint(floatPath)
 	if err != nil {
 		return Result{}, err
@@ -224,7 +231,7 @@ func runOne(ctx context.Context, r Run, ds, floatPath string, trainSet, test *da
 			return res, err
 		}
 		res.Metrics = filepath.Join(work, fileName(ds, r.Name)+".metrics.jsonl")
-		if _, err := fit(ctx, t, res.Metrics, trainSet, test); err != nil {
+		if _, err := fit(ctx, t, res.Metrics, rss, trainSet, test); err != nil {
 			return res, err
 		}
 	}
@@ -252,27 +259,20 @@ func runOne(ctx context.Context, r Run, ds, floatPath string, trainSet, test *da
 
 // int8Accuracy exports m (float requantization) to path and evaluates
 // the int8 model; a scheme without an integer form gives a note instead.
-func int8Accuracy(m *layers.Model, norm data.Norm, test *data.Dataset, path string) (*float64, string, error) {
-	src, err := m.ExportSource(qmodel.Norm{Mean: norm.Mean, Std: norm.Std})
-	if err == nil {
-		var qm *qmodel.Model
-		if qm, err = export.Freeze(src, qmodel.RequantFloat); err == nil {
-			if err := qmodel.WriteFile(path, qm); err != nil {
-				return nil, "", err
-			}
-			net, err := infer.New(qm)
-			if err != nil {
-				return nil, "", err
-			}
-			ev, err := train.EvaluateInt8(net, test, 0, false)
-			if err != nil {
-				return nil, "", err
-			}
-			return &ev.Accuracy, "", nil
-		}
-	}
+func int8Accuracy(m *layers.Model, norm model.Norm, test *data.Dataset, path string) (*float64, string, error) {
+	qm, net, err := deploy.Int8(m, norm, qmodel.RequantFloat)
 	if errors.Is(err, export.ErrUnsupported) {
 		return nil, err.Error(), nil
 	}
-	return nil, "", err
+	if err != nil {
+		return nil, "", err
+	}
+	if err := qmodel.WriteFile(path, qm); err != nil {
+		return nil, "", err
+	}
+	ev, err := infer.Evaluate(net, test.Images, test.Labels, infer.EvalConfig{Threads: layers.Threads()})
+	if err != nil {
+		return nil, "", err
+	}
+	return &ev.Accuracy, "", nil
 }

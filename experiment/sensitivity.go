@@ -62,8 +62,8 @@ func Sensitivity(floatPath string, trainSet, test *data.Dataset, c SensitivityCo
 		return 0, nil, err
 	}
 	var out []LayerSensitivity
-	for _, l := range ck.Model.Spec.Layers {
-		if !l.Quantized() {
+	for _, l := range ck.Model.Spec.Nodes {
+		if !l.Weighted() {
 			continue
 		}
 		fresh, err := train.LoadCheckpoint(floatPath)

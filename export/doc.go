@@ -14,7 +14,7 @@
 // z_out):
 //
 //   - BN is folded as PyTorch's ConvBn does: sf = gamma / float32(sqrt(
-//     float32(running_var + eps))) (FoldScale), weight codes are the
+//     float32(running_var + eps))) (quant.FoldScale), weight codes are the
 //     quantization of float32(w * sf[c]) with the weight quantizer's params,
 //     and the real bias is beta + (bias - running_mean) * sf in float64.
 //   - The int32 bias is roundHalfEven(bias / (s_in * s_w[c])) in float64,

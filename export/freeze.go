@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"qat/model"
 	"qat/qmodel"
 	"qat/quant"
 )
@@ -14,17 +15,27 @@ import (
 // per-channel activations, and the like.
 var ErrUnsupported = errors.New("cannot export")
 
-// Source describes a trained model for Freeze: its layers in order, with
-// float32 tensors and the params of its quantizers as they are now.
-// Freeze reads it and keeps nothing.
+// Source describes a trained model for Freeze: its nodes in order, each a
+// model.Node with its float32 tensors and the params of its quantizers as
+// they are now. Freeze reads it and keeps nothing.
 type Source struct {
 	Name    string
 	Input   [3]int // C, H, W
 	Classes int
-	Norm    qmodel.Norm
+	Norm    model.Norm
 	// InputQuant is the input quantizer's params (per tensor).
 	InputQuant quant.Params
 	Layers     []Layer
+}
+
+// Graph returns the network src describes, for model's shape rule and
+// validation: a chain of its layers' nodes.
+func (src Source) Graph() model.Graph {
+	g := model.Graph{Name: src.Name, Input: src.Input[:], Classes: src.Classes, Nodes: make([]model.Node, len(src.Layers))}
+	for i, l := range src.Layers {
+		g.Nodes[i] = l.Node
+	}
+	return g
 }
 
 // BN is a BatchNorm folded into the conv before it.
@@ -33,36 +44,26 @@ type BN struct {
 	Eps                    float32
 }
 
-// Layer is one layer of a Source. Conv and linear layers fill the weight
-// fields; the others only Type and, for pools, Kernel and Stride.
+// Layer is one node of a Source. Conv and linear layers fill the weight
+// fields; the others only the Node.
 type Layer struct {
-	Type                    qmodel.OpType
-	Name                    string
-	In, Out                 int
-	Kernel, Stride, Padding int
+	// Node is the layer's op and attributes (a fused Act for conv and
+	// linear).
+	model.Node
+	// In is the number of input channels (conv) or features (linear): the
+	// input shape's first dimension.
+	In int
 	// Weight is [Out, In, Kernel, Kernel] (conv) or [Out, In] (linear).
 	Weight []float32
 	// Bias is [Out] or nil.
 	Bias []float32
 	// BN is folded into the layer when not nil.
 	BN *BN
-	// Act is the fused activation: "", qmodel.OpReLU or qmodel.OpReLU6.
-	Act qmodel.OpType
 	// WeightQuant quantizes the (folded) weight: symmetric, per tensor or
 	// per channel of axis 0.
 	WeightQuant quant.Params
 	// ActQuant quantizes the layer's output, after the activation.
 	ActQuant quant.Params
-}
-
-// FoldScale writes sf[c] = gamma[c] / std[c] and std[c] =
-// float32(sqrt(float32(runningVar[c] + eps))), PyTorch's ConvBn fold scale
-// in float32. All slices have the same length.
-func FoldScale(sf, std, gamma, runningVar []float32, eps float32) {
-	for i, rv := range runningVar {
-		std[i] = float32(math.Sqrt(float64(float32(rv + eps))))
-		sf[i] = gamma[i] / std[i]
-	}
 }
 
 // ActQuant returns the uint8-domain form of per-tensor activation params.
@@ -82,13 +83,13 @@ func ActQuant(p quant.Params) (qmodel.Quant, error) {
 
 // Clamp returns the code bounds of a fused or standalone activation act
 // ("" for none) on codes quantized with q.
-func Clamp(act qmodel.OpType, q qmodel.Quant) (lo, hi int32, err error) {
+func Clamp(act model.OpType, q qmodel.Quant) (lo, hi int32, err error) {
 	switch act {
 	case "":
 		return q.QMin, q.QMax, nil
-	case qmodel.OpReLU:
+	case model.OpReLU:
 		return q.ZeroPoint, q.QMax, nil
-	case qmodel.OpReLU6:
+	case model.OpReLU6:
 		six, _ := quant.Code(6, 1/q.Scale, q.ZeroPoint, q.QMin, q.QMax)
 		return q.ZeroPoint, six, nil
 	}
@@ -119,37 +120,15 @@ func FreezeLayer(l Layer, in qmodel.Quant, mode qmodel.Requant) (qmodel.Op, erro
 	return op, nil
 }
 
+// freezeLayer does FreezeLayer's work in its steps: check the layer,
+// find its output codes and clamp, fold BN into the weights, quantize
+// weights and bias, and compute the requantization multipliers.
 func freezeLayer(l Layer, in qmodel.Quant, mode qmodel.Requant) (qmodel.Op, error) {
-	if l.Type != qmodel.OpConv && l.Type != qmodel.OpLinear {
-		return qmodel.Op{}, fmt.Errorf("%w: FreezeLayer of a %s layer", ErrUnsupported, l.Type)
+	inner, err := checkLayer(l)
+	if err != nil {
+		return qmodel.Op{}, err
 	}
-	k := 1
-	if l.Type == qmodel.OpConv {
-		k = l.Kernel
-	}
-	if l.In < 1 || l.Out < 1 || k < 1 {
-		return qmodel.Op{}, fmt.Errorf("bad sizes in %d out %d kernel %d", l.In, l.Out, k)
-	}
-	inner := l.In * k * k
-	if len(l.Weight) != l.Out*inner {
-		return qmodel.Op{}, fmt.Errorf("weight has %d elements, want %d", len(l.Weight), l.Out*inner)
-	}
-	if l.Bias != nil && len(l.Bias) != l.Out {
-		return qmodel.Op{}, fmt.Errorf("bias has %d elements, want %d", len(l.Bias), l.Out)
-	}
-	wq := l.WeightQuant
-	if err := wq.Validate(); err != nil {
-		return qmodel.Op{}, fmt.Errorf("weight quantizer: %w", err)
-	}
-	if !wq.PerTensor() && (wq.Axis != 0 || len(wq.Scale) != l.Out) {
-		return qmodel.Op{}, fmt.Errorf("%w: weight quantized per channel of axis %d with %d scales, want axis 0 with %d", ErrUnsupported, wq.Axis, len(wq.Scale), l.Out)
-	}
-	for c, z := range wq.ZeroPoint {
-		if z != 0 {
-			return qmodel.Op{}, fmt.Errorf("%w: weight zero point[%d] = %d: int8 weights must be symmetric (zero point 0)", ErrUnsupported, c, z)
-		}
-	}
-	bits, err := weightBits(wq.QMin, wq.QMax)
+	bits, err := weightBits(l.WeightQuant.QMin, l.WeightQuant.QMax)
 	if err != nil {
 		return qmodel.Op{}, err
 	}
@@ -161,73 +140,26 @@ func freezeLayer(l Layer, in qmodel.Quant, mode qmodel.Requant) (qmodel.Op, erro
 	if err != nil {
 		return qmodel.Op{}, err
 	}
-
-	w := l.Weight
-	var sf []float32
-	if l.BN != nil {
-		b := l.BN
-		for _, v := range [][]float32{b.Gamma, b.Beta, b.Mean, b.Var} {
-			if len(v) != l.Out {
-				return qmodel.Op{}, fmt.Errorf("BatchNorm has %d channels, want %d", len(v), l.Out)
-			}
-		}
-		sf = make([]float32, l.Out)
-		FoldScale(sf, make([]float32, l.Out), b.Gamma, b.Var, b.Eps)
-		w = make([]float32, len(l.Weight))
-		for c := range l.Out {
-			for i, v := range l.Weight[c*inner : (c+1)*inner] {
-				w[c*inner+i] = v * sf[c]
-			}
-		}
-	}
-	wScale := make([]float32, l.Out)
-	for c := range wScale {
-		wScale[c] = wq.Scale[0]
-		if !wq.PerTensor() {
-			wScale[c] = wq.Scale[c]
-		}
-	}
-	codes := make([]int32, len(w))
-	quant.Quantize(codes, w, []int{l.Out, inner}, quant.Params{Scale: wScale, ZeroPoint: make([]int32, l.Out), QMin: wq.QMin, QMax: wq.QMax, Axis: 0})
-	op := qmodel.Op{
-		Type: l.Type, Name: l.Name, In: l.In, Out: l.Out, WeightBits: bits,
-		Weight: make([]int8, len(codes)), WeightScale: wScale, Bias: make([]int32, l.Out),
-		Output: out, ClampMin: lo, ClampMax: hi,
-	}
-	if l.Type == qmodel.OpConv {
-		op.Kernel, op.Stride, op.Padding = l.Kernel, l.Stride, l.Padding
-	}
-	for i, q := range codes {
-		op.Weight[i] = int8(q)
-	}
-	for c := range l.Out {
-		var b float64
-		if l.Bias != nil {
-			b = float64(l.Bias[c])
-		}
-		if l.BN != nil {
-			b = float64(l.BN.Beta[c]) + (b-float64(l.BN.Mean[c]))*float64(sf[c])
-		}
-		if math.IsNaN(b) || math.IsInf(b, 0) {
-			return qmodel.Op{}, fmt.Errorf("bias[%d] = %g is not finite", c, b)
-		}
-		qb := math.RoundToEven(b / (float64(in.Scale) * float64(wScale[c])))
-		if math.Abs(qb) >= 1<<30 {
-			return qmodel.Op{}, fmt.Errorf("%w: bias[%d] = %g is %g steps of its scale %g, beyond 2^30", ErrUnsupported, c, b, qb, float64(in.Scale)*float64(wScale[c]))
-		}
-		op.Bias[c] = int32(qb)
-	}
 	switch mode {
 	case qmodel.RequantFloat, qmodel.RequantFixed:
 	default:
 		return qmodel.Op{}, fmt.Errorf("%w: requantization mode %q (want float or fixed)", ErrUnsupported, mode)
 	}
-	mult := make([]float32, l.Out)
-	for c := range mult {
-		mult[c] = float32(in.Scale*wScale[c]) / out.Scale
-		if !(mult[c] > 0) || math.IsInf(float64(mult[c]), 0) {
-			return qmodel.Op{}, fmt.Errorf("requantization multiplier[%d] = %g is not a finite positive number", c, mult[c])
-		}
+	w, sf := foldBN(l, inner)
+	op := qmodel.Op{
+		Type: l.Op, Name: l.Name, In: l.In, Out: l.Out, WeightBits: bits,
+		Output: out, ClampMin: lo, ClampMax: hi,
+	}
+	if l.Op == model.OpConv {
+		op.Kernel, op.Stride, op.Padding = l.Kernel, l.EffectiveStride(), l.Padding
+	}
+	op.WeightScale, op.Weight = quantizeWeights(w, l.Out, inner, l.WeightQuant)
+	if op.Bias, err = quantizeBias(l, sf, in.Scale, op.WeightScale); err != nil {
+		return qmodel.Op{}, err
+	}
+	mult, err := multipliers(in.Scale, op.WeightScale, out.Scale)
+	if err != nil {
+		return qmodel.Op{}, err
 	}
 	if mode == qmodel.RequantFloat {
 		op.Multiplier = mult
@@ -242,10 +174,136 @@ func freezeLayer(l Layer, in qmodel.Quant, mode qmodel.Requant) (qmodel.Op, erro
 	return op, nil
 }
 
+// checkLayer checks a conv or linear layer's sizes, tensors and weight
+// quantizer, and returns the weights per output channel, In*Kernel*Kernel
+// (conv) or In (linear).
+func checkLayer(l Layer) (inner int, err error) {
+	if !l.Weighted() {
+		return 0, fmt.Errorf("%w: FreezeLayer of a %s layer", ErrUnsupported, l.Op)
+	}
+	k := 1
+	if l.Op == model.OpConv {
+		k = l.Kernel
+	}
+	if l.In < 1 || l.Out < 1 || k < 1 {
+		return 0, fmt.Errorf("bad sizes in %d out %d kernel %d", l.In, l.Out, k)
+	}
+	inner = l.In * k * k
+	if len(l.Weight) != l.Out*inner {
+		return 0, fmt.Errorf("weight has %d elements, want %d", len(l.Weight), l.Out*inner)
+	}
+	if l.Bias != nil && len(l.Bias) != l.Out {
+		return 0, fmt.Errorf("bias has %d elements, want %d", len(l.Bias), l.Out)
+	}
+	if b := l.BN; b != nil {
+		for _, v := range [][]float32{b.Gamma, b.Beta, b.Mean, b.Var} {
+			if len(v) != l.Out {
+				return 0, fmt.Errorf("BatchNorm has %d channels, want %d", len(v), l.Out)
+			}
+		}
+	}
+	wq := l.WeightQuant
+	if err := wq.Validate(); err != nil {
+		return 0, fmt.Errorf("weight quantizer: %w", err)
+	}
+	if !wq.PerTensor() && (wq.Axis != 0 || len(wq.Scale) != l.Out) {
+		return 0, fmt.Errorf("%w: weight quantized per channel of axis %d with %d scales, want axis 0 with %d", ErrUnsupported, wq.Axis, len(wq.Scale), l.Out)
+	}
+	for c, z := range wq.ZeroPoint {
+		if z != 0 {
+			return 0, fmt.Errorf("%w: weight zero point[%d] = %d: int8 weights must be symmetric (zero point 0)", ErrUnsupported, c, z)
+		}
+	}
+	return inner, nil
+}
+
+// foldBN returns the layer's weights with its BN folded in (w * sf[c] in
+// float32) and the fold scales sf, or the weights themselves and nil
+// without BN.
+func foldBN(l Layer, inner int) (w, sf []float32) {
+	b := l.BN
+	if b == nil {
+		return l.Weight, nil
+	}
+	sf = make([]float32, l.Out)
+	quant.FoldScale(sf, make([]float32, l.Out), b.Gamma, b.Var, b.Eps)
+	w = make([]float32, len(l.Weight))
+	for c := range l.Out {
+		for i, v := range l.Weight[c*inner : (c+1)*inner] {
+			w[c*inner+i] = v * sf[c]
+		}
+	}
+	return w, sf
+}
+
+// quantizeWeights returns the per-output-channel weight scales and the
+// codes of w, [out, inner], with the (validated, symmetric) params wq.
+func quantizeWeights(w []float32, out, inner int, wq quant.Params) ([]float32, []int8) {
+	scale := make([]float32, out)
+	for c := range scale {
+		scale[c] = wq.Scale[0]
+		if !wq.PerTensor() {
+			scale[c] = wq.Scale[c]
+		}
+	}
+	codes := make([]int32, len(w))
+	quant.Quantize(codes, w, []int{out, inner}, quant.Params{Scale: scale, ZeroPoint: make([]int32, out), QMin: wq.QMin, QMax: wq.QMax, Axis: 0})
+	q := make([]int8, len(codes))
+	for i, c := range codes {
+		q[i] = int8(c)
+	}
+	return scale, q
+}
+
+// quantizeBias returns the int32 bias of the layer: its real bias (with
+// BN folded by fold scales sf, if any) in steps of inScale*wScale[c].
+func quantizeBias(l Layer, sf []float32, inScale float32, wScale []float32) ([]int32, error) {
+	bias := make([]int32, l.Out)
+	for c := range bias {
+		var b float64
+		if l.Bias != nil {
+			b = float64(l.Bias[c])
+		}
+		if l.BN != nil {
+			b = float64(l.BN.Beta[c]) + (b-float64(l.BN.Mean[c]))*float64(sf[c])
+		}
+		if math.IsNaN(b) || math.IsInf(b, 0) {
+			return nil, fmt.Errorf("bias[%d] = %g is not finite", c, b)
+		}
+		qb := math.RoundToEven(b / (float64(inScale) * float64(wScale[c])))
+		if math.Abs(qb) >= 1<<30 {
+			return nil, fmt.Errorf("%w: bias[%d] = %g is %g steps of its scale %g, beyond 2^30", ErrUnsupported, c, b, qb, float64(inScale)*float64(wScale[c]))
+		}
+		bias[c] = int32(qb)
+	}
+	return bias, nil
+}
+
+// multipliers returns the float requantization multipliers
+// float32(inScale*wScale[c]) / outScale.
+func multipliers(inScale float32, wScale []float32, outScale float32) ([]float32, error) {
+	mult := make([]float32, len(wScale))
+	for c := range mult {
+		mult[c] = float32(inScale*wScale[c]) / outScale
+		if !(mult[c] > 0) || math.IsInf(float64(mult[c]), 0) {
+			return nil, fmt.Errorf("requantization multiplier[%d] = %g is not a finite positive number", c, mult[c])
+		}
+	}
+	return mult, nil
+}
+
 // Freeze freezes src into an integer model with requantization mode
 // mode. Every conv and linear layer needs its quantizers; the input is
-// quantized by src.InputQuant.
+// quantized by src.InputQuant. The int8 form is a chain: every layer
+// reads the one before it.
 func Freeze(src Source, mode qmodel.Requant) (*qmodel.Model, error) {
+	g := src.Graph()
+	if _, err := g.Sources(); err != nil {
+		return nil, err
+	}
+	if !g.IsChain() {
+		return nil, fmt.Errorf("%w: the int8 form holds a chain of layers, each reading the one before it", ErrUnsupported)
+	}
 	in, err := ActQuant(src.InputQuant)
 	if err != nil {
 		return nil, fmt.Errorf("input quantizer: %w", err)
@@ -254,25 +312,26 @@ func Freeze(src Source, mode qmodel.Requant) (*qmodel.Model, error) {
 	cur := in
 	for i, l := range src.Layers {
 		if l.Name == "" {
-			l.Name = fmt.Sprintf("%s%d", l.Type, i)
+			l.Name = fmt.Sprintf("%s%d", l.Op, i)
 		}
+		l.Inputs = nil
 		var op qmodel.Op
-		switch l.Type {
-		case qmodel.OpConv, qmodel.OpLinear:
+		switch l.Op {
+		case model.OpConv, model.OpLinear:
 			if op, err = FreezeLayer(l, cur, mode); err != nil {
 				return nil, fmt.Errorf("layer %d: %w", i, err)
 			}
-		case qmodel.OpMaxPool, qmodel.OpAvgPool:
-			op = qmodel.Op{Type: l.Type, Name: l.Name, Kernel: l.Kernel, Stride: l.Stride, Output: cur}
-		case qmodel.OpFlatten:
-			op = qmodel.Op{Type: l.Type, Name: l.Name, Output: cur}
-		case qmodel.OpReLU, qmodel.OpReLU6:
-			op = qmodel.Op{Type: l.Type, Name: l.Name, Output: cur}
-			if op.ClampMin, op.ClampMax, err = Clamp(l.Type, cur); err != nil {
+		case model.OpMaxPool, model.OpAvgPool:
+			op = qmodel.Op{Type: l.Op, Name: l.Name, Kernel: l.Kernel, Stride: l.EffectiveStride(), Output: cur}
+		case model.OpFlatten:
+			op = qmodel.Op{Type: l.Op, Name: l.Name, Output: cur}
+		case model.OpReLU, model.OpReLU6:
+			op = qmodel.Op{Type: l.Op, Name: l.Name, Output: cur}
+			if op.ClampMin, op.ClampMax, err = Clamp(l.Op, cur); err != nil {
 				return nil, fmt.Errorf("layer %d (%s): %w", i, l.Name, err)
 			}
 		default:
-			return nil, fmt.Errorf("layer %d (%s): %w: layer type %q", i, l.Name, ErrUnsupported, l.Type)
+			return nil, fmt.Errorf("layer %d (%s): %w: layer type %q", i, l.Name, ErrUnsupported, l.Op)
 		}
 		cur = op.Output
 		m.Ops = append(m.Ops, op)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"qat/model"
 	"qat/qmodel"
 	"qat/quant"
 )
@@ -14,13 +15,12 @@ import (
 
 func linearLayer() Layer {
 	return Layer{
-		Type: qmodel.OpLinear, Name: "fc", In: 3, Out: 2,
+		Node: model.Node{Op: model.OpLinear, Name: "fc", Out: 2, Act: model.OpReLU}, In: 3,
 		Weight: []float32{0.5, -1, 0.25, 2, 0, -2},
 		Bias:   []float32{0.3, -0.1},
 		WeightQuant: quant.Params{Scale: []float32{1.0 / 127, 2.0 / 127}, ZeroPoint: []int32{0, 0},
 			QMin: -127, QMax: 127, Axis: 0},
 		ActQuant: quant.Params{Scale: []float32{0.05}, ZeroPoint: []int32{20}, QMin: 0, QMax: 255, Axis: -1},
-		Act:      qmodel.OpReLU,
 	}
 }
 
@@ -64,7 +64,7 @@ func TestFreezeLayerLinear(t *testing.T) {
 
 func TestFreezeLayerFoldsBN(t *testing.T) {
 	l := linearLayer()
-	l.Type, l.Kernel, l.Stride, l.In = qmodel.OpConv, 1, 1, 3
+	l.Op, l.Kernel, l.Stride, l.In = model.OpConv, 1, 1, 3
 	l.BN = &BN{Gamma: []float32{2, -1}, Beta: []float32{0.5, 0}, Mean: []float32{0.1, 0.2}, Var: []float32{3.99999, 0.99999}, Eps: 1e-5}
 	l.WeightQuant.Scale = []float32{4.0 / 127, 2.0 / 127}
 	in := qmodel.Quant{Scale: 0.5, ZeroPoint: 0, QMin: 0, QMax: 255}
@@ -73,7 +73,7 @@ func TestFreezeLayerFoldsBN(t *testing.T) {
 		t.Fatal(err)
 	}
 	sf := make([]float32, 2)
-	FoldScale(sf, make([]float32, 2), l.BN.Gamma, l.BN.Var, l.BN.Eps)
+	quant.FoldScale(sf, make([]float32, 2), l.BN.Gamma, l.BN.Var, l.BN.Eps)
 	if math.Abs(float64(sf[0]-1)) > 1e-6 || math.Abs(float64(sf[1]+1)) > 1e-6 {
 		t.Fatalf("fold scale %v, want about [1 -1]", sf)
 	}
@@ -96,7 +96,7 @@ func TestActQuantOffsetsSigned(t *testing.T) {
 	if q != (qmodel.Quant{Scale: 0.1, ZeroPoint: 125, QMin: 0, QMax: 255}) {
 		t.Errorf("offset params %+v", q)
 	}
-	lo, hi, err := Clamp(qmodel.OpReLU6, qmodel.Quant{Scale: 0.1, ZeroPoint: 5, QMin: 0, QMax: 255})
+	lo, hi, err := Clamp(model.OpReLU6, qmodel.Quant{Scale: 0.1, ZeroPoint: 5, QMin: 0, QMax: 255})
 	if err != nil || lo != 5 || hi != 65 {
 		t.Errorf("relu6 clamp [%d, %d], %v; want [5, 65]", lo, hi, err)
 	}
@@ -122,7 +122,7 @@ func TestFreezeLayerErrors(t *testing.T) {
 		{"bad scale", func(l *Layer) { l.WeightQuant.Scale[0] = 0 }, "weight quantizer", false},
 		{"wide weights", func(l *Layer) { l.WeightQuant.QMin, l.WeightQuant.QMax = -1000, 1000 }, "does not fit 8 signed bits", true},
 		{"activation", func(l *Layer) { l.Act = "gelu" }, `activation "gelu"`, true},
-		{"pool", func(l *Layer) { l.Type = qmodel.OpMaxPool }, "FreezeLayer of a maxpool", true},
+		{"pool", func(l *Layer) { l.Op = model.OpMaxPool }, "FreezeLayer of a maxpool", true},
 	} {
 		l := linearLayer()
 		l.WeightQuant.ZeroPoint = append([]int32(nil), l.WeightQuant.ZeroPoint...)

@@ -213,9 +213,9 @@ type fqOp struct {
 }
 
 func (op *fqOp) Arity() int    { return 1 }
-func (op *fqOp) Type() hm.Type { return hm.NewFnType(typeA, typeA) }
+func (op *fqOp) Type() hm.Type { return hm.NewFnType(graphval.TypeAny, graphval.TypeAny) }
 func (op *fqOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
-	return shapeOf(ds, 0)
+	return graphval.ShapeArg(ds, 0)
 }
 func (op *fqOp) ReturnsPtr() bool     { return false }
 func (op *fqOp) CallsExtern() bool    { return false }
@@ -227,7 +227,7 @@ func (op *fqOp) Hashcode() uint32 { return graphval.HashOf(op) }
 func (op *fqOp) String() string   { return fmt.Sprintf("FakeQuant(%s)", op.q.name) }
 
 func (op *fqOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
-	if err := checkArity(op, len(vals)); err != nil {
+	if err := graphval.CheckArity(op, len(vals)); err != nil {
 		return nil, err
 	}
 	x, shape, err := graphval.Float32s(vals[0], "input")
@@ -259,7 +259,7 @@ func (op *fqOp) DiffWRT(inputs int) []bool { return []bool{true} }
 
 // SymDiff returns gradX = steGrad(x, y, grad).
 func (op *fqOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
-	if err := checkArity(op, len(inputs)); err != nil {
+	if err := graphval.CheckArity(op, len(inputs)); err != nil {
 		return nil, err
 	}
 	gx, err := gorgonia.ApplyOp(&steOp{name: op.q.name, fwd: op.id, rec: op.rec}, inputs[0], output, grad)

@@ -260,10 +260,10 @@ type lfqOp struct {
 
 func (op *lfqOp) Arity() int { return 3 }
 func (op *lfqOp) Type() hm.Type {
-	return hm.NewFnType(typeA, typeVec, typeVec, typeA)
+	return hm.NewFnType(graphval.TypeAny, graphval.TypeVec, graphval.TypeVec, graphval.TypeAny)
 }
 func (op *lfqOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
-	return shapeOf(ds, 0)
+	return graphval.ShapeArg(ds, 0)
 }
 func (op *lfqOp) ReturnsPtr() bool     { return false }
 func (op *lfqOp) CallsExtern() bool    { return false }
@@ -275,7 +275,7 @@ func (op *lfqOp) Hashcode() uint32 { return graphval.HashOf(op) }
 func (op *lfqOp) String() string   { return fmt.Sprintf("LearnableFakeQuant(%s)", op.l.cfg.Name) }
 
 func (op *lfqOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
-	if err := checkArity(op, len(vals)); err != nil {
+	if err := graphval.CheckArity(op, len(vals)); err != nil {
 		return nil, err
 	}
 	name := op.l.cfg.Name
@@ -327,7 +327,7 @@ func (op *lfqOp) DiffWRT(inputs int) []bool {
 // (and zero-point) gradient from one LSQ or PACT pass whose packed output is
 // split by two pick ops under LSQ+.
 func (op *lfqOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
-	if err := checkArity(op, len(inputs)); err != nil {
+	if err := graphval.CheckArity(op, len(inputs)); err != nil {
 		return nil, err
 	}
 	name := op.l.cfg.Name
@@ -372,8 +372,10 @@ func (op *paramGradOp) size() int {
 	return op.fwd.c
 }
 
-func (op *paramGradOp) Arity() int    { return 3 }
-func (op *paramGradOp) Type() hm.Type { return hm.NewFnType(typeA, typeA, typeA, typeVec) }
+func (op *paramGradOp) Arity() int { return 3 }
+func (op *paramGradOp) Type() hm.Type {
+	return hm.NewFnType(graphval.TypeAny, graphval.TypeAny, graphval.TypeAny, graphval.TypeVec)
+}
 func (op *paramGradOp) InferShape(...gorgonia.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{op.size()}, nil
 }
@@ -389,7 +391,7 @@ func (op *paramGradOp) String() string {
 }
 
 func (op *paramGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
-	if err := checkArity(op, len(vals)); err != nil {
+	if err := graphval.CheckArity(op, len(vals)); err != nil {
 		return nil, err
 	}
 	name := op.fwd.l.cfg.Name
@@ -436,7 +438,7 @@ type pickOp struct {
 }
 
 func (op *pickOp) Arity() int    { return 1 }
-func (op *pickOp) Type() hm.Type { return hm.NewFnType(typeA, typeA) }
+func (op *pickOp) Type() hm.Type { return hm.NewFnType(graphval.TypeAny, graphval.TypeAny) }
 func (op *pickOp) InferShape(...gorgonia.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{op.fwd.c}, nil
 }
@@ -452,7 +454,7 @@ func (op *pickOp) String() string {
 }
 
 func (op *pickOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
-	if err := checkArity(op, len(vals)); err != nil {
+	if err := graphval.CheckArity(op, len(vals)); err != nil {
 		return nil, err
 	}
 	packed, _, err := graphval.Float32s(vals[0], "packed gradient")

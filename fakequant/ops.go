@@ -78,24 +78,6 @@ func checkShape(p quant.Params, shape []int) error {
 	return nil
 }
 
-func shapeOf(ds []gorgonia.DimSizer, i int) (tensor.Shape, error) {
-	if i >= len(ds) {
-		return nil, fmt.Errorf("fakequant: %d shapes, want at least %d", len(ds), i+1)
-	}
-	s, ok := ds[i].(tensor.Shape)
-	if !ok {
-		return nil, fmt.Errorf("fakequant: input %d has no shape (%T)", i, ds[i])
-	}
-	return s.Clone(), nil
-}
-
-func checkArity(op gorgonia.Op, n int) error {
-	if n != op.Arity() {
-		return fmt.Errorf("%v: %d inputs, want %d", op, n, op.Arity())
-	}
-	return nil
-}
-
 func finite(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
 
 // steOp computes the input gradient of a forward op from its record:
@@ -110,17 +92,12 @@ type steOp struct {
 	out  graphval.Buffer
 }
 
-var (
-	// typeA is any tensor type. Not 'b': gorgonia's inference uses 'b' for
-	// the return type.
-	typeA   = hm.TypeVariable('a')
-	typeVec = gorgonia.TensorType{Dims: 1, Of: tensor.Float32}
-)
-
-func (op *steOp) Arity() int    { return 3 }
-func (op *steOp) Type() hm.Type { return hm.NewFnType(typeA, typeA, typeA, typeA) }
+func (op *steOp) Arity() int { return 3 }
+func (op *steOp) Type() hm.Type {
+	return hm.NewFnType(graphval.TypeAny, graphval.TypeAny, graphval.TypeAny, graphval.TypeAny)
+}
 func (op *steOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
-	return shapeOf(ds, 0)
+	return graphval.ShapeArg(ds, 0)
 }
 func (op *steOp) ReturnsPtr() bool      { return false }
 func (op *steOp) CallsExtern() bool     { return false }
@@ -130,7 +107,7 @@ func (op *steOp) Hashcode() uint32      { return graphval.HashOf(op) }
 func (op *steOp) String() string        { return fmt.Sprintf("FakeQuantSTEGrad(%s)", op.name) }
 
 func (op *steOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
-	if err := checkArity(op, len(vals)); err != nil {
+	if err := graphval.CheckArity(op, len(vals)); err != nil {
 		return nil, err
 	}
 	x, shape, err := graphval.Float32s(vals[0], "x")

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"qat/fakequant"
+	"qat/internal/gradcheck"
 	"qat/quant"
 	"qat/ste"
 )
@@ -78,33 +79,30 @@ func TestPACTGradient(t *testing.T) {
 		}
 		sameParams(t, "ParamsOf", got, p)
 
-		// The surrogate, in float64.
-		res := make([]float64, len(x))
+		// The surrogate, in float64, of x64 (x, which the finite
+		// differences perturb).
+		res, x64 := make([]float64, len(x)), make([]float64, len(x))
 		clip := func(v, a float64) float64 { return math.Min(math.Max(v, 0), a) }
 		for i, v := range x {
 			res[i] = float64(y[i]) - clip(float64(v), a)
+			x64[i] = float64(v)
 		}
-		loss := func(a float64, dx int, h float64) float64 {
+		loss := func(a float64) float64 {
 			var sum float64
-			for i, v := range x {
-				xv := float64(v)
-				if i == dx {
-					xv += h
-				}
+			for i, xv := range x64 {
 				sum += float64(gy[i]) * (clip(xv, a) + res[i])
 			}
 			return sum + float64(tc.decay)/2*a*a
 		}
 		const h = 1e-6
-		fd := (loss(a+h, -1, 0) - loss(a-h, -1, 0)) / (2 * h)
-		if ga := float64(gs) / float64(qmax); math.Abs(ga-fd) > 1e-4*(1+math.Abs(fd)) {
-			t.Errorf("%d bits: grad alpha %.7g, finite difference %.7g", tc.bits, ga, fd)
+		if err := gradcheck.Close(float64(gs)/float64(qmax), gradcheck.Central(loss, a, h), 1e-4); err != nil {
+			t.Errorf("%d bits: grad alpha, finite difference: %v", tc.bits, err)
 		}
+		fdx := gradcheck.Partials(func() float64 { return loss(a) }, h, x64)[0]
 		var in, clipped int
 		for i, v := range x {
-			fd := (loss(a, i, h) - loss(a, i, -h)) / (2 * h)
-			if math.Abs(float64(gx[i])-fd) > 1e-4*(1+math.Abs(fd)) {
-				t.Fatalf("%d bits: grad x[%d] = %g for x = %g, finite difference %g", tc.bits, i, gx[i], v, fd)
+			if err := gradcheck.Close(float64(gx[i]), fdx[i], 1e-4); err != nil {
+				t.Fatalf("%d bits: grad x[%d] for x = %g, finite difference: %v", tc.bits, i, v, err)
 			}
 			switch {
 			case v > alpha:
@@ -135,12 +133,13 @@ func TestPACTGradient(t *testing.T) {
 			a := float64(s) * float64(qmax)
 			return sum + float64(tc.decay)/2*a*a
 		}
-		// A step of scale/1024 moves alpha by under the 0.6-step margin.
+		// A step of scale/1024 moves alpha by under the 0.6-step margin
+		// (and is exact: scale +- step are float32 values).
 		hs := tc.scale / 1024
-		fdReal := (real(tc.scale+hs) - real(tc.scale-hs)) / (2 * float64(hs))
+		fdReal := gradcheck.Central(func(s float64) float64 { return real(float32(s)) }, float64(tc.scale), float64(hs))
 		real(tc.scale)
-		if g := float64(gradData(t, cl.s)[0]); math.Abs(g-fdReal) > 1e-4*(1+math.Abs(fdReal)) {
-			t.Errorf("%d bits: clipped grad scale %.7g, finite difference of the forward pass %.7g", tc.bits, g, fdReal)
+		if err := gradcheck.Close(float64(gradData(t, cl.s)[0]), fdReal, 1e-4); err != nil {
+			t.Errorf("%d bits: clipped grad scale, finite difference of the forward pass: %v", tc.bits, err)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"qat/model"
 	"qat/qmodel"
 )
 
@@ -49,7 +50,7 @@ func BenchmarkIm2col(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, o := range net.ops {
-		if o.kind != qmodel.OpConv {
+		if o.kind != model.OpConv {
 			continue
 		}
 		b.Run(o.name, func(b *testing.B) {

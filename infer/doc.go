@@ -67,4 +67,12 @@
 // on that sample alone (exact integer sums, per-element requantization),
 // so the outputs are bit for bit those of one Runner for every thread
 // count.
+//
+// # Evaluation
+//
+// Evaluate runs a Net over labelled samples given as plain pixels and
+// labels (the package knows no dataset type) in batches on a Parallel,
+// and returns the accuracy, the mean cross-entropy of the dequantized
+// logits and, on request, every output code. Its result depends on
+// neither the batch size nor the thread count.
 package infer

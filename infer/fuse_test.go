@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"qat/model"
 	"qat/qmodel"
 	"qat/quant"
 )
@@ -21,35 +22,35 @@ var poolNets = []struct {
 	specs []layerSpec
 }{
 	{"k2s2-odd", [3]int{3, 13, 11}, []layerSpec{
-		{typ: qmodel.OpConv, out: 5, k: 3, stride: 1, pad: 1, act: qmodel.OpReLU},
-		{typ: qmodel.OpMaxPool, k: 2, stride: 2},
-		{typ: qmodel.OpConv, out: 13, k: 2, stride: 1},
-		{typ: qmodel.OpMaxPool, k: 3, stride: 1},
-		{typ: qmodel.OpFlatten},
-		{typ: qmodel.OpLinear, out: 4},
+		{typ: model.OpConv, out: 5, k: 3, stride: 1, pad: 1, act: model.OpReLU},
+		{typ: model.OpMaxPool, k: 2, stride: 2},
+		{typ: model.OpConv, out: 13, k: 2, stride: 1},
+		{typ: model.OpMaxPool, k: 3, stride: 1},
+		{typ: model.OpFlatten},
+		{typ: model.OpLinear, out: 4},
 	}},
 	{"strided-conv-k3s2", [3]int{2, 15, 14}, []layerSpec{
-		{typ: qmodel.OpConv, out: 20, k: 3, stride: 2, pad: 2, bn: 1, act: qmodel.OpReLU6},
-		{typ: qmodel.OpMaxPool, k: 3, stride: 2},
-		{typ: qmodel.OpConv, out: 9, k: 1, stride: 1},
-		{typ: qmodel.OpMaxPool, k: 1, stride: 1},
-		{typ: qmodel.OpFlatten},
-		{typ: qmodel.OpLinear, out: 3},
+		{typ: model.OpConv, out: 20, k: 3, stride: 2, pad: 2, bn: 1, act: model.OpReLU6},
+		{typ: model.OpMaxPool, k: 3, stride: 2},
+		{typ: model.OpConv, out: 9, k: 1, stride: 1},
+		{typ: model.OpMaxPool, k: 1, stride: 1},
+		{typ: model.OpFlatten},
+		{typ: model.OpLinear, out: 3},
 	}},
 	{"pool-stride-above-kernel", [3]int{1, 17, 12}, []layerSpec{
-		{typ: qmodel.OpConv, out: 16, k: 4, stride: 1, act: qmodel.OpReLU},
-		{typ: qmodel.OpMaxPool, k: 2, stride: 3},
-		{typ: qmodel.OpConv, out: 33, k: 2, stride: 1, pad: 1},
-		{typ: qmodel.OpMaxPool, k: 2, stride: 2},
-		{typ: qmodel.OpFlatten},
+		{typ: model.OpConv, out: 16, k: 4, stride: 1, act: model.OpReLU},
+		{typ: model.OpMaxPool, k: 2, stride: 3},
+		{typ: model.OpConv, out: 33, k: 2, stride: 1, pad: 1},
+		{typ: model.OpMaxPool, k: 2, stride: 2},
+		{typ: model.OpFlatten},
 	}},
 	{"1x1-conv-pool", [3]int{7, 6, 5}, []layerSpec{
-		{typ: qmodel.OpConv, out: 8, k: 1, stride: 1, act: qmodel.OpReLU},
-		{typ: qmodel.OpMaxPool, k: 2, stride: 1},
-		{typ: qmodel.OpReLU6},
-		{typ: qmodel.OpMaxPool, k: 2, stride: 2},
-		{typ: qmodel.OpFlatten},
-		{typ: qmodel.OpLinear, out: 5},
+		{typ: model.OpConv, out: 8, k: 1, stride: 1, act: model.OpReLU},
+		{typ: model.OpMaxPool, k: 2, stride: 1},
+		{typ: model.OpReLU6},
+		{typ: model.OpMaxPool, k: 2, stride: 2},
+		{typ: model.OpFlatten},
+		{typ: model.OpLinear, out: 5},
 	}},
 }
 
@@ -124,7 +125,7 @@ func TestFusedPoolFinish(t *testing.T) {
 		n := 1 + rng.IntN(3)
 		kd := 1 + rng.IntN(500)
 		bound := int32(255 * 128 * kd)
-		p := &op{kind: qmodel.OpConv, co: []int{oh, ow, oc}, out: []int{ph, pw, oc},
+		p := &op{kind: model.OpConv, co: []int{oh, ow, oc}, out: []int{ph, pw, oc},
 			outQ: qmodel.Quant{ZeroPoint: int32(rng.IntN(256))}}
 		p.lo = int32(rng.IntN(128))
 		p.hi = p.lo + int32(rng.IntN(256-int(p.lo)))
@@ -179,7 +180,7 @@ func TestFusedPoolFinish(t *testing.T) {
 				}
 			}
 		}
-		q := &op{kind: qmodel.OpMaxPool, k: k, stride: st, out: p.out}
+		q := &op{kind: model.OpMaxPool, k: k, stride: st, out: p.out}
 		p.out = p.co
 		p.packed = nil
 		if !p.fusePoolBound(q, kd) {
@@ -200,21 +201,21 @@ func TestFusedPoolFinish(t *testing.T) {
 // fusePool refuses what could change a code: a bias that lets acc + bias
 // wrap, a multiplier that is not finite and positive, a negative m0.
 func TestFusePoolRefuses(t *testing.T) {
-	q := &op{kind: qmodel.OpMaxPool, k: 2, stride: 2, out: []int{1, 1, 1}}
+	q := &op{kind: model.OpMaxPool, k: 2, stride: 2, out: []int{1, 1, 1}}
 	for _, p := range []*op{
-		{kind: qmodel.OpConv, bias: []int32{math.MaxInt32 - 255*128*10 + 1}, mult: []float32{1}},
-		{kind: qmodel.OpConv, bias: []int32{math.MinInt32 + 255*128*10 - 1}, mult: []float32{1}},
-		{kind: qmodel.OpConv, bias: []int32{0}, mult: []float32{0}},
-		{kind: qmodel.OpConv, bias: []int32{0}, mult: []float32{float32(math.Inf(1))}},
-		{kind: qmodel.OpConv, bias: []int32{0}, mult: []float32{float32(math.NaN())}},
-		{kind: qmodel.OpConv, bias: []int32{0}, m0: []int32{-1}, shift: []int32{0}},
-		{kind: qmodel.OpLinear, bias: []int32{0}, mult: []float32{1}},
+		{kind: model.OpConv, bias: []int32{math.MaxInt32 - 255*128*10 + 1}, mult: []float32{1}},
+		{kind: model.OpConv, bias: []int32{math.MinInt32 + 255*128*10 - 1}, mult: []float32{1}},
+		{kind: model.OpConv, bias: []int32{0}, mult: []float32{0}},
+		{kind: model.OpConv, bias: []int32{0}, mult: []float32{float32(math.Inf(1))}},
+		{kind: model.OpConv, bias: []int32{0}, mult: []float32{float32(math.NaN())}},
+		{kind: model.OpConv, bias: []int32{0}, m0: []int32{-1}, shift: []int32{0}},
+		{kind: model.OpLinear, bias: []int32{0}, mult: []float32{1}},
 	} {
 		if p.fusePoolBound(q, 10) {
 			t.Errorf("fused %+v", p)
 		}
 	}
-	if p := (&op{kind: qmodel.OpConv, bias: []int32{math.MaxInt32 - 255*128*10}, mult: []float32{1}}); !p.fusePoolBound(q, 10) {
+	if p := (&op{kind: model.OpConv, bias: []int32{math.MaxInt32 - 255*128*10}, mult: []float32{1}}); !p.fusePoolBound(q, 10) {
 		t.Error("refused a bias at the bound")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"qat/export"
+	"qat/model"
 	"qat/qmodel"
 	"qat/quant"
 )
@@ -43,25 +44,25 @@ func randn(rng *rand.Rand, n int, scale float32) []float32 {
 
 // layerSpec is a compact description of a test layer.
 type layerSpec struct {
-	typ                     qmodel.OpType
+	typ                     model.OpType
 	out, k, stride, pad, bn int
-	act                     qmodel.OpType
+	act                     model.OpType
 }
 
 // randomModel freezes a random float model of the given layers on a
 // [c, h, w] input.
 func randomModel(t testing.TB, rng *rand.Rand, in [3]int, specs []layerSpec, wbits, abits int, mode qmodel.Requant) *qmodel.Model {
 	t.Helper()
-	src := export.Source{Name: "test", Input: in, Norm: qmodel.Norm{Mean: 0.13, Std: 0.31},
+	src := export.Source{Name: "test", Input: in, Norm: model.Norm{Mean: 0.13, Std: 0.31},
 		InputQuant: actParams(-0.5, 2.8, abits)}
 	shape := []int{in[0], in[1], in[2]}
 	for i, s := range specs {
-		l := export.Layer{Type: s.typ, Name: fmt.Sprintf("l%d", i), Kernel: s.k, Stride: s.stride, Padding: s.pad, Act: s.act}
+		l := export.Layer{Node: model.Node{Op: s.typ, Name: fmt.Sprintf("l%d", i), Kernel: s.k, Stride: s.stride, Padding: s.pad, Act: s.act}}
 		switch s.typ {
-		case qmodel.OpConv, qmodel.OpLinear:
+		case model.OpConv, model.OpLinear:
 			l.In, l.Out = shape[0], s.out
 			inner := shape[0]
-			if s.typ == qmodel.OpConv {
+			if s.typ == model.OpConv {
 				inner *= s.k * s.k
 			}
 			l.Weight = randn(rng, s.out*inner, 0.3)
@@ -76,7 +77,7 @@ func randomModel(t testing.TB, rng *rand.Rand, in [3]int, specs []layerSpec, wbi
 			w := l.Weight
 			if l.BN != nil {
 				sf := make([]float32, s.out)
-				export.FoldScale(sf, make([]float32, s.out), l.BN.Gamma, l.BN.Var, l.BN.Eps)
+				quant.FoldScale(sf, make([]float32, s.out), l.BN.Gamma, l.BN.Var, l.BN.Eps)
 				w = make([]float32, len(l.Weight))
 				for c := range s.out {
 					for j := range inner {
@@ -90,14 +91,14 @@ func randomModel(t testing.TB, rng *rand.Rand, in [3]int, specs []layerSpec, wbi
 				lo = 0
 			}
 			l.ActQuant = actParams(lo, 4+float32(rng.Float64()), abits)
-			if s.typ == qmodel.OpConv {
+			if s.typ == model.OpConv {
 				shape = []int{s.out, (shape[1]+2*s.pad-s.k)/s.stride + 1, (shape[2]+2*s.pad-s.k)/s.stride + 1}
 			} else {
 				shape = []int{s.out}
 			}
-		case qmodel.OpMaxPool, qmodel.OpAvgPool:
+		case model.OpMaxPool, model.OpAvgPool:
 			shape = []int{shape[0], (shape[1]-s.k)/s.stride + 1, (shape[2]-s.k)/s.stride + 1}
-		case qmodel.OpFlatten:
+		case model.OpFlatten:
 			shape = []int{shape[0] * shape[1] * shape[2]}
 		}
 		src.Layers = append(src.Layers, l)
@@ -132,7 +133,7 @@ func refRun(m *qmodel.Model, pixels []uint8) []uint8 {
 	for oi := range m.Ops {
 		op := &m.Ops[oi]
 		switch op.Type {
-		case qmodel.OpConv:
+		case model.OpConv:
 			c, h, w := shape[0], shape[1], shape[2]
 			oh, ow := (h+2*op.Padding-op.Kernel)/op.Stride+1, (w+2*op.Padding-op.Kernel)/op.Stride+1
 			y := make([]int32, op.Out*oh*ow)
@@ -157,7 +158,7 @@ func refRun(m *qmodel.Model, pixels []uint8) []uint8 {
 				}
 			}
 			x, shape = y, []int{op.Out, oh, ow}
-		case qmodel.OpLinear:
+		case model.OpLinear:
 			y := make([]int32, op.Out)
 			for o := range op.Out {
 				var acc int32
@@ -167,7 +168,7 @@ func refRun(m *qmodel.Model, pixels []uint8) []uint8 {
 				y[o] = requant(op, acc, o)
 			}
 			x, shape = y, []int{op.Out}
-		case qmodel.OpMaxPool, qmodel.OpAvgPool:
+		case model.OpMaxPool, model.OpAvgPool:
 			c, h, w := shape[0], shape[1], shape[2]
 			oh, ow := (h-op.Kernel)/op.Stride+1, (w-op.Kernel)/op.Stride+1
 			y := make([]int32, c*oh*ow)
@@ -181,7 +182,7 @@ func refRun(m *qmodel.Model, pixels []uint8) []uint8 {
 								best, sum = max(best, v), sum+v
 							}
 						}
-						if op.Type == qmodel.OpAvgPool {
+						if op.Type == model.OpAvgPool {
 							n := int32(op.Kernel * op.Kernel)
 							best = sum / n
 							if r := sum % n; 2*r > n || (2*r == n && best%2 == 1) {
@@ -193,9 +194,9 @@ func refRun(m *qmodel.Model, pixels []uint8) []uint8 {
 				}
 			}
 			x, shape = y, []int{c, oh, ow}
-		case qmodel.OpFlatten:
+		case model.OpFlatten:
 			shape = []int{len(x)}
-		case qmodel.OpReLU, qmodel.OpReLU6:
+		case model.OpReLU, model.OpReLU6:
 			for i, v := range x {
 				x[i] = min(max(v, op.ClampMin), op.ClampMax)
 			}
@@ -215,64 +216,64 @@ var testNets = []struct {
 	specs []layerSpec
 }{
 	{"lenet", [3]int{1, 28, 28}, []layerSpec{
-		{typ: qmodel.OpConv, out: 16, k: 5, stride: 1, bn: 1, act: qmodel.OpReLU},
-		{typ: qmodel.OpMaxPool, k: 2, stride: 2},
-		{typ: qmodel.OpConv, out: 32, k: 5, stride: 1, bn: 1, act: qmodel.OpReLU},
-		{typ: qmodel.OpMaxPool, k: 2, stride: 2},
-		{typ: qmodel.OpFlatten},
-		{typ: qmodel.OpLinear, out: 128, act: qmodel.OpReLU},
-		{typ: qmodel.OpLinear, out: 10},
+		{typ: model.OpConv, out: 16, k: 5, stride: 1, bn: 1, act: model.OpReLU},
+		{typ: model.OpMaxPool, k: 2, stride: 2},
+		{typ: model.OpConv, out: 32, k: 5, stride: 1, bn: 1, act: model.OpReLU},
+		{typ: model.OpMaxPool, k: 2, stride: 2},
+		{typ: model.OpFlatten},
+		{typ: model.OpLinear, out: 128, act: model.OpReLU},
+		{typ: model.OpLinear, out: 10},
 	}},
 	{"padded-strided", [3]int{3, 13, 11}, []layerSpec{
-		{typ: qmodel.OpConv, out: 5, k: 3, stride: 2, pad: 1, act: qmodel.OpReLU6},
-		{typ: qmodel.OpAvgPool, k: 2, stride: 1},
-		{typ: qmodel.OpConv, out: 7, k: 1, stride: 1},
-		{typ: qmodel.OpReLU6},
-		{typ: qmodel.OpConv, out: 9, k: 2, stride: 1, pad: 1, bn: 1},
-		{typ: qmodel.OpReLU},
-		{typ: qmodel.OpAvgPool, k: 3, stride: 3},
-		{typ: qmodel.OpFlatten},
-		{typ: qmodel.OpLinear, out: 17, act: qmodel.OpReLU},
-		{typ: qmodel.OpLinear, out: 3},
+		{typ: model.OpConv, out: 5, k: 3, stride: 2, pad: 1, act: model.OpReLU6},
+		{typ: model.OpAvgPool, k: 2, stride: 1},
+		{typ: model.OpConv, out: 7, k: 1, stride: 1},
+		{typ: model.OpReLU6},
+		{typ: model.OpConv, out: 9, k: 2, stride: 1, pad: 1, bn: 1},
+		{typ: model.OpReLU},
+		{typ: model.OpAvgPool, k: 3, stride: 3},
+		{typ: model.OpFlatten},
+		{typ: model.OpLinear, out: 17, act: model.OpReLU},
+		{typ: model.OpLinear, out: 3},
 	}},
 	// im2col's copy widths: k*c = 3 with padding (one word), 16 (two
 	// words exactly) and 18 with padding (a copy).
 	{"im2col-widths", [3]int{1, 9, 10}, []layerSpec{
-		{typ: qmodel.OpConv, out: 4, k: 3, stride: 2, pad: 2, act: qmodel.OpReLU},
-		{typ: qmodel.OpConv, out: 6, k: 4, stride: 1},
-		{typ: qmodel.OpConv, out: 5, k: 3, stride: 1, pad: 1, act: qmodel.OpReLU},
-		{typ: qmodel.OpFlatten},
-		{typ: qmodel.OpLinear, out: 3},
+		{typ: model.OpConv, out: 4, k: 3, stride: 2, pad: 2, act: model.OpReLU},
+		{typ: model.OpConv, out: 6, k: 4, stride: 1},
+		{typ: model.OpConv, out: 5, k: 3, stride: 1, pad: 1, act: model.OpReLU},
+		{typ: model.OpFlatten},
+		{typ: model.OpLinear, out: 3},
 	}},
 	// im2col's other widths: k*c = 8 (one word exactly), 12 (one 16-byte
 	// word) and 35 with padding (three, the last mostly slack).
 	{"im2col-chunks", [3]int{2, 11, 10}, []layerSpec{
-		{typ: qmodel.OpConv, out: 3, k: 4, stride: 1, act: qmodel.OpReLU},
-		{typ: qmodel.OpConv, out: 7, k: 2, stride: 1, pad: 1},
-		{typ: qmodel.OpConv, out: 4, k: 5, stride: 2, pad: 2, act: qmodel.OpReLU6},
-		{typ: qmodel.OpMaxPool, k: 3, stride: 1},
-		{typ: qmodel.OpFlatten},
-		{typ: qmodel.OpLinear, out: 3},
+		{typ: model.OpConv, out: 3, k: 4, stride: 1, act: model.OpReLU},
+		{typ: model.OpConv, out: 7, k: 2, stride: 1, pad: 1},
+		{typ: model.OpConv, out: 4, k: 5, stride: 2, pad: 2, act: model.OpReLU6},
+		{typ: model.OpMaxPool, k: 3, stride: 1},
+		{typ: model.OpFlatten},
+		{typ: model.OpLinear, out: 3},
 	}},
 	// Codes flattened from [H W C] keep the runtime's channels-last order
 	// through element-wise ops: the linear after them and the output of a
 	// net that ends there must see PyTorch's C, H, W order.
 	{"flatten-relu-linear", [3]int{2, 4, 3}, []layerSpec{
-		{typ: qmodel.OpConv, out: 3, k: 2, stride: 1},
-		{typ: qmodel.OpFlatten},
-		{typ: qmodel.OpReLU},
-		{typ: qmodel.OpLinear, out: 5},
+		{typ: model.OpConv, out: 3, k: 2, stride: 1},
+		{typ: model.OpFlatten},
+		{typ: model.OpReLU},
+		{typ: model.OpLinear, out: 5},
 	}},
 	{"ends-in-flatten", [3]int{2, 4, 3}, []layerSpec{
-		{typ: qmodel.OpConv, out: 3, k: 2, stride: 1},
-		{typ: qmodel.OpFlatten},
-		{typ: qmodel.OpReLU6},
+		{typ: model.OpConv, out: 3, k: 2, stride: 1},
+		{typ: model.OpFlatten},
+		{typ: model.OpReLU6},
 	}},
 	{"mlp", [3]int{1, 5, 7}, []layerSpec{
-		{typ: qmodel.OpFlatten},
-		{typ: qmodel.OpLinear, out: 33, act: qmodel.OpReLU},
-		{typ: qmodel.OpLinear, out: 65, act: qmodel.OpReLU6},
-		{typ: qmodel.OpLinear, out: 4},
+		{typ: model.OpFlatten},
+		{typ: model.OpLinear, out: 33, act: model.OpReLU},
+		{typ: model.OpLinear, out: 65, act: model.OpReLU6},
+		{typ: model.OpLinear, out: 4},
 	}},
 }
 
@@ -337,7 +338,7 @@ func TestQuantizeMatchesPixels(t *testing.T) {
 func TestLayerMatchesNet(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	tn := testNets[1]
-	m := randomModel(t, rng, tn.in, []layerSpec{tn.specs[0], {typ: qmodel.OpFlatten}}, 8, 8, qmodel.RequantFloat)
+	m := randomModel(t, rng, tn.in, []layerSpec{tn.specs[0], {typ: model.OpFlatten}}, 8, 8, qmodel.RequantFloat)
 	op := m.Ops[0]
 	oh, ow := 7, 6
 	net, err := New(m)

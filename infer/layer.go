@@ -3,6 +3,7 @@ package infer
 import (
 	"fmt"
 
+	"qat/model"
 	"qat/qmodel"
 )
 
@@ -21,9 +22,9 @@ type Layer struct {
 func NewLayer(o *qmodel.Op, in []int, inQ qmodel.Quant, mode qmodel.Requant) (*Layer, error) {
 	var nhwc []int
 	switch {
-	case o.Type == qmodel.OpConv && len(in) == 3:
+	case o.Type == model.OpConv && len(in) == 3:
 		nhwc = []int{in[1], in[2], in[0]}
-	case o.Type == qmodel.OpLinear && len(in) == 1:
+	case o.Type == model.OpLinear && len(in) == 1:
 		nhwc = in
 	default:
 		return nil, fmt.Errorf("infer: layer %s: %s op on input of shape %v", o.Name, o.Type, in)
@@ -33,7 +34,7 @@ func NewLayer(o *qmodel.Op, in []int, inQ qmodel.Quant, mode qmodel.Requant) (*L
 		return nil, fmt.Errorf("infer: layer %s: %w", o.Name, err)
 	}
 	l := &Layer{op: p}
-	if o.Type == qmodel.OpConv {
+	if o.Type == model.OpConv {
 		l.inCHW = in
 	}
 	return l, nil

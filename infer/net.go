@@ -3,6 +3,7 @@ package infer
 import (
 	"fmt"
 
+	"qat/model"
 	"qat/qmodel"
 	"qat/quant"
 )
@@ -50,9 +51,9 @@ func newNet(m *qmodel.Model, fuse bool) (*Net, error) {
 		// order, until a linear op consumes them: element-wise ops and
 		// flattening flat codes keep the order.
 		switch {
-		case o.kind == qmodel.OpFlatten && len(shape) == 3:
+		case o.kind == model.OpFlatten && len(shape) == 3:
 			flatFrom = shape
-		case o.kind == qmodel.OpFlatten, o.kind == qmodel.OpReLU, o.kind == qmodel.OpReLU6:
+		case o.kind == model.OpFlatten, o.kind == model.OpReLU, o.kind == model.OpReLU6:
 		default:
 			flatFrom = nil
 		}
@@ -87,9 +88,9 @@ func newNet(m *qmodel.Model, fuse bool) (*Net, error) {
 	return n, nil
 }
 
-// normalize is the pixel normalisation of qmodel.Norm, in float32 (the
-// trainer's data.Norm.Apply).
-func normalize(n qmodel.Norm, p uint8) float32 {
+// normalize is the pixel normalisation of model.Norm, in float32 (the
+// trainer's model.Norm.Apply).
+func normalize(n model.Norm, p uint8) float32 {
 	x := float32(p) / 255
 	if n.Std == 0 {
 		return x - n.Mean

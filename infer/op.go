@@ -8,13 +8,14 @@ import (
 
 	"qat/internal/qgemm"
 	"qat/internal/qvec"
+	"qat/model"
 	"qat/qmodel"
 )
 
 // op is one prepared operation on NHWC codes. in and out are per-sample
 // shapes: [H, W, C] or [N].
 type op struct {
-	kind    qmodel.OpType
+	kind    model.OpType
 	name    string
 	in, out []int
 	outQ    qmodel.Quant
@@ -83,7 +84,7 @@ func newOp(o *qmodel.Op, in []int, inQ qmodel.Quant, mode qmodel.Requant, flatFr
 	p := &op{kind: o.Type, name: o.Name, in: in, outQ: o.Output, lo: o.ClampMin, hi: o.ClampMax,
 		k: o.Kernel, stride: o.Stride, pad: o.Padding}
 	switch o.Type {
-	case qmodel.OpConv:
+	case model.OpConv:
 		if len(in) != 3 || in[2] != o.In {
 			return nil, fmt.Errorf("conv input shape %v, want [H W %d]", in, o.In)
 		}
@@ -103,7 +104,7 @@ func newOp(o *qmodel.Op, in []int, inQ qmodel.Quant, mode qmodel.Requant, flatFr
 		if err := p.prepareWeights(o, w, inQ, mode); err != nil {
 			return nil, err
 		}
-	case qmodel.OpLinear:
+	case model.OpLinear:
 		if len(in) != 1 || in[0] != o.In {
 			return nil, fmt.Errorf("linear input shape %v, want [%d]", in, o.In)
 		}
@@ -124,14 +125,14 @@ func newOp(o *qmodel.Op, in []int, inQ qmodel.Quant, mode qmodel.Requant, flatFr
 		if err := p.prepareWeights(o, w, inQ, mode); err != nil {
 			return nil, err
 		}
-	case qmodel.OpMaxPool, qmodel.OpAvgPool:
+	case model.OpMaxPool, model.OpAvgPool:
 		if len(in) != 3 {
 			return nil, fmt.Errorf("pool input shape %v is not [H W C]", in)
 		}
 		p.out = []int{(in[0]-o.Kernel)/o.Stride + 1, (in[1]-o.Kernel)/o.Stride + 1, in[2]}
-	case qmodel.OpFlatten:
+	case model.OpFlatten:
 		p.out = []int{size(in)}
-	case qmodel.OpReLU, qmodel.OpReLU6:
+	case model.OpReLU, model.OpReLU6:
 		p.out = in
 	default:
 		return nil, fmt.Errorf("unknown op type %q", o.Type)
@@ -161,27 +162,27 @@ func (p *op) prepareWeights(o *qmodel.Op, w []int8, inQ qmodel.Quant, mode qmode
 
 // inPlace reports whether the op may write its output over its input.
 func (p *op) inPlace() bool {
-	return p.kind == qmodel.OpFlatten || p.kind == qmodel.OpReLU || p.kind == qmodel.OpReLU6
+	return p.kind == model.OpFlatten || p.kind == model.OpReLU || p.kind == model.OpReLU6
 }
 
 func (p *op) run(dst, src []uint8, batch int, s *scratch) {
 	switch p.kind {
-	case qmodel.OpConv:
+	case model.OpConv:
 		p.conv(dst, src, batch, s)
-	case qmodel.OpLinear:
+	case model.OpLinear:
 		acc := s.accs(batch * p.out[0])
 		qgemm.Gemm(acc, p.out[0], src, p.in[0], batch, p.packed)
 		p.requant(dst, acc)
-	case qmodel.OpMaxPool:
+	case model.OpMaxPool:
 		maxPool(dst, src, batch, p.in, p.out, p.k, p.stride, s.cols(p.in[1]*p.in[2]))
-	case qmodel.OpAvgPool:
+	case model.OpAvgPool:
 		avgPool(dst, src, batch, p.in, p.out, p.k, p.stride)
-	case qmodel.OpReLU, qmodel.OpReLU6:
+	case model.OpReLU, model.OpReLU6:
 		lo, hi := uint8(p.lo), uint8(p.hi)
 		for i, v := range src {
 			dst[i] = min(max(v, lo), hi)
 		}
-	case qmodel.OpFlatten:
+	case model.OpFlatten:
 		// NHWC data is already flat; the next linear's weights match it.
 	}
 }
@@ -271,7 +272,7 @@ func (p *op) finish(dst []uint8, acc []int32, n int, s *scratch) {
 // Otherwise (and for anything but conv then max pool) it returns false
 // and changes nothing.
 func (p *op) fusePool(q *op) bool {
-	if p.kind != qmodel.OpConv {
+	if p.kind != model.OpConv {
 		return false
 	}
 	return p.fusePoolBound(q, p.packed.K())
@@ -279,7 +280,7 @@ func (p *op) fusePool(q *op) bool {
 
 // fusePoolBound is fusePool for K products per accumulator.
 func (p *op) fusePoolBound(q *op, K int) bool {
-	if p.kind != qmodel.OpConv || q.kind != qmodel.OpMaxPool || p.poolK != 0 || q.k < 1 || q.stride < 1 {
+	if p.kind != model.OpConv || q.kind != model.OpMaxPool || p.poolK != 0 || q.k < 1 || q.stride < 1 {
 		return false
 	}
 	bound := int64(255*128) * int64(K)

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"qat/model"
 	"qat/qmodel"
 )
 
@@ -48,8 +49,8 @@ func TestParallelMatchesRunner(t *testing.T) {
 func TestLayerRunParallel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	in := [3]int{3, 9, 8}
-	conv := randomModel(t, rng, in, []layerSpec{{typ: qmodel.OpConv, out: 5, k: 3, stride: 1, pad: 1, act: qmodel.OpReLU}, {typ: qmodel.OpFlatten}}, 8, 8, qmodel.RequantFloat)
-	linear := randomModel(t, rng, in, []layerSpec{{typ: qmodel.OpFlatten}, {typ: qmodel.OpLinear, out: 9}}, 8, 8, qmodel.RequantFixed)
+	conv := randomModel(t, rng, in, []layerSpec{{typ: model.OpConv, out: 5, k: 3, stride: 1, pad: 1, act: model.OpReLU}, {typ: model.OpFlatten}}, 8, 8, qmodel.RequantFloat)
+	linear := randomModel(t, rng, in, []layerSpec{{typ: model.OpFlatten}, {typ: model.OpLinear, out: 9}}, 8, 8, qmodel.RequantFixed)
 	for _, tc := range []struct {
 		op *qmodel.Op
 		in []int

@@ -38,7 +38,7 @@ func (m *Model) CaptureQuantInputs(x []float32) ([]QuantInput, error) {
 		return nil, fmt.Errorf("model %s: capture quantizer inputs: %d input values are not a whole number of %v samples",
 			m.Spec.Name, len(x), m.Spec.Input)
 	}
-	if err := m.checkReady(); err != nil {
+	if err := m.CheckReady(); err != nil {
 		return nil, err
 	}
 	// A Calibrate graph is built without exact layers, so every quantizer

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"qat/internal/graphval"
+	"qat/model"
 	"qat/quant"
 )
 
@@ -15,7 +16,7 @@ import (
 // statistics, and the capture batch.
 func calibratedLeNet(t *testing.T, qc QuantConfig) (*Model, []float32) {
 	t.Helper()
-	s, err := Builtin("lenet")
+	s, err := model.Builtin("lenet")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,8 +131,6 @@ func TestCaptureQuantInputs(t *testing.T) {
 			}
 
 			// The float simulation's eval graph taps the same tensors.
-			exactEval = false
-			defer func() { exactEval = true }()
 			gr, err := m.NewGraph(3, Eval)
 			if err != nil {
 				t.Fatal(err)
@@ -157,7 +156,7 @@ func TestCaptureQuantInputs(t *testing.T) {
 }
 
 func TestCaptureQuantInputsErrors(t *testing.T) {
-	s, _ := Builtin("lenet")
+	s, _ := model.Builtin("lenet")
 	float, err := NewModel(s, 1)
 	if err != nil {
 		t.Fatal(err)

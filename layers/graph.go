@@ -10,6 +10,8 @@ import (
 	"gorgonia.org/tensor"
 
 	"qat/internal/graphval"
+	"qat/model"
+	"qat/ops"
 	"qat/quant"
 )
 
@@ -53,13 +55,14 @@ type Graph struct {
 	version int
 	kind    GraphKind
 	batch   int
+	exact   Exact // nil: the float fake-quant simulation
 
 	g      *gorgonia.ExprGraph
 	vm     gorgonia.VM
 	x      *gorgonia.Node
 	xData  []float32
 	logits *gorgonia.Node
-	loss   *CrossEntropy
+	loss   *ops.CrossEntropy
 
 	params []*Param
 	grads  []*gorgonia.Node
@@ -79,15 +82,33 @@ type qtap struct {
 	node *gorgonia.Node
 }
 
-// NewGraph builds and compiles the model's graph for batch samples.
+// NewGraph builds and compiles the model's graph for batch samples. An
+// Eval graph of it computes the float fake-quant simulation of the int8
+// model; NewExactGraph computes the int8 model itself.
 func (m *Model) NewGraph(batch int, kind GraphKind) (*Graph, error) {
+	return m.newGraph(batch, kind, nil)
+}
+
+// NewExactGraph builds and compiles an Eval graph for batch samples in
+// which exact computes every quantized conv or linear layer whose input is
+// on a quantizer's grid (with both its quantizers, and any BN folded), and
+// every average pool on a grid, as the exported int8 model does (see
+// Exact). exact must not be nil; for a float model the graph is NewGraph's.
+func (m *Model) NewExactGraph(batch int, exact Exact) (*Graph, error) {
+	if exact == nil {
+		panic("layers: NewExactGraph with a nil Exact")
+	}
+	return m.newGraph(batch, Eval, exact)
+}
+
+func (m *Model) newGraph(batch int, kind GraphKind, exact Exact) (*Graph, error) {
 	if batch < 1 {
 		return nil, fmt.Errorf("model %s: batch size %d", m.Spec.Name, batch)
 	}
 	if kind == Train && m.NeedsInit() {
 		return nil, fmt.Errorf("model %s: learnable quantizers are not initialised: calibrate first", m.Spec.Name)
 	}
-	gr := &Graph{model: m, version: m.version, kind: kind, batch: batch, g: gorgonia.NewGraph()}
+	gr := &Graph{model: m, version: m.version, kind: kind, batch: batch, exact: exact, g: gorgonia.NewGraph()}
 	if err := gr.build(); err != nil {
 		return nil, fmt.Errorf("model %s: build %v graph: %w", m.Spec.Name, kind, err)
 	}
@@ -119,7 +140,7 @@ func (gr *Graph) build() error {
 	var err error
 	// cur is the quantizer on whose grid h lies, nil when it is off-grid.
 	var cur *Quantizer
-	exact := exactEval && gr.kind == Eval && m.Quantized()
+	exact := gr.exact != nil && m.Quantized()
 	if q := m.Quantizer("input_fake_quant"); q != nil {
 		if h, err = gr.quantize(q, h, pn); err != nil {
 			return err
@@ -131,43 +152,54 @@ func (gr *Graph) build() error {
 	if err != nil {
 		return err
 	}
-	inShape := m.Spec.Input
-	for i, l := range m.Spec.Layers {
-		label := fmt.Sprintf("layer %d (%s %s)", i, l.Type, l.Name)
-		switch l.Type {
-		case TypeConv, TypeLinear:
+	src, err := m.Spec.Sources()
+	if err != nil {
+		return err
+	}
+	// Node i's output and the quantizer on whose grid it lies.
+	outs, grids := make([]*gorgonia.Node, len(shapes)), make([]*Quantizer, len(shapes))
+	input, inputGrid := h, cur
+	for i, l := range m.Spec.Nodes {
+		inShape := m.Spec.Input
+		h, cur = input, inputGrid
+		if j := src[i][0]; j >= 0 {
+			h, cur, inShape = outs[j], grids[j], shapes[j]
+		}
+		label := fmt.Sprintf("layer %d (%s %s)", i, l.Op, l.Name)
+		switch l.Op {
+		case model.OpConv, model.OpLinear:
 			if exact && cur != nil && m.exactable(l) {
 				h, err = gr.exactLayer(l, h, cur, inShape, shapes[i])
 			} else {
 				h, err = gr.weighted(l, h, pn)
 			}
 			cur = m.Quantizer(l.Name + ".activation_post_process")
-		case TypeMaxPool:
-			h, err = MaxPool2d(h, l.Kernel, l.Stride)
-		case TypeAvgPool:
+		case model.OpMaxPool:
+			h, err = ops.MaxPool2d(h, l.Kernel, l.Stride)
+		case model.OpAvgPool:
 			if exact && cur != nil {
-				h, err = gr.exactAvgPool(h, cur, l.Kernel, l.stride())
+				h, err = gr.exactAvgPool(h, cur, l)
 			} else {
-				h, err = AvgPool2d(h, l.Kernel, l.Stride)
+				h, err = ops.AvgPool2d(h, l.Kernel, l.Stride)
 				cur = nil
 			}
-		case TypeFlatten:
-			h, err = Flatten(h)
-		case TypeReLU:
-			h, err = ReLU(h)
-		case TypeReLU6:
-			h, err = ReLU6(h)
+		case model.OpFlatten:
+			h, err = ops.Flatten(h)
+		case model.OpReLU:
+			h, err = ops.ReLU(h)
+		case model.OpReLU6:
+			h, err = ops.ReLU6(h)
 		default:
-			err = fmt.Errorf("unknown layer type %q", l.Type)
+			err = fmt.Errorf("unknown layer type %q", l.Op)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", label, err)
 		}
 		gr.taps = append(gr.taps, tap{label, h})
-		inShape = shapes[i]
+		outs[i], grids[i] = h, cur
 	}
 	gr.logits = h
-	if gr.loss, err = NewCrossEntropy(h); err != nil {
+	if gr.loss, err = ops.NewCrossEntropy(h); err != nil {
 		return err
 	}
 	if gr.kind != Train {
@@ -193,7 +225,7 @@ func (gr *Graph) build() error {
 // _ConvBnNd: the weight is scaled by sf = gamma/sqrt(running_var+eps)
 // before fake quantization, the conv output is divided by sf, the bias is
 // added and BN runs on the result (batch statistics while training).
-func (gr *Graph) weighted(l LayerSpec, h *gorgonia.Node, pn func(*Param) *gorgonia.Node) (*gorgonia.Node, error) {
+func (gr *Graph) weighted(l model.Node, h *gorgonia.Node, pn func(*Param) *gorgonia.Node) (*gorgonia.Node, error) {
 	m := gr.model
 	w := pn(m.Param(l.Name + ".weight"))
 	var b, gamma, beta, sf *gorgonia.Node
@@ -205,10 +237,10 @@ func (gr *Graph) weighted(l LayerSpec, h *gorgonia.Node, pn func(*Param) *gorgon
 	if bn != nil {
 		gamma, beta = pn(m.Param(l.BN+".weight")), pn(m.Param(l.BN+".bias"))
 		if m.Folded() {
-			if sf, err = FoldScale(gamma, bn); err != nil {
+			if sf, err = ops.FoldScale(gamma, bn); err != nil {
 				return nil, err
 			}
-			if w, err = ChannelMul(w, sf, 0); err != nil {
+			if w, err = ops.ChannelMul(w, sf, 0); err != nil {
 				return nil, err
 			}
 		}
@@ -219,21 +251,21 @@ func (gr *Graph) weighted(l LayerSpec, h *gorgonia.Node, pn func(*Param) *gorgon
 		}
 	}
 	var y *gorgonia.Node
-	if l.Type == TypeLinear {
-		if y, err = Linear(h, w, b); err != nil {
+	if l.Op == model.OpLinear {
+		if y, err = ops.Linear(h, w, b); err != nil {
 			return nil, err
 		}
 	} else {
-		if y, err = Conv2d(h, w, ConvConfig{Stride: l.Stride, Padding: l.Padding}); err != nil {
+		if y, err = ops.Conv2d(h, w, ops.ConvConfig{Stride: l.Stride, Padding: l.Padding}); err != nil {
 			return nil, err
 		}
 		if sf != nil {
-			if y, err = ChannelDiv(y, sf, 1); err != nil {
+			if y, err = ops.ChannelDiv(y, sf, 1); err != nil {
 				return nil, err
 			}
 		}
 		if b != nil {
-			if y, err = AddChannelBias(y, b); err != nil {
+			if y, err = ops.AddChannelBias(y, b); err != nil {
 				return nil, err
 			}
 		}
@@ -244,10 +276,10 @@ func (gr *Graph) weighted(l LayerSpec, h *gorgonia.Node, pn func(*Param) *gorgon
 		}
 	}
 	switch l.Act {
-	case TypeReLU:
-		y, err = ReLU(y)
-	case TypeReLU6:
-		y, err = ReLU6(y)
+	case model.OpReLU:
+		y, err = ops.ReLU(y)
+	case model.OpReLU6:
+		y, err = ops.ReLU6(y)
 	}
 	if err != nil {
 		return nil, err
@@ -296,7 +328,7 @@ func (gr *Graph) Run(labels []int) error {
 		return fmt.Errorf("model %s: %v graph is stale (quantizers changed since it was built): rebuild it", m.Spec.Name, gr.kind)
 	}
 	if gr.kind == Eval || (gr.kind == Train && m.observersFrozen) {
-		if err := m.checkReady(); err != nil {
+		if err := m.CheckReady(); err != nil {
 			return err
 		}
 	}

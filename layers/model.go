@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 
 	"qat/fakequant"
+	"qat/model"
+	"qat/ops"
 	"qat/quant"
 )
 
@@ -71,11 +73,11 @@ func (q *Quantizer) Params() (quant.Params, bool) {
 // float model), parameters, BatchNorm statistics and quantizers. Graphs
 // built from it (NewGraph) share that state.
 type Model struct {
-	Spec  ModelSpec
+	Spec  model.Graph
 	Quant *QuantConfig
 
 	params     []*Param // weights, biases, BN affine, learnable quant params
-	bns        map[string]*BatchNorm
+	bns        map[string]*ops.BatchNorm
 	quantizers []*Quantizer
 	// observersFrozen and bnFrozen are the QAT schedule's switches.
 	observersFrozen, bnFrozen bool
@@ -86,20 +88,20 @@ type Model struct {
 // NewModel returns a float model of spec s with PyTorch's default
 // initialisation (Kaiming-uniform weights with a = sqrt(5), biases
 // uniform in ±1/sqrt(fan_in), BN weight 1 and bias 0) from seed.
-func NewModel(s ModelSpec, seed uint64) (*Model, error) {
+func NewModel(s model.Graph, seed uint64) (*Model, error) {
 	shapes, err := s.Shapes()
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", s.Name, err)
 	}
-	m := &Model{Spec: s, bns: map[string]*BatchNorm{}}
+	m := &Model{Spec: s, bns: map[string]*ops.BatchNorm{}}
 	rng := rand.New(rand.NewPCG(seed, 0x9a7))
 	in := s.Input
-	for i, l := range s.Layers {
-		switch l.Type {
-		case TypeConv, TypeLinear:
+	for i, l := range s.Nodes {
+		switch l.Op {
+		case model.OpConv, model.OpLinear:
 			var w *Param
 			var fanIn int
-			if l.Type == TypeConv {
+			if l.Op == model.OpConv {
 				w = newParam(l.Name+".weight", l.Out, in[0], l.Kernel, l.Kernel)
 				fanIn = in[0] * l.Kernel * l.Kernel
 			} else {
@@ -115,7 +117,7 @@ func NewModel(s ModelSpec, seed uint64) (*Model, error) {
 				m.params = append(m.params, b)
 			}
 			if l.BN != "" {
-				bn, err := NewBatchNorm(l.Out, BatchNormConfig{})
+				bn, err := ops.NewBatchNorm(l.Out, ops.BatchNormConfig{})
 				if err != nil {
 					return nil, fmt.Errorf("model %s: layer %s: %w", s.Name, l.Name, err)
 				}
@@ -174,7 +176,7 @@ func (m *Model) Param(name string) *Param {
 }
 
 // BatchNorm returns the BatchNorm module of that name, or nil.
-func (m *Model) BatchNorm(name string) *BatchNorm { return m.bns[name] }
+func (m *Model) BatchNorm(name string) *ops.BatchNorm { return m.bns[name] }
 
 // Quantizers returns the model's quantizers in graph order (nil for a
 // float model).
@@ -213,7 +215,7 @@ func (m *Model) Quantize(c QuantConfig) error {
 	var qs []*Quantizer
 	// act is the activation fused before the quantizer ("" for weights and
 	// the input).
-	add := func(name, layer, role, act string, spec QuantSpec) error {
+	add := func(name, layer, role string, act model.OpType, spec QuantSpec) error {
 		if spec.Off {
 			return nil
 		}
@@ -228,7 +230,7 @@ func (m *Model) Quantize(c QuantConfig) error {
 		q := &Quantizer{Name: name, Layer: layer, Role: role, Spec: spec, Scheme: s,
 			FQ: fakequant.New(obs, fakequant.Named(name))}
 		pact := spec.Learnable == LearnPACT
-		if spec.Learnable != "" && (!pact || act == TypeReLU || act == TypeReLU6) {
+		if spec.Learnable != "" && (!pact || act == model.OpReLU || act == model.OpReLU6) {
 			l, err := fakequant.NewLearnable(fakequant.LearnableConfig{
 				Name: name, QMin: s.QMin(), QMax: s.QMax(), PerChannel: s.PerChannel, Axis: s.Axis,
 				LearnZeroPoint: spec.Learnable == LearnLSQPlus, PACT: pact, AlphaDecay: spec.AlphaDecay,
@@ -245,8 +247,8 @@ func (m *Model) Quantize(c QuantConfig) error {
 	if err := add("input_fake_quant", "", RoleInput, "", c.InputSpec()); err != nil {
 		return err
 	}
-	for _, l := range m.Spec.Layers {
-		if !l.Quantized() {
+	for _, l := range m.Spec.Nodes {
+		if !l.Weighted() {
 			continue
 		}
 		if err := add(l.Name+".weight_fake_quant", l.Name, RoleWeight, "", c.WeightSpec(l.Name)); err != nil {
@@ -335,10 +337,10 @@ func (m *Model) setMode(train, calibrate bool) error {
 	return nil
 }
 
-// checkReady reports an error naming the first quantizer that has no
+// CheckReady reports an error naming the first quantizer that has no
 // params to apply yet (a quantized model must be calibrated or trained
 // before evaluation).
-func (m *Model) checkReady() error {
+func (m *Model) CheckReady() error {
 	for _, q := range m.quantizers {
 		if _, ok := q.Params(); !ok {
 			return fmt.Errorf("quantizer %s has no params yet: calibrate or fine-tune the model first", q.Name)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"qat/data"
+	"qat/model"
 	"qat/safetensors"
 )
 
@@ -13,7 +14,7 @@ import (
 // (../shared/peers/torch_qat.py): sum(p.numel() for p in m.parameters()).
 func TestBuiltinParamCounts(t *testing.T) {
 	for name, want := range map[string]int{"mlp": 235146, "lenet": 80298} {
-		s, err := Builtin(name)
+		s, err := model.Builtin(name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -29,7 +30,7 @@ func TestBuiltinParamCounts(t *testing.T) {
 			t.Errorf("%s: %d params, PyTorch has %d", name, n, want)
 		}
 	}
-	s, _ := Builtin("lenet")
+	s, _ := model.Builtin("lenet")
 	m, _ := NewModel(s, 1)
 	var names []string
 	for _, p := range m.Params() {
@@ -38,39 +39,6 @@ func TestBuiltinParamCounts(t *testing.T) {
 	want := "c1.weight c1.bias b1.weight b1.bias c2.weight c2.bias b2.weight b2.bias fc1.weight fc1.bias fc2.weight fc2.bias"
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("lenet params %s, want the PyTorch state_dict order %s", got, want)
-	}
-}
-
-func TestSpecErrors(t *testing.T) {
-	for _, c := range []struct{ json, want string }{
-		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"linear","name":"a","out":10}]}`, "not a vector"},
-		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","out":10}]}`, "needs a name"},
-		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":9}]}`, "want [10] logits"},
-		{`{"name":"x","input":[1,4,4],"classes":2,"layers":[{"type":"conv","name":"c","out":2,"kernel":5}]}`, "larger than"},
-		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":10,"act":"gelu"}]}`, "unknown activation"},
-		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"dense"}]}`, "unknown layer type"},
-		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":10}],"extra":1}`, "unknown field"},
-		{`{"name":"x","input":[1,8,8],"classes":2,"layers":[{"type":"conv","name":"a","out":2,"kernel":3,"bn":"a"},{"type":"flatten"},{"type":"linear","name":"f","out":2}]}`, "used twice"},
-		{`{"name":"x","input":[28,28],"classes":10,"layers":[{"type":"flatten"}]}`, "want [C, H, W]"},
-		// Strict JSON (internal/strictjson).
-		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":10}]} []`, "data after the JSON value"},
-		{`{"name":"x","name":"y","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":10}]}`, `duplicate field "name"`},
-		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":10,"act":null}]}`, `"layers.1.act" is null`},
-		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","Name":"a","out":10}]}`, `unknown field "layers.1.Name"`},
-		// Sizes are bounded before anything is allocated: a linear layer
-		// of 2^40 weights, a conv of 2^32 and sizes that would overflow.
-		{`{"name":"x","input":[1,1024,1024],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":1048576},{"type":"linear","name":"b","out":10}]}`,
-			"layer 1 (linear a): the model reaches 1099512676352 parameters here, above the limit of 268435456 (--max-params raises it)"},
-		{`{"name":"x","input":[4096,8,8],"classes":10,"layers":[{"type":"conv","name":"c","out":65536,"kernel":4}]}`, "above the limit of 268435456"},
-		{`{"name":"x","input":[1,8,8],"classes":10,"layers":[{"type":"conv","name":"c","out":4096,"kernel":3,"padding":8000}]}`, "activation values per sample here, above the limit"},
-		{`{"name":"x","input":[16777216,16777216,16777216],"classes":10,"layers":[{"type":"flatten"}]}`, "activation values per sample here, above the limit"},
-		{`{"name":"x","input":[1,8,8],"classes":10,"layers":[{"type":"conv","name":"c","out":9223372036854775807,"kernel":3}]}`, "out 9223372036854775807 is above 16777216"},
-		{`{"name":"x","input":[1,8,99999999],"classes":10,"layers":[{"type":"flatten"}]}`, "every dimension must be in [1, 16777216]"},
-	} {
-		_, err := ParseSpec([]byte(c.json))
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: error %v, want one containing %q", c.json, err, c.want)
-		}
 	}
 }
 
@@ -135,7 +103,7 @@ func TestMixedPrecisionConfig(t *testing.T) {
 
 func newLeNet(t testing.TB) *Model {
 	t.Helper()
-	s, err := Builtin("lenet")
+	s, err := model.Builtin("lenet")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +126,7 @@ func fill(t testing.TB, gr *Graph) []int {
 		idx[i] = i
 	}
 	y := make([]int, len(idx))
-	ds.Fill(gr.Input(), y, idx, data.Norm{Mean: data.MNISTMean, Std: data.MNISTStd})
+	ds.Fill(gr.Input(), y, idx, model.Norm{Mean: data.MNISTMean, Std: data.MNISTStd})
 	return y
 }
 
@@ -400,7 +368,7 @@ func TestGraphStaleAndNotReady(t *testing.T) {
 // A model from a config file with stride, padding, ReLU6, average pooling,
 // a standalone ReLU and a bias-free conv trains in QAT.
 func TestConfigFileModel(t *testing.T) {
-	s, err := LoadSpec("testdata/small-cnn.json")
+	s, err := model.Load("../model/testdata/small-cnn.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +401,7 @@ func TestConfigFileModel(t *testing.T) {
 	if len(gr.QuantStats()) != 7 {
 		t.Errorf("%d quantizer stats, want 7 (input, 3 layers x weight+act)", len(gr.QuantStats()))
 	}
-	if _, err := LoadSpec("testdata/missing.json"); err == nil || !strings.Contains(err.Error(), "neither") {
+	if _, err := model.Load("../model/testdata/missing.json"); err == nil || !strings.Contains(err.Error(), "neither") {
 		t.Errorf("missing config: %v", err)
 	}
 }

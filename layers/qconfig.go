@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"qat/internal/strictjson"
+	"qat/model"
 	"qat/quant"
 )
 
@@ -164,13 +165,13 @@ func (c *QuantConfig) SetLearnable(kind string) {
 
 // Validate checks every spec and that each override names a conv or
 // linear layer of s.
-func (c QuantConfig) Validate(s ModelSpec) error {
+func (c QuantConfig) Validate(s model.Graph) error {
 	if err := c.checkSpecs(); err != nil {
 		return err
 	}
 	known := map[string]bool{}
-	for _, l := range s.Layers {
-		if l.Quantized() {
+	for _, l := range s.Nodes {
+		if l.Weighted() {
 			known[l.Name] = true
 		}
 	}

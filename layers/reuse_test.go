@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"qat/data"
+	"qat/model"
 )
 
 // runOutputs is what a caller reads after a run: loss, logits, every
@@ -97,7 +98,7 @@ func TestRerunMatchesFreshGraph(t *testing.T) {
 			idx[i] = first + 3*i
 		}
 		y := make([]int, len(idx))
-		ds.Fill(gr.Input(), y, idx, data.Norm{Mean: data.MNISTMean, Std: data.MNISTStd})
+		ds.Fill(gr.Input(), y, idx, model.Norm{Mean: data.MNISTMean, Std: data.MNISTStd})
 		return y
 	}
 	cases := []struct {
@@ -118,7 +119,7 @@ func TestRerunMatchesFreshGraph(t *testing.T) {
 	for _, c := range cases {
 		for _, kind := range []GraphKind{Train, Eval} {
 			t.Run(c.name+"/"+kind.String(), func(t *testing.T) {
-				s, err := Builtin(c.model)
+				s, err := model.Builtin(c.model)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -7,13 +7,14 @@ import (
 	"slices"
 	"sort"
 
+	"qat/model"
 	"qat/quant"
 	"qat/safetensors"
 )
 
 // Checkpoint metadata keys written by SaveState.
 const (
-	MetaArch       = "qat.arch"       // ModelSpec JSON
+	MetaArch       = "qat.arch"       // model.Graph JSON
 	MetaQuant      = "qat.quant"      // QuantConfig JSON; absent for a float model
 	MetaQuantizers = "qat.quantizers" // quantizer state JSON
 	MetaFreeze     = "qat.freeze"     // {"observers":bool,"bn":bool}
@@ -120,7 +121,7 @@ func LoadState(f *safetensors.File) (*Model, map[string]bool, error) {
 	if !ok {
 		return nil, nil, fmt.Errorf("checkpoint has no %s metadata: not a qat checkpoint", MetaArch)
 	}
-	spec, err := ParseSpec([]byte(arch))
+	spec, err := model.Parse([]byte(arch))
 	if err != nil {
 		return nil, nil, fmt.Errorf("checkpoint %s: %w", MetaArch, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"qat/data"
+	"qat/model"
 )
 
 // BenchmarkTrainStep times one training step (forward, loss and every
@@ -17,14 +18,14 @@ func BenchmarkTrainStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, model := range []string{"lenet", "mlp"} {
+	for _, arch := range []string{"lenet", "mlp"} {
 		for _, qat := range []bool{false, true} {
-			name := model + "/float"
+			name := arch + "/float"
 			if qat {
-				name = model + "/qat"
+				name = arch + "/qat"
 			}
 			b.Run(name, func(b *testing.B) {
-				s, err := Builtin(model)
+				s, err := model.Builtin(arch)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -46,7 +47,7 @@ func BenchmarkTrainStep(b *testing.B) {
 					idx[i] = i
 				}
 				labels := make([]int, batch)
-				ds.Fill(gr.Input(), labels, idx, data.Norm{Mean: data.MNISTMean, Std: data.MNISTStd})
+				ds.Fill(gr.Input(), labels, idx, model.Norm{Mean: data.MNISTMean, Std: data.MNISTStd})
 				if err := gr.Run(labels); err != nil {
 					b.Fatal(err)
 				}

@@ -10,6 +10,8 @@ import (
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"qat/internal/graphval"
 )
 
 // errBadInput is the cause a failing op returns in TestUnwrapVM.
@@ -19,9 +21,9 @@ var errBadInput = errors.New("bad input values")
 type failOp struct{}
 
 func (failOp) Arity() int    { return 1 }
-func (failOp) Type() hm.Type { return hm.NewFnType(typeAny, typeAny) }
+func (failOp) Type() hm.Type { return hm.NewFnType(graphval.TypeAny, graphval.TypeAny) }
 func (failOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
-	return shapeArg(ds, 0)
+	return graphval.ShapeArg(ds, 0)
 }
 func (failOp) ReturnsPtr() bool                             { return false }
 func (failOp) CallsExtern() bool                            { return false }

@@ -158,14 +158,17 @@ func (n Node) OutShape(in []int) ([]int, error) {
 // checkAttrs checks the node's attributes, whatever its input.
 func (n Node) checkAttrs() error {
 	if !slices.Contains(opTypes, n.Op) {
-		return fmt.Errorf("unknown type %q (want %s)", n.Op, typeList())
+		return fmt.Errorf("unknown layer type %q (want %s)", n.Op, typeList())
 	}
 	for _, v := range []struct {
 		name string
 		v    int
 	}{{"out", n.Out}, {"kernel", n.Kernel}, {"stride", n.Stride}, {"padding", n.Padding}} {
-		if v.v < 0 || v.v > MaxSize {
-			return fmt.Errorf("%s %d: want 0 to %d", v.name, v.v, MaxSize)
+		switch {
+		case v.v < 0:
+			return fmt.Errorf("%s %d is negative", v.name, v.v)
+		case v.v > MaxSize:
+			return fmt.Errorf("%s %d is above %d", v.name, v.v, MaxSize)
 		}
 	}
 	switch n.Act {

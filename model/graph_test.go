@@ -15,7 +15,7 @@ func TestParseErrors(t *testing.T) {
 		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":9}]}`, "want [10] logits"},
 		{`{"name":"x","input":[1,4,4],"classes":2,"layers":[{"type":"conv","name":"c","out":2,"kernel":5}]}`, "kernel 5 larger than the input [1 4 4] padded to 4x4"},
 		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":10,"act":"gelu"}]}`, "unknown activation"},
-		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"dense"}]}`, `node 0 (dense): unknown type "dense" (want conv, linear, maxpool, avgpool, flatten, relu or relu6)`},
+		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"dense"}]}`, `node 0 (dense): unknown layer type "dense" (want conv, linear, maxpool, avgpool, flatten, relu or relu6)`},
 		{`{"name":"x","input":[1,28,28],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":10}],"extra":1}`, "unknown field"},
 		{`{"name":"x","input":[1,8,8],"classes":2,"layers":[{"type":"conv","name":"a","out":2,"kernel":3,"bn":"a"},{"type":"flatten"},{"type":"linear","name":"f","out":2}]}`, "used twice"},
 		{`{"name":"x","input":[28,28],"classes":10,"layers":[{"type":"flatten"}]}`, "want [C, H, W]"},
@@ -43,8 +43,8 @@ func TestParseErrors(t *testing.T) {
 		{`{"name":"x","input":[4096,8,8],"classes":10,"layers":[{"type":"conv","name":"c","out":65536,"kernel":4}]}`, "above the limit of 268435456"},
 		{`{"name":"x","input":[1,8,8],"classes":10,"layers":[{"type":"conv","name":"c","out":4096,"kernel":3,"padding":8000}]}`, "activation values per sample here, above the limit"},
 		{`{"name":"x","input":[16777216,16777216,16777216],"classes":10,"layers":[{"type":"flatten"}]}`, "activation values per sample here, above the limit"},
-		{`{"name":"x","input":[1,8,8],"classes":10,"layers":[{"type":"conv","name":"c","out":9223372036854775807,"kernel":3}]}`, "out 9223372036854775807: want 0 to 16777216"},
-		{`{"name":"x","input":[1,8,8],"classes":10,"layers":[{"type":"conv","name":"c","out":4,"kernel":-3}]}`, "kernel -3: want 0 to 16777216"},
+		{`{"name":"x","input":[1,8,8],"classes":10,"layers":[{"type":"conv","name":"c","out":9223372036854775807,"kernel":3}]}`, "out 9223372036854775807 is above 16777216"},
+		{`{"name":"x","input":[1,8,8],"classes":10,"layers":[{"type":"conv","name":"c","out":4,"kernel":-3}]}`, "kernel -3 is negative"},
 		{`{"name":"x","input":[1,8,99999999],"classes":10,"layers":[{"type":"flatten"}]}`, "every dimension must be in [1, 16777216]"},
 	} {
 		_, err := Parse([]byte(c.json))

@@ -25,8 +25,8 @@
 // Both exporters write one graph input, "input": float32 [N, C, H, W]
 // (N symbolic) holding pixels scaled to [0, 1], float32(p)/255 for a pixel
 // p in [0, 255]; and one graph output, "logits": float32 [N, Classes]. The
-// input normalisation qmodel.Norm is part of the graph: Sub(Mean), then
-// Div(Std) unless Std is 0, in float32, as qat's data.Norm and the int8
+// input normalisation model.Norm is part of the graph: Sub(Mean), then
+// Div(Std) unless Std is 0, in float32, as qat's model.Norm and the int8
 // runtime compute it.
 //
 // # The int8 graph

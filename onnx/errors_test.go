@@ -4,8 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"qat/deploy"
 	"qat/export"
-	"qat/qmodel"
+	"qat/model"
 )
 
 func TestFromInt8Errors(t *testing.T) {
@@ -22,7 +23,7 @@ func TestFromInt8Errors(t *testing.T) {
 
 func TestFromFloatErrors(t *testing.T) {
 	m := floatModel(t, mixedSpec, 1)
-	good, err := m.FloatSource(qmodel.Norm{Mean: 0.5})
+	good, err := deploy.FloatSource(m, model.Norm{Mean: 0.5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,19 +39,19 @@ func TestFromFloatErrors(t *testing.T) {
 		want   string
 	}{
 		{"input", func(s *export.Source) { s.Input[1] = 0 }, "input shape [3 0 12]"},
-		{"classes", func(s *export.Source) { s.Classes = 6 }, "want [6] (classes)"},
+		{"classes", func(s *export.Source) { s.Classes = 6 }, "want [6] logits"},
 		{"norm", func(s *export.Source) { s.Norm.Std = -1 }, "normalisation"},
-		{"no layers", func(s *export.Source) { s.Layers = nil }, "no layers"},
-		{"type", func(s *export.Source) { s.Layers[2].Type = "gelu" }, `layer 2 (gelu ): unknown layer type "gelu"`},
-		{"act", func(s *export.Source) { s.Layers[0].Act = "tanh" }, `layer 0 (conv c1): unknown activation "tanh"`},
-		{"in", func(s *export.Source) { s.Layers[3].In = 7 }, "layer 3 (conv c2): input [8 3 3], want [7, H, W]"},
-		{"weight", func(s *export.Source) { s.Layers[3].Weight = s.Layers[3].Weight[1:] }, "layer 3 (conv c2): weight has 127 elements, want 128"},
-		{"bias", func(s *export.Source) { s.Layers[6].Bias = s.Layers[6].Bias[:2] }, "layer 6 (linear fc): bias has 2 elements, want 5"},
+		{"no layers", func(s *export.Source) { s.Layers = nil }, "no nodes"},
+		{"type", func(s *export.Source) { s.Layers[2].Op = "gelu" }, `node 2 (gelu): unknown layer type "gelu"`},
+		{"act", func(s *export.Source) { s.Layers[0].Act = "tanh" }, `node 0 (conv c1): unknown activation "tanh"`},
+		{"in", func(s *export.Source) { s.Layers[3].In = 7 }, "node 3 (conv c2): input [8 3 3], but in is 7"},
+		{"weight", func(s *export.Source) { s.Layers[3].Weight = s.Layers[3].Weight[1:] }, "node 3 (conv c2): weight has 127 elements, want 128"},
+		{"bias", func(s *export.Source) { s.Layers[6].Bias = s.Layers[6].Bias[:2] }, "node 6 (linear fc): bias has 2 elements, want 5"},
 		{"bn", func(s *export.Source) { s.Layers[0].BN = &export.BN{Eps: 1e-5} }, "BatchNorm has 0 channels, want 8"},
 		{"eps", func(s *export.Source) { bn := *s.Layers[0].BN; bn.Eps = 0; s.Layers[0].BN = &bn }, "BatchNorm eps 0"},
-		{"kernel", func(s *export.Source) { s.Layers[4].Kernel = 3 }, "layer 4 (maxpool ): kernel 3 and stride 1 on input [4 2 2]"},
-		{"stride", func(s *export.Source) { s.Layers[1].Stride = 0 }, "layer 1 (avgpool ): kernel 2 and stride 0"},
-		{"linear input", func(s *export.Source) { s.Layers[5].Type = qmodel.OpReLU }, "layer 6 (linear fc): input [4 1 1], want [4]"},
+		{"kernel", func(s *export.Source) { s.Layers[4].Kernel = 3 }, "node 4 (maxpool): kernel 3 larger than the input [4 2 2] padded to 2x2"},
+		{"stride", func(s *export.Source) { s.Layers[1].Stride = -1 }, "node 1 (avgpool): stride -1 is negative"},
+		{"linear input", func(s *export.Source) { s.Layers[5].Op = model.OpReLU }, "node 6 (linear fc): input [4 1 1] is not a vector"},
 	} {
 		s := good
 		s.Layers = append([]export.Layer(nil), good.Layers...)

@@ -4,21 +4,21 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"qat/data"
+	"qat/deploy"
 	"qat/layers"
+	"qat/model"
 	"qat/onnx/onnxtest"
-	"qat/qmodel"
 )
 
 // floatModel returns a model of spec s with seeded params and BatchNorm
 // state away from its initial 0/1, so that the normalisation matters.
-func floatModel(t *testing.T, s layers.ModelSpec, seed uint64) *layers.Model {
+func floatModel(t *testing.T, s model.Graph, seed uint64) *layers.Model {
 	t.Helper()
 	m, err := layers.NewModel(s, seed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range s.Layers {
+	for _, l := range s.Nodes {
 		if l.BN == "" {
 			continue
 		}
@@ -35,7 +35,7 @@ func floatModel(t *testing.T, s layers.ModelSpec, seed uint64) *layers.Model {
 
 // evalLogits runs m's eval graph on pixels (NCHW, whole samples)
 // normalised by norm and returns its logits.
-func evalLogits(t *testing.T, m *layers.Model, norm qmodel.Norm, pixels []uint8) []float32 {
+func evalLogits(t *testing.T, m *layers.Model, norm model.Norm, pixels []uint8) []float32 {
 	t.Helper()
 	in := m.Spec.Input
 	n := len(pixels) / (in[0] * in[1] * in[2])
@@ -43,9 +43,8 @@ func evalLogits(t *testing.T, m *layers.Model, norm qmodel.Norm, pixels []uint8)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dn := data.Norm{Mean: norm.Mean, Std: norm.Std}
 	for i, p := range pixels {
-		g.Input()[i] = dn.Apply(p)
+		g.Input()[i] = norm.Apply(p)
 	}
 	if err := g.Run(make([]int, n)); err != nil {
 		t.Fatal(err)
@@ -56,15 +55,15 @@ func evalLogits(t *testing.T, m *layers.Model, norm qmodel.Norm, pixels []uint8)
 // mixedSpec has what the built-in models lack: several input channels,
 // padding, a strided conv, ReLU6, average pooling, standalone activations,
 // a conv without bias and a pool with an explicit stride.
-var mixedSpec = layers.ModelSpec{Name: "mixed", Input: []int{3, 12, 12}, Classes: 5, Layers: []layers.LayerSpec{
-	{Type: layers.TypeConv, Name: "c1", Out: 8, Kernel: 3, Padding: 1, Stride: 2, BN: "b1", Act: layers.TypeReLU6}, // [8, 6, 6]
-	{Type: layers.TypeAvgPool, Kernel: 2},                                // [8, 3, 3]
-	{Type: layers.TypeReLU},                                              //
-	{Type: layers.TypeConv, Name: "c2", Out: 4, Kernel: 2, NoBias: true}, // [4, 2, 2]
-	{Type: layers.TypeMaxPool, Kernel: 2, Stride: 1},                     // [4, 1, 1]
-	{Type: layers.TypeFlatten},
-	{Type: layers.TypeLinear, Name: "fc", Out: 5},
-	{Type: layers.TypeReLU6},
+var mixedSpec = model.Graph{Name: "mixed", Input: []int{3, 12, 12}, Classes: 5, Nodes: []model.Node{
+	{Op: model.OpConv, Name: "c1", Out: 8, Kernel: 3, Padding: 1, Stride: 2, BN: "b1", Act: model.OpReLU6}, // [8, 6, 6]
+	{Op: model.OpAvgPool, Kernel: 2}, // [8, 3, 3]
+	{Op: model.OpReLU},               //
+	{Op: model.OpConv, Name: "c2", Out: 4, Kernel: 2, NoBias: true}, // [4, 2, 2]
+	{Op: model.OpMaxPool, Kernel: 2, Stride: 1},                     // [4, 1, 1]
+	{Op: model.OpFlatten},
+	{Op: model.OpLinear, Name: "fc", Out: 5},
+	{Op: model.OpReLU6},
 }}
 
 // TestFloatMatchesEval: the float export of a model's FloatSource, run in
@@ -75,19 +74,19 @@ var mixedSpec = layers.ModelSpec{Name: "mixed", Input: []int{3, 12, 12}, Classes
 // float function through PyTorch's ConvBn form.
 func TestFloatMatchesEval(t *testing.T) {
 	ort := onnxtest.Require(t)
-	mlp, _ := layers.Builtin("mlp")
-	lenet, _ := layers.Builtin("lenet")
+	mlp, _ := model.Builtin("mlp")
+	lenet, _ := model.Builtin("lenet")
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, c := range []struct {
-		spec   layers.ModelSpec
-		norm   qmodel.Norm
+		spec   model.Graph
+		norm   model.Norm
 		folded bool
 	}{
-		{mlp, qmodel.Norm{Mean: 0.1307, Std: 0.3081}, false},
-		{lenet, qmodel.Norm{Mean: 0.1307, Std: 0.3081}, false},
-		{lenet, qmodel.Norm{Mean: 0.1307, Std: 0.3081}, true},
-		{mixedSpec, qmodel.Norm{Mean: 0.5}, false},
-		{mixedSpec, qmodel.Norm{Mean: 0.5}, true},
+		{mlp, model.Norm{Mean: 0.1307, Std: 0.3081}, false},
+		{lenet, model.Norm{Mean: 0.1307, Std: 0.3081}, false},
+		{lenet, model.Norm{Mean: 0.1307, Std: 0.3081}, true},
+		{mixedSpec, model.Norm{Mean: 0.5}, false},
+		{mixedSpec, model.Norm{Mean: 0.5}, true},
 	} {
 		name := c.spec.Name
 		if c.folded {
@@ -101,7 +100,7 @@ func TestFloatMatchesEval(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			src, err := m.FloatSource(c.norm)
+			src, err := deploy.FloatSource(m, c.norm)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"qat/model"
 	"qat/qmodel"
 )
 
@@ -45,24 +46,24 @@ func fromInt8(m *qmodel.Model, encoding func([]int8) WeightEncoding) ([]byte, er
 		op := &m.Ops[i]
 		n := op.Name
 		switch op.Type {
-		case qmodel.OpConv:
+		case model.OpConv:
 			x = b.qlinearConv(x, op, in, m.Requant, encoding(op.Weight))
-		case qmodel.OpLinear:
+		case model.OpLinear:
 			if !columns {
 				x = b.node("Reshape", n+"/columns", []string{x, b.int64s(n+"/shape", []int{4}, -1, int64(op.In), 1, 1)})
 			}
 			x = b.qlinearConv(x, op, in, m.Requant, encoding(op.Weight))
 			columns = true
-		case qmodel.OpMaxPool:
+		case model.OpMaxPool:
 			x = b.node("MaxPool", n+"/codes", []string{x}, poolAttrs(op)...)
-		case qmodel.OpAvgPool:
+		case model.OpAvgPool:
 			x = b.node("Cast", n+"/float", []string{x}, intAttr("to", typeFloat))
 			x = b.node("AveragePool", n+"/mean", []string{x}, poolAttrs(op)...)
 			x = b.quantize(x, n, 0)
-		case qmodel.OpFlatten:
+		case model.OpFlatten:
 			x = b.node("Flatten", n+"/codes", []string{x}, intAttr("axis", 1))
 			columns = false
-		case qmodel.OpReLU, qmodel.OpReLU6:
+		case model.OpReLU, model.OpReLU6:
 			x = b.clip(x, n, op.ClampMin, op.ClampMax)
 		default:
 			// Validate accepts no other type.
@@ -86,9 +87,9 @@ func fromInt8(m *qmodel.Model, encoding func([]int8) WeightEncoding) ([]byte, er
 	return out, nil
 }
 
-// normalize appends the pixel normalisation of qmodel.Norm to x, in
+// normalize appends the pixel normalisation of model.Norm to x, in
 // float32: x - Mean, then / Std unless Std is 0.
-func (b *graph) normalize(x string, n qmodel.Norm) string {
+func (b *graph) normalize(x string, n model.Norm) string {
 	x = b.node("Sub", "input/centered", []string{x, b.float32s("input/mean", nil, n.Mean)})
 	if n.Std != 0 {
 		x = b.node("Div", "input/normalized", []string{x, b.float32s("input/std", nil, n.Std)})
@@ -124,7 +125,7 @@ func poolAttrs(op *qmodel.Op) []*dynamicpb.Message {
 // of its output codes.
 func (b *graph) qlinearConv(x string, op *qmodel.Op, in qmodel.Quant, mode qmodel.Requant, enc WeightEncoding) string {
 	k, s, p := int64(1), int64(1), int64(0)
-	if op.Type == qmodel.OpConv {
+	if op.Type == model.OpConv {
 		k, s, p = int64(op.Kernel), int64(op.Stride), int64(op.Padding)
 	}
 	n := op.Name

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"qat/infer"
+	"qat/model"
 	"qat/onnx/onnxtest"
 	"qat/qmodel"
 	"qat/quant"
@@ -70,7 +71,7 @@ type synth struct {
 	cur qmodel.Quant // the last op's output quantization
 }
 
-func newSynth(seed uint64, name string, input [3]int, norm qmodel.Norm, in qmodel.Quant, mode qmodel.Requant) *synth {
+func newSynth(seed uint64, name string, input [3]int, norm model.Norm, in qmodel.Quant, mode qmodel.Requant) *synth {
 	return &synth{rng: rand.New(rand.NewPCG(seed, 1)), cur: in,
 		m: &qmodel.Model{Name: name, Input: input, Norm: norm, InputQuant: in, Requant: mode}}
 }
@@ -81,10 +82,10 @@ func newSynth(seed uint64, name string, input [3]int, norm qmodel.Norm, in qmode
 // float32(in*w)/out, which the export cannot then express with the real
 // scales.
 func (s *synth) weighted(name string, in, out, k, stride, pad, bits int, zp, qmin, qmax, lo, hi int32, perturb bool) {
-	op := qmodel.Op{Type: qmodel.OpLinear, Name: name, In: in, Out: out, WeightBits: bits, ClampMin: lo, ClampMax: hi}
+	op := qmodel.Op{Type: model.OpLinear, Name: name, In: in, Out: out, WeightBits: bits, ClampMin: lo, ClampMax: hi}
 	kk := 1
 	if k > 0 {
-		op.Type, op.Kernel, op.Stride, op.Padding = qmodel.OpConv, k, stride, pad
+		op.Type, op.Kernel, op.Stride, op.Padding = model.OpConv, k, stride, pad
 		kk = k
 	}
 	wmax := 1<<(bits-1) - 1
@@ -109,12 +110,12 @@ func (s *synth) weighted(name string, in, out, k, stride, pad, bits int, zp, qmi
 }
 
 // plain adds a pool (kernel, stride), flatten, relu or relu6 (clamp) op.
-func (s *synth) plain(typ qmodel.OpType, name string, kernel, stride int, lo, hi int32) {
+func (s *synth) plain(typ model.OpType, name string, kernel, stride int, lo, hi int32) {
 	s.add(qmodel.Op{Type: typ, Name: name, Kernel: kernel, Stride: stride, ClampMin: lo, ClampMax: hi})
 }
 
 func (s *synth) add(op qmodel.Op) {
-	if op.Type != qmodel.OpConv && op.Type != qmodel.OpLinear {
+	if op.Type != model.OpConv && op.Type != model.OpLinear {
 		op.Output = s.cur
 	}
 	s.m.Ops = append(s.m.Ops, op)
@@ -136,16 +137,16 @@ func (s *synth) model(t *testing.T) *qmodel.Model {
 // narrowed input range, padding, strides, an average pool whose window
 // (36) makes ties, and clamps on every side.
 func deepModel(t *testing.T) *qmodel.Model {
-	s := newSynth(7, "deep", [3]int{3, 10, 10}, qmodel.Norm{Mean: 0.45, Std: 0.27},
+	s := newSynth(7, "deep", [3]int{3, 10, 10}, model.Norm{Mean: 0.45, Std: 0.27},
 		qmodel.Quant{Scale: 0.012, ZeroPoint: 100, QMin: 2, QMax: 250}, qmodel.RequantFloat)
 	s.weighted("c1", 3, 16, 3, 1, 1, 8, 20, 0, 255, 20, 255, false) // [16, 10, 10], fused ReLU
-	s.plain(qmodel.OpAvgPool, "a1", 6, 2, 0, 0)                     // [16, 3, 3]
+	s.plain(model.OpAvgPool, "a1", 6, 2, 0, 0)                      // [16, 3, 3]
 	s.weighted("c2", 16, 6, 3, 2, 2, 4, 200, 5, 250, 5, 250, true)  // [6, 3, 3]
-	s.plain(qmodel.OpMaxPool, "m1", 2, 1, 0, 0)                     // [6, 2, 2]
-	s.plain(qmodel.OpReLU, "r1", 0, 0, 128, 200)
-	s.plain(qmodel.OpFlatten, "input", 0, 0, 0, 0) // named like the graph input
+	s.plain(model.OpMaxPool, "m1", 2, 1, 0, 0)                      // [6, 2, 2]
+	s.plain(model.OpReLU, "r1", 0, 0, 128, 200)
+	s.plain(model.OpFlatten, "input", 0, 0, 0, 0) // named like the graph input
 	s.weighted("f1", 24, 20, 0, 0, 0, 8, 60, 0, 255, 60, 255, true)
-	s.plain(qmodel.OpReLU6, "r2", 0, 0, 60, 180)
+	s.plain(model.OpReLU6, "r2", 0, 0, 60, 180)
 	s.weighted("f2", 20, 7, 0, 0, 0, 2, 110, 0, 255, 0, 255, false)
 	return s.model(t)
 }
@@ -153,11 +154,11 @@ func deepModel(t *testing.T) *qmodel.Model {
 // shallowModel: no normalisation division (Std 0), a strided conv without
 // padding, and fixed requantization.
 func shallowModel(t *testing.T) *qmodel.Model {
-	s := newSynth(11, "shallow", [3]int{1, 9, 9}, qmodel.Norm{Mean: 0.5},
+	s := newSynth(11, "shallow", [3]int{1, 9, 9}, model.Norm{Mean: 0.5},
 		qmodel.Quant{Scale: 0.0041, ZeroPoint: 128, QMin: 0, QMax: 255}, qmodel.RequantFloat)
 	s.weighted("c1", 1, 4, 3, 2, 0, 8, 0, 0, 255, 0, 255, false) // [4, 4, 4]
-	s.plain(qmodel.OpAvgPool, "a1", 2, 2, 0, 0)                  // [4, 2, 2]
-	s.plain(qmodel.OpFlatten, "flat", 0, 0, 0, 0)
+	s.plain(model.OpAvgPool, "a1", 2, 2, 0, 0)                   // [4, 2, 2]
+	s.plain(model.OpFlatten, "flat", 0, 0, 0, 0)
 	s.weighted("fc", 16, 5, 0, 0, 0, 4, 128, 0, 255, 0, 255, true)
 	m := s.model(t)
 	toFixed(t, m)
@@ -192,7 +193,7 @@ func floatForm(m *qmodel.Model) *qmodel.Model {
 	f.Ops = append([]qmodel.Op(nil), m.Ops...)
 	for i := range f.Ops {
 		op := &f.Ops[i]
-		if op.Type == qmodel.OpConv || op.Type == qmodel.OpLinear {
+		if op.Type == model.OpConv || op.Type == model.OpLinear {
 			op.Multiplier = multipliers(&m.Ops[i], m.Requant)
 			op.FixedMultiplier, op.Shift = nil, nil
 		}
@@ -220,9 +221,9 @@ func prefix(t *testing.T, m *qmodel.Model, n int) *qmodel.Model {
 	for _, d := range last {
 		p.Classes *= d
 	}
-	if len(last) > 1 || m.Ops[n-1].Type == qmodel.OpFlatten {
+	if len(last) > 1 || m.Ops[n-1].Type == model.OpFlatten {
 		k := p.Classes
-		id := qmodel.Op{Type: qmodel.OpLinear, Name: "copy", In: k, Out: k, WeightBits: 2,
+		id := qmodel.Op{Type: model.OpLinear, Name: "copy", In: k, Out: k, WeightBits: 2,
 			Weight: make([]int8, k*k), Bias: make([]int32, k), Output: q, ClampMin: q.QMin, ClampMax: q.QMax}
 		for i := range k {
 			id.Weight[i*k+i] = 1
@@ -230,7 +231,7 @@ func prefix(t *testing.T, m *qmodel.Model, n int) *qmodel.Model {
 			id.Multiplier = append(id.Multiplier, 1)
 		}
 		if len(last) > 1 {
-			p.Ops = append(p.Ops, qmodel.Op{Type: qmodel.OpFlatten, Name: "flat", Output: q})
+			p.Ops = append(p.Ops, qmodel.Op{Type: model.OpFlatten, Name: "flat", Output: q})
 		}
 		p.Ops = append(p.Ops, id)
 	}
@@ -384,7 +385,7 @@ func saturationModel(t *testing.T, w int8) *qmodel.Model {
 	t.Helper()
 	in := qmodel.Quant{Scale: 1.0 / 255, ZeroPoint: 0, QMin: 0, QMax: 255}
 	const k, n = 64, 2
-	op := qmodel.Op{Type: qmodel.OpLinear, Name: "fc", In: k, Out: n, WeightBits: 8, ClampMin: 0, ClampMax: 255,
+	op := qmodel.Op{Type: model.OpLinear, Name: "fc", In: k, Out: n, WeightBits: 8, ClampMin: 0, ClampMax: 255,
 		Output: qmodel.Quant{Scale: 1, ZeroPoint: 128, QMin: 0, QMax: 255}}
 	for range n * k {
 		op.Weight = append(op.Weight, w)
@@ -396,9 +397,9 @@ func saturationModel(t *testing.T, w int8) *qmodel.Model {
 		op.Multiplier = append(op.Multiplier, float32(in.Scale*ws)/op.Output.Scale)
 		op.Bias = append(op.Bias, 0)
 	}
-	m := &qmodel.Model{Name: "saturation", Input: [3]int{1, 8, 8}, Norm: qmodel.Norm{Mean: 0, Std: 1},
+	m := &qmodel.Model{Name: "saturation", Input: [3]int{1, 8, 8}, Norm: model.Norm{Mean: 0, Std: 1},
 		InputQuant: in, Requant: qmodel.RequantFloat, Classes: n,
-		Ops: []qmodel.Op{{Type: qmodel.OpFlatten, Name: "flat", Output: in}, op}}
+		Ops: []qmodel.Op{{Type: model.OpFlatten, Name: "flat", Output: in}, op}}
 	if err := m.Validate(); err != nil {
 		t.Fatal(err)
 	}

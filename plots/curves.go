@@ -9,25 +9,30 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-
-	"qat/train"
 )
 
-// Run is the metrics of one training run, as train.ReadMetrics returns
-// them, under the label its plots show.
+// Run is the metrics of one training run under the label its plots show.
 type Run struct {
 	Label  string
-	Steps  []train.StepRecord
-	Epochs []train.EpochRecord
+	Steps  []Step
+	Epochs []Epoch
 }
 
-// LoadRun reads a JSONL metrics file into a Run labelled label.
-func LoadRun(path, label string) (Run, error) {
-	steps, epochs, err := train.ReadMetricsFile(path)
-	if err != nil {
-		return Run{}, err
-	}
-	return Run{Label: label, Steps: steps, Epochs: epochs}, nil
+// Step is a logged training step of a Run: the batch's loss and accuracy
+// (a fraction) and, for a quantized model, every quantizer's state and
+// error on the tensor it saw.
+type Step struct {
+	Step           int64
+	Loss, Accuracy float64
+	Quant          []Quantizer
+}
+
+// Epoch is the evaluation at the end of an epoch of a Run, Step steps
+// into it: the validation loss and accuracy (a fraction), each nil when
+// the epoch has none.
+type Epoch struct {
+	Step                 int64
+	ValLoss, ValAccuracy *float64
 }
 
 // Smoothing is the weight of the newest logged value in the exponential

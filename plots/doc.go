@@ -26,15 +26,18 @@
 //     [(qmin-zp)*s, (qmax-zp)*s] as two bold lines; per-channel params
 //     show the grid of the channel with the largest scale, named in the
 //     title. The legend gives the fraction of values that saturate and the
-//     SQNR of the tensor with its own params.
+//     SQNR of the tensor with its own params. Histograms draws one per
+//     quantizer of a Model: <prefix>hist_<layer>_weight,
+//     <prefix>hist_<layer>_act and <prefix>hist_input.
 //   - BitsAccuracy: accuracy (percent) against bit width, a line with
 //     points per series (PTQ against QAT, say).
 //   - Sensitivity: a horizontal bar chart of the accuracy drop in
 //     percentage points per layer, largest at the top.
 //   - Bars: a labelled vertical bar chart, for experiment tables.
 //
-// RunDir, behind `qat plot RUN_DIR`, draws all that applies to a run
-// directory: curves over its metrics files, quantizer error and params
-// of its quantized runs, and histograms of the weights and activations
-// of its quantized checkpoints.
+// The package only draws: it takes plain data (a Run's logged steps and
+// epochs, a Model's tensors and quantization params, series and bars)
+// and reads no metrics files, checkpoints or datasets. Package experiment
+// loads those (experiment.PlotDir, behind `qat plot RUN_DIR`, draws all
+// that applies to a run directory).
 package plots

@@ -20,7 +20,6 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 
 	"qat/quant"
-	"qat/train"
 )
 
 // checkFigures checks that paths are exactly base.png and base.svg for
@@ -165,11 +164,11 @@ func ptr(v float64) *float64 { return &v }
 
 func TestCurves(t *testing.T) {
 	dir := t.TempDir()
-	float := Run{Label: "float", Steps: []train.StepRecord{
-		{Type: "step", Step: 10, Loss: 2, Accuracy: 0.3}, {Type: "step", Step: 20, Loss: 1, Accuracy: 0.6},
-		{Type: "step", Step: 30, Loss: 0.5, Accuracy: 0.8},
-	}, Epochs: []train.EpochRecord{{Type: "epoch", Epoch: 1, Step: 30, ValLoss: ptr(0.6), ValAccuracy: ptr(0.78)}}}
-	qat := Run{Label: "w4a4", Steps: []train.StepRecord{{Type: "step", Step: 10, Loss: 0.4, Accuracy: 0.85}}}
+	float := Run{Label: "float", Steps: []Step{
+		{Step: 10, Loss: 2, Accuracy: 0.3}, {Step: 20, Loss: 1, Accuracy: 0.6},
+		{Step: 30, Loss: 0.5, Accuracy: 0.8},
+	}, Epochs: []Epoch{{Step: 30, ValLoss: ptr(0.6), ValAccuracy: ptr(0.78)}}}
+	qat := Run{Label: "w4a4", Steps: []Step{{Step: 10, Loss: 0.4, Accuracy: 0.85}}}
 	paths, err := Curves(dir, []Run{float, qat})
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +188,7 @@ func TestCurves(t *testing.T) {
 		t.Error("positive losses are not on a log scale")
 	}
 	// A zero loss cannot go on a log scale.
-	zero := Run{Label: "z", Steps: []train.StepRecord{{Step: 1, Loss: 0}, {Step: 2, Loss: 1}}}
+	zero := Run{Label: "z", Steps: []Step{{Step: 1, Loss: 0}, {Step: 2, Loss: 1}}}
 	if _, err := Curves(dir, []Run{zero}); err != nil {
 		t.Errorf("zero loss: %v", err)
 	}
@@ -202,14 +201,14 @@ func TestCurves(t *testing.T) {
 // a per-channel weight quantizer whose scales change (mean 0.15 at first)
 // and an input quantizer that stays fixed and has zero error once.
 func quantRun() Run {
-	q := func(step int64, as float32, az int32, ws float32) train.StepRecord {
-		return train.StepRecord{Type: "step", Step: step, Loss: 1, Accuracy: 0.5, Quant: []train.QuantRecord{
-			{Name: "input_fake_quant", Role: "input", Scale: []float32{0.02}, ZeroPoint: []int32{3}, MSE: 0, SQNR: nil},
-			{Name: "fc.weight_fake_quant", Role: "weight", Scale: []float32{0.1, ws}, ZeroPoint: []int32{0, 0}, MSE: 1e-4, SQNR: ptr(20)},
-			{Name: "fc.activation_post_process", Role: "act", Scale: []float32{as}, ZeroPoint: []int32{az}, MSE: 1e-2, SQNR: ptr(15)},
+	q := func(step int64, as float32, az int32, ws float32) Step {
+		return Step{Step: step, Loss: 1, Accuracy: 0.5, Quant: []Quantizer{
+			{Name: "input_fake_quant", Role: RoleInput, Scale: []float32{0.02}, ZeroPoint: []int32{3}, MSE: 0, SQNR: math.Inf(1)},
+			{Name: "fc.weight_fake_quant", Role: RoleWeight, Scale: []float32{0.1, ws}, ZeroPoint: []int32{0, 0}, MSE: 1e-4, SQNR: 20},
+			{Name: "fc.activation_post_process", Role: RoleAct, Scale: []float32{as}, ZeroPoint: []int32{az}, MSE: 1e-2, SQNR: 15},
 		}}
 	}
-	return Run{Label: "qat run", Steps: []train.StepRecord{q(10, 0.5, 3, 0.2), q(20, 0.45, 4, 0.18), q(30, 0.4, 4, 0.16)}}
+	return Run{Label: "qat run", Steps: []Step{q(10, 0.5, 3, 0.2), q(20, 0.45, 4, 0.18), q(30, 0.4, 4, 0.16)}}
 }
 
 func TestQuantError(t *testing.T) {
@@ -231,7 +230,7 @@ func TestQuantError(t *testing.T) {
 			t.Errorf("%s draws the error-free input quantizer", base)
 		}
 	}
-	if _, err := QuantError(dir, Run{Label: "float", Steps: []train.StepRecord{{Step: 1, Loss: 1}}}); !errors.Is(err, ErrNoData) {
+	if _, err := QuantError(dir, Run{Label: "float", Steps: []Step{{Step: 1, Loss: 1}}}); !errors.Is(err, ErrNoData) {
 		t.Errorf("run without quantizers: error %v, want ErrNoData", err)
 	}
 }
@@ -383,6 +382,52 @@ func TestHistogram(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "bad") {
 			t.Errorf("%s: error %v, want one naming the figure and containing %q", c.name, err, c.want)
 		}
+	}
+}
+
+func TestHistograms(t *testing.T) {
+	dir := t.TempDir()
+	w := Tensor{Values: []float32{0.1, -0.2, 0.3, 0}, Shape: []int{2, 2},
+		Params: quant.Params{Scale: []float32{0.01, 0.02}, ZeroPoint: []int32{0, 0}, QMin: -7, QMax: 7, Axis: 0}}
+	a := Tensor{Values: []float32{0, 0.5, 1, 3}, Params: quant.Params{Scale: []float32{0.1}, ZeroPoint: []int32{0}, QMin: 0, QMax: 15, Axis: -1}}
+	m := Model{Label: "net w4", Source: "4 samples of test", Tensors: []QuantTensor{
+		{Name: "input_fake_quant", Role: RoleInput, Tensor: a},
+		{Name: "c/1.weight_fake_quant", Layer: "c/1", Role: RoleWeight, Folded: true, Tensor: w},
+		{Name: "c/1.activation_post_process", Layer: "c/1", Role: RoleAct, Tensor: a},
+		{Name: "fc.weight_fake_quant", Layer: "fc", Role: RoleWeight, Tensor: w},
+	}}
+	paths, err := Histograms(dir, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre := filepath.Join(dir, "net_w4_hist_")
+	svgs := checkFigures(t, paths, []string{pre + "input", pre + "c_1_weight", pre + "c_1_act", pre + "fc_weight"}, Width, Height)
+	for base, want := range map[string]string{
+		"input":      "net w4: input (4 samples of test)",
+		"c_1_weight": "net w4: c/1 weight as quantized (BN folded)",
+		"c_1_act":    "net w4: c/1 output before quantization (4 samples of test)",
+		"fc_weight":  "net w4: fc weight",
+	} {
+		if !strings.Contains(svgs[pre+base], want) {
+			t.Errorf("%s lacks %q", base, want)
+		}
+	}
+	if strings.Contains(svgs[pre+"fc_weight"], "BN folded") {
+		t.Error("fc weight is not folded")
+	}
+
+	// Without a source only the weights are drawn.
+	m.Source = ""
+	paths, err = Histograms(dir, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFigures(t, paths, []string{pre + "c_1_weight", pre + "fc_weight"}, Width, Height)
+
+	// An error names the quantizer.
+	m.Tensors[1].Values = nil
+	if _, err := Histograms(dir, m); !errors.Is(err, ErrNoData) || !strings.Contains(err.Error(), "quantizer c/1.weight_fake_quant") {
+		t.Errorf("empty tensor: error %v, want ErrNoData naming the quantizer", err)
 	}
 }
 

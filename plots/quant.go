@@ -8,16 +8,40 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-
-	"qat/layers"
-	"qat/train"
 )
+
+// Role is what a quantizer quantizes: it sets the dash pattern of the
+// quantizer's lines and the name and title of its histogram.
+type Role int
+
+// The roles of quantizers.
+const (
+	// RoleAct quantizes a layer's output (solid lines).
+	RoleAct Role = iota
+	// RoleWeight quantizes a layer's weight (dashed lines).
+	RoleWeight
+	// RoleInput quantizes the model's input (dotted lines).
+	RoleInput
+)
+
+// Quantizer is one quantizer at a logged Step: its params (per-channel:
+// one scale and zero point per channel) and its error on the tensor it
+// saw, MSE and SQNR in dB (+Inf for no error).
+type Quantizer struct {
+	Name      string
+	Role      Role
+	Scale     []float32
+	ZeroPoint []int32
+	MSE       float64
+	SQNR      float64
+}
 
 // quantSeries is one quantizer's records over a run's logged steps.
 type quantSeries struct {
-	name, role string
-	steps      []float64
-	recs       []train.QuantRecord
+	name  string
+	role  Role
+	steps []float64
+	recs  []Quantizer
 }
 
 // quantSeriesOf groups the quantizer records of r's steps by quantizer, in
@@ -52,7 +76,7 @@ func prefix(label string) string {
 // addQuantLine adds the line of quantizer i with the role's dash pattern
 // (weights dashed, the input dotted, activations solid) and names it in
 // the legend. It adds nothing for no points.
-func addQuantLine(p *plot.Plot, xy plotter.XYs, i int, role, name string) error {
+func addQuantLine(p *plot.Plot, xy plotter.XYs, i int, role Role, name string) error {
 	if len(xy) == 0 {
 		return nil
 	}
@@ -62,9 +86,9 @@ func addQuantLine(p *plot.Plot, xy plotter.XYs, i int, role, name string) error 
 	}
 	l.Color, l.Width = colorOf(i), vg.Points(1.5)
 	switch role {
-	case layers.RoleWeight:
+	case RoleWeight:
 		l.Dashes = []vg.Length{vg.Points(5), vg.Points(2)}
-	case layers.RoleInput:
+	case RoleInput:
 		l.Dashes = []vg.Length{vg.Points(1.5), vg.Points(1.5)}
 	}
 	p.Add(l)
@@ -122,8 +146,8 @@ func QuantError(dir string, run Run) ([]string, error) {
 			if r.MSE > 0 && finite(r.MSE) {
 				m = append(m, plotter.XY{X: q.steps[j], Y: math.Log10(r.MSE)})
 			}
-			if r.SQNR != nil && finite(*r.SQNR) {
-				s = append(s, plotter.XY{X: q.steps[j], Y: *r.SQNR})
+			if finite(r.SQNR) {
+				s = append(s, plotter.XY{X: q.steps[j], Y: r.SQNR})
 			}
 		}
 		if err := addQuantLine(mse.p, m, i, q.role, q.name); err != nil {

@@ -1,7 +1,8 @@
 // Package qmodel defines qat's frozen integer network (Model) and its file
-// format, "qat-int8/2": validation, a writer, a loader and a C header
-// export. Every file carries a CRC-32C of its content (Checksum), which the
-// loader checks, so a damaged file is an error rather than other numbers;
+// format, "qat-int8/2": validation, a writer and a loader (package cheader
+// exports a Model as a C header, package onnx as ONNX). Every file
+// carries a CRC-32C of its content (Checksum), which the loader checks,
+// so a damaged file is an error rather than other numbers;
 // version-1 files, which had none, still load with a warning in
 // Model.Warnings. The export package produces Models from trained checkpoints and
 // the int8 runtime executes them; docs/int8-model.md is the versioned
@@ -14,7 +15,7 @@
 //
 // Validate accepts a Model only when all of the following hold; Parse,
 // Read, ReadFile and FromFile return only such Models, and Write,
-// WriteFile, File and WriteHeader refuse any other.
+// WriteFile and File refuse any other.
 //
 //   - Activations are uint8 codes with per-tensor quantization
 //     real = (q - ZeroPoint) * Scale, Scale finite and positive with a
@@ -74,6 +75,6 @@
 //
 // Parse copies everything it keeps: the returned Model does not reference
 // the input buffer, which the caller may reuse. FromFile copies out of the
-// safetensors.File. File, Write and WriteHeader copy from the Model and
-// neither keep nor modify it. Shapes returns fresh slices.
+// safetensors.File. File and Write copy from the Model and neither keep
+// nor modify it. Shapes returns fresh slices.
 package qmodel

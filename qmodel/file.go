@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"qat/model"
 	"qat/safetensors"
 )
 
@@ -245,11 +246,11 @@ type tensorSpec struct {
 // tensorSpecs lists the tensors of op (none for ops without weights), in
 // a model with the given requant mode. op's structure must be valid.
 func (op *Op) tensorSpecs(mode Requant) []tensorSpec {
-	if op.Type != OpConv && op.Type != OpLinear {
+	if op.Type != model.OpConv && op.Type != model.OpLinear {
 		return nil
 	}
 	w := tensorSpec{"weight", safetensors.I8, []int{op.Out, op.In}}
-	if op.Type == OpConv {
+	if op.Type == model.OpConv {
 		w.shape = append(w.shape, op.Kernel, op.Kernel)
 	}
 	if op.WeightBits != 8 {
@@ -270,7 +271,7 @@ func (op *Op) encodeTensor(s tensorSpec) safetensors.Tensor {
 		if op.WeightBits == 8 {
 			return safetensors.FromInt8(s.shape, op.Weight)
 		}
-		return safetensors.FromUint8(s.shape, pack(op.Weight, op.WeightBits))
+		return safetensors.FromUint8(s.shape, PackWeights(op.Weight, op.WeightBits))
 	case "weight_scale":
 		return safetensors.FromFloat32(s.shape, op.WeightScale)
 	case "bias":
@@ -314,10 +315,10 @@ func (op *Op) decodeTensor(suffix string, t safetensors.Tensor) error {
 // packedLen is the number of bytes that hold n codes of the given width.
 func packedLen(n, bits int) int { return (n*bits + 7) / 8 }
 
-// pack packs 4- or 2-bit codes into bytes, first code in the low bits,
-// each code in two's complement within its field; unused high bits of the
-// last byte are zero.
-func pack(codes []int8, bits int) []byte {
+// PackWeights packs 4- or 2-bit weight codes into bytes as the file
+// stores them: first code in the low bits, each code in two's complement
+// within its field; unused high bits of the last byte are zero.
+func PackWeights(codes []int8, bits int) []byte {
 	per, mask := 8/bits, byte(1)<<bits-1
 	b := make([]byte, packedLen(len(codes), bits))
 	for i, c := range codes {
@@ -326,7 +327,7 @@ func pack(codes []int8, bits int) []byte {
 	return b
 }
 
-// unpack reverses pack for n codes, rejecting nonzero unused bits.
+// unpack reverses PackWeights for n codes, rejecting nonzero unused bits.
 func unpack(b []byte, bits, n int) ([]int8, error) {
 	per, mask, shift := 8/bits, byte(1)<<bits-1, 8-bits
 	codes := make([]int8, n)
@@ -385,8 +386,8 @@ func (m *Model) encode() ([]byte, error) {
 // apply to its type.
 func (op *Op) encode() ([]byte, error) {
 	b, err := json.Marshal(struct {
-		Type OpType `json:"type"`
-		Name string `json:"name"`
+		Type model.OpType `json:"type"`
+		Name string       `json:"name"`
 	}{op.Type, op.Name})
 	if err != nil {
 		return nil, err

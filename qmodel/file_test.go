@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"qat/model"
 	"qat/safetensors"
 )
 
@@ -136,7 +137,7 @@ func TestFloat32JSON(t *testing.T) {
 	}
 	// And through a whole file, in every float32 field of the description.
 	m := testModel(RequantFloat, 8, 8)
-	m.Norm = Norm{Mean: math.Nextafter32(0.1307, 1), Std: 1.0 / 3}
+	m.Norm = model.Norm{Mean: math.Nextafter32(0.1307, 1), Std: 1.0 / 3}
 	m.InputQuant.Scale = 1.1754944e-38 // the smallest normal: 1/scale is finite
 	m.Ops[5].Output.Scale = math.Nextafter32(0.171, 0)
 	got, err := Parse(encode(t, m))
@@ -150,12 +151,12 @@ func TestFloat32JSON(t *testing.T) {
 
 func TestPack(t *testing.T) {
 	// The worked example of docs/int8-model.md.
-	if got, want := pack([]int8{-1, 3, -8, 7}, 4), []byte{0x3F, 0x78}; !bytes.Equal(got, want) {
-		t.Errorf("pack 4-bit [-1 3 -8 7] = % x, want % x", got, want)
+	if got, want := PackWeights([]int8{-1, 3, -8, 7}, 4), []byte{0x3F, 0x78}; !bytes.Equal(got, want) {
+		t.Errorf("PackWeights 4-bit [-1 3 -8 7] = % x, want % x", got, want)
 	}
 	// -2 = 0b10, -1 = 0b11, 0 = 0b00, 1 = 0b01; the fifth code starts a byte.
-	if got, want := pack([]int8{-2, -1, 0, 1, 1}, 2), []byte{0x4E, 0x01}; !bytes.Equal(got, want) {
-		t.Errorf("pack 2-bit [-2 -1 0 1 1] = % x, want % x", got, want)
+	if got, want := PackWeights([]int8{-2, -1, 0, 1, 1}, 2), []byte{0x4E, 0x01}; !bytes.Equal(got, want) {
+		t.Errorf("PackWeights 2-bit [-2 -1 0 1 1] = % x, want % x", got, want)
 	}
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, bits := range []int{4, 2} {
@@ -164,13 +165,13 @@ func TestPack(t *testing.T) {
 			for i := range c {
 				c[i] = int8(r.IntN(1<<bits) - 1<<(bits-1))
 			}
-			b := pack(c, bits)
+			b := PackWeights(c, bits)
 			if len(b) != packedLen(n, bits) {
 				t.Fatalf("%d-bit, %d codes: %d bytes, want %d", bits, n, len(b), packedLen(n, bits))
 			}
 			got, err := unpack(b, bits, n)
 			if err != nil || !reflect.DeepEqual(got, c) {
-				t.Fatalf("%d-bit: unpack(pack(%v)) = %v, %v", bits, c, got, err)
+				t.Fatalf("%d-bit: unpack(PackWeights(%v)) = %v, %v", bits, c, got, err)
 			}
 			if n%(8/bits) != 0 {
 				b[len(b)-1] |= 0x80

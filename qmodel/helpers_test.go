@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"math"
 	"testing"
+
+	"qat/model"
 )
 
 // codes returns n hand-made codes of the given width: the first is the
@@ -51,18 +53,18 @@ func testModel(mode Requant, convBits, fcBits int) *Model {
 		Name:       "small",
 		Input:      [3]int{1, 6, 6},
 		Classes:    3,
-		Norm:       Norm{Mean: 0.1307, Std: 0.3081},
+		Norm:       model.Norm{Mean: 0.1307, Std: 0.3081},
 		InputQuant: in,
 		Requant:    mode,
 		Ops: []Op{
-			{Type: OpConv, Name: "c1", In: 1, Out: 3, Kernel: 3, Stride: 1, Padding: 1, WeightBits: convBits,
+			{Type: model.OpConv, Name: "c1", In: 1, Out: 3, Kernel: 3, Stride: 1, Padding: 1, WeightBits: convBits,
 				Weight: codes(27, convBits), WeightScale: []float32{0.012, 0.0071, 0.0203}, Bias: []int32{-120, 0, 3456},
 				Output: act, ClampMin: 7, ClampMax: 255},
-			{Type: OpReLU6, Name: "r6", Output: act, ClampMin: 7, ClampMax: 200},
-			{Type: OpMaxPool, Name: "pool1", Kernel: 2, Stride: 2, Output: act},
-			{Type: OpAvgPool, Name: "pool2", Kernel: 2, Stride: 1, Output: act},
-			{Type: OpFlatten, Name: "flat", Output: act},
-			{Type: OpLinear, Name: "head.fc", In: 12, Out: 3, WeightBits: fcBits,
+			{Type: model.OpReLU6, Name: "r6", Output: act, ClampMin: 7, ClampMax: 200},
+			{Type: model.OpMaxPool, Name: "pool1", Kernel: 2, Stride: 2, Output: act},
+			{Type: model.OpAvgPool, Name: "pool2", Kernel: 2, Stride: 1, Output: act},
+			{Type: model.OpFlatten, Name: "flat", Output: act},
+			{Type: model.OpLinear, Name: "head.fc", In: 12, Out: 3, WeightBits: fcBits,
 				Weight: codes(36, fcBits), WeightScale: []float32{0.0049, 0.0061, 0.0033}, Bias: []int32{789, -4321, 0},
 				Output: out, ClampMin: 0, ClampMax: 255},
 		},
@@ -70,7 +72,7 @@ func testModel(mode Requant, convBits, fcBits int) *Model {
 	inScale := in.Scale
 	for i := range m.Ops {
 		op := &m.Ops[i]
-		if op.Type != OpConv && op.Type != OpLinear {
+		if op.Type != model.OpConv && op.Type != model.OpLinear {
 			continue
 		}
 		for c, ws := range op.WeightScale {
@@ -79,7 +81,7 @@ func testModel(mode Requant, convBits, fcBits int) *Model {
 				op.Multiplier = append(op.Multiplier, mul)
 				continue
 			}
-			if op.Type == OpLinear && c == 0 {
+			if op.Type == model.OpLinear && c == 0 {
 				mul = 3.7
 			}
 			fm, shift := fixedPoint(float64(mul))

@@ -28,20 +28,6 @@ const (
 	RequantFixed Requant = "fixed"
 )
 
-// OpType names an operation: model's op types.
-type OpType = model.OpType
-
-// The op types of the int8 form, with what each computes on codes.
-const (
-	OpConv    = model.OpConv    // 2-D convolution, square kernel, zero padding
-	OpLinear  = model.OpLinear  // fully connected
-	OpMaxPool = model.OpMaxPool // max pooling on codes, no padding
-	OpAvgPool = model.OpAvgPool // average pooling on codes, rounded half to even, no padding
-	OpFlatten = model.OpFlatten // [C,H,W] -> [C*H*W] in C,H,W order (PyTorch's)
-	OpReLU    = model.OpReLU    // clamp codes to [ClampMin, ClampMax]
-	OpReLU6   = model.OpReLU6   // clamp codes to [ClampMin, ClampMax]
-)
-
 // Quant is per-tensor activation quantization in the uint8 code domain:
 // real = (q - ZeroPoint) * Scale, 0 <= QMin <= ZeroPoint <= QMax <= 255.
 // Signed activation schemes are stored offset into this domain.
@@ -52,10 +38,6 @@ type Quant struct {
 	QMax      int32
 }
 
-// Norm is the pixel normalisation training used before the input
-// quantizer: model's.
-type Norm = model.Norm
-
 // Model is a frozen integer network. Activations flow as uint8 codes; the
 // i-th op reads the codes the (i-1)-th op wrote (the first reads the
 // quantized input).
@@ -63,7 +45,7 @@ type Model struct {
 	Name    string
 	Input   [3]int // C, H, W of one sample
 	Classes int    // length of the last op's output
-	Norm    Norm
+	Norm    model.Norm
 	// InputQuant quantizes the normalised input: q = clamp(roundHalfEven(x * float32(1/Scale)) + ZeroPoint).
 	InputQuant Quant
 	Requant    Requant
@@ -79,7 +61,7 @@ type Model struct {
 // Op is one operation. Which fields are used depends on Type; the others
 // are zero.
 type Op struct {
-	Type OpType
+	Type model.OpType
 	Name string
 
 	// Conv and linear: In input channels (conv) or features (linear), Out

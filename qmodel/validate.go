@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"qat/model"
 	"slices"
 	"unicode"
 	"unicode/utf8"
+
+	"qat/model"
 )
 
 // Limits of a valid model. They keep every size computation inside an int
@@ -106,14 +107,14 @@ func checkOpName(name string) error {
 // opFields lists, for each op type, the JSON fields of its op object after
 // "type" and "name", in file order. A field not listed does not apply to
 // the type: its Op field must be zero (arrays empty).
-var opFields = map[OpType][]string{
-	OpConv:    {"in", "out", "kernel", "stride", "padding", "weight_bits", "output", "clamp_min", "clamp_max"},
-	OpLinear:  {"in", "out", "weight_bits", "output", "clamp_min", "clamp_max"},
-	OpMaxPool: {"kernel", "stride", "output"},
-	OpAvgPool: {"kernel", "stride", "output"},
-	OpFlatten: {"output"},
-	OpReLU:    {"output", "clamp_min", "clamp_max"},
-	OpReLU6:   {"output", "clamp_min", "clamp_max"},
+var opFields = map[model.OpType][]string{
+	model.OpConv:    {"in", "out", "kernel", "stride", "padding", "weight_bits", "output", "clamp_min", "clamp_max"},
+	model.OpLinear:  {"in", "out", "weight_bits", "output", "clamp_min", "clamp_max"},
+	model.OpMaxPool: {"kernel", "stride", "output"},
+	model.OpAvgPool: {"kernel", "stride", "output"},
+	model.OpFlatten: {"output"},
+	model.OpReLU:    {"output", "clamp_min", "clamp_max"},
+	model.OpReLU6:   {"output", "clamp_min", "clamp_max"},
 }
 
 // scalarFields are the integer fields of an Op, by JSON name.
@@ -147,7 +148,7 @@ func (op *Op) field(name string) any {
 }
 
 // applies reports whether the JSON field name applies to ops of type t.
-func applies(t OpType, name string) bool { return slices.Contains(opFields[t], name) }
+func applies(t model.OpType, name string) bool { return slices.Contains(opFields[t], name) }
 
 // checkUnused checks that the scalar fields that do not apply to op's type
 // are zero.
@@ -266,7 +267,7 @@ func (op *Op) checkTerms(in []int) error {
 // weightCount is the number of weight codes of a conv or linear op whose
 // structure is valid: Out*In*Kernel*Kernel or Out*In.
 func (op *Op) weightCount() int {
-	if op.Type == OpConv {
+	if op.Type == model.OpConv {
 		return op.Out * op.In * op.Kernel * op.Kernel
 	}
 	return op.Out * op.In
@@ -321,6 +322,11 @@ func checkRequant(r Requant) error {
 
 func abs(x int64) int64 { return max(x, -x) }
 
+// quantString describes an activation quantization.
+func quantString(q Quant) string {
+	return fmt.Sprintf("scale %v, zero_point %d, qmin %d, qmax %d", q.Scale, q.ZeroPoint, q.QMin, q.QMax)
+}
+
 func finite(x float32) bool { return !math.IsNaN(float64(x)) && !math.IsInf(float64(x), 0) }
 
 // check validates an activation quantization.
@@ -350,7 +356,7 @@ func (op *Op) validate(mode Requant, in Quant) error {
 		{"weight", len(op.Weight)}, {"weight_scale", len(op.WeightScale)}, {"bias", len(op.Bias)},
 		{"multiplier", len(op.Multiplier)}, {"fixed_multiplier", len(op.FixedMultiplier)}, {"shift", len(op.Shift)},
 	}
-	if op.Type != OpConv && op.Type != OpLinear {
+	if op.Type != model.OpConv && op.Type != model.OpLinear {
 		for _, a := range arrays {
 			if a.n != 0 {
 				return fmt.Errorf("%s has %d elements, but does not apply to %s", a.name, a.n, op.Type)
@@ -359,7 +365,7 @@ func (op *Op) validate(mode Requant, in Quant) error {
 		if op.Output != in {
 			return fmt.Errorf("output (%s) differs from the input's quantization (%s), which %s keeps", quantString(op.Output), quantString(in), op.Type)
 		}
-		if op.Type == OpReLU || op.Type == OpReLU6 {
+		if op.Type == model.OpReLU || op.Type == model.OpReLU6 {
 			return op.checkClamp()
 		}
 		return nil

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"qat/model"
 )
 
 func TestShapes(t *testing.T) {
@@ -25,9 +27,9 @@ func TestShapes(t *testing.T) {
 	// Strides and padding: a 1x7x5 input, conv k3 s2 p1 gives 4x3, a
 	// 2x2 maxpool with stride 3 gives 1x1.
 	s := &Model{Input: [3]int{1, 7, 5}, Classes: 2, Ops: []Op{
-		{Type: OpConv, Name: "c", In: 1, Out: 2, Kernel: 3, Stride: 2, Padding: 1, WeightBits: 8},
-		{Type: OpMaxPool, Name: "p", Kernel: 2, Stride: 3},
-		{Type: OpFlatten, Name: "f"},
+		{Type: model.OpConv, Name: "c", In: 1, Out: 2, Kernel: 3, Stride: 2, Padding: 1, WeightBits: 8},
+		{Type: model.OpMaxPool, Name: "p", Kernel: 2, Stride: 3},
+		{Type: model.OpFlatten, Name: "f"},
 	}}
 	got, err = s.Shapes()
 	if want := [][]int{{2, 4, 3}, {2, 1, 1}, {2}}; err != nil || !reflect.DeepEqual(got, want) {
@@ -79,7 +81,7 @@ func TestValidate(t *testing.T) {
 		}, `op 0 (conv "c1"): in*kernel*kernel = 66049 products per output exceed the int32 accumulation limit of 65792`},
 		{"avgpool window limit", "", func(m *Model) {
 			m.Input = [3]int{1, 300, 300}
-			m.Ops = []Op{{Type: OpAvgPool, Name: "p", Kernel: 257, Stride: 1, Output: m.InputQuant}}
+			m.Ops = []Op{{Type: model.OpAvgPool, Name: "p", Kernel: 257, Stride: 1, Output: m.InputQuant}}
 		}, `op 0 (avgpool "p"): kernel*kernel = 66049 codes per output exceed the limit of 65792`},
 		{"linear on an image", "", func(m *Model) { m.Ops = append(m.Ops[:4], m.Ops[5]) }, `op 4 (linear "head.fc"): input [3 2 2] is not a vector: add a flatten node`},
 		{"linear in mismatch", "", func(m *Model) { m.Ops[5].In = 11 }, `op 5 (linear "head.fc"): in 11, but the input has 12 features`},
@@ -103,7 +105,7 @@ func TestValidate(t *testing.T) {
 		{"relu clamp outside", "", func(m *Model) { m.Ops[1].ClampMax = 300 }, `op 1 (relu6 "r6"): clamp_min 7, clamp_max 300`},
 		{"relu changes quantization", "", func(m *Model) { m.Ops[1].Output.Scale = 0.5 }, `op 1 (relu6 "r6"): output (scale 0.5, zero_point 7, qmin 0, qmax 255) differs from the input's quantization (scale 0.0235`},
 		{"first op keeps the input quantization", "", func(m *Model) {
-			m.Ops = append([]Op{{Type: OpReLU, Name: "r0", Output: m.Ops[0].Output, ClampMin: 7, ClampMax: 255}}, m.Ops...)
+			m.Ops = append([]Op{{Type: model.OpReLU, Name: "r0", Output: m.Ops[0].Output, ClampMin: 7, ClampMax: 255}}, m.Ops...)
 		}, `op 0 (relu "r0"): output (scale 0.0235, zero_point 7, qmin 0, qmax 255) differs from the input's quantization (scale 0.012728, zero_point 33`},
 		{"short weight", "", func(m *Model) { m.Ops[0].Weight = m.Ops[0].Weight[1:] }, `op 0 (conv "c1"): weight has 26 elements, want 27`},
 		{"4-bit code too large", "", func(m *Model) { m.Ops[0].WeightBits = 4; m.Ops[0].Weight = codes(27, 4); m.Ops[0].Weight[3] = 8 }, `op 0 (conv "c1"): weight[3] = 8: outside [-8, 7] for 4-bit weights`},

@@ -1,5 +1,6 @@
 // Package quant is qat's affine quantization arithmetic: schemes, parameters,
-// quantize, dequantize and fake quantize, range observers and error metrics.
+// quantize, dequantize and fake quantize, range observers and error metrics,
+// and the BatchNorm fold scale (FoldScale).
 // It imports no autodiff package; the trainer, the exporter and the int8
 // runtime all build on it.
 //

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"qat/internal/gradcheck"
 	"qat/quant"
 	"qat/ste"
 )
@@ -19,8 +20,8 @@ import (
 // (and for PACT, f(x, alpha) = clip(x, 0, alpha) + d*alpha/n, with d frozen
 // and the scale treated as fixed, the paper's rule). Away from rounding and
 // clamping boundaries a small step does not cross a kink, so central
-// differences of the surrogate, in float64, must equal the analytic
-// gradients. Clamped elements are also checked against the real fake-quant
+// differences of the surrogate, in float64 (internal/gradcheck), must
+// equal the analytic gradients. Clamped elements are also checked against the real fake-quant
 // function, which is smooth in the scale and zero point there.
 
 // sample draws n values spread over and beyond the range of p (channel c),
@@ -100,25 +101,19 @@ func TestLSQFiniteDifference(t *testing.T) {
 			sg := newSurrogate(x, tc.s, tc.qmin, tc.qmax)
 			s, z := float64(tc.s), float64(tc.zp)
 			h := 1e-6 * s
-			fdS := (sg.loss(dy, s+h, z) - sg.loss(dy, s-h, z)) / (2 * h)
-			fdZ := (sg.loss(dy, s, z+1e-6) - sg.loss(dy, s, z-1e-6)) / 2e-6
-			if !near(float64(gs[0]), fdS, 1e-4) {
-				t.Errorf("grad scale %.7g, finite difference %.7g", gs[0], fdS)
+			fdS := gradcheck.Central(func(s float64) float64 { return sg.loss(dy, s, z) }, s, h)
+			fdZ := gradcheck.Central(func(z float64) float64 { return sg.loss(dy, s, z) }, z, 1e-6)
+			if err := gradcheck.Close(float64(gs[0]), fdS, 1e-4); err != nil {
+				t.Errorf("grad scale, finite difference: %v", err)
 			}
-			if !near(float64(gz[0]), fdZ, 1e-4) {
-				t.Errorf("grad zero point %.7g, finite difference %.7g", gz[0], fdZ)
+			if err := gradcheck.Close(float64(gz[0]), fdZ, 1e-4); err != nil {
+				t.Errorf("grad zero point, finite difference: %v", err)
 			}
 			// dL/dx_i through the surrogate.
+			fdX := gradcheck.Partials(func() float64 { return sg.loss(dy, s, z) }, h, sg.x)[0]
 			for i := range x {
-				xs := append([]float64(nil), sg.x...)
-				one := surrogate{x: xs, d: sg.d, qmin: sg.qmin, qmax: sg.qmax}
-				hx := 1e-6 * s
-				one.x[i] = sg.x[i] + hx
-				up := one.loss(dy, s, z)
-				one.x[i] = sg.x[i] - hx
-				down := one.loss(dy, s, z)
-				if fd := (up - down) / (2 * hx); !near(float64(gx[i]), fd, 1e-4) {
-					t.Fatalf("grad x[%d] = %g (x=%g), finite difference %g", i, gx[i], x[i], fd)
+				if err := gradcheck.Close(float64(gx[i]), fdX[i], 1e-4); err != nil {
+					t.Fatalf("grad x[%d] (x=%g), finite difference: %v", i, x[i], err)
 				}
 			}
 			checkClampedAgainstRealFunction(t, x, dy, p)
@@ -159,17 +154,19 @@ func checkClampedAgainstRealFunction(t *testing.T, x, dy []float32, p quant.Para
 	// A power-of-two step, exact in float32, that moves the clamping edges
 	// by at most a quarter code, so no sampled element changes side.
 	reach := math.Max(math.Abs(float64(p.QMin-p.ZeroPoint[0])), math.Abs(float64(p.QMax-p.ZeroPoint[0])))
+	// s +- h are exact in float64, so rounding them to float32 is the
+	// float32 sum.
 	h := s / float32(math.Exp2(math.Ceil(math.Log2(4*reach))))
-	fdS := (loss(s+h, p.ZeroPoint[0]) - loss(s-h, p.ZeroPoint[0])) / float64(2*h)
-	if !near(float64(gs[0]), fdS, 1e-4) {
-		t.Errorf("clamped: grad scale %.7g, finite difference of FakeQuantize %.7g", gs[0], fdS)
+	z := p.ZeroPoint[0]
+	fdS := gradcheck.Central(func(s float64) float64 { return loss(float32(s), z) }, float64(s), float64(h))
+	if err := gradcheck.Close(float64(gs[0]), fdS, 1e-4); err != nil {
+		t.Errorf("clamped: grad scale, finite difference of FakeQuantize: %v", err)
 	}
 	// The zero point is an integer: step by whole codes, away from the edge.
-	z := p.ZeroPoint[0]
 	if z-1 >= p.QMin && z+1 <= p.QMax {
-		fdZ := (loss(s, z+1) - loss(s, z-1)) / 2
-		if !near(float64(gz[0]), fdZ, 1e-4) {
-			t.Errorf("clamped: grad zero point %.7g, finite difference of FakeQuantize %.7g", gz[0], fdZ)
+		fdZ := gradcheck.Central(func(z float64) float64 { return loss(s, int32(z)) }, float64(z), 1)
+		if err := gradcheck.Close(float64(gz[0]), fdZ, 1e-4); err != nil {
+			t.Errorf("clamped: grad zero point, finite difference of FakeQuantize: %v", err)
 		}
 	}
 }
@@ -242,10 +239,8 @@ func TestPACTFiniteDifference(t *testing.T) {
 			}
 			return l
 		}
-		a := float64(alpha)
-		fd := (loss(a+1e-6) - loss(a-1e-6)) / 2e-6
-		if !near(float64(ga), fd, 1e-4) {
-			t.Errorf("%d bits: grad alpha %.7g, finite difference %.7g", bits, ga, fd)
+		if err := gradcheck.Close(float64(ga), gradcheck.Central(loss, float64(alpha), 1e-6), 1e-4); err != nil {
+			t.Errorf("%d bits: grad alpha, finite difference: %v", bits, err)
 		}
 		// The real forward pass clamps at alpha, so for the clipped elements
 		// alone the gradient is also its finite difference.
@@ -269,10 +264,12 @@ func TestPACTFiniteDifference(t *testing.T) {
 			return l
 		}
 		cg := ste.PACT(make([]float32, len(cx)), cdy, cx, p)
-		// 2^-10 is under the 0.6-code margin of the sample at 8 bits (3.5/255*0.6).
+		// 2^-10 is under the 0.6-code margin of the sample at 8 bits
+		// (3.5/255*0.6), and alpha +- 2^-10 are float32 values.
 		const h = 1.0 / 1024
-		if fd := (real(alpha+h) - real(alpha-h)) / (2 * h); !near(float64(cg), fd, 1e-4) {
-			t.Errorf("%d bits: clipped grad alpha %.7g, finite difference of FakeQuantize %.7g", bits, cg, fd)
+		fd := gradcheck.Central(func(a float64) float64 { return real(float32(a)) }, float64(alpha), h)
+		if err := gradcheck.Close(float64(cg), fd, 1e-4); err != nil {
+			t.Errorf("%d bits: clipped grad alpha, finite difference of FakeQuantize: %v", bits, err)
 		}
 		for i, v := range x {
 			want := float32(0)
@@ -317,10 +314,6 @@ func TestNaNGradients(t *testing.T) {
 	if gx[1] != 0 || !math.IsNaN(float64(gs[0])) {
 		t.Errorf("NaN input: grad x %v, grad scale %v; want 0 and NaN", gx, gs)
 	}
-}
-
-func near(got, want, rel float64) bool {
-	return math.Abs(got-want) <= rel*math.Max(1, math.Abs(want))
 }
 
 func TestLSQWithoutInputGradient(t *testing.T) {

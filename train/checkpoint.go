@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"qat/data"
 	"qat/layers"
+	"qat/model"
 	"qat/safetensors"
 )
 
@@ -39,7 +39,7 @@ const (
 // and the run's config).
 type Checkpoint struct {
 	Model   *layers.Model
-	Norm    data.Norm
+	Norm    model.Norm
 	Dataset string
 	Step    int64
 	Epoch   int

@@ -1,7 +1,8 @@
 // Package train trains qat models: float training from scratch, QAT
 // fine-tuning of a quantized model, post-training calibration (PTQ) and
 // evaluation, with optimizers, learning-rate schedules, JSONL metrics,
-// a progress display and safetensors checkpoints that resume exactly.
+// progress reports (Progress) and safetensors checkpoints that resume
+// exactly.
 //
 // # Runs
 //
@@ -36,19 +37,22 @@
 // Training, calibration and evaluation use layers.Threads() goroutines
 // (layers.SetThreads; by default GOMAXPROCS) for the model's ops (conv,
 // linear, BatchNorm, the per-channel ops, activations, pooling and fake
-// quantization; see the layers package doc), and EvaluateInt8 as many for
-// the int8 runtime (infer.Parallel). Every result, checkpoints included, is bit for bit
-// the same for every thread count (TestThreadsAreExact); only
-// samples/s changes.
+// quantization; see the layers package doc). Every result, checkpoints
+// included, is bit for bit the same for every thread count
+// (TestThreadsAreExact); only samples/s changes. The int8 model's
+// evaluation is package infer's (infer.Evaluate).
 //
 // # Metrics
 //
 // Fit writes JSON lines to Trainer.Metrics: a StepRecord every
 // MetricsEvery steps and at the end of every epoch (the batch's loss and
-// accuracy, learning rate, samples/s and, for a quantized model, every
-// quantizer's scale, zero point, MSE, SQNR and clipped fraction on the
-// tensor it saw), and an EpochRecord per epoch (mean training loss and
-// accuracy, test loss and accuracy, samples/s).
+// accuracy, learning rate, samples/s, the resident memory Trainer.RSS
+// reports and, for a quantized model, every quantizer's scale, zero
+// point, MSE, SQNR and clipped fraction on the tensor it saw), and an
+// EpochRecord per epoch (mean training loss and accuracy, test loss and
+// accuracy, samples/s). Trainer.Progress, if set, is told of every step
+// record; package train draws no display and reads no process
+// statistics itself.
 //
 // # Errors
 //

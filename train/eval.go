@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"qat/data"
+	"qat/deploy"
 	"qat/layers"
+	"qat/model"
 )
 
 // graphs caches a model's compiled graphs by kind and batch size,
@@ -30,7 +32,13 @@ func (g *graphs) get(kind layers.GraphKind, batch int) (*layers.Graph, error) {
 	if gr, ok := g.cache[k]; ok && !gr.Stale() {
 		return gr, nil
 	}
-	gr, err := g.m.NewGraph(batch, kind)
+	var gr *layers.Graph
+	var err error
+	if kind == layers.Eval {
+		gr, err = g.m.NewExactGraph(batch, deploy.Exact{})
+	} else {
+		gr, err = g.m.NewGraph(batch, kind)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -56,13 +64,15 @@ type EvalResult struct {
 // against 7.2k at 1000 on one thread).
 type EvalConfig struct {
 	Batch      int // 0 means 250
-	Norm       data.Norm
+	Norm       model.Norm
 	KeepLogits bool
 }
 
 // Evaluate runs m over ds in eval mode (BN running statistics, every
-// quantizer frozen: the fake-quant simulation of the int8 model) and
-// returns accuracy and mean cross-entropy.
+// quantizer frozen) and returns accuracy and mean cross-entropy. A
+// quantized model's quantized layers compute what its int8 export computes
+// (layers.Model.NewExactGraph with deploy.Exact), so the accuracy is the
+// exported model's.
 func Evaluate(m *layers.Model, ds *data.Dataset, cfg EvalConfig) (EvalResult, error) {
 	return evaluate(newGraphs(m), ds, cfg)
 }
@@ -152,7 +162,7 @@ type CalibrateConfig struct {
 	Batches int // 0 means 32
 	Batch   int // 0 means 128
 	Seed    uint64
-	Norm    data.Norm
+	Norm    model.Norm
 }
 
 // Calibrate runs m forward over the first batches of ds with every

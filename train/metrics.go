@@ -21,7 +21,9 @@ type StepRecord struct {
 	LR            float64 `json:"lr"`
 	Accuracy      float64 `json:"accuracy"`
 	SamplesPerSec float64 `json:"samples_per_sec"`
-	// RSSMB is the process's resident memory in MiB (Linux; else absent).
+	// RSSMB is the process's resident memory in MiB as Trainer.RSS
+	// reports it when the record is written; absent without Trainer.RSS
+	// or when it reports 0 (cmd/qat's reader: not Linux).
 	RSSMB float64       `json:"rss_mb,omitempty"`
 	Quant []QuantRecord `json:"quant,omitempty"`
 }

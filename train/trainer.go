@@ -10,6 +10,7 @@ import (
 
 	"qat/data"
 	"qat/layers"
+	"qat/model"
 )
 
 // Config configures a training run (float training or QAT fine-tuning).
@@ -30,7 +31,7 @@ type Config struct {
 	// EvalBatch is the evaluation batch size; 0 means 250.
 	EvalBatch int `json:"eval_batch"`
 	// Norm is the input normalisation.
-	Norm data.Norm `json:"norm"`
+	Norm model.Norm `json:"norm"`
 
 	// CalibrationBatches is the number of training batches observed
 	// before the first step of a model whose learnable quantizers need
@@ -114,12 +115,16 @@ type Trainer struct {
 	trained   int
 	trainTime time.Duration
 
-	// Metrics receives JSONL records (nil: none); Progress shows a
-	// progress bar or log lines (nil: none); Checkpoint, if set, is
+	// Metrics receives JSONL records (nil: none); Progress is told how
+	// each Fit call advances (nil: nothing is); Checkpoint, if set, is
 	// called after every epoch.
 	Metrics    io.Writer
-	Progress   io.Writer
+	Progress   Progress
 	Checkpoint func(*Trainer) error
+	// RSS, if set, returns the process's resident memory in MiB, which
+	// every step record holds (StepRecord.RSSMB); nil leaves it out.
+	// Package train does not measure it itself (cmd/qat reads /proc).
+	RSS func() float64
 }
 
 // NewTrainer returns a trainer for m with a fresh optimizer.
@@ -183,118 +188,72 @@ func (t *Trainer) newOptimizer() error {
 // ErrNonFinite is wrapped by the error of a step whose loss is NaN or Inf.
 var ErrNonFinite = errors.New("non-finite loss")
 
+// Progress is told how a Fit call advances: a progress display, which
+// package train does not draw itself (cmd/qat draws a terminal bar or log
+// lines).
+type Progress interface {
+	// Start begins a Fit call of total optimizer steps, counting the steps
+	// done before a resumed run, labelled "train" for a float model and
+	// "qat <quant config>" for a quantized one.
+	Start(label string, total int)
+	// Update reports that step steps are done, with the mean training
+	// loss and accuracy (a fraction) of the epoch so far and the samples/s
+	// since the previous update. Fit calls it with every step record it
+	// writes (every MetricsEvery steps and at the end of every epoch).
+	Update(step int, loss, accuracy, samplesPerSec float64)
+	// Finish ends what Start began, whether the run completed or failed.
+	Finish()
+}
+
+// fitRun is the state of one Fit call.
+type fitRun struct {
+	trainSet, test *data.Dataset
+	mw             *metricsWriter
+	batches        *data.Batches
+	// perEpoch is the number of batches of an epoch, total the number of
+	// steps of the whole run.
+	perEpoch, total int
+	labels          []int
+}
+
+// epochStats sums the training batches of an epoch, and those since the
+// previous step record (the window of its samples/s).
+type epochStats struct {
+	start         time.Time
+	lossSum       float64
+	correct, seen int
+	windowStart   time.Time
+	windowSeen    int
+}
+
 // Fit trains until Epochs epochs are done, evaluating on test (if not nil)
 // after every epoch. A NaN or Inf loss stops it with an error wrapping
 // ErrNonFinite that names the step and the first layer whose output was
 // not finite. ctx cancels between steps.
 func (t *Trainer) Fit(ctx context.Context, trainSet, test *data.Dataset) (EpochRecord, error) {
-	cfg := t.cfg
-	m := t.Model
-	if err := checkDataset(m, trainSet); err != nil {
+	if err := t.prepare(trainSet, test); err != nil {
 		return EpochRecord{}, err
 	}
-	if test != nil {
-		if err := checkDataset(m, test); err != nil {
-			return EpochRecord{}, err
-		}
-	}
-	if m.NeedsInit() {
-		frozen := m.ObserversFrozen()
-		if err := calibrate(t.gs, trainSet, CalibrateConfig{Batches: cfg.CalibrationBatches, Batch: cfg.Batch, Seed: cfg.Seed, Norm: cfg.Norm}); err != nil {
-			return EpochRecord{}, fmt.Errorf("initialise learnable quantizers: %w", err)
-		}
-		m.FreezeObservers(frozen)
-		if _, err := m.InitLearnable(); err != nil {
-			return EpochRecord{}, err
-		}
-		if err := t.newOptimizer(); err != nil {
-			return EpochRecord{}, err
-		}
-	}
-	mw := newMetricsWriter(t.Metrics)
+	cfg := t.cfg
 	batches := data.NewBatches(trainSet.N, cfg.Seed, cfg.Batch, true, false)
-	perEpoch := batches.Len()
-	total := cfg.Epochs * perEpoch
-	var prog *Progress
+	r := &fitRun{trainSet: trainSet, test: test, mw: newMetricsWriter(t.Metrics), batches: batches,
+		perEpoch: batches.Len(), total: cfg.Epochs * batches.Len(), labels: make([]int, cfg.Batch)}
 	if t.Progress != nil {
 		label := "train"
-		if m.Quantized() {
-			label = "qat " + m.Quant.String()
+		if t.Model.Quantized() {
+			label = "qat " + t.Model.Quant.String()
 		}
-		prog = NewProgress(t.Progress, ProgressConfig{Label: label, Total: total})
-		defer prog.Finish()
+		t.Progress.Start(label, r.total)
+		defer t.Progress.Finish()
 	}
-	labels := make([]int, cfg.Batch)
 	var last EpochRecord
 	for t.Epoch < cfg.Epochs {
-		epochStart := time.Now()
-		var lossSum float64
-		var correct, seen int
-		windowStart, windowSeen := time.Now(), 0
-		for i, idx := range batches.Epoch(t.Epoch) {
-			if err := ctx.Err(); err != nil {
-				return last, err
-			}
-			t.applyFreezes()
-			gr, err := t.gs.get(layers.Train, len(idx))
-			if err != nil {
-				return last, err
-			}
-			y := labels[:len(idx)]
-			trainSet.Fill(gr.Input(), y, idx, cfg.Norm)
-			if err := gr.Run(y); err != nil {
-				return last, fmt.Errorf("step %d: %w", t.Step+1, err)
-			}
-			loss := gr.Loss()
-			if math.IsNaN(loss) || math.IsInf(loss, 0) {
-				where := gr.NonFinite()
-				if where == "" {
-					where = "the loss itself (every layer output is finite)"
-				}
-				return last, fmt.Errorf("step %d (epoch %d, batch %d): loss is %v: first non-finite value in %s: %w",
-					t.Step+1, t.Epoch+1, i, loss, where, ErrNonFinite)
-			}
-			lr := cfg.Schedule.LR(cfg.LR, int(t.Step), total)
-			if err := t.Opt.Step(lr); err != nil {
-				return last, fmt.Errorf("step %d: %w", t.Step+1, err)
-			}
-			t.Step++
-			ok := countCorrect(gr.Logits(), y, m.Spec.Classes)
-			correct += ok
-			seen += len(idx)
-			windowSeen += len(idx)
-			lossSum += loss * float64(len(idx))
-			lastOfEpoch := i == perEpoch-1
-			if t.Step%int64(cfg.MetricsEvery) == 0 || lastOfEpoch {
-				sps := float64(windowSeen) / time.Since(windowStart).Seconds()
-				rec := StepRecord{Type: "step", Step: t.Step, Epoch: t.Epoch + 1, Loss: loss, LR: lr,
-					Accuracy: float64(ok) / float64(len(idx)), SamplesPerSec: sps, RSSMB: rssMB()}
-				if m.Quantized() {
-					rec.Quant = quantRecords(gr.QuantStats())
-				}
-				if err := mw.write(rec); err != nil {
-					return last, err
-				}
-				if prog != nil {
-					prog.Update(int(t.Step), lossSum/float64(seen), float64(correct)/float64(seen), sps)
-				}
-				windowStart, windowSeen = time.Now(), 0
-			}
+		st, err := t.trainEpoch(ctx, r)
+		if err != nil {
+			return last, err
 		}
-		t.Epoch++
-		t.trained += seen
-		t.trainTime += time.Since(epochStart)
-		rec := EpochRecord{Type: "epoch", Epoch: t.Epoch, Step: t.Step, TrainLoss: lossSum / float64(seen),
-			TrainAccuracy: float64(correct) / float64(seen),
-			SamplesPerSec: float64(seen) / time.Since(epochStart).Seconds()}
-		if test != nil {
-			ev, err := evaluate(t.gs, test, EvalConfig{Batch: cfg.EvalBatch, Norm: cfg.Norm})
-			if err != nil {
-				return last, fmt.Errorf("epoch %d: %w", t.Epoch, err)
-			}
-			rec.ValLoss, rec.ValAccuracy, rec.ValN = &ev.Loss, &ev.Accuracy, ev.N
-		}
-		if err := mw.write(rec); err != nil {
+		rec, err := t.endEpoch(r, st)
+		if err != nil {
 			return last, err
 		}
 		last = rec
@@ -305,6 +264,147 @@ func (t *Trainer) Fit(ctx context.Context, trainSet, test *data.Dataset) (EpochR
 		}
 	}
 	return last, nil
+}
+
+// prepare checks that the data fits the model and initialises learnable
+// quantizers that need it from the ranges their observers see on
+// CalibrationBatches training batches, recreating the optimizer over the
+// new params.
+func (t *Trainer) prepare(trainSet, test *data.Dataset) error {
+	cfg, m := t.cfg, t.Model
+	if err := checkDataset(m, trainSet); err != nil {
+		return err
+	}
+	if test != nil {
+		if err := checkDataset(m, test); err != nil {
+			return err
+		}
+	}
+	if !m.NeedsInit() {
+		return nil
+	}
+	frozen := m.ObserversFrozen()
+	if err := calibrate(t.gs, trainSet, CalibrateConfig{Batches: cfg.CalibrationBatches, Batch: cfg.Batch, Seed: cfg.Seed, Norm: cfg.Norm}); err != nil {
+		return fmt.Errorf("initialise learnable quantizers: %w", err)
+	}
+	m.FreezeObservers(frozen)
+	if _, err := m.InitLearnable(); err != nil {
+		return err
+	}
+	return t.newOptimizer()
+}
+
+// trainEpoch runs the training steps of epoch t.Epoch+1, writing a step
+// record every MetricsEvery steps and at its last step.
+func (t *Trainer) trainEpoch(ctx context.Context, r *fitRun) (epochStats, error) {
+	now := time.Now()
+	st := epochStats{start: now, windowStart: now}
+	for i, idx := range r.batches.Epoch(t.Epoch) {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		s, err := t.step(r, i, idx)
+		if err != nil {
+			return st, err
+		}
+		ok := countCorrect(s.gr.Logits(), s.y, t.Model.Spec.Classes)
+		st.correct += ok
+		st.seen += len(idx)
+		st.windowSeen += len(idx)
+		st.lossSum += s.loss * float64(len(idx))
+		if t.Step%int64(t.cfg.MetricsEvery) == 0 || i == r.perEpoch-1 {
+			rec := StepRecord{Type: "step", Step: t.Step, Epoch: t.Epoch + 1, Loss: s.loss, LR: s.lr,
+				Accuracy: float64(ok) / float64(len(idx))}
+			if err := t.recordStep(r, &st, rec, s.gr); err != nil {
+				return st, err
+			}
+		}
+	}
+	return st, nil
+}
+
+// stepResult is what a training step leaves: its graph (which holds the
+// batch's logits and quantizer stats), the batch's labels, its loss and
+// the learning rate used.
+type stepResult struct {
+	gr       *layers.Graph
+	y        []int
+	loss, lr float64
+}
+
+// step runs batch i (the samples idx) of the epoch forward and backward
+// and takes an optimizer step.
+func (t *Trainer) step(r *fitRun, i int, idx []int) (stepResult, error) {
+	cfg := t.cfg
+	t.applyFreezes()
+	gr, err := t.gs.get(layers.Train, len(idx))
+	if err != nil {
+		return stepResult{}, err
+	}
+	y := r.labels[:len(idx)]
+	r.trainSet.Fill(gr.Input(), y, idx, cfg.Norm)
+	if err := gr.Run(y); err != nil {
+		return stepResult{}, fmt.Errorf("step %d: %w", t.Step+1, err)
+	}
+	loss := gr.Loss()
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		where := gr.NonFinite()
+		if where == "" {
+			where = "the loss itself (every layer output is finite)"
+		}
+		return stepResult{}, fmt.Errorf("step %d (epoch %d, batch %d): loss is %v: first non-finite value in %s: %w",
+			t.Step+1, t.Epoch+1, i, loss, where, ErrNonFinite)
+	}
+	lr := cfg.Schedule.LR(cfg.LR, int(t.Step), r.total)
+	if err := t.Opt.Step(lr); err != nil {
+		return stepResult{}, fmt.Errorf("step %d: %w", t.Step+1, err)
+	}
+	t.Step++
+	return stepResult{gr: gr, y: y, loss: loss, lr: lr}, nil
+}
+
+// recordStep completes rec, the record of the step just taken on gr,
+// with the window's samples/s, the resident memory and the quantizer
+// records, writes it, updates the progress display and starts a new
+// window.
+func (t *Trainer) recordStep(r *fitRun, st *epochStats, rec StepRecord, gr *layers.Graph) error {
+	rec.SamplesPerSec = float64(st.windowSeen) / time.Since(st.windowStart).Seconds()
+	if t.RSS != nil {
+		rec.RSSMB = t.RSS()
+	}
+	if t.Model.Quantized() {
+		rec.Quant = quantRecords(gr.QuantStats())
+	}
+	if err := r.mw.write(rec); err != nil {
+		return err
+	}
+	if t.Progress != nil {
+		t.Progress.Update(int(t.Step), st.lossSum/float64(st.seen), float64(st.correct)/float64(st.seen), rec.SamplesPerSec)
+	}
+	st.windowStart, st.windowSeen = time.Now(), 0
+	return nil
+}
+
+// endEpoch counts the epoch st summed as done, evaluates on the test set
+// (if any) and writes the epoch's record.
+func (t *Trainer) endEpoch(r *fitRun, st epochStats) (EpochRecord, error) {
+	t.Epoch++
+	t.trained += st.seen
+	t.trainTime += time.Since(st.start)
+	rec := EpochRecord{Type: "epoch", Epoch: t.Epoch, Step: t.Step, TrainLoss: st.lossSum / float64(st.seen),
+		TrainAccuracy: float64(st.correct) / float64(st.seen),
+		SamplesPerSec: float64(st.seen) / time.Since(st.start).Seconds()}
+	if r.test != nil {
+		ev, err := evaluate(t.gs, r.test, EvalConfig{Batch: t.cfg.EvalBatch, Norm: t.cfg.Norm})
+		if err != nil {
+			return EpochRecord{}, fmt.Errorf("epoch %d: %w", t.Epoch, err)
+		}
+		rec.ValLoss, rec.ValAccuracy, rec.ValN = &ev.Loss, &ev.Accuracy, ev.N
+	}
+	if err := r.mw.write(rec); err != nil {
+		return EpochRecord{}, err
+	}
+	return rec, nil
 }
 
 // SamplesPerSec returns the training throughput of this trainer's Fit

@@ -7,15 +7,17 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"qat/data"
 	"qat/layers"
+	"qat/model"
 	"qat/safetensors"
 )
 
-var mnistNorm = data.Norm{Mean: data.MNISTMean, Std: data.MNISTStd}
+var mnistNorm = model.Norm{Mean: data.MNISTMean, Std: data.MNISTStd}
 
 // embedded returns the first n embedded training images and the embedded
 // test set limited to nt.
@@ -32,9 +34,9 @@ func embedded(t testing.TB, n, nt int) (*data.Dataset, *data.Dataset) {
 	return tr.Limit(n), te.Limit(nt)
 }
 
-func model(t testing.TB, name string, seed uint64) *layers.Model {
+func newModel(t testing.TB, name string, seed uint64) *layers.Model {
 	t.Helper()
-	s, err := layers.Builtin(name)
+	s, err := model.Builtin(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func model(t testing.TB, name string, seed uint64) *layers.Model {
 // measured when this test was written; the bound leaves room).
 func TestFitLearns(t *testing.T) {
 	tr, te := embedded(t, 1000, 500)
-	m := model(t, "mlp", 1)
+	m := newModel(t, "mlp", 1)
 	tn, err := NewTrainer(m, Config{Epochs: 3, Batch: 50, Norm: mnistNorm})
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +84,74 @@ func TestFitLearns(t *testing.T) {
 	}
 }
 
+// fakeProgress records what a Fit call tells its Progress.
+type fakeProgress struct {
+	label    string
+	total    int
+	steps    []int
+	finished int
+}
+
+func (p *fakeProgress) Start(label string, total int) { p.label, p.total = label, total }
+func (p *fakeProgress) Update(step int, loss, acc, samplesPerSec float64) {
+	if loss > 0 && acc >= 0 && acc <= 1 && samplesPerSec > 0 {
+		p.steps = append(p.steps, step)
+	}
+}
+func (p *fakeProgress) Finish() { p.finished++ }
+
+// Fit tells its Progress of every step record and records what its RSS
+// func reports; without one the records have no rss_mb.
+func TestFitProgressAndRSS(t *testing.T) {
+	tr, _ := embedded(t, 200, 0)
+	tn, err := NewTrainer(newModel(t, "mlp", 1), Config{Epochs: 2, Batch: 50, MetricsEvery: 3, Norm: mnistNorm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metrics bytes.Buffer
+	prog := &fakeProgress{}
+	tn.Metrics, tn.Progress, tn.RSS = &metrics, prog, func() float64 { return 42.5 }
+	if _, err := tn.Fit(context.Background(), tr, nil); err != nil {
+		t.Fatal(err)
+	}
+	if prog.label != "train" || prog.total != 8 || !slices.Equal(prog.steps, []int{3, 4, 6, 8}) || prog.finished != 1 {
+		t.Errorf("progress %+v, want label train, total 8, updates at steps 3 4 6 8 with valid values, one Finish", prog)
+	}
+	n := 0
+	for l := range strings.Lines(metrics.String()) {
+		if strings.HasPrefix(l, `{"type":"step"`) {
+			n++
+			if !strings.Contains(l, `"rss_mb":42.5`) {
+				t.Errorf("step record without the RSS func's value: %s", l)
+			}
+		}
+	}
+	if n != 4 {
+		t.Errorf("%d step records, want 4", n)
+	}
+
+	// A failing run finishes its progress too; no RSS func, no rss_mb.
+	tn, _ = NewTrainer(newModel(t, "mlp", 1), Config{Batch: 50, Norm: mnistNorm})
+	metrics.Reset()
+	prog = &fakeProgress{}
+	tn.Metrics, tn.Progress = &metrics, prog
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := tn.Fit(ctx, tr, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled run: error %v", err)
+	}
+	if prog.finished != 1 {
+		t.Errorf("canceled run: Finish called %d times, want 1", prog.finished)
+	}
+	tn.Progress = nil
+	if _, err := tn.Fit(context.Background(), tr, nil); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(metrics.String(), "rss_mb") {
+		t.Errorf("records without an RSS func hold rss_mb:\n%s", metrics.String())
+	}
+}
+
 // Training 2 epochs in one go and training 1 epoch, saving, loading and
 // resuming for the second give bit-identical models: the checkpoint holds
 // everything the run depends on (params, BN statistics, optimizer state,
@@ -91,7 +161,7 @@ func TestResumeIsExact(t *testing.T) {
 		tr, te := embedded(t, 300, 100)
 		cfg := Config{Epochs: 2, Batch: 64, Seed: 3, Norm: mnistNorm, FreezeBNStep: 7}
 		prep := func() *layers.Model {
-			m := model(t, "lenet", 5)
+			m := newModel(t, "lenet", 5)
 			if qat {
 				qc, _ := layers.ParseBits("W4A4")
 				if err := m.Quantize(qc); err != nil {
@@ -159,7 +229,7 @@ func TestResumeIsExact(t *testing.T) {
 // A NaN weight makes the loss NaN; the error names the step and the param.
 func TestNaNLossNamesStepAndLayer(t *testing.T) {
 	tr, _ := embedded(t, 64, 10)
-	m := model(t, "mlp", 1)
+	m := newModel(t, "mlp", 1)
 	m.Param("fc2.weight").Data[5] = float32(math.NaN())
 	tn, _ := NewTrainer(m, Config{Batch: 32, Norm: mnistNorm})
 	_, err := tn.Fit(context.Background(), tr, nil)
@@ -173,7 +243,7 @@ func TestNaNLossNamesStepAndLayer(t *testing.T) {
 	}
 	// A huge learning rate diverges in a later step; the error names the
 	// first layer output that overflowed.
-	m = model(t, "mlp", 1)
+	m = newModel(t, "mlp", 1)
 	tn, _ = NewTrainer(m, Config{Batch: 32, LR: 1e30, Optimizer: OptimizerConfig{Kind: KindSGD, NoMomentum: true}, Norm: mnistNorm})
 	_, err = tn.Fit(context.Background(), tr, nil)
 	if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "step 2") {
@@ -185,7 +255,7 @@ func TestNaNLossNamesStepAndLayer(t *testing.T) {
 // those at the freeze. BN statistics stop changing at theirs.
 func TestFreezeSchedule(t *testing.T) {
 	tr, _ := embedded(t, 640, 10)
-	m := model(t, "lenet", 2)
+	m := newModel(t, "lenet", 2)
 	if err := m.Quantize(layers.QuantConfig{}); err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +294,7 @@ func TestFreezeSchedule(t *testing.T) {
 // scales move, and PTQ calibration alone gives a usable model.
 func TestLearnableAndCalibrate(t *testing.T) {
 	tr, te := embedded(t, 512, 200)
-	float := model(t, "lenet", 4)
+	float := newModel(t, "lenet", 4)
 	tn, _ := NewTrainer(float, Config{Batch: 64, Norm: mnistNorm})
 	if _, err := tn.Fit(context.Background(), tr, nil); err != nil {
 		t.Fatal(err)
@@ -285,7 +355,7 @@ func TestLearnableAndCalibrate(t *testing.T) {
 
 func TestCheckpointErrors(t *testing.T) {
 	tr, _ := embedded(t, 64, 10)
-	tn, _ := NewTrainer(model(t, "mlp", 1), Config{Batch: 64, Norm: mnistNorm})
+	tn, _ := NewTrainer(newModel(t, "mlp", 1), Config{Batch: 64, Norm: mnistNorm})
 	if _, err := tn.Fit(context.Background(), tr, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +430,7 @@ func TestCheckpointErrors(t *testing.T) {
 // Data that does not fit the model is an error naming both.
 func TestDatasetMismatch(t *testing.T) {
 	ds := &data.Dataset{Name: "tiny", N: 1, H: 8, W: 8, Images: make([]uint8, 64), Labels: []uint8{0}, Classes: 10}
-	_, err := Evaluate(model(t, "mlp", 1), ds, EvalConfig{})
+	_, err := Evaluate(newModel(t, "mlp", 1), ds, EvalConfig{})
 	if err == nil || !strings.Contains(err.Error(), "tiny") || !strings.Contains(err.Error(), "mlp") {
 		t.Errorf("mismatched data: %v", err)
 	}
@@ -371,7 +441,7 @@ func TestDatasetMismatch(t *testing.T) {
 // that only the contradiction is left) is refused, naming the quantizer.
 func TestCheckpointQuantMismatch(t *testing.T) {
 	tr, _ := embedded(t, 64, 10)
-	m := model(t, "mlp", 1)
+	m := newModel(t, "mlp", 1)
 	if err := m.Quantize(layers.QuantConfig{}); err != nil {
 		t.Fatal(err)
 	}

@@ -140,7 +140,7 @@ func benchGemm(s [3]int, threads int, minTime time.Duration) gemmResult {
 	}
 	f32s := bestTime(minTime, func() {
 		parallelRows(m, threads, func(lo, hi int) {
-			gemm.Sgemm(false, true, hi-lo, n, k, 1, af[lo*k:], k, bf, k, 0, cf[lo*n:], n)
+			gemm.Sgemm(cf[lo*n:], n, false, true, hi-lo, n, k, 1, af[lo*k:], k, bf, k, 0)
 		})
 	})
 	ops := 2 * float64(m) * float64(k) * float64(n)

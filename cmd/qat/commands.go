@@ -13,6 +13,7 @@ import (
 	"qat/data"
 	"qat/infer"
 	"qat/layers"
+	"qat/model"
 	"qat/train"
 )
 
@@ -43,7 +44,7 @@ func (d *dataFlags) or(checkpoint string) string {
 // training split. The normalisation is the dataset's: MNIST's or
 // Fashion-MNIST's published constants, the embedded sample's MNIST ones,
 // and for a directory the mean and std of its training images.
-func datasets(spec string, limit int) (trainSet, test *data.Dataset, norm data.Norm, err error) {
+func datasets(spec string, limit int) (trainSet, test *data.Dataset, norm model.Norm, err error) {
 	if limit < 0 {
 		return nil, nil, norm, usagef("--limit %d is negative", limit)
 	}
@@ -107,7 +108,7 @@ func (r *runFlags) add(c *cobra.Command, lr float64) {
 	f.BoolVar(&r.quiet, "quiet", false, "no progress display")
 }
 
-func (r *runFlags) config(norm data.Norm) train.Config {
+func (r *runFlags) config(norm model.Norm) train.Config {
 	return train.Config{Epochs: r.epochs, Batch: r.batch, LR: r.lr, Seed: r.seed, Norm: norm,
 		Optimizer: train.OptimizerConfig{Kind: r.optimizer},
 		Schedule:  train.ScheduleConfig{Kind: r.schedule, WarmupSteps: r.warmup, StepSize: r.stepSize}}
@@ -157,9 +158,9 @@ func (r *runFlags) fit(c *cobra.Command, t *train.Trainer, dataSpec string, trai
 	// leaves the metrics of an earlier run at the same path as they were.
 	mf := &lazyFile{path: r.metrics, flags: flags}
 	defer mf.Close()
-	t.Metrics = mf
+	t.Metrics, t.RSS = mf, rssMB
 	if !r.quiet {
-		t.Progress = c.ErrOrStderr()
+		t.Progress = &trainProgress{w: c.ErrOrStderr()}
 	}
 	t.Checkpoint = func(t *train.Trainer) error {
 		return train.FromTrainer(t, dataSpec).Save(r.out)
@@ -244,7 +245,7 @@ func (r *runFlags) continueRun(c *cobra.Command, d dataFlags, dataHasDefault boo
 func newTrainCmd() *cobra.Command {
 	var r runFlags
 	var d dataFlags
-	var model string
+	var arch string
 	c := &cobra.Command{
 		Use:   "train",
 		Short: "train a float model",
@@ -256,8 +257,8 @@ fc 10) or a JSON model config file.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			var specFile []pathFlag
-			if st, err := os.Stat(model); err == nil && st.Mode().IsRegular() {
-				specFile = append(specFile, pathFlag{"--model", model})
+			if st, err := os.Stat(arch); err == nil && st.Mode().IsRegular() {
+				specFile = append(specFile, pathFlag{"--model", arch})
 			}
 			if err := r.check(specFile...); err != nil {
 				return err
@@ -265,7 +266,7 @@ fc 10) or a JSON model config file.`,
 			if r.resume != "" {
 				return r.continueRun(c, d, true)
 			}
-			spec, err := layers.LoadSpec(model)
+			spec, err := model.Load(arch)
 			if err != nil {
 				return usageError{fmt.Errorf("--model: %w", err)}
 			}
@@ -284,7 +285,7 @@ fc 10) or a JSON model config file.`,
 			return r.fit(c, t, d.spec, tr, te)
 		},
 	}
-	c.Flags().StringVar(&model, "model", "lenet", "mlp, lenet or a model config file")
+	c.Flags().StringVar(&arch, "model", "lenet", "mlp, lenet or a model config file")
 	d.add(c, data.SourceEmbedded)
 	r.add(c, 1e-3)
 	return c
@@ -575,11 +576,12 @@ int8 runtime, from the raw pixels. --limit caps the number of test images;
 				if err != nil {
 					return err
 				}
-				ir, err := train.EvaluateInt8(net, te, batch, dump != "")
+				ir, err := infer.Evaluate(net, te.Images, te.Labels, infer.EvalConfig{Batch: batch, Threads: layers.Threads(), KeepCodes: dump != ""})
 				if err != nil {
 					return err
 				}
-				res, kind, name = ir.EvalResult, "int8 ("+string(qm.Requant)+" requant)", qm.Name
+				res = train.EvalResult{N: ir.N, Correct: ir.Correct, Accuracy: ir.Accuracy, Loss: ir.Loss, SamplesPerSec: ir.SamplesPerSec}
+				kind, name = "int8 ("+string(qm.Requant)+" requant)", qm.Name
 				if dump != "" {
 					logits = make([]float32, len(ir.Codes))
 					net.Dequantize(logits, ir.Codes)

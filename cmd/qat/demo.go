@@ -10,7 +10,6 @@ import (
 
 	"qat/experiment"
 	"qat/internal/atomicfile"
-	"qat/plots"
 )
 
 // demoConfig is the demo: lenet on the embedded MNIST sample, float, then
@@ -62,7 +61,7 @@ plots.`,
 				return err
 			}
 			cfg := demoConfig()
-			o := experiment.Options{Out: out, Command: "qat demo --out " + out}
+			o := experiment.Options{Out: out, Command: "qat demo --out " + out, RSS: rssMB}
 			if !quiet {
 				o.Log = c.ErrOrStderr()
 			}
@@ -70,7 +69,7 @@ plots.`,
 			if err != nil {
 				return err
 			}
-			files, err := plots.RunDir(filepath.Join(out, "work"))
+			files, err := experiment.PlotDir(filepath.Join(out, "work"))
 			if err != nil {
 				return fmt.Errorf("demo plots: %w", err)
 			}

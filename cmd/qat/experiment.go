@@ -39,7 +39,7 @@ experiments/results/NAME). Checkpoints, int8 models and metrics go to
 			if out == "" {
 				out = filepath.Join("experiments", "results", cfg.Name)
 			}
-			o := experiment.Options{Out: out, Command: "qat " + strings.Join(quoteArgs(c, args), " ")}
+			o := experiment.Options{Out: out, Command: "qat " + strings.Join(quoteArgs(c, args), " "), RSS: rssMB}
 			if !quiet {
 				o.Log = c.ErrOrStderr()
 			}
@@ -163,7 +163,7 @@ activation histograms with the quantization grid and clipping range of
 each quantized checkpoint.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			files, err := plots.RunDir(args[0])
+			files, err := experiment.PlotDir(args[0])
 			if err != nil {
 				return err
 			}

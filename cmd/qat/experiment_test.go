@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -41,6 +42,17 @@ func TestRunPlotSensitivity(t *testing.T) {
 	for _, r := range res.Results {
 		if r.Int8Accuracy == nil || *r.Int8Accuracy != r.FakeQuantAccuracy {
 			t.Errorf("%s: int8 %v, fake-quant %v", r.Run, r.Int8Accuracy, r.FakeQuantAccuracy)
+		}
+	}
+	// The runs' metrics hold the resident memory (on Linux, where rssMB
+	// reads it).
+	for _, name := range []string{"embedded-float", "embedded-pact4"} {
+		b, err := os.ReadFile(filepath.Join(out, "work", name+".metrics.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if runtime.GOOS == "linux" && !strings.Contains(string(b), `"rss_mb":`) {
+			t.Errorf("%s metrics without rss_mb", name)
 		}
 	}
 	md, err := os.ReadFile(filepath.Join(out, "results.md"))

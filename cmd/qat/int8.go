@@ -9,9 +9,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"qat/export"
+	"qat/cheader"
+	"qat/deploy"
 	"qat/infer"
 	"qat/internal/atomicfile"
+	"qat/layers"
+	"qat/model"
 	"qat/onnx"
 	"qat/qmodel"
 	"qat/quant"
@@ -54,7 +57,7 @@ with --requant float (docs/onnxruntime.md). With a float checkpoint and no
 			if err != nil {
 				return err
 			}
-			norm := qmodel.Norm{Mean: ck.Norm.Mean, Std: ck.Norm.Std}
+			norm := ck.Norm
 			if out == "" {
 				if ck.Model.Quantized() {
 					return usagef("--out is required: %s is a quantized checkpoint", ckpt)
@@ -64,11 +67,7 @@ with --requant float (docs/onnxruntime.md). With a float checkpoint and no
 				}
 				return exportFloatONNX(c.OutOrStdout(), asJSON, ckpt, onnxOut, ck, norm)
 			}
-			src, err := ck.Model.ExportSource(norm)
-			if err != nil {
-				return fmt.Errorf("export %s: %w", ckpt, err)
-			}
-			m, err := export.Freeze(src, mode)
+			m, err := deploy.Freeze(ck.Model, norm, mode)
 			if err != nil {
 				return fmt.Errorf("export %s: %w", ckpt, err)
 			}
@@ -77,7 +76,7 @@ with --requant float (docs/onnxruntime.md). With a float checkpoint and no
 			var files atomicfile.Files
 			files.Add(out, func(w io.Writer) error { return qmodel.Write(w, m) })
 			if header != "" {
-				files.Add(header, func(w io.Writer) error { return qmodel.WriteHeader(w, m, "") })
+				files.Add(header, func(w io.Writer) error { return cheader.Write(w, m, "") })
 			}
 			if onnxOut != "" {
 				ob, err := onnx.FromInt8(m)
@@ -104,8 +103,8 @@ with --requant float (docs/onnxruntime.md). With a float checkpoint and no
 
 // exportFloatONNX writes the float model of checkpoint ck (path ckpt) as
 // an ONNX model to path and reports it.
-func exportFloatONNX(w io.Writer, asJSON bool, ckpt, path string, ck *train.Checkpoint, norm qmodel.Norm) error {
-	src, err := ck.Model.FloatSource(norm)
+func exportFloatONNX(w io.Writer, asJSON bool, ckpt, path string, ck *train.Checkpoint, norm model.Norm) error {
+	src, err := deploy.FloatSource(ck.Model, norm)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", ckpt, err)
 	}
@@ -273,7 +272,7 @@ fraction of samples whose argmax agrees, the largest difference in codes
 			if d.limit > 0 {
 				te = te.Limit(d.limit)
 			}
-			if m.Norm != (qmodel.Norm{Mean: ck.Norm.Mean, Std: ck.Norm.Std}) {
+			if m.Norm != ck.Norm {
 				return fmt.Errorf("%s normalises with %+v, %s with %+v: not exported from it", model, m.Norm, ckpt, ck.Norm)
 			}
 			if err := exportedFrom(m, ck); err != nil {
@@ -283,7 +282,7 @@ fraction of samples whose argmax agrees, the largest difference in codes
 			if err != nil {
 				return err
 			}
-			ir, err := train.EvaluateInt8(net, te, batch, true)
+			ir, err := infer.Evaluate(net, te.Images, te.Labels, infer.EvalConfig{Batch: batch, Threads: layers.Threads(), KeepCodes: true})
 			if err != nil {
 				return err
 			}
@@ -368,11 +367,7 @@ func exportedFrom(m *qmodel.Model, ck *train.Checkpoint) error {
 	if !ck.Model.Quantized() {
 		return errors.New("the checkpoint is a float model (compare takes the quantized checkpoint an int8 model was exported from)")
 	}
-	src, err := ck.Model.ExportSource(m.Norm)
-	if err != nil {
-		return err
-	}
-	want, err := export.Freeze(src, m.Requant)
+	want, err := deploy.Freeze(ck.Model, m.Norm, m.Requant)
 	if err != nil {
 		return err
 	}

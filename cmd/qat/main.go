@@ -23,7 +23,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"qat/layers"
+	"qat/model"
 )
 
 // usageError marks an error in how qat was invoked (exit status 2).
@@ -106,18 +106,18 @@ are specified in docs/int8-model.md.`,
 // addLimitFlags gives c, a command that builds models from specs or
 // checkpoints, --max-params and --max-activations, which set the size
 // limits every spec is checked against before anything is allocated
-// (layers.MaxParams, layers.MaxActivations).
+// (model.MaxParams, model.MaxActivations).
 func addLimitFlags(c *cobra.Command) {
-	params, acts := c.Flags().Int64("max-params", layers.MaxParams,
+	params, acts := c.Flags().Int64("max-params", model.MaxParams,
 		"refuse models with more parameters than this (checked before anything is allocated)"),
-		c.Flags().Int64("max-activations", layers.MaxActivations,
+		c.Flags().Int64("max-activations", model.MaxActivations,
 			"refuse models whose one sample produces more activation values than this, summed over the layers")
 	run := c.RunE
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if *params < 1 || *acts < 1 {
 			return usagef("--max-params %d, --max-activations %d: want at least 1", *params, *acts)
 		}
-		layers.MaxParams, layers.MaxActivations = *params, *acts
+		model.MaxParams, model.MaxActivations = *params, *acts
 		return run(c, args)
 	}
 }

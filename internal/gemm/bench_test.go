@@ -12,7 +12,7 @@ import (
 )
 
 // benchShapes are the products of qat's trainers at batch 128, as
-// layers/conv.go (per sample) and layers/linear.go (per batch) call Sgemm:
+// ops/conv.go (per sample) and ops/linear.go (per batch) call Sgemm:
 // conv* are lenet's convolutions, fc* mlp's linear layers (784-256-128-10),
 // lenet_fc1 lenet's first linear layer (512-128; its second, 128-10, is
 // fc3's shape); then squares of 256 and 1024.
@@ -72,7 +72,7 @@ func BenchmarkSgemm(b *testing.B) {
 		var impls []impl
 		for _, ks := range kernelSets {
 			impls = append(impls, impl{benchName(ks), func() {
-				sgemmWith(ks, s.tA, s.tB, s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n)
+				sgemmWith(ks, c, s.n, s.tA, s.tB, s.m, s.n, s.k, 1, a, lda, bm, ldb, 0)
 			}})
 		}
 		impls = append(impls, impl{"gonum", func() {

@@ -212,7 +212,7 @@ func packB(transB bool, m, ldb int, ks *kernelSet) bool {
 
 // sgemmBlocked computes C = alpha*op(A)*op(B) + beta*C with m, n, k > 0
 // and alpha != 0, with the kernel set ks.
-func sgemmBlocked(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, ks *kernelSet) {
+func sgemmBlocked(c []float32, ldc int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, ks *kernelSet) {
 	mr, nr, nv, kern := ks.mr, ks.nr, ks.nv, ks.kern
 	pa, pb := packA(transA, m, lda, ks), packB(transB, m, ldb, ks)
 	var ws *workspace

@@ -1,14 +1,15 @@
 package gemm
 
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C for row-major float32
-// matrices: op(A) = A (m×k, lda >= k) or, with transA, A^T where A is k×m
-// (lda >= m); op(B) = B (k×n, ldb >= n) or, with transB, B^T where B is
-// n×k (ldb >= k); C is m×n with ldc >= n. See the package doc.
+// matrices, the destination C (m×n, ldc >= n) first: op(A) = A (m×k,
+// lda >= k) or, with transA, A^T where A is k×m (lda >= m); op(B) = B
+// (k×n, ldb >= n) or, with transB, B^T where B is n×k (ldb >= k). See the
+// package doc for the argument order and semantics.
 //
 // Sgemm panics if a dimension is negative, a leading dimension is too
 // small or a slice is too short for its matrix: these are programming
 // errors, not run-time conditions.
-func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func Sgemm(c []float32, ldc int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32) {
 	ar, ac := m, k // A as stored
 	if transA {
 		ar, ac = k, m
@@ -49,10 +50,10 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	}
 	if m*n <= tiny && k <= tiny && m*n*k <= tiny {
 		// A few multiply-adds: cheaper than setting up the kernels.
-		sgemmRef(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		sgemmRef(c, ldc, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta)
 		return
 	}
-	sgemmBlocked(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, active)
+	sgemmBlocked(c, ldc, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, active)
 }
 
 // tiny is the largest m*n*k done by sgemmRef.
@@ -78,7 +79,7 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 // sgemmRef is the plain triple loop Sgemm is checked against (with
 // float32 accumulation, in the order p = 0..k-1). It does no argument
 // checking; beta == 0 does not read C.
-func sgemmRef(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func sgemmRef(c []float32, ldc int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32) {
 	for i := 0; i < m; i++ {
 		for j := 0; j < n; j++ {
 			var s float32

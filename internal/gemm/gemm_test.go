@@ -70,10 +70,10 @@ func randSlice(r *rand.Rand, n int) []float32 {
 // runs Sgemm's kernels loops over kernelSets, so each set this machine
 // can run (AVX-512, AVX2, generic) is checked against the reference,
 // whichever Sgemm would choose.
-func sgemmWith(ks *kernelSet, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func sgemmWith(ks *kernelSet, c []float32, ldc int, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32) {
 	defer func(s *kernelSet) { active = s }(active)
 	active = ks
-	Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	Sgemm(c, ldc, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta)
 }
 
 type gemmCase struct {
@@ -131,13 +131,13 @@ func check(t *testing.T, tc gemmCase) {
 	want, scale := naive(tc.tA, tc.tB, m, n, k, tc.alpha, a, lda, b, ldb, tc.beta, orig, ldc)
 	c := cAll[:cLen]
 	if tc.useRef {
-		sgemmRef(tc.tA, tc.tB, m, n, k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
+		sgemmRef(c, ldc, tc.tA, tc.tB, m, n, k, tc.alpha, a, lda, b, ldb, tc.beta)
 	} else {
 		ks := tc.ks
 		if ks == nil {
 			ks = active
 		}
-		sgemmWith(ks, tc.tA, tc.tB, m, n, k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
+		sgemmWith(ks, c, ldc, tc.tA, tc.tB, m, n, k, tc.alpha, a, lda, b, ldb, tc.beta)
 	}
 	for i := 0; i < m; i++ {
 		for j := 0; j < ldc && i*ldc+j < len(cAll); j++ {
@@ -285,8 +285,8 @@ func TestSgemmScaleOnly(t *testing.T) {
 		}
 	}
 	// Empty C: nothing to do, nil slices accepted.
-	Sgemm(false, false, 0, 5, 3, 1, nil, 3, make([]float32, 15), 5, 0, nil, 5)
-	Sgemm(false, false, 4, 0, 3, 1, make([]float32, 12), 3, nil, 1, 0, nil, 1)
+	Sgemm(nil, 5, false, false, 0, 5, 3, 1, nil, 3, make([]float32, 15), 5, 0)
+	Sgemm(nil, 1, false, false, 4, 0, 3, 1, make([]float32, 12), 3, nil, 1, 0)
 }
 
 // TestSgemmBetaZero checks that beta == 0 overwrites C without reading it.
@@ -296,7 +296,7 @@ func TestSgemmBetaZero(t *testing.T) {
 		b := []float32{5, 6, 7, 8}
 		nan := float32(math.NaN())
 		c := []float32{nan, nan, nan, nan}
-		sgemmWith(ks, false, false, 2, 2, 2, 1, a, 2, b, 2, 0, c, 2)
+		sgemmWith(ks, c, 2, false, false, 2, 2, 2, 1, a, 2, b, 2, 0)
 		want := []float32{19, 22, 43, 50}
 		for i := range want {
 			if c[i] != want[i] {
@@ -313,18 +313,18 @@ func TestSgemmPanics(t *testing.T) {
 		name string
 		f    func()
 	}{
-		{"m<0", func() { Sgemm(false, false, -1, 2, 2, 1, s, 2, s, 2, 0, s, 2) }},
-		{"n<0", func() { Sgemm(false, false, 2, -1, 2, 1, s, 2, s, 2, 0, s, 2) }},
-		{"k<0", func() { Sgemm(false, false, 2, 2, -1, 1, s, 2, s, 2, 0, s, 2) }},
-		{"lda", func() { Sgemm(false, false, 2, 2, 3, 1, s, 2, s, 2, 0, s, 2) }},
-		{"ldaT", func() { Sgemm(true, false, 3, 2, 2, 1, s, 2, s, 2, 0, s, 2) }},
-		{"ldb", func() { Sgemm(false, false, 2, 3, 2, 1, s, 2, s, 2, 0, s, 3) }},
-		{"ldbT", func() { Sgemm(false, true, 2, 2, 3, 1, s, 3, s, 2, 0, s, 2) }},
-		{"ldc", func() { Sgemm(false, false, 2, 3, 2, 1, s, 2, s, 3, 0, s, 2) }},
-		{"lda0", func() { Sgemm(false, false, 2, 2, 0, 1, s, 0, s, 2, 0, s, 2) }},
-		{"shortA", func() { Sgemm(false, false, 10, 2, 10, 1, s[:99], 10, s, 2, 0, s, 2) }},
-		{"shortB", func() { Sgemm(false, false, 2, 10, 10, 1, s, 10, s[:99], 10, 0, s, 10) }},
-		{"shortC", func() { Sgemm(false, false, 10, 10, 2, 1, s, 2, s, 10, 0, s[:99], 10) }},
+		{"m<0", func() { Sgemm(s, 2, false, false, -1, 2, 2, 1, s, 2, s, 2, 0) }},
+		{"n<0", func() { Sgemm(s, 2, false, false, 2, -1, 2, 1, s, 2, s, 2, 0) }},
+		{"k<0", func() { Sgemm(s, 2, false, false, 2, 2, -1, 1, s, 2, s, 2, 0) }},
+		{"lda", func() { Sgemm(s, 2, false, false, 2, 2, 3, 1, s, 2, s, 2, 0) }},
+		{"ldaT", func() { Sgemm(s, 2, true, false, 3, 2, 2, 1, s, 2, s, 2, 0) }},
+		{"ldb", func() { Sgemm(s, 3, false, false, 2, 3, 2, 1, s, 2, s, 2, 0) }},
+		{"ldbT", func() { Sgemm(s, 2, false, true, 2, 2, 3, 1, s, 3, s, 2, 0) }},
+		{"ldc", func() { Sgemm(s, 2, false, false, 2, 3, 2, 1, s, 2, s, 3, 0) }},
+		{"lda0", func() { Sgemm(s, 2, false, false, 2, 2, 0, 1, s, 0, s, 2, 0) }},
+		{"shortA", func() { Sgemm(s, 2, false, false, 10, 2, 10, 1, s[:99], 10, s, 2, 0) }},
+		{"shortB", func() { Sgemm(s, 10, false, false, 2, 10, 10, 1, s, 10, s[:99], 10, 0) }},
+		{"shortC", func() { Sgemm(s[:99], 10, false, false, 10, 10, 2, 1, s, 2, s, 10, 0) }},
 	} {
 		func() {
 			defer func() {
@@ -366,7 +366,7 @@ func TestSgemmAllocs(t *testing.T) {
 				ldb = s.k
 			}
 			allocs := testing.AllocsPerRun(20, func() {
-				sgemmWith(ks, s.tA, s.tB, s.m, s.n, s.k, 1, a, lda, b, ldb, 0.5, c, s.n)
+				sgemmWith(ks, c, s.n, s.tA, s.tB, s.m, s.n, s.k, 1, a, lda, b, ldb, 0.5)
 			})
 			if allocs != 0 {
 				t.Errorf("%s %+v: %v allocations per call", ks.name, s, allocs)
@@ -383,7 +383,7 @@ func TestSgemmConcurrent(t *testing.T) {
 	a := randSlice(r, m*k)
 	b := randSlice(r, n*k)
 	want := make([]float32, m*n)
-	Sgemm(false, true, m, n, k, 1, a, k, b, k, 0, want, n)
+	Sgemm(want, n, false, true, m, n, k, 1, a, k, b, k, 0)
 	var wg sync.WaitGroup
 	errs := make(chan string, 8)
 	for g := 0; g < 8; g++ {
@@ -392,7 +392,7 @@ func TestSgemmConcurrent(t *testing.T) {
 			defer wg.Done()
 			c := make([]float32, m*n)
 			for it := 0; it < 20; it++ {
-				Sgemm(false, true, m, n, k, 1, a, k, b, k, 0, c, n)
+				Sgemm(c, n, false, true, m, n, k, 1, a, k, b, k, 0)
 				for i := range c {
 					if c[i] != want[i] {
 						errs <- fmt.Sprintf("C[%d] = %v, want %v", i, c[i], want[i])

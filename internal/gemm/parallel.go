@@ -49,19 +49,20 @@ const minSplitWork = 1 << 20
 // each a multiple of 48 rows or columns long (the last one shorter).
 // Products too small to give every goroutine minSplitWork multiply-adds
 // use fewer goroutines, down to a plain Sgemm call; threads <= 1 is
-// Sgemm. Arguments and panics are Sgemm's; a panic happens on the calling
-// goroutine, before any goroutine starts. Concurrent calls are safe.
-func SgemmParallel(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// Sgemm. Arguments are Sgemm's followed by threads; panics are Sgemm's,
+// and happen on the calling goroutine, before any goroutine starts.
+// Concurrent calls are safe.
+func SgemmParallel(c []float32, ldc int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, threads int) {
 	if threads <= 1 || m <= 0 || n <= 0 || k <= 0 || alpha == 0 {
-		Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		Sgemm(c, ldc, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta)
 		return
 	}
 	// alpha 0 and beta 1 make Sgemm check every argument and leave C
 	// alone: an invalid call panics here, not in a goroutine.
-	Sgemm(transA, transB, m, n, k, 0, a, lda, b, ldb, 1, c, ldc)
+	Sgemm(c, ldc, transA, transB, m, n, k, 0, a, lda, b, ldb, 1)
 	byRows, per := parallelSplit(threads, m, n, k)
 	if per == 0 {
-		Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		Sgemm(c, ldc, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta)
 		return
 	}
 	block := func(lo int) {
@@ -71,7 +72,7 @@ func SgemmParallel(threads int, transA, transB bool, m, n, k int, alpha float32,
 			if transA {
 				ao = lo
 			}
-			Sgemm(transA, transB, hi-lo, n, k, alpha, a[ao:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+			Sgemm(c[lo*ldc:], ldc, transA, transB, hi-lo, n, k, alpha, a[ao:], lda, b, ldb, beta)
 			return
 		}
 		hi := min(lo+per, n)
@@ -79,7 +80,7 @@ func SgemmParallel(threads int, transA, transB bool, m, n, k int, alpha float32,
 		if transB {
 			bo = lo * ldb
 		}
-		Sgemm(transA, transB, m, hi-lo, k, alpha, a, lda, b[bo:], ldb, beta, c[lo:], ldc)
+		Sgemm(c[lo:], ldc, transA, transB, m, hi-lo, k, alpha, a, lda, b[bo:], ldb, beta)
 	}
 	size := n
 	if byRows {

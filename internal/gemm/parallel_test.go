@@ -62,10 +62,10 @@ func checkParallel(t *testing.T, name string, seed int64, tA, tB bool, m, n, k i
 		}
 	}
 	want := append([]float32(nil), c0...)
-	Sgemm(tA, tB, m, n, k, 1.25, a, lda, b, ldb, beta, want, ldc)
+	Sgemm(want, ldc, tA, tB, m, n, k, 1.25, a, lda, b, ldb, beta)
 	for _, threads := range []int{1, 2, 3, 4, 5, 7} {
 		got := append([]float32(nil), c0...)
-		SgemmParallel(threads, tA, tB, m, n, k, 1.25, a, lda, b, ldb, beta, got, ldc)
+		SgemmParallel(got, ldc, tA, tB, m, n, k, 1.25, a, lda, b, ldb, beta, threads)
 		for i := range got {
 			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 				t.Fatalf("%s/threads=%d: C[%d] = %v (%#x), Sgemm %v (%#x)", name, threads, i, got[i],
@@ -111,5 +111,5 @@ func TestSgemmParallelPanics(t *testing.T) {
 		}
 	}()
 	m, n, k := 200, 200, 200
-	SgemmParallel(4, false, false, m, n, k, 1, make([]float32, m*k), k, make([]float32, k*n), n, 0, make([]float32, m*n-1), n)
+	SgemmParallel(make([]float32, m*n-1), n, false, false, m, n, k, 1, make([]float32, m*k), k, make([]float32, k*n), n, 0, 4)
 }

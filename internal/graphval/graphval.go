@@ -1,6 +1,8 @@
-// Package graphval holds what qat's custom gorgonia ops share: conversion
-// between gorgonia values and the float32 slices they compute on (the ops
-// are float32 only), and instance ids for their hashes.
+// Package graphval holds what qat's custom gorgonia ops (packages ops,
+// fakequant and layers' exact evaluation) share: conversion between
+// gorgonia values and the float32 slices they compute on (the ops are
+// float32 only), the checks of their arity and input shapes, their type
+// signatures, and instance ids for their hashes.
 package graphval
 
 import (
@@ -9,9 +11,45 @@ import (
 	"hash/fnv"
 	"sync/atomic"
 
+	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
+
+// The types of the ops' signatures (an op's Type method).
+var (
+	// TypeAny is any tensor type. Not 'b': gorgonia's type inference
+	// reserves 'b' for the return type.
+	TypeAny = hm.TypeVariable('a')
+	// TypeVec is a float32 vector.
+	TypeVec = gorgonia.TensorType{Dims: 1, Of: tensor.Float32}
+	// TypeMat is a float32 matrix.
+	TypeMat = gorgonia.TensorType{Dims: 2, Of: tensor.Float32}
+	// TypeImg is a 4-D float32 tensor, a batch of images [N, C, H, W].
+	TypeImg = gorgonia.TensorType{Dims: 4, Of: tensor.Float32}
+)
+
+// CheckArity reports whether op got its number of inputs, n; the error
+// names op.
+func CheckArity(op gorgonia.Op, n int) error {
+	if n != op.Arity() {
+		return fmt.Errorf("%v: %d inputs, want %d", op, n, op.Arity())
+	}
+	return nil
+}
+
+// ShapeArg returns a copy of the i-th shape given to an op's InferShape,
+// or an error when there are not that many or it is not a shape.
+func ShapeArg(ds []gorgonia.DimSizer, i int) (tensor.Shape, error) {
+	if i >= len(ds) {
+		return nil, fmt.Errorf("%d shapes, want at least %d", len(ds), i+1)
+	}
+	s, ok := ds[i].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("input %d has no shape (%T)", i, ds[i])
+	}
+	return s.Clone(), nil
+}
 
 // Float32s returns the elements of a float32 tensor value in row-major
 // order and a copy of its shape. A view or transposed tensor is
@@ -41,6 +79,16 @@ func Float32s(v gorgonia.Value, what string) ([]float32, tensor.Shape, error) {
 		return nil, nil, fmt.Errorf("%s holds %d elements for shape %v", what, len(data), v.Shape())
 	}
 	return data[:n], v.Shape().Clone(), nil
+}
+
+// ReadFloat32s is Float32s for the input of op (what names it), with
+// errors that name op.
+func ReadFloat32s(op fmt.Stringer, v gorgonia.Value, what string) ([]float32, tensor.Shape, error) {
+	d, s, err := Float32s(v, what)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%v: %w", op, err)
+	}
+	return d, s, nil
 }
 
 // NewDense wraps data as a float32 tensor of the given shape; the tensor

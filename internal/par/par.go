@@ -1,5 +1,5 @@
 // Package par splits loops across goroutines for the training ops of
-// layers and fakequant, under one thread setting (layers.SetThreads).
+// packages ops and fakequant, under one thread setting (layers.SetThreads).
 //
 // Every split is into contiguous ranges of a loop's index, each range run
 // by one goroutine in index order. The callers keep results independent of

@@ -1,0 +1,83 @@
+package deploy
+
+import (
+	"fmt"
+
+	"qat/export"
+	"qat/infer"
+	"qat/layers"
+	"qat/model"
+	"qat/qmodel"
+	"qat/quant"
+)
+
+// Exact is layers.Exact by the int8 runtime: an exact Eval graph (see
+// layers.Model.NewExactGraph) freezes each quantized conv or linear layer
+// with export.FreezeLayer (folded BN, weight codes, int32 bias, float32
+// requantization multiplier) and runs it with infer.Layer on the input
+// codes (the batch split across layers.Threads() goroutines, which changes
+// nothing), so the codes it outputs, and hence the accuracy it reports,
+// are those of the exported model bit for bit. An average pool on a grid
+// likewise averages codes with the runtime's rounding (infer.AvgPool).
+type Exact struct{}
+
+var _ layers.Exact = Exact{}
+
+// Weighted implements layers.Exact.
+func (Exact) Weighted(m *layers.Model, n model.Node, in []int, inQ quant.Params, x, y []float32) error {
+	el, err := exportLayer(m, n, in)
+	if err != nil {
+		return err
+	}
+	q, err := export.ActQuant(inQ)
+	if err != nil {
+		return fmt.Errorf("input quantizer: %w", err)
+	}
+	frozen, err := export.FreezeLayer(el, q, qmodel.RequantFloat)
+	if err != nil {
+		return err
+	}
+	il, err := infer.NewLayer(&frozen, in, q, qmodel.RequantFloat)
+	if err != nil {
+		return err
+	}
+	xc, yc := make([]uint8, len(x)), make([]uint8, len(y))
+	codes(xc, x, q)
+	per := 1
+	for _, d := range in {
+		per *= d
+	}
+	il.RunParallel(yc, xc, len(x)/per, layers.Threads())
+	values(y, yc, frozen.Output)
+	return nil
+}
+
+// AvgPool implements layers.Exact.
+func (Exact) AvgPool(n model.Node, inQ quant.Params, x []float32, xs [4]int, y []float32) error {
+	q, err := export.ActQuant(inQ)
+	if err != nil {
+		return fmt.Errorf("input quantizer: %w", err)
+	}
+	xc, yc := make([]uint8, len(x)), make([]uint8, len(y))
+	codes(xc, x, q)
+	infer.AvgPool(yc, xc, xs[0], xs[1], xs[2], xs[3], n.Kernel, n.EffectiveStride())
+	values(y, yc, q)
+	return nil
+}
+
+// codes quantizes grid values x into dst with q's uint8-domain params.
+// Values on the grid come back to their own codes exactly.
+func codes(dst []uint8, x []float32, q qmodel.Quant) {
+	inv := 1 / q.Scale
+	for i, v := range x {
+		c, _ := quant.Code(v, inv, q.ZeroPoint, q.QMin, q.QMax)
+		dst[i] = uint8(c)
+	}
+}
+
+// values writes the real values of codes src, as FakeQuantize does.
+func values(dst []float32, src []uint8, q qmodel.Quant) {
+	for i, c := range src {
+		dst[i] = float32(int32(c)-q.ZeroPoint) * q.Scale
+	}
+}
