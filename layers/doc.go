@@ -32,6 +32,14 @@
 // Calibrate (observers observe, no gradients). SaveState and LoadState
 // move a model to and from a safetensors checkpoint.
 //
+// # Exact evaluation
+//
+// An Eval graph computes the float fake-quant simulation of the int8
+// model. NewExactGraph builds one whose quantized layers an Exact computes
+// the way the exported int8 model does (package deploy's deploy.Exact), so
+// that its accuracy is the exported model's bit for bit; layers imports
+// neither the exporter nor the int8 runtime.
+//
 // # Ops
 //
 // The ops themselves (convolution, linear, BatchNorm, pooling,
@@ -48,6 +56,6 @@
 // The ops use up to Threads() goroutines (SetThreads, a process-wide
 // setting shared with packages ops and fakequant through internal/par; by
 // default GOMAXPROCS) and give the same bits for every thread count (see
-// package ops). Exact evaluation splits its int8 layers' batches
-// (infer.Layer.RunParallel).
+// package ops); deploy.Exact splits its int8 layers' batches over
+// Threads() goroutines too.
 package layers

@@ -4,12 +4,13 @@
 // carries a CRC-32C of its content (Checksum), which the loader checks,
 // so a damaged file is an error rather than other numbers;
 // version-1 files, which had none, still load with a warning in
-// Model.Warnings. The export package produces Models from trained checkpoints and
+// Model.Warnings. The export package (through deploy) produces Models from trained checkpoints and
 // the int8 runtime executes them; docs/int8-model.md is the versioned
 // specification of the file and of the arithmetic.
 //
-// The package imports only the standard library and qat/safetensors (no
-// gorgonia), so a program that only runs int8 models stays small.
+// The package imports only the standard library, qat/model (the op types
+// and the shape rule) and qat/safetensors (no gorgonia), so a program that
+// only runs int8 models stays small.
 //
 // # Invariants
 //
