@@ -80,8 +80,9 @@ func newVersionCmd() *cobra.Command {
 		Short: "print qat's version, the CPU features found and the kernels chosen",
 		Long: `Print the build (version, Go), the CPU, the instruction sets the kernels may
 use (after QAT_CPU, which switches features off: QAT_CPU=avx512 runs the AVX2
-kernels on an AVX-512 machine, QAT_CPU=asm the pure-Go references), and the
-float32 and int8 GEMM kernels this machine runs.`,
+kernels on an AVX-512 machine, the int8 one AVX-VNNI where the CPU has it,
+QAT_CPU=avx512,vnni the AVX2 int8 one, QAT_CPU=asm the pure-Go references),
+and the float32 and int8 GEMM kernels this machine runs.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			b := currentBuild()

@@ -16,11 +16,12 @@
 //	asimd    arm64's NEON kernels, and with them asimddp
 //	asm      every assembly kernel: the pure-Go references only
 //
-// so that QAT_CPU=avx512 runs the AVX2 kernels on an AVX-512 machine and
-// QAT_CPU=asm runs the references anywhere, as CI does. A feature the
-// CPU lacks stays off; an unknown name is a programming error of whoever
-// set the variable, and the program panics at start naming it rather than
-// silently testing the wrong kernels.
+// so that QAT_CPU=avx512 runs the AVX2 kernels on an AVX-512 machine (and
+// the AVX-VNNI int8 GEMM where the CPU has AVX-VNNI, QAT_CPU=avx512,vnni
+// the AVX2 one) and QAT_CPU=asm runs the references anywhere, as CI does.
+// A feature the CPU lacks stays off; an unknown name is a programming
+// error of whoever set the variable, and the program panics at start
+// naming it rather than silently testing the wrong kernels.
 //
 // The variables below are set before any package that imports cpufeat
 // initialises and are never modified afterwards.

@@ -14,10 +14,10 @@ const (
 	nbMax = 1 << 20 // bytes of B per k block and column block (L2)
 )
 
-// Cache blocking of the AVX2 kernel (see the package doc).
+// Cache blocking of the AVX2 and AVX-VNNI kernels (see the package doc).
 const (
 	avx2KC = 1024      // k values per k block, a multiple of 16
-	avx2MC = 60        // rows per row block, a multiple of avx2MR and ubsMR
+	avx2MC = 60        // rows per row block, a multiple of avx2MR, ubsMR and avxvnniMR
 	avx2NB = 256 << 10 // bytes of B per k block and column block (L2)
 	// avx2SmallA is the most bytes of A a row block may hold in the
 	// buffer when K fits one k block and avx2MC rows hold less: row
@@ -30,10 +30,10 @@ const (
 	avx2LoopPanels = 2
 )
 
-// avx2Buf holds A of one row block and k block as the AVX2 kernels read
+// avx2Buf holds A of one row block and k block as the ymm kernels read
 // it: widened to int16 (VPMADDWD) with row r at element r*rs, or as bytes
-// (VPMADDUBSW) with row r at byte r*rs, rs = the k block's length rounded
-// up to 16, zero-padded (see gemmAVX2). A buffer is taken from avx2Pool
+// (VPMADDUBSW, AVX-VNNI) with row r at byte r*rs, rs = the k block's
+// length rounded up to 16, zero-padded (see gemmAVX2). A buffer is taken from avx2Pool
 // by one gemmAVX2 call, owned by it until it returns and put back then:
 // concurrent calls use different buffers, and steady-state calls
 // allocate nothing.
@@ -44,8 +44,8 @@ var avx2Pool = sync.Pool{New: func() any { return new(avx2Buf) }}
 // gemmAsm computes the columns of panels p0..p1-1 of C (m > 0 rows) with
 // the assembly kernel k.
 func gemmAsm(k Kernel, c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0, p1 int) {
-	if k == AVX2 {
-		gemmAVX2(c, ldc, a, lda, m, b, p0, p1)
+	if k == AVX2 || k == AVXVNNI {
+		gemmAVX2(k, c, ldc, a, lda, m, b, p0, p1)
 		return
 	}
 	gemmVNNI(c, ldc, a, lda, m, b, p0, p1)
@@ -100,20 +100,26 @@ func gemmVNNI(c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0, p1 int) 
 	}
 }
 
-// gemmAVX2 is gemmAsm for the AVX2 kernels: VPMADDUBSW (ubsCall) where
-// b.ubs(), VPMADDWD (avx2Call) on the int16 copy of B otherwise. Loops,
-// outermost first: row blocks of avx2MC rows; k blocks of at most
-// avx2KC values (later blocks add to C), whose A is first copied into a
-// pooled avx2Buf (avx2WidenA or ubsCopyA, which read no byte of a row
-// past K); column blocks of at most avx2NB bytes of B (L2); row tiles of
-// avx2MR or ubsMR rows, whose A (at most 10 KiB) stays in L1; panels.
-func gemmAVX2(c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0, p1 int) {
+// gemmAVX2 is gemmAsm for the ymm kernels: for k = AVXVNNI the AVX-VNNI
+// kernel (avxvnniCall) on the packed codes of every Packed; for AVX2
+// VPMADDUBSW (ubsCall) where b.ubs(), VPMADDWD (avx2Call) on the int16
+// copy of B otherwise. Loops, outermost first: row blocks of avx2MC
+// rows; k blocks of at most avx2KC values (later blocks add to C), whose
+// A is first copied into a pooled avx2Buf (avx2WidenA or ubsCopyA, which
+// read no byte of a row past K); column blocks of at most avx2NB bytes of
+// B (L2); row tiles of avx2MR, ubsMR or avxvnniMR rows, whose A (at most
+// 10 KiB) stays in L1; panels.
+func gemmAVX2(k Kernel, c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0, p1 int) {
 	buf := avx2Pool.Get().(*avx2Buf)
 	defer avx2Pool.Put(buf)
 	bits, uk, K := b.bits, b.unitK(), b.k
-	ubs := b.ubs()
+	vnni := k == AVXVNNI
+	ubs := vnni || b.ubs() // A copied as bytes, B the packed codes
 	mr := avx2MR
-	if ubs {
+	switch {
+	case vnni:
+		mr = avxvnniMR
+	case ubs:
 		mr = ubsMR
 	}
 	data, ps, ub := b.data, b.panelStride(), unit // B, its panel stride, bytes per unit
@@ -156,9 +162,12 @@ func gemmAVX2(c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0, p1 int) 
 					w := min(panelCols, b.n-panelCols*q) // columns of the panel
 					nv := (w + 7) / 8
 					bp, cp := &data[q*ps+u0*ub], &c[(ic+ir)*ldc+q*panelCols]
-					if ubs {
+					switch {
+					case vnni:
+						avxvnniCall(bits, h, nv, &bytesA[ir*rs], rs, bp, nu, cp, ldc, w-8*(nv-1), acc, tiles)
+					case ubs:
 						ubsCall(bits, h, nv, &bytesA[ir*rs], rs, bp, nu, cp, ldc, w-8*(nv-1), acc, tiles)
-					} else {
+					default:
 						avx2Call(h, nv, &buf[ir*rs], 2*rs, bp, nu, cp, ldc, w-8*(nv-1), acc, tiles)
 					}
 				}

@@ -16,7 +16,7 @@
 // kernel adds the previous content of C (a later k block); with acc = 0
 // C is written without being read.
 //
-// Three families:
+// Four families:
 //
 //	vnni: AVX-512 VNNI, h <= 8 rows, nv <= 3 zmm vectors of 16 columns
 //	      (one panel each), A read in place, row i at a + i*lda, unit u
@@ -40,10 +40,13 @@
 //	ubs:  AVX2 VPMADDUBSW, h <= 6 rows, nv <= 2 ymm vectors, for 4- and
 //	      2-bit codes and 8-bit codes within [-64, 64]: A is the byte
 //	      copy made by ubsCopyA, B the packed codes; see ubsKernel.
+//	avxvnni: AVX-VNNI, the VEX-encoded VPDPBUSD on ymm, h <= 6 rows,
+//	      nv <= 2 ymm vectors, for all codes: A and B as for ubs; see
+//	      avxvnniKernel.
 //
-// In both AVX2 families mask is the number (1..8) of valid columns of
-// the last vector; only when it is below 8 are the loads and stores of
-// that vector masked (VPMASKMOVD).
+// In the three ymm families mask is the number (1..8) of valid columns
+// of the last vector; only when it is below 8 are the loads and stores
+// of that vector masked (VPMASKMOVD).
 package main
 
 import (
@@ -60,7 +63,11 @@ const (
 	vnniNV = 3 // zmm vectors (panels) of a VNNI tile
 	avx2MR = 5 // rows of a VPMADDWD tile
 	ubsMR  = 6 // rows of a VPMADDUBSW tile
-	avx2NV = 2 // ymm vectors (half panels) of an AVX2 tile
+	avx2NV = 2 // ymm vectors (half panels) of an AVX2 or AVX-VNNI tile
+	// avxvnniMR is the rows of an AVX-VNNI tile: 12 accumulators, 2 B
+	// vectors, the broadcast A and the field mask fill the 16 ymm
+	// registers.
+	avxvnniMR = 6
 )
 
 var allBits = []int{8, 4, 2}
@@ -357,8 +364,9 @@ func avx2Kernel(h, nv int) {
 // ubsName is the name of a VPMADDUBSW kernel.
 func ubsName(bits, h, nv int) string { return fmt.Sprintf("ubsB%dR%dV%d", bits, h, nv) }
 
-// ubsArgs are the arguments of the VPMADDUBSW kernels: a is the tile's
-// first row of the copy of A (bytes, zero-padded), lda its row stride.
+// ubsArgs are the arguments of the VPMADDUBSW and AVX-VNNI kernels: a is
+// the tile's first row of the copy of A (bytes, zero-padded), lda its row
+// stride.
 const ubsArgs = "a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int"
 
 // ubsDecode emits the signed bytes of fields f and f+1 of the 32 packed
@@ -447,6 +455,103 @@ func ubsKernel(bits, h, nv int) {
 	}
 	un := map[int]int{8: 4, 4: 2, 2: 1}[bits]
 	kloop(un, 64, uk, step)
+	avx2Store(h, nv)
+}
+
+// ---- AVX-VNNI ----
+
+// avxvnniName is the name of an AVX-VNNI kernel.
+func avxvnniName(bits, h, nv int) string { return fmt.Sprintf("avxvnniB%dR%dV%d", bits, h, nv) }
+
+// vexDPBUSD returns VPDPBUSD Yb, Ya, Yacc (Go's operand order: acc +=
+// the int32 sums of 4 products of the unsigned bytes of Ya and the
+// signed bytes of Yb) in its VEX encoding, VEX.256.66.0F38.W0 50 /r with
+// acc in ModRM.reg, a in VEX.vvvv and b in ModRM.rm, as BYTE directives:
+// Go's assembler knows only the EVEX form, which needs AVX-512 VL. The
+// 3-byte VEX prefix is C4, then R X B (inverted bits 3 of reg, of an
+// index, of rm) and the map 0F38 (00010), then W = 0, vvvv inverted, L =
+// 1 (256 bits) and pp = 01 (66).
+func vexDPBUSD(b, a, acc int) string {
+	enc := []byte{
+		0xc4,
+		byte(^acc>>3&1)<<7 | 1<<6 | byte(^b>>3&1)<<5 | 0x02,
+		byte(^a&15)<<3 | 1<<2 | 0x01,
+		0x50,
+		0xc0 | byte(acc&7)<<3 | byte(b&7),
+	}
+	var ds []string
+	for _, x := range enc {
+		ds = append(ds, fmt.Sprintf("BYTE $0x%02x", x))
+	}
+	return fmt.Sprintf("\t%s // VPDPBUSD Y%d, Y%d, Y%d", strings.Join(ds, "; "), b, a, acc)
+}
+
+// avxvnniKernel emits an AVX-VNNI kernel: h <= 6 rows, nv <= 2 vectors
+// of 8 columns, A as unsigned bytes (a dword broadcast, VPBROADCASTD,
+// gives the 4 k of a column's dword of B), B the packed codes, one
+// VPDPBUSD per row and vector for every 4 k: int32 sums of 4 u8 x s8
+// products added to the accumulator without saturation, exact for all
+// codes. Sub-byte codes are moved to the top of their byte as in the
+// VNNI kernels (VPSLLW, VPAND with 0xF0 or 0xC0, from Y15), the byte
+// then being the code times 16 or 64, and the sums are shifted back
+// (VPSRAD) before the store: the scaled sums are at most 255*128*K in
+// magnitude, like 8-bit ones. Registers: 12 accumulators, Y12-Y13 B,
+// Y14 A, Y15 the field mask.
+func avxvnniKernel(bits, h, nv int) {
+	name := avxvnniName(bits, h, nv)
+	p("// func %s(%s)", name, ubsArgs)
+	p("TEXT ·%s(SB), NOSPLIT, $0-72", name)
+	p("tile:")
+	if bits < 8 {
+		// Set for every tile: avx2Store clobbers Y15.
+		top := map[int]uint32{4: 0xF0, 2: 0xC0}[bits] * 0x01010101
+		p("\tMOVL $0x%08X, DI", top)
+		p("\tVMOVD DI, X15")
+		p("\tVPBROADCASTD X15, Y15")
+	}
+	p("\tMOVQ a+0(FP), R8")
+	p("\tMOVQ lda+8(FP), AX")
+	for i := 1; i < h; i++ {
+		p("\tLEAQ (%s)(AX*1), %s", rowRegs[i-1], rowRegs[i])
+	}
+	p("\tMOVQ b+16(FP), BX")
+	p("\tMOVQ n+24(FP), CX")
+	p("\tXORQ SI, SI")
+	for i := 0; i < h*nv; i++ {
+		p("\tVPXOR Y%d, Y%d, Y%d", i, i, i)
+	}
+	uk := unitK(bits)
+	step := func(u int) {
+		for f := 0; f < 8/bits; f++ {
+			shift := 8 - bits - f*bits
+			for v := 0; v < nv; v++ {
+				src, dst := fmt.Sprintf("%s(BX)", disp(64*u+32*v)), fmt.Sprintf("Y%d", 12+v)
+				switch {
+				case bits == 8:
+					p("\tVMOVDQU %s, %s", src, dst)
+				case shift == 0:
+					p("\tVPAND %s, Y15, %s", src, dst)
+				default:
+					p("\tVMOVDQU %s, %s", src, dst)
+					p("\tVPSLLW $%d, %s, %s", shift, dst, dst)
+					p("\tVPAND Y15, %s, %s", dst, dst)
+				}
+			}
+			for i := 0; i < h; i++ {
+				p("\tVPBROADCASTD %s(%s)(SI*1), Y14", disp(uk*u+4*f), rowRegs[i])
+				for v := 0; v < nv; v++ {
+					p("%s", vexDPBUSD(12+v, 14, i*nv+v))
+				}
+			}
+		}
+	}
+	un := map[int]int{8: 4, 4: 2, 2: 1}[bits]
+	kloop(un, 64, uk, step)
+	if bits < 8 {
+		for i := 0; i < h*nv; i++ {
+			p("\tVPSRAD $%d, Y%d, Y%d", 8-bits, i, i)
+		}
+	}
 	avx2Store(h, nv)
 }
 
@@ -761,6 +866,13 @@ func main() {
 			}
 		}
 	}
+	for _, bits := range allBits {
+		for h := 1; h <= avxvnniMR; h++ {
+			for nv := 1; nv <= avx2NV; nv++ {
+				avxvnniKernel(bits, h, nv)
+			}
+		}
+	}
 	aCopy("avx2WidenA", true)
 	aCopy("ubsCopyA", false)
 	asm := strings.TrimRight(out.String(), "\n") + "\n"
@@ -781,7 +893,8 @@ func main() {
 	p("\tvnniNV = %d // 16-column panels of a VNNI tile", vnniNV)
 	p("\tavx2MR = %d // rows of a VPMADDWD tile", avx2MR)
 	p("\tubsMR  = %d // rows of a VPMADDUBSW tile", ubsMR)
-	p("\tavx2NV = %d // 8-column half panels of an AVX2 tile (one panel)", avx2NV)
+	p("\tavx2NV = %d // 8-column half panels of an AVX2 or AVX-VNNI tile (one panel)", avx2NV)
+	p("\tavxvnniMR = %d // rows of an AVX-VNNI tile", avxvnniMR)
 	p(")")
 	p("")
 	for _, bits := range allBits {
@@ -809,6 +922,15 @@ func main() {
 			}
 		}
 	}
+	for _, bits := range allBits {
+		for h := 1; h <= avxvnniMR; h++ {
+			for nv := 1; nv <= avx2NV; nv++ {
+				p("//go:noescape")
+				p("func %s(%s)", avxvnniName(bits, h, nv), ubsArgs)
+				p("")
+			}
+		}
+	}
 	p("// avx2WidenA writes rows > 0 rows of kl > 0 bytes of A (stride lda)")
 	p("// to dst (stride ds bytes) as int16, each group of 4 values reordered")
 	p("// 0, 2, 1, 3, zero-padded to a multiple of 16 values. It reads no byte")
@@ -827,6 +949,7 @@ func main() {
 	dispatch("vnni", allBits, vnniName, vnniMR, vnniNV, args)
 	dispatch("avx2", []int{8}, func(_, h, nv int) string { return avx2Name(h, nv) }, avx2MR, avx2NV, avx2Args)
 	dispatch("ubs", allBits, ubsName, ubsMR, avx2NV, ubsArgs)
+	dispatch("avxvnni", allBits, avxvnniName, avxvnniMR, avx2NV, ubsArgs)
 	src, err := format.Source(out.Bytes())
 	if err != nil {
 		log.Fatal(err)

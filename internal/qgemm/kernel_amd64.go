@@ -6,12 +6,13 @@ import "qat/internal/cpufeat"
 
 //go:generate go run gen_kernel.go
 
-// hasAVX2 and hasVNNI report whether the assembly kernels can run: the
-// CPU has the instructions, the OS saves the ymm (and zmm and mask)
-// registers and QAT_CPU does not switch them off (cpufeat).
+// hasAVX2, hasAVXVNNI and hasVNNI report whether the assembly kernels
+// can run: the CPU has the instructions, the OS saves the ymm (and zmm
+// and mask) registers and QAT_CPU does not switch them off (cpufeat).
 var (
-	hasAVX2 = cpufeat.X86.AVX2
-	hasVNNI = cpufeat.X86.AVX512VNNI
+	hasAVX2    = cpufeat.X86.AVX2
+	hasAVXVNNI = cpufeat.X86.AVXVNNI
+	hasVNNI    = cpufeat.X86.AVX512VNNI
 )
 
 // tileRows returns the rows of kernel k's micro-tile, the granularity of
@@ -23,6 +24,8 @@ func tileRows(k Kernel) int {
 		return vnniMR
 	case AVX2:
 		return avx2MR
+	case AVXVNNI:
+		return avxvnniMR
 	}
 	return 4
 }

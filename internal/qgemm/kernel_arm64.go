@@ -8,8 +8,9 @@ import "qat/internal/cpufeat"
 
 // No x86 kernels on arm64.
 const (
-	hasAVX2 = false
-	hasVNNI = false
+	hasAVX2    = false
+	hasAVXVNNI = false
+	hasVNNI    = false
 )
 
 // hasNEON and hasNEONDot report whether the NEON kernels can run: the

@@ -4,8 +4,9 @@ package qgemm
 
 // No assembly kernels on this architecture or with the noasm tag.
 const (
-	hasAVX2 = false
-	hasVNNI = false
+	hasAVX2    = false
+	hasAVXVNNI = false
+	hasVNNI    = false
 )
 
 // gemmAsm is never called without assembly kernels.

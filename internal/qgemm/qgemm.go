@@ -14,6 +14,7 @@ const (
 	AVX512VNNI               // AVX-512 VNNI assembly (VPDPBUSD on zmm)
 	NEON                     // arm64 NEON assembly (MUL and SADALP on int16)
 	NEONDot                  // arm64 NEON dot-product assembly (SDOT)
+	AVXVNNI                  // AVX-VNNI assembly (VEX-encoded VPDPBUSD on ymm)
 )
 
 // String returns the kernel's name.
@@ -29,6 +30,8 @@ func (k Kernel) String() string {
 		return "NEON"
 	case NEONDot:
 		return "NEONDot"
+	case AVXVNNI:
+		return "AVXVNNI"
 	}
 	return fmt.Sprintf("Kernel(%d)", int(k))
 }
@@ -42,6 +45,8 @@ func available(k Kernel) bool {
 		return hasAVX2
 	case AVX512VNNI:
 		return hasVNNI
+	case AVXVNNI:
+		return hasAVXVNNI
 	case NEON:
 		return hasNEON
 	case NEONDot:
@@ -51,12 +56,12 @@ func available(k Kernel) bool {
 }
 
 // Available returns the kernels that can run here, Generic first and the
-// best last: Generic always, AVX2 and AVX512VNNI (amd64) or NEON and
-// NEONDot (arm64) when the CPU (and OS) support them and the build has
-// assembly (no noasm tag).
+// best last: Generic always, AVX2, AVXVNNI and AVX512VNNI (amd64) or
+// NEON and NEONDot (arm64) when the CPU (and OS) support them and the
+// build has assembly (no noasm tag).
 func Available() []Kernel {
 	ks := []Kernel{Generic}
-	for _, k := range []Kernel{AVX2, AVX512VNNI, NEON, NEONDot} {
+	for _, k := range []Kernel{AVX2, AVXVNNI, AVX512VNNI, NEON, NEONDot} {
 		if available(k) {
 			ks = append(ks, k)
 		}

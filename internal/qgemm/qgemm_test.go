@@ -425,7 +425,7 @@ func TestKernels(t *testing.T) {
 	if Selected() != ks[len(ks)-1] {
 		t.Errorf("Selected() = %v, want %v", Selected(), ks[len(ks)-1])
 	}
-	for k, s := range map[Kernel]string{Generic: "Generic", AVX2: "AVX2", AVX512VNNI: "AVX512VNNI", 7: "Kernel(7)"} {
+	for k, s := range map[Kernel]string{Generic: "Generic", AVX2: "AVX2", AVX512VNNI: "AVX512VNNI", AVXVNNI: "AVXVNNI", 7: "Kernel(7)"} {
 		if k.String() != s {
 			t.Errorf("%d.String() = %q, want %q", int(k), k.String(), s)
 		}

@@ -6,11 +6,12 @@ package qgemm
 
 // Tile sizes of the kernels.
 const (
-	vnniMR = 8 // rows of a VNNI tile
-	vnniNV = 3 // 16-column panels of a VNNI tile
-	avx2MR = 5 // rows of a VPMADDWD tile
-	ubsMR  = 6 // rows of a VPMADDUBSW tile
-	avx2NV = 2 // 8-column half panels of an AVX2 tile (one panel)
+	vnniMR    = 8 // rows of a VNNI tile
+	vnniNV    = 3 // 16-column panels of a VNNI tile
+	avx2MR    = 5 // rows of a VPMADDWD tile
+	ubsMR     = 6 // rows of a VPMADDUBSW tile
+	avx2NV    = 2 // 8-column half panels of an AVX2 or AVX-VNNI tile (one panel)
+	avxvnniMR = 6 // rows of an AVX-VNNI tile
 )
 
 //go:noescape
@@ -366,6 +367,114 @@ func ubsB2R6V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, a
 
 //go:noescape
 func ubsB2R6V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB8R1V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB8R1V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB8R2V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB8R2V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB8R3V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB8R3V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB8R4V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB8R4V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB8R5V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB8R5V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB8R6V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB8R6V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB4R1V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB4R1V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB4R2V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB4R2V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB4R3V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB4R3V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB4R4V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB4R4V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB4R5V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB4R5V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB4R6V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB4R6V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB2R1V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB2R1V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB2R2V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB2R2V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB2R3V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB2R3V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB2R4V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB2R4V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB2R5V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB2R5V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB2R6V1(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
+
+//go:noescape
+func avxvnniB2R6V2(a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
 
 // avx2WidenA writes rows > 0 rows of kl > 0 bytes of A (stride lda)
 // to dst (stride ds bytes) as int16, each group of 4 values reordered
@@ -755,4 +864,119 @@ func ubsCall(bits, h, nv int, a *uint8, lda int, b *byte, n int, c *int32, ldc i
 		return
 	}
 	panic("qgemm: bad ubs kernel shape")
+}
+
+// avxvnniCall calls the avxvnni kernel for bits, an h-row tile and nv vectors.
+func avxvnniCall(bits, h, nv int, a *uint8, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int) {
+	switch bits<<8 | h<<4 | nv {
+	case 2065:
+		avxvnniB8R1V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 2066:
+		avxvnniB8R1V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 2081:
+		avxvnniB8R2V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 2082:
+		avxvnniB8R2V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 2097:
+		avxvnniB8R3V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 2098:
+		avxvnniB8R3V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 2113:
+		avxvnniB8R4V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 2114:
+		avxvnniB8R4V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 2129:
+		avxvnniB8R5V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 2130:
+		avxvnniB8R5V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 2145:
+		avxvnniB8R6V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 2146:
+		avxvnniB8R6V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 1041:
+		avxvnniB4R1V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 1042:
+		avxvnniB4R1V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 1057:
+		avxvnniB4R2V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 1058:
+		avxvnniB4R2V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 1073:
+		avxvnniB4R3V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 1074:
+		avxvnniB4R3V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 1089:
+		avxvnniB4R4V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 1090:
+		avxvnniB4R4V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 1105:
+		avxvnniB4R5V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 1106:
+		avxvnniB4R5V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 1121:
+		avxvnniB4R6V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 1122:
+		avxvnniB4R6V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 529:
+		avxvnniB2R1V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 530:
+		avxvnniB2R1V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 545:
+		avxvnniB2R2V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 546:
+		avxvnniB2R2V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 561:
+		avxvnniB2R3V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 562:
+		avxvnniB2R3V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 577:
+		avxvnniB2R4V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 578:
+		avxvnniB2R4V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 593:
+		avxvnniB2R5V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 594:
+		avxvnniB2R5V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 609:
+		avxvnniB2R6V1(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	case 610:
+		avxvnniB2R6V2(a, lda, b, n, c, ldc, mask, acc, tiles)
+		return
+	}
+	panic("qgemm: bad avxvnni kernel shape")
 }
