@@ -10,6 +10,7 @@ import (
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"qat/internal/floats"
 	"qat/internal/graphval"
 	"qat/quant"
 	"qat/ste"
@@ -189,7 +190,7 @@ func (l *LearnableFakeQuant) params(s, z []float32) (quant.Params, error) {
 		p.Axis = l.cfg.Axis
 	}
 	for c, v := range s {
-		if !finite(v) || (!(v > 0) && !l.cfg.ClampScale) {
+		if !floats.Finite(v) || (!(v > 0) && !l.cfg.ClampScale) {
 			return quant.Params{}, fmt.Errorf("fakequant %s: scale[%d] = %g is not a positive finite number", name, c, v)
 		}
 		if l.cfg.ClampScale && v < quant.Eps {

@@ -3,7 +3,6 @@ package fakequant
 import (
 	"fmt"
 	"hash"
-	"math"
 
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
@@ -77,8 +76,6 @@ func checkShape(p quant.Params, shape []int) error {
 	}
 	return nil
 }
-
-func finite(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
 
 // steOp computes the input gradient of a forward op from its record:
 // gradX = gradY where x was in range under the forward's params

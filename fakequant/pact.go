@@ -3,6 +3,7 @@ package fakequant
 import (
 	"fmt"
 
+	"qat/internal/floats"
 	"qat/quant"
 	"qat/ste"
 )
@@ -62,7 +63,7 @@ func InitPACT(obs quant.Observer) (scale, zeroPoint []float32, err error) {
 		return nil, nil, fmt.Errorf("pact: observer params are not per tensor over unsigned codes")
 	}
 	alpha := float32(p.QMax-p.ZeroPoint[0]) * p.Scale[0]
-	if !(alpha > 0) || !finite(alpha) {
+	if !(alpha > 0) || !floats.Finite(alpha) {
 		return nil, nil, fmt.Errorf("pact: observed range tops out at %g, want a positive clipping threshold", alpha)
 	}
 	return []float32{alpha / float32(p.QMax)}, []float32{0}, nil

@@ -20,7 +20,8 @@ type Param struct {
 	Shape []int
 	Data  []float32
 	Grad  []float32
-	// Quantizer marks a quantizer's scale or zero point (no weight decay).
+	// Quantizer marks a learnable quantizer's scale or zero point; the
+	// optimizer (package train) exempts such params from weight decay.
 	Quantizer bool
 }
 

@@ -10,6 +10,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+
+	"qat/internal/floats"
 )
 
 // Series is one line of a BitsAccuracy figure: accuracy Y (a fraction in
@@ -36,7 +38,7 @@ func BitsAccuracy(base, title string, series []Series) ([]string, error) {
 		}
 		xy := make(plotter.XYs, len(s.X))
 		for j := range s.X {
-			if !finite(s.X[j]) || !finite(s.Y[j]) {
+			if !floats.Finite(s.X[j]) || !floats.Finite(s.Y[j]) {
 				return nil, fmt.Errorf("plot %s: series %q point %d (%v, %v) is not finite", base, s.Label, j, s.X[j], s.Y[j])
 			}
 			xy[j] = plotter.XY{X: s.X[j], Y: 100 * s.Y[j]}
@@ -152,7 +154,7 @@ func checkBars(labels []string, values []float64) error {
 		return fmt.Errorf("%d labels for %d values", len(labels), len(values))
 	}
 	for i, v := range values {
-		if !finite(v) {
+		if !floats.Finite(v) {
 			return fmt.Errorf("value %d (%s) is %v", i, labels[i], v)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+
+	"qat/internal/floats"
 )
 
 // Run is the metrics of one training run under the label its plots show.
@@ -71,20 +73,20 @@ func Curves(dir string, runs []Run) ([]string, error) {
 	for i, r := range runs {
 		var lx, lv, ax, av []float64
 		for _, s := range r.Steps {
-			if finite(s.Loss) {
+			if floats.Finite(s.Loss) {
 				lx, lv = append(lx, float64(s.Step)), append(lv, s.Loss)
 			}
-			if finite(s.Accuracy) {
+			if floats.Finite(s.Accuracy) {
 				ax, av = append(ax, float64(s.Step)), append(av, 100*s.Accuracy)
 			}
 		}
 		loss[i].train = xys(lx, ema(lv, Smoothing))
 		acc[i].train = xys(ax, ema(av, Smoothing))
 		for _, e := range r.Epochs {
-			if e.ValLoss != nil && finite(*e.ValLoss) {
+			if e.ValLoss != nil && floats.Finite(*e.ValLoss) {
 				loss[i].val = append(loss[i].val, plotter.XY{X: float64(e.Step), Y: *e.ValLoss})
 			}
-			if e.ValAccuracy != nil && finite(*e.ValAccuracy) {
+			if e.ValAccuracy != nil && floats.Finite(*e.ValAccuracy) {
 				acc[i].val = append(acc[i].val, plotter.XY{X: float64(e.Step), Y: 100 * *e.ValAccuracy})
 			}
 		}
@@ -167,8 +169,6 @@ func addCurves(p *plot.Plot, runs []Run, curves []curve) (int, error) {
 	}
 	return n, nil
 }
-
-func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 func xys(x, y []float64) plotter.XYs {
 	out := make(plotter.XYs, len(x))

@@ -9,6 +9,7 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"qat/internal/floats"
 	"qat/quant"
 )
 
@@ -211,7 +212,7 @@ func Histogram(base, title string, t Tensor, xlabel string) ([]string, error) {
 
 	e := quant.MeasureError(t.Values, t.Shape, t.Params)
 	p.Legend.Add(fmt.Sprintf("%.2f%% clipped", 100*e.Clipped))
-	if finite(e.SQNR) {
+	if floats.Finite(e.SQNR) {
 		p.Legend.Add(fmt.Sprintf("SQNR %.1f dB", e.SQNR))
 	}
 	p.X.Min, p.X.Max = xmin, xmax

@@ -8,6 +8,8 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+
+	"qat/internal/floats"
 )
 
 // Role is what a quantizer quantizes: it sets the dash pattern of the
@@ -143,10 +145,10 @@ func QuantError(dir string, run Run) ([]string, error) {
 	for i, q := range qs {
 		var m, s plotter.XYs
 		for j, r := range q.recs {
-			if r.MSE > 0 && finite(r.MSE) {
+			if r.MSE > 0 && floats.Finite(r.MSE) {
 				m = append(m, plotter.XY{X: q.steps[j], Y: math.Log10(r.MSE)})
 			}
-			if finite(r.SQNR) {
+			if floats.Finite(r.SQNR) {
 				s = append(s, plotter.XY{X: q.steps[j], Y: r.SQNR})
 			}
 		}
@@ -190,7 +192,7 @@ func QuantParams(dir string, run Run) ([]string, error) {
 		if changes(s) {
 			var xy plotter.XYs
 			for j, v := range s {
-				if r := v / s[0]; finite(r) {
+				if r := v / s[0]; floats.Finite(r) {
 					xy = append(xy, plotter.XY{X: q.steps[j], Y: r})
 				}
 			}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"qat/internal/floats"
 	"qat/model"
 	"qat/safetensors"
 )
@@ -118,7 +119,7 @@ func TestFloat32JSON(t *testing.T) {
 		math.SmallestNonzeroFloat32, 1.1754944e-38, math.Nextafter32(1, 2), math.Nextafter32(0.1, 0), 16777217}
 	for range 20000 {
 		x := math.Float32frombits(r.Uint32())
-		if finite(x) {
+		if floats.Finite(x) {
 			values = append(values, x)
 		}
 	}

@@ -5,26 +5,10 @@ import (
 	"fmt"
 	"math"
 	"strings"
-)
 
-// Param is one trainable float32 tensor, flattened. Step updates Data in
-// place from Grad.
-type Param struct {
-	// Name is the state_dict-style name, e.g. "fc1.weight". It must be
-	// non-empty and unique within one optimizer; it prefixes the keys of
-	// Optimizer.State.
-	Name string
-	// Data holds the parameter values; Step updates it in place.
-	Data []float32
-	// Grad holds the gradient of the loss with respect to Data. It must
-	// have the same length as Data. Step reads it and never modifies it.
-	Grad []float32
-	// NoDecay exempts the parameter from weight decay (both the L2 term of
-	// "sgd"/"adam" and the decoupled decay of "adamw"), e.g. for biases or
-	// quantizer scales. In PyTorch this is a parameter group with
-	// weight_decay=0.
-	NoDecay bool
-}
+	"qat/internal/floats"
+	"qat/layers"
+)
 
 // Optimizer kinds accepted by OptimizerConfig.Kind.
 const (
@@ -72,8 +56,9 @@ type OptimizerConfig struct {
 	// For "sgd" and "adam" it is an L2 penalty added to the gradient
 	// (g += wd*p); for "adamw" it is decoupled (p *= 1 - lr*wd before the
 	// Adam update). 0 means 0 for "sgd" and "adam" and 0.01 for "adamw"
-	// (PyTorch's AdamW default); to disable decay for "adamw" mark every
-	// Param NoDecay. Must be non-negative. Params with NoDecay are exempt.
+	// (PyTorch's AdamW default). Must be non-negative. Quantizer params
+	// (layers.Param.Quantizer: a learnable quantizer's scale or zero point)
+	// are exempt, as if in a PyTorch parameter group with weight_decay=0.
 	WeightDecay float64
 }
 
@@ -108,7 +93,6 @@ func (c OptimizerConfig) withDefaults() OptimizerConfig {
 // Validate reports the first invalid field of c, naming it, or nil. Zero
 // values are valid (they mean the defaults).
 func (c OptimizerConfig) Validate() error {
-	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 	open01 := func(x float64) bool { return x > 0 && x < 1 }
 	bad := func(field string, v any, why string) error {
 		return fmt.Errorf("train: OptimizerConfig.%s = %v: %s", field, v, why)
@@ -122,7 +106,7 @@ func (c OptimizerConfig) Validate() error {
 	default:
 		return bad("Kind", fmt.Sprintf("%q", c.Kind), `want "sgd", "adam" or "adamw"`)
 	}
-	if !finite(c.WeightDecay) || c.WeightDecay < 0 {
+	if !floats.Finite(c.WeightDecay) || c.WeightDecay < 0 {
 		return bad("WeightDecay", c.WeightDecay, "must be finite and >= 0")
 	}
 	if kind == KindSGD {
@@ -162,14 +146,19 @@ func (c OptimizerConfig) Validate() error {
 	if c.Beta2 != 0 && !open01(c.Beta2) {
 		return bad("Beta2", c.Beta2, "must be in (0, 1)")
 	}
-	if !finite(c.Eps) || c.Eps < 0 {
+	if !floats.Finite(c.Eps) || c.Eps < 0 {
 		return bad("Eps", c.Eps, "must be finite and > 0")
 	}
 	return nil
 }
 
-// Optimizer updates a fixed set of Params from their gradients. An
-// Optimizer is not safe for concurrent use.
+// Optimizer updates a fixed set of params (*layers.Param, flattened: Shape
+// is ignored) in place from their gradients: Step reads Grad, never
+// modifies it, and updates Data. A param's Name must be non-empty and
+// unique within one optimizer; it prefixes the keys of State. Params with
+// Quantizer set are exempt from weight decay (both the L2 term of
+// "sgd"/"adam" and the decoupled decay of "adamw"). An Optimizer is not
+// safe for concurrent use.
 //
 // The updates reproduce PyTorch 1.13's single-tensor (foreach=False) CPU
 // implementation in float32, operation by operation and with the same
@@ -207,14 +196,14 @@ type Optimizer interface {
 // copied); their Data and Grad slices must not be reallocated afterwards.
 //
 // Equivalences, with lr the value passed to Step and wd applied only to
-// params without NoDecay:
+// params without Quantizer:
 //
 //	"sgd":   torch.optim.SGD(params, lr, momentum, dampening=0, nesterov, weight_decay=wd)
 //	"adam":  torch.optim.Adam(params, lr, betas=(Beta1, Beta2), eps, weight_decay=wd)
 //	"adamw": torch.optim.AdamW(params, lr, betas=(Beta1, Beta2), eps, weight_decay=wd)
 //
 // amsgrad, maximize and dampening are not supported.
-func NewOptimizer(cfg OptimizerConfig, params []*Param) (Optimizer, error) {
+func NewOptimizer(cfg OptimizerConfig, params []*layers.Param) (Optimizer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -235,7 +224,7 @@ func NewOptimizer(cfg OptimizerConfig, params []*Param) (Optimizer, error) {
 			return nil, fmt.Errorf("train: param %q: len(Grad) = %d, len(Data) = %d", p.Name, len(p.Grad), len(p.Data))
 		}
 	}
-	o := &optimizer{cfg: cfg, params: append([]*Param(nil), params...)}
+	o := &optimizer{cfg: cfg, params: append([]*layers.Param(nil), params...)}
 	var names []string
 	switch {
 	case cfg.Kind == KindSGD && !cfg.NoMomentum:
@@ -256,7 +245,7 @@ func NewOptimizer(cfg OptimizerConfig, params []*Param) (Optimizer, error) {
 
 type optimizer struct {
 	cfg      OptimizerConfig
-	params   []*Param
+	params   []*layers.Param
 	bufNames []string
 	bufs     [][][]float32 // [buffer][param][element]
 	steps    int64
@@ -366,7 +355,7 @@ func (o *optimizer) stepSGD(lr float64) {
 	first := o.steps == 0
 	for i, p := range o.params {
 		var wd float32
-		if !p.NoDecay {
+		if !p.Quantizer {
 			wd = float32(o.cfg.WeightDecay)
 		}
 		data, grad := p.Data, p.Grad[:len(p.Data)]
@@ -421,7 +410,7 @@ func (o *optimizer) stepAdam(lr float64) {
 		v := o.bufs[1][i][:len(data)]
 		var wd float32 // Adam's L2 term
 		decay := false // AdamW's decoupled decay
-		if !p.NoDecay && c.WeightDecay != 0 {
+		if !p.Quantizer && c.WeightDecay != 0 {
 			if adamw {
 				decay = true
 			} else {

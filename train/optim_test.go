@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"qat/layers"
 )
 
 // refData mirrors testdata/optim_pytorch.json (see testdata/SOURCE.md).
@@ -69,15 +71,17 @@ func ulpDiff(a, b float32) int64 {
 	return d
 }
 
-// refParams builds fresh Params from the reference initial values.
-func refParams(r *refData, noDecay []bool) []*Param {
-	ps := make([]*Param, len(r.Params))
+// refParams builds fresh params from the reference initial values. The
+// reference's no_decay params (a PyTorch group with weight_decay=0) are
+// marked Quantizer, which the optimizer exempts from weight decay.
+func refParams(r *refData, noDecay []bool) []*layers.Param {
+	ps := make([]*layers.Param, len(r.Params))
 	for i, rp := range r.Params {
-		ps[i] = &Param{
-			Name:    rp.Name,
-			Data:    append([]float32(nil), rp.Init...),
-			Grad:    make([]float32, len(rp.Init)),
-			NoDecay: noDecay != nil && noDecay[i],
+		ps[i] = &layers.Param{
+			Name:      rp.Name,
+			Data:      append([]float32(nil), rp.Init...),
+			Grad:      make([]float32, len(rp.Init)),
+			Quantizer: noDecay != nil && noDecay[i],
 		}
 	}
 	return ps
@@ -174,9 +178,9 @@ func TestResumeBitExact(t *testing.T) {
 						// optimizer built from the saved Config.
 						st := optA.State()
 						n := optA.Steps()
-						resumed := make([]*Param, len(part))
+						resumed := make([]*layers.Param, len(part))
 						for i, p := range part {
-							resumed[i] = &Param{Name: p.Name, Data: append([]float32(nil), p.Data...), Grad: make([]float32, len(p.Data)), NoDecay: p.NoDecay}
+							resumed[i] = &layers.Param{Name: p.Name, Data: append([]float32(nil), p.Data...), Grad: make([]float32, len(p.Data)), Quantizer: p.Quantizer}
 						}
 						part = resumed
 						optB, err = NewOptimizer(optA.Config(), part)
@@ -212,7 +216,7 @@ func TestResumeBitExact(t *testing.T) {
 }
 
 func TestStateIsCopy(t *testing.T) {
-	ps := []*Param{{Name: "w", Data: []float32{1, 2}, Grad: []float32{0.5, -0.5}}}
+	ps := []*layers.Param{{Name: "w", Data: []float32{1, 2}, Grad: []float32{0.5, -0.5}}}
 	opt, err := NewOptimizer(OptimizerConfig{Kind: "adam"}, ps)
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +243,7 @@ func TestStateIsCopy(t *testing.T) {
 }
 
 func TestLoadStateErrors(t *testing.T) {
-	ps := []*Param{
+	ps := []*layers.Param{
 		{Name: "a", Data: make([]float32, 3), Grad: make([]float32, 3)},
 		{Name: "b", Data: make([]float32, 2), Grad: make([]float32, 2)},
 	}
@@ -294,7 +298,7 @@ func TestLoadStateErrors(t *testing.T) {
 func TestStepRejectsNonFinite(t *testing.T) {
 	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
 		for _, kind := range []string{"sgd", "adam", "adamw"} {
-			ps := []*Param{
+			ps := []*layers.Param{
 				{Name: "ok", Data: []float32{1, 2}, Grad: []float32{0.1, 0.2}},
 				{Name: "bad", Data: []float32{3, 4, 5}, Grad: []float32{0.1, 0.2, 0.3}},
 			}
@@ -328,7 +332,7 @@ func TestStepRejectsNonFinite(t *testing.T) {
 			}
 		}
 	}
-	opt, _ := NewOptimizer(OptimizerConfig{}, []*Param{{Name: "w", Data: []float32{1}, Grad: []float32{1}}})
+	opt, _ := NewOptimizer(OptimizerConfig{}, []*layers.Param{{Name: "w", Data: []float32{1}, Grad: []float32{1}}})
 	for _, lr := range []float64{math.NaN(), math.Inf(1), -1} {
 		if err := opt.Step(lr); err == nil {
 			t.Errorf("Step(%v) accepted", lr)
@@ -393,17 +397,17 @@ func TestOptimizerConfigValidate(t *testing.T) {
 }
 
 func TestNewOptimizerParamErrors(t *testing.T) {
-	p := func(name string, nd, ng int) *Param {
-		return &Param{Name: name, Data: make([]float32, nd), Grad: make([]float32, ng)}
+	p := func(name string, nd, ng int) *layers.Param {
+		return &layers.Param{Name: name, Data: make([]float32, nd), Grad: make([]float32, ng)}
 	}
 	cases := []struct {
-		params []*Param
+		params []*layers.Param
 		substr string
 	}{
-		{[]*Param{p("a", 2, 2), p("a", 1, 1)}, `duplicate param name "a"`},
-		{[]*Param{p("", 2, 2)}, "empty name"},
-		{[]*Param{p("a", 2, 3)}, `"a": len(Grad) = 3, len(Data) = 2`},
-		{[]*Param{p("a", 2, 2), nil}, "param 1 is nil"},
+		{[]*layers.Param{p("a", 2, 2), p("a", 1, 1)}, `duplicate param name "a"`},
+		{[]*layers.Param{p("", 2, 2)}, "empty name"},
+		{[]*layers.Param{p("a", 2, 3)}, `"a": len(Grad) = 3, len(Data) = 2`},
+		{[]*layers.Param{p("a", 2, 2), nil}, "param 1 is nil"},
 	}
 	for _, c := range cases {
 		_, err := NewOptimizer(OptimizerConfig{}, c.params)
@@ -415,14 +419,14 @@ func TestNewOptimizerParamErrors(t *testing.T) {
 
 // TestSGDHand checks SGD against hand-computed values.
 func TestSGDHand(t *testing.T) {
-	ps := []*Param{{Name: "w", Data: []float32{1}, Grad: []float32{0.5}}}
+	ps := []*layers.Param{{Name: "w", Data: []float32{1}, Grad: []float32{0.5}}}
 	opt, _ := NewOptimizer(OptimizerConfig{Kind: "sgd", Momentum: 0.5}, ps)
 	_ = opt.Step(0.25) // buf = 0.5; w = 1 - 0.125
 	_ = opt.Step(0.5)  // buf = 0.25 + 0.5 = 0.75; w = 0.875 - 0.375
 	if ps[0].Data[0] != 0.5 {
 		t.Errorf("momentum SGD: w = %v, want 0.5", ps[0].Data[0])
 	}
-	ps = []*Param{{Name: "w", Data: []float32{2}, Grad: []float32{1}}}
+	ps = []*layers.Param{{Name: "w", Data: []float32{2}, Grad: []float32{1}}}
 	opt, _ = NewOptimizer(OptimizerConfig{Kind: "sgd", NoMomentum: true, WeightDecay: 0.5}, ps)
 	_ = opt.Step(0.5) // d = 1 + 0.5*2 = 2; w = 2 - 1
 	if ps[0].Data[0] != 1 {
@@ -433,7 +437,7 @@ func TestSGDHand(t *testing.T) {
 // TestAdamFirstStep: Adam's first step moves every weight by about lr in
 // the direction of -sign(grad), whatever the gradient's scale.
 func TestAdamFirstStep(t *testing.T) {
-	ps := []*Param{{Name: "w", Data: []float32{1, 1, 1}, Grad: []float32{1e-3, -5, 100}}}
+	ps := []*layers.Param{{Name: "w", Data: []float32{1, 1, 1}, Grad: []float32{1e-3, -5, 100}}}
 	opt, _ := NewOptimizer(OptimizerConfig{}, ps)
 	_ = opt.Step(0.01)
 	for j, want := range []float64{0.99, 1.01, 0.99} {
@@ -508,9 +512,9 @@ func TestStepNoAlloc(t *testing.T) {
 		{Kind: "sgd"}, {Kind: "sgd", NoMomentum: true, WeightDecay: 1e-4}, {Kind: "sgd", Nesterov: true},
 		{Kind: "adam", WeightDecay: 1e-4}, {Kind: "adamw"},
 	} {
-		ps := []*Param{
+		ps := []*layers.Param{
 			{Name: "a", Data: make([]float32, 100), Grad: make([]float32, 100)},
-			{Name: "b", Data: make([]float32, 7), Grad: make([]float32, 7), NoDecay: true},
+			{Name: "b", Data: make([]float32, 7), Grad: make([]float32, 7), Quantizer: true},
 		}
 		for _, p := range ps {
 			for j := range p.Grad {
@@ -530,7 +534,7 @@ func TestStepNoAlloc(t *testing.T) {
 
 func BenchmarkAdamStep(b *testing.B) {
 	const n = 1 << 20
-	ps := []*Param{{Name: "w", Data: make([]float32, n), Grad: make([]float32, n)}}
+	ps := []*layers.Param{{Name: "w", Data: make([]float32, n), Grad: make([]float32, n)}}
 	for j := range ps[0].Grad {
 		ps[0].Grad[j] = float32(j%17) - 8
 	}
@@ -544,7 +548,7 @@ func BenchmarkAdamStep(b *testing.B) {
 
 func BenchmarkSGDStep(b *testing.B) {
 	const n = 1 << 20
-	ps := []*Param{{Name: "w", Data: make([]float32, n), Grad: make([]float32, n)}}
+	ps := []*layers.Param{{Name: "w", Data: make([]float32, n), Grad: make([]float32, n)}}
 	opt, _ := NewOptimizer(OptimizerConfig{Kind: "sgd", WeightDecay: 1e-4}, ps)
 	b.SetBytes(n * 4)
 	b.ResetTimer()

@@ -108,8 +108,7 @@ type Trainer struct {
 	Step  int64
 	Epoch int
 
-	params []*Param
-	gs     *graphs
+	gs *graphs
 	// trained and trainTime sum the samples and wall time of training
 	// epochs (evaluation excluded) over this trainer's Fit calls.
 	trained   int
@@ -160,12 +159,7 @@ func (t *Trainer) newOptimizer() error {
 	if t.Opt != nil {
 		state, steps = t.Opt.State(), t.Opt.Steps()
 	}
-	mp := t.Model.Params()
-	t.params = make([]*Param, len(mp))
-	for i, p := range mp {
-		t.params[i] = &Param{Name: p.Name, Data: p.Data, Grad: p.Grad, NoDecay: p.Quantizer}
-	}
-	opt, err := NewOptimizer(t.cfg.Optimizer, t.params)
+	opt, err := NewOptimizer(t.cfg.Optimizer, t.Model.Params())
 	if err != nil {
 		return err
 	}

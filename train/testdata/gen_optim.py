@@ -23,7 +23,7 @@ torch.manual_seed(20240611)
 torch.set_num_threads(1)
 
 STEPS = 20
-# (name, shape, gradient scale, NoDecay). fc1.weight (12) and fc1.bias (5)
+# (name, shape, gradient scale, no_decay). fc1.weight (12) and fc1.bias (5)
 # are below 16 elements and take ATen's scalar loop; conv.weight (66)
 # exercises the AVX2 vector loop plus a scalar tail.
 PARAMS = [
@@ -93,7 +93,7 @@ for name, cfg, base, ctor, wd_key in CASES:
         groups = [{"params": params}]
         nodecay = [False] * len(params)
     else:
-        # NoDecay params go to a group with weight_decay=0
+        # no_decay params go to a group with weight_decay=0
         nodecay = [nd for (_, _, _, nd) in PARAMS]
         groups = [
             {"params": [p for p, nd in zip(params, nodecay) if not nd]},
