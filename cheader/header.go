@@ -161,6 +161,19 @@ func quantString(q qmodel.Quant) string {
 func (h *header) write(m *qmodel.Model) {
 	shapes, _ := m.Shapes() // m is valid
 	guard := h.ident(h.macros + "MODEL_H")
+	h.writeComment(m, shapes)
+	h.printf("#ifndef %s\n#define %s\n\n#include <stdint.h>\n\n", guard, guard)
+	h.writeModelMacros(m, shapes)
+	for i := range m.Ops {
+		h.writeOp(i, &m.Ops[i], shapes[i], m.Requant)
+	}
+	h.printf("\n#endif /* %s */\n", guard)
+}
+
+// writeComment writes the header's opening comment: the model, its graph
+// one line per op (output shapes in shapes), how to read the identifiers,
+// and the arithmetic of m's requantization mode.
+func (h *header) writeComment(m *qmodel.Model, shapes [][]int) {
 	name := strings.ReplaceAll(strconv.QuoteToASCII(m.Name), "*/", "* /")
 	h.printf("/* Int8 model %s (format %s) as a C99 header, written by\n", name, qmodel.Format)
 	h.printf(" * qat's qmodel package; do not edit. docs/int8-model.md specifies the\n")
@@ -195,8 +208,12 @@ func (h *header) write(m *qmodel.Model) {
 		h.b.WriteString(requantFixed)
 	}
 	h.b.WriteString(arithmeticEnd)
-	h.printf("#ifndef %s\n#define %s\n\n#include <stdint.h>\n\n", guard, guard)
+}
 
+// writeModelMacros writes the macros of the whole model: format, name,
+// requantization mode, input and its quantization, classes, op count,
+// and the largest activation of the input and the output shapes.
+func (h *header) writeModelMacros(m *qmodel.Model, shapes [][]int) {
 	h.define("FORMAT", cString(qmodel.Format))
 	h.define("NAME", cString(m.Name))
 	if m.Requant == qmodel.RequantFloat {
@@ -221,10 +238,6 @@ func (h *header) write(m *qmodel.Model) {
 	h.defineInt("INPUT_ZERO_POINT", int64(m.InputQuant.ZeroPoint))
 	h.defineInt("INPUT_QMIN", int64(m.InputQuant.QMin))
 	h.defineInt("INPUT_QMAX", int64(m.InputQuant.QMax))
-	for i := range m.Ops {
-		h.writeOp(i, &m.Ops[i], shapes[i], m.Requant)
-	}
-	h.printf("\n#endif /* %s */\n", guard)
 }
 
 func size(shape []int) int {

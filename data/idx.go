@@ -98,97 +98,139 @@ func ReadIDXFile(path string) (IDX, error) {
 // expected and actual byte counts), bytes after the data, or a corrupt or
 // truncated gzip stream.
 func ReadIDX(r io.Reader, name string) (IDX, error) {
+	in := &idxReader{name: name}
 	br := bufio.NewReader(r)
-	gz := false
 	if head, err := br.Peek(2); err == nil && head[0] == 0x1f && head[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return IDX{}, fmt.Errorf("%s: corrupt gzip header: %w", name, err)
 		}
 		defer zr.Close()
-		r, gz = zr, true
+		in.r, in.gz = zr, true
 	} else {
-		r = br
+		in.r = br
 	}
-	// readErr describes a read error other than a clean end of input.
-	readErr := func(what string, err error) error {
-		if gz {
-			return fmt.Errorf("%s: corrupt or truncated gzip stream while reading %s: %w", name, what, err)
-		}
-		return fmt.Errorf("%s: reading %s: %w", name, what, err)
+	ndims, err := in.readMagic()
+	if err != nil {
+		return IDX{}, err
 	}
+	dims, total, err := in.readDims(ndims)
+	if err != nil {
+		return IDX{}, err
+	}
+	data, err := in.readData(dims, total)
+	if err != nil {
+		return IDX{}, err
+	}
+	if err := in.checkEnd(dims, total); err != nil {
+		return IDX{}, err
+	}
+	return IDX{Dims: dims, Data: data}, nil
+}
 
+// idxReader reads the parts of one idx array from r, decompressed when
+// gz, naming the input name in errors.
+type idxReader struct {
+	r    io.Reader
+	name string
+	gz   bool
+}
+
+// readErr describes a read error other than a clean end of input.
+func (in *idxReader) readErr(what string, err error) error {
+	if in.gz {
+		return fmt.Errorf("%s: corrupt or truncated gzip stream while reading %s: %w", in.name, what, err)
+	}
+	return fmt.Errorf("%s: reading %s: %w", in.name, what, err)
+}
+
+// readMagic reads and checks the magic (00 00, the unsigned byte type
+// code, the rank) and returns the number of dimensions.
+func (in *idxReader) readMagic() (int, error) {
 	var magic [4]byte
-	if n, err := readFull(r, magic[:]); err != nil {
-		return IDX{}, readErr("magic", err)
+	if n, err := readFull(in.r, magic[:]); err != nil {
+		return 0, in.readErr("magic", err)
 	} else if n < len(magic) {
-		return IDX{}, fmt.Errorf("%s: truncated header: want %d bytes of magic, got %d", name, len(magic), n)
+		return 0, fmt.Errorf("%s: truncated header: want %d bytes of magic, got %d", in.name, len(magic), n)
 	}
 	if magic[0] != 0 || magic[1] != 0 {
-		return IDX{}, fmt.Errorf("%s: bad magic % x: not an idx file (want 00 00 then type and rank)", name, magic)
+		return 0, fmt.Errorf("%s: bad magic % x: not an idx file (want 00 00 then type and rank)", in.name, magic)
 	}
 	if magic[2] != idxUint8 {
 		t, ok := idxTypeNames[magic[2]]
 		if !ok {
 			t = "unknown"
 		}
-		return IDX{}, fmt.Errorf("%s: unsupported element type 0x%02x (%s): only 0x08 (unsigned byte) is supported", name, magic[2], t)
+		return 0, fmt.Errorf("%s: unsupported element type 0x%02x (%s): only 0x08 (unsigned byte) is supported", in.name, magic[2], t)
 	}
 	ndims := int(magic[3])
 	if ndims < 1 || ndims > 4 {
-		return IDX{}, fmt.Errorf("%s: unsupported number of dimensions %d (want 1 to 4)", name, ndims)
+		return 0, fmt.Errorf("%s: unsupported number of dimensions %d (want 1 to 4)", in.name, ndims)
 	}
+	return ndims, nil
+}
+
+// readDims reads ndims big-endian dimensions, each positive, and returns
+// them with their product, which must be at most MaxIDXBytes.
+func (in *idxReader) readDims(ndims int) ([]int, int64, error) {
 	raw := make([]byte, 4*ndims)
-	if n, err := readFull(r, raw); err != nil {
-		return IDX{}, readErr("dimensions", err)
+	if n, err := readFull(in.r, raw); err != nil {
+		return nil, 0, in.readErr("dimensions", err)
 	} else if n < len(raw) {
-		return IDX{}, fmt.Errorf("%s: truncated header: want %d bytes of dimensions, got %d", name, len(raw), n)
+		return nil, 0, fmt.Errorf("%s: truncated header: want %d bytes of dimensions, got %d", in.name, len(raw), n)
 	}
-	a := IDX{Dims: make([]int, ndims)}
+	dims := make([]int, ndims)
 	total := int64(1)
-	for i := range a.Dims {
+	for i := range dims {
 		d := int64(binary.BigEndian.Uint32(raw[4*i:]))
 		if d == 0 {
-			return IDX{}, fmt.Errorf("%s: dimension %d is zero", name, i)
+			return nil, 0, fmt.Errorf("%s: dimension %d is zero", in.name, i)
 		}
 		total *= d // at most 2^31 * (2^32-1): no overflow
 		if total > MaxIDXBytes {
-			return IDX{}, fmt.Errorf("%s: shape exceeds the limit of %d elements (dimension %d is %d)", name, MaxIDXBytes, i, d)
+			return nil, 0, fmt.Errorf("%s: shape exceeds the limit of %d elements (dimension %d is %d)", in.name, MaxIDXBytes, i, d)
 		}
-		a.Dims[i] = int(d)
+		dims[i] = int(d)
 	}
+	return dims, total, nil
+}
 
+// readData reads the total bytes of data of shape dims.
+func (in *idxReader) readData(dims []int, total int64) ([]byte, error) {
 	// Grow the buffer as data arrives rather than trusting the header with
 	// a 2 GiB allocation; it ends exactly total bytes long.
 	buf := make([]byte, min(total, 1<<20))
 	got := 0
 	for {
-		n, err := readFull(r, buf[got:])
+		n, err := readFull(in.r, buf[got:])
 		got += n
 		if err != nil {
-			return IDX{}, readErr("data", err)
+			return nil, in.readErr("data", err)
 		}
 		if got < len(buf) {
-			return IDX{}, fmt.Errorf("%s: truncated data: shape %v needs %d bytes, got %d", name, a.Dims, total, got)
+			return nil, fmt.Errorf("%s: truncated data: shape %v needs %d bytes, got %d", in.name, dims, total, got)
 		}
 		if int64(got) == total {
-			break
+			return buf, nil
 		}
 		grown := make([]byte, min(2*int64(len(buf)), total))
 		copy(grown, buf)
 		buf = grown
 	}
-	a.Data = buf
-	// Anything after the data is an error. Reading to the end also makes
-	// gzip check its CRC and length trailer.
-	extra, err := io.Copy(io.Discard, r)
+}
+
+// checkEnd checks that the input ends after the total bytes of data of
+// shape dims. Reading to the end also makes gzip check its CRC and length
+// trailer.
+func (in *idxReader) checkEnd(dims []int, total int64) error {
+	extra, err := io.Copy(io.Discard, in.r)
 	if err != nil {
-		return IDX{}, readErr("end of input", err)
+		return in.readErr("end of input", err)
 	}
 	if extra > 0 {
-		return IDX{}, fmt.Errorf("%s: %d trailing bytes after the %d bytes of data of shape %v", name, extra, total, a.Dims)
+		return fmt.Errorf("%s: %d trailing bytes after the %d bytes of data of shape %v", in.name, extra, total, dims)
 	}
-	return a, nil
+	return nil
 }
 
 // readFull reads into p until it is full or the input ends. It returns

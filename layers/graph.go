@@ -64,6 +64,7 @@ type Graph struct {
 	logits *gorgonia.Node
 	loss   *ops.CrossEntropy
 
+	nodes  map[*Param]*gorgonia.Node // the node of each param, made once
 	params []*Param
 	grads  []*gorgonia.Node
 	taps   []tap
@@ -120,83 +121,16 @@ func (m *Model) newGraph(batch int, kind GraphKind, exact Exact) (*Graph, error)
 	return gr, nil
 }
 
+// build adds the model's input, layers and loss to gr's graph, and for a
+// Train graph the gradients of the loss with respect to the params.
 func (gr *Graph) build() error {
-	m := gr.model
-	in := append([]int{gr.batch}, m.Spec.Input...)
-	gr.xData = make([]float32, gr.batch*m.Spec.Input[0]*m.Spec.Input[1]*m.Spec.Input[2])
-	gr.x = gorgonia.NewTensor(gr.g, tensor.Float32, 4, gorgonia.WithShape(in...), gorgonia.WithName("input"),
-		gorgonia.WithValue(graphval.NewDense(tensor.Shape(in), gr.xData)))
-	nodes := map[*Param]*gorgonia.Node{}
-	pn := func(p *Param) *gorgonia.Node {
-		if n, ok := nodes[p]; ok {
-			return n
-		}
-		n := gorgonia.NewTensor(gr.g, tensor.Float32, len(p.Shape), gorgonia.WithShape(p.Shape...),
-			gorgonia.WithName(p.Name), gorgonia.WithValue(denseOf(p)))
-		nodes[p] = n
-		return n
-	}
-	h := gr.x
-	var err error
-	// cur is the quantizer on whose grid h lies, nil when it is off-grid.
-	var cur *Quantizer
-	exact := gr.exact != nil && m.Quantized()
-	if q := m.Quantizer("input_fake_quant"); q != nil {
-		if h, err = gr.quantize(q, h, pn); err != nil {
-			return err
-		}
-		gr.taps = append(gr.taps, tap{"input quantizer", h})
-		cur = q
-	}
-	shapes, err := m.Spec.Shapes()
+	gr.nodes = map[*Param]*gorgonia.Node{}
+	h, cur, err := gr.buildInput()
 	if err != nil {
 		return err
 	}
-	src, err := m.Spec.Sources()
-	if err != nil {
+	if h, err = gr.buildLayers(h, cur); err != nil {
 		return err
-	}
-	// Node i's output and the quantizer on whose grid it lies.
-	outs, grids := make([]*gorgonia.Node, len(shapes)), make([]*Quantizer, len(shapes))
-	input, inputGrid := h, cur
-	for i, l := range m.Spec.Nodes {
-		inShape := m.Spec.Input
-		h, cur = input, inputGrid
-		if j := src[i][0]; j >= 0 {
-			h, cur, inShape = outs[j], grids[j], shapes[j]
-		}
-		label := fmt.Sprintf("layer %d (%s %s)", i, l.Op, l.Name)
-		switch l.Op {
-		case model.OpConv, model.OpLinear:
-			if exact && cur != nil && m.exactable(l) {
-				h, err = gr.exactLayer(l, h, cur, inShape, shapes[i])
-			} else {
-				h, err = gr.weighted(l, h, pn)
-			}
-			cur = m.Quantizer(l.Name + ".activation_post_process")
-		case model.OpMaxPool:
-			h, err = ops.MaxPool2d(h, l.Kernel, l.Stride)
-		case model.OpAvgPool:
-			if exact && cur != nil {
-				h, err = gr.exactAvgPool(h, cur, l)
-			} else {
-				h, err = ops.AvgPool2d(h, l.Kernel, l.Stride)
-				cur = nil
-			}
-		case model.OpFlatten:
-			h, err = ops.Flatten(h)
-		case model.OpReLU:
-			h, err = ops.ReLU(h)
-		case model.OpReLU6:
-			h, err = ops.ReLU6(h)
-		default:
-			err = fmt.Errorf("unknown layer type %q", l.Op)
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", label, err)
-		}
-		gr.taps = append(gr.taps, tap{label, h})
-		outs[i], grids[i] = h, cur
 	}
 	gr.logits = h
 	if gr.loss, err = ops.NewCrossEntropy(h); err != nil {
@@ -205,15 +139,123 @@ func (gr *Graph) build() error {
 	if gr.kind != Train {
 		return nil
 	}
-	gr.params = m.Params()
+	return gr.buildGrads()
+}
+
+// paramNode returns the graph node of p, making it on first use.
+func (gr *Graph) paramNode(p *Param) *gorgonia.Node {
+	if n, ok := gr.nodes[p]; ok {
+		return n
+	}
+	n := gorgonia.NewTensor(gr.g, tensor.Float32, len(p.Shape), gorgonia.WithShape(p.Shape...),
+		gorgonia.WithName(p.Name), gorgonia.WithValue(denseOf(p)))
+	gr.nodes[p] = n
+	return n
+}
+
+// buildInput makes the input node over gr.xData and, in a model with an
+// input quantizer, quantizes it; it returns the result and the quantizer
+// on whose grid it lies (nil when it is off-grid).
+func (gr *Graph) buildInput() (*gorgonia.Node, *Quantizer, error) {
+	m := gr.model
+	in := append([]int{gr.batch}, m.Spec.Input...)
+	gr.xData = make([]float32, gr.batch*m.Spec.Input[0]*m.Spec.Input[1]*m.Spec.Input[2])
+	gr.x = gorgonia.NewTensor(gr.g, tensor.Float32, 4, gorgonia.WithShape(in...), gorgonia.WithName("input"),
+		gorgonia.WithValue(graphval.NewDense(tensor.Shape(in), gr.xData)))
+	q := m.Quantizer("input_fake_quant")
+	if q == nil {
+		return gr.x, nil, nil
+	}
+	h, err := gr.quantize(q, gr.x)
+	if err != nil {
+		return nil, nil, err
+	}
+	gr.taps = append(gr.taps, tap{"input quantizer", h})
+	return h, q, nil
+}
+
+// buildLayers adds the model's nodes in order to the graph, input (on the
+// grid of inputGrid, or off-grid when it is nil) feeding those that take
+// the model's input, tapping each output; it returns the last node's
+// output, or input when there are none.
+func (gr *Graph) buildLayers(input *gorgonia.Node, inputGrid *Quantizer) (*gorgonia.Node, error) {
+	m := gr.model
+	shapes, err := m.Spec.Shapes()
+	if err != nil {
+		return nil, err
+	}
+	src, err := m.Spec.Sources()
+	if err != nil {
+		return nil, err
+	}
+	exact := gr.exact != nil && m.Quantized()
+	// Node i's output and the quantizer on whose grid it lies.
+	outs, grids := make([]*gorgonia.Node, len(shapes)), make([]*Quantizer, len(shapes))
+	h := input
+	for i, l := range m.Spec.Nodes {
+		x, grid, inShape := input, inputGrid, m.Spec.Input
+		if j := src[i][0]; j >= 0 {
+			x, grid, inShape = outs[j], grids[j], shapes[j]
+		}
+		label := fmt.Sprintf("layer %d (%s %s)", i, l.Op, l.Name)
+		if h, grid, err = gr.buildNode(l, x, grid, inShape, shapes[i], exact); err != nil {
+			return nil, fmt.Errorf("%s: %w", label, err)
+		}
+		gr.taps = append(gr.taps, tap{label, h})
+		outs[i], grids[i] = h, grid
+	}
+	return h, nil
+}
+
+// buildNode adds node l to the graph on input h, which lies on cur's grid
+// (nil: off-grid) and has shape inShape per sample; with exact, the Exact
+// computes the quantized layers it can. It returns l's output and the
+// quantizer on whose grid that lies.
+func (gr *Graph) buildNode(l model.Node, h *gorgonia.Node, cur *Quantizer, inShape, outShape []int, exact bool) (*gorgonia.Node, *Quantizer, error) {
+	m := gr.model
+	var err error
+	switch l.Op {
+	case model.OpConv, model.OpLinear:
+		if exact && cur != nil && m.exactable(l) {
+			h, err = gr.exactLayer(l, h, cur, inShape, outShape)
+		} else {
+			h, err = gr.weighted(l, h)
+		}
+		cur = m.Quantizer(l.Name + ".activation_post_process")
+	case model.OpMaxPool:
+		h, err = ops.MaxPool2d(h, l.Kernel, l.Stride)
+	case model.OpAvgPool:
+		if exact && cur != nil {
+			h, err = gr.exactAvgPool(h, cur, l)
+		} else {
+			h, err = ops.AvgPool2d(h, l.Kernel, l.Stride)
+			cur = nil
+		}
+	case model.OpFlatten:
+		h, err = ops.Flatten(h)
+	case model.OpReLU:
+		h, err = ops.ReLU(h)
+	case model.OpReLU6:
+		h, err = ops.ReLU6(h)
+	default:
+		err = fmt.Errorf("unknown layer type %q", l.Op)
+	}
+	return h, cur, err
+}
+
+// buildGrads adds the gradients of the loss with respect to every param
+// of the model, each of which the graph must use.
+func (gr *Graph) buildGrads() error {
+	gr.params = gr.model.Params()
 	wrt := make(gorgonia.Nodes, len(gr.params))
 	for i, p := range gr.params {
-		n, ok := nodes[p]
+		n, ok := gr.nodes[p]
 		if !ok {
 			return fmt.Errorf("param %s is not used by the graph", p.Name)
 		}
 		wrt[i] = n
 	}
+	var err error
 	if gr.grads, err = gorgonia.Grad(gr.loss.Node(), wrt...); err != nil {
 		return fmt.Errorf("gradients: %w", err)
 	}
@@ -225,56 +267,106 @@ func (gr *Graph) build() error {
 // _ConvBnNd: the weight is scaled by sf = gamma/sqrt(running_var+eps)
 // before fake quantization, the conv output is divided by sf, the bias is
 // added and BN runs on the result (batch statistics while training).
-func (gr *Graph) weighted(l model.Node, h *gorgonia.Node, pn func(*Param) *gorgonia.Node) (*gorgonia.Node, error) {
+func (gr *Graph) weighted(l model.Node, h *gorgonia.Node) (*gorgonia.Node, error) {
 	m := gr.model
-	w := pn(m.Param(l.Name + ".weight"))
-	var b, gamma, beta, sf *gorgonia.Node
+	w := gr.paramNode(m.Param(l.Name + ".weight"))
+	var b *gorgonia.Node
 	if p := m.Param(l.Name + ".bias"); p != nil {
-		b = pn(p)
+		b = gr.paramNode(p)
 	}
-	bn := m.bns[l.BN]
-	var err error
-	if bn != nil {
-		gamma, beta = pn(m.Param(l.BN+".weight")), pn(m.Param(l.BN+".bias"))
-		if m.Folded() {
-			if sf, err = ops.FoldScale(gamma, bn); err != nil {
-				return nil, err
-			}
-			if w, err = ops.ChannelMul(w, sf, 0); err != nil {
-				return nil, err
-			}
-		}
+	bn, err := gr.layerBN(l)
+	if err != nil {
+		return nil, err
 	}
-	if q := m.Quantizer(l.Name + ".weight_fake_quant"); q != nil {
-		if w, err = gr.quantize(q, w, pn); err != nil {
-			return nil, err
-		}
+	if w, err = gr.layerWeight(l, w, bn.sf); err != nil {
+		return nil, err
 	}
 	var y *gorgonia.Node
 	if l.Op == model.OpLinear {
-		if y, err = ops.Linear(h, w, b); err != nil {
-			return nil, err
-		}
+		y, err = ops.Linear(h, w, b)
 	} else {
-		if y, err = ops.Conv2d(h, w, ops.ConvConfig{Stride: l.Stride, Padding: l.Padding}); err != nil {
-			return nil, err
-		}
-		if sf != nil {
-			if y, err = ops.ChannelDiv(y, sf, 1); err != nil {
-				return nil, err
-			}
-		}
-		if b != nil {
-			if y, err = ops.AddChannelBias(y, b); err != nil {
-				return nil, err
-			}
-		}
-		if bn != nil {
-			if y, err = bn.Apply(y, gamma, beta); err != nil {
-				return nil, err
-			}
+		y, err = convBN(l, h, w, b, bn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return gr.activate(l, y)
+}
+
+// bnNodes is the BatchNorm of a conv or linear layer (bn nil: none) with
+// the nodes of its params, and its fold scale sf where the model is
+// folded (else nil).
+type bnNodes struct {
+	bn              *ops.BatchNorm
+	gamma, beta, sf *gorgonia.Node
+}
+
+// layerBN returns the BatchNorm of layer l with its param nodes and, in a
+// folded model, its fold scale.
+func (gr *Graph) layerBN(l model.Node) (bnNodes, error) {
+	m := gr.model
+	r := bnNodes{bn: m.bns[l.BN]}
+	if r.bn == nil {
+		return r, nil
+	}
+	r.gamma, r.beta = gr.paramNode(m.Param(l.BN+".weight")), gr.paramNode(m.Param(l.BN+".bias"))
+	if m.Folded() {
+		var err error
+		if r.sf, err = ops.FoldScale(r.gamma, r.bn); err != nil {
+			return bnNodes{}, err
 		}
 	}
+	return r, nil
+}
+
+// layerWeight returns the weight node w of layer l scaled by the fold
+// scale sf (where not nil) and passed through the layer's weight
+// quantizer (where it has one).
+func (gr *Graph) layerWeight(l model.Node, w, sf *gorgonia.Node) (*gorgonia.Node, error) {
+	var err error
+	if sf != nil {
+		if w, err = ops.ChannelMul(w, sf, 0); err != nil {
+			return nil, err
+		}
+	}
+	if q := gr.model.Quantizer(l.Name + ".weight_fake_quant"); q != nil {
+		if w, err = gr.quantize(q, w); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// convBN computes conv layer l of input h with weight w, then divides by
+// the fold scale, adds the bias b and applies the BatchNorm, each where
+// the layer has it.
+func convBN(l model.Node, h, w, b *gorgonia.Node, bn bnNodes) (*gorgonia.Node, error) {
+	y, err := ops.Conv2d(h, w, ops.ConvConfig{Stride: l.Stride, Padding: l.Padding})
+	if err != nil {
+		return nil, err
+	}
+	if bn.sf != nil {
+		if y, err = ops.ChannelDiv(y, bn.sf, 1); err != nil {
+			return nil, err
+		}
+	}
+	if b != nil {
+		if y, err = ops.AddChannelBias(y, b); err != nil {
+			return nil, err
+		}
+	}
+	if bn.bn != nil {
+		if y, err = bn.bn.Apply(y, bn.gamma, bn.beta); err != nil {
+			return nil, err
+		}
+	}
+	return y, nil
+}
+
+// activate applies layer l's fused activation, if any, to y and then its
+// activation quantizer, if it has one.
+func (gr *Graph) activate(l model.Node, y *gorgonia.Node) (*gorgonia.Node, error) {
+	var err error
 	switch l.Act {
 	case model.OpReLU:
 		y, err = ops.ReLU(y)
@@ -284,18 +376,20 @@ func (gr *Graph) weighted(l model.Node, h *gorgonia.Node, pn func(*Param) *gorgo
 	if err != nil {
 		return nil, err
 	}
-	if q := m.Quantizer(l.Name + ".activation_post_process"); q != nil {
-		if y, err = gr.quantize(q, y, pn); err != nil {
+	if q := gr.model.Quantizer(l.Name + ".activation_post_process"); q != nil {
+		if y, err = gr.quantize(q, y); err != nil {
 			return nil, err
 		}
 	}
 	return y, nil
 }
 
-func (gr *Graph) quantize(q *Quantizer, x *gorgonia.Node, pn func(*Param) *gorgonia.Node) (*gorgonia.Node, error) {
+// quantize passes x through quantizer q, learned or observed, recording
+// x as q's input for the quantization-error metrics.
+func (gr *Graph) quantize(q *Quantizer, x *gorgonia.Node) (*gorgonia.Node, error) {
 	gr.qin = append(gr.qin, qtap{q, x})
 	if q.Learning {
-		return q.Learn.Apply(x, pn(q.Scale), pn(q.ZeroPoint))
+		return q.Learn.Apply(x, gr.paramNode(q.Scale), gr.paramNode(q.ZeroPoint))
 	}
 	return q.FQ.Apply(x)
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"qat/model"
+	"qat/ops"
 	"qat/quant"
 	"qat/safetensors"
 )
@@ -117,164 +118,248 @@ func (m *Model) bnNames() []string {
 // values, or the error names it. Tensors the model does not use are left
 // to the caller (a trainer's optimizer state) to check.
 func LoadState(f *safetensors.File) (*Model, map[string]bool, error) {
-	arch, ok := f.Metadata[MetaArch]
-	if !ok {
-		return nil, nil, fmt.Errorf("checkpoint has no %s metadata: not a qat checkpoint", MetaArch)
-	}
-	spec, err := model.Parse([]byte(arch))
-	if err != nil {
-		return nil, nil, fmt.Errorf("checkpoint %s: %w", MetaArch, err)
-	}
-	m, err := NewModel(spec, 0)
+	m, err := modelOfArch(f)
 	if err != nil {
 		return nil, nil, err
 	}
-	used := map[string]bool{}
-	floats := func(name string, shape []int) ([]float32, error) {
-		t, ok := f.Tensors[name]
-		if !ok {
-			return nil, fmt.Errorf("checkpoint is missing tensor %s", name)
-		}
-		if !slices.Equal(t.Shape, shape) {
-			return nil, fmt.Errorf("checkpoint tensor %s has shape %v, model %s wants %v", name, t.Shape, spec.Name, shape)
-		}
-		v, err := t.Float32()
-		if err != nil {
-			return nil, fmt.Errorf("checkpoint tensor %s: %w", name, err)
-		}
-		if i := firstNonFinite(v); i >= 0 {
-			return nil, fmt.Errorf("checkpoint tensor %s: element %d is %v", name, i, v[i])
-		}
-		used[name] = true
-		return v, nil
+	r := &stateReader{f: f, model: m.Spec.Name, used: map[string]bool{}}
+	if err := r.loadParams(m); err != nil {
+		return nil, nil, err
 	}
-	for _, p := range m.params {
-		v, err := floats(p.Name, p.Shape)
-		if err != nil {
-			return nil, nil, err
-		}
-		copy(p.Data, v)
-	}
-	for _, name := range m.bnNames() {
-		bn := m.bns[name]
-		c := len(bn.RunningMean)
-		rm, err := floats(name+".running_mean", []int{c})
-		if err != nil {
-			return nil, nil, err
-		}
-		rv, err := floats(name+".running_var", []int{c})
-		if err != nil {
-			return nil, nil, err
-		}
-		for i, v := range rv {
-			if v < 0 {
-				return nil, nil, fmt.Errorf("checkpoint tensor %s.running_var: element %d is negative (%v)", name, i, v)
-			}
-		}
-		copy(bn.RunningMean, rm)
-		copy(bn.RunningVar, rv)
-		if t, ok := f.Tensors[name+".num_batches_tracked"]; ok {
-			v, err := t.Int64()
-			if err != nil || len(v) != 1 {
-				return nil, nil, fmt.Errorf("checkpoint tensor %s.num_batches_tracked: want one int64 (%v)", name, err)
-			}
-			bn.NumBatchesTracked = v[0]
-			used[name+".num_batches_tracked"] = true
-		}
+	if err := r.loadBNs(m); err != nil {
+		return nil, nil, err
 	}
 	qcJSON, ok := f.Metadata[MetaQuant]
 	if !ok {
-		return m, used, nil
+		return m, r.used, nil
 	}
+	if err := r.loadQuant(m, qcJSON); err != nil {
+		return nil, nil, err
+	}
+	m.version++
+	return m, r.used, nil
+}
+
+// modelOfArch builds the untrained model that f's architecture metadata
+// describes.
+func modelOfArch(f *safetensors.File) (*Model, error) {
+	arch, ok := f.Metadata[MetaArch]
+	if !ok {
+		return nil, fmt.Errorf("checkpoint has no %s metadata: not a qat checkpoint", MetaArch)
+	}
+	spec, err := model.Parse([]byte(arch))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", MetaArch, err)
+	}
+	return NewModel(spec, 0)
+}
+
+// stateReader reads a checkpoint's tensors for LoadState and records the
+// names of those it used.
+type stateReader struct {
+	f     *safetensors.File
+	model string // the architecture's name, for errors
+	used  map[string]bool
+}
+
+// floats returns tensor name's values, which must have exactly the given
+// shape, convert to float32 and be finite, and marks it used.
+func (r *stateReader) floats(name string, shape []int) ([]float32, error) {
+	t, ok := r.f.Tensors[name]
+	if !ok {
+		return nil, fmt.Errorf("checkpoint is missing tensor %s", name)
+	}
+	if !slices.Equal(t.Shape, shape) {
+		return nil, fmt.Errorf("checkpoint tensor %s has shape %v, model %s wants %v", name, t.Shape, r.model, shape)
+	}
+	v, err := t.Float32()
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint tensor %s: %w", name, err)
+	}
+	if i := firstNonFinite(v); i >= 0 {
+		return nil, fmt.Errorf("checkpoint tensor %s: element %d is %v", name, i, v[i])
+	}
+	r.used[name] = true
+	return v, nil
+}
+
+// loadParams copies every param of m from the checkpoint.
+func (r *stateReader) loadParams(m *Model) error {
+	for _, p := range m.params {
+		v, err := r.floats(p.Name, p.Shape)
+		if err != nil {
+			return err
+		}
+		copy(p.Data, v)
+	}
+	return nil
+}
+
+// loadBNs restores the buffers of every BatchNorm of m, in name order.
+func (r *stateReader) loadBNs(m *Model) error {
+	for _, name := range m.bnNames() {
+		if err := r.loadBN(name, m.bns[name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadBN restores the running statistics of BatchNorm name, whose running
+// variance must not be negative, and its num_batches_tracked if stored.
+func (r *stateReader) loadBN(name string, bn *ops.BatchNorm) error {
+	c := len(bn.RunningMean)
+	rm, err := r.floats(name+".running_mean", []int{c})
+	if err != nil {
+		return err
+	}
+	rv, err := r.floats(name+".running_var", []int{c})
+	if err != nil {
+		return err
+	}
+	for i, v := range rv {
+		if v < 0 {
+			return fmt.Errorf("checkpoint tensor %s.running_var: element %d is negative (%v)", name, i, v)
+		}
+	}
+	copy(bn.RunningMean, rm)
+	copy(bn.RunningVar, rv)
+	if t, ok := r.f.Tensors[name+".num_batches_tracked"]; ok {
+		v, err := t.Int64()
+		if err != nil || len(v) != 1 {
+			return fmt.Errorf("checkpoint tensor %s.num_batches_tracked: want one int64 (%v)", name, err)
+		}
+		bn.NumBatchesTracked = v[0]
+		r.used[name+".num_batches_tracked"] = true
+	}
+	return nil
+}
+
+// loadQuant quantizes m with the quant config qcJSON, restores its freeze
+// flags, and restores each quantizer the quantizer metadata lists, which
+// must be m's in order.
+func (r *stateReader) loadQuant(m *Model, qcJSON string) error {
 	qc, err := ParseQuantConfig([]byte(qcJSON))
 	if err != nil {
-		return nil, nil, fmt.Errorf("checkpoint %s: %w", MetaQuant, err)
+		return fmt.Errorf("checkpoint %s: %w", MetaQuant, err)
 	}
 	if err := m.Quantize(qc); err != nil {
-		return nil, nil, fmt.Errorf("checkpoint %s: %w", MetaQuant, err)
+		return fmt.Errorf("checkpoint %s: %w", MetaQuant, err)
 	}
-	if fr, ok := f.Metadata[MetaFreeze]; ok {
+	if fr, ok := r.f.Metadata[MetaFreeze]; ok {
 		var fm freezeMeta
 		if err := json.Unmarshal([]byte(fr), &fm); err != nil {
-			return nil, nil, fmt.Errorf("checkpoint %s: %w", MetaFreeze, err)
+			return fmt.Errorf("checkpoint %s: %w", MetaFreeze, err)
 		}
 		m.observersFrozen, m.bnFrozen = fm.Observers, fm.BN
 	}
 	var metas []quantizerMeta
-	if err := json.Unmarshal([]byte(f.Metadata[MetaQuantizers]), &metas); err != nil {
-		return nil, nil, fmt.Errorf("checkpoint %s: %w", MetaQuantizers, err)
+	if err := json.Unmarshal([]byte(r.f.Metadata[MetaQuantizers]), &metas); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", MetaQuantizers, err)
 	}
 	if len(metas) != len(m.quantizers) {
-		return nil, nil, fmt.Errorf("checkpoint %s lists %d quantizers, the quant config makes %d", MetaQuantizers, len(metas), len(m.quantizers))
+		return fmt.Errorf("checkpoint %s lists %d quantizers, the quant config makes %d", MetaQuantizers, len(metas), len(m.quantizers))
 	}
 	for i, q := range m.quantizers {
 		meta := metas[i]
 		if meta.Name != q.Name {
-			return nil, nil, fmt.Errorf("checkpoint %s: quantizer %d is %q, want %q", MetaQuantizers, i, meta.Name, q.Name)
+			return fmt.Errorf("checkpoint %s: quantizer %d is %q, want %q", MetaQuantizers, i, meta.Name, q.Name)
 		}
-		if err := loadQuantizer(m, q, meta, f, floats, used); err != nil {
-			return nil, nil, err
+		if err := r.loadQuantizer(m, q, meta); err != nil {
+			return err
 		}
 	}
-	m.version++
-	return m, used, nil
+	return nil
 }
 
-func loadQuantizer(m *Model, q *Quantizer, meta quantizerMeta, f *safetensors.File,
-	floats func(string, []int) ([]float32, error), used map[string]bool) error {
-	channels := 1
-	if q.Scheme.PerChannel {
-		p := m.Param(q.Layer + ".weight")
-		if p == nil {
-			return fmt.Errorf("quantizer %s: no weight %s.weight", q.Name, q.Layer)
-		}
-		channels = p.Shape[q.Scheme.Axis]
-	}
-	if meta.HasRange {
-		lo, err := floats(q.Name+".min_val", []int{channels})
-		if err != nil {
-			return err
-		}
-		hi, err := floats(q.Name+".max_val", []int{channels})
-		if err != nil {
-			return err
-		}
-		r, ok := q.FQ.Observer().(rangeObserver)
-		if !ok {
-			return fmt.Errorf("quantizer %s: checkpoint has a range but observer %s keeps none", q.Name, q.Spec.ObserverConfig(q.Role == RoleWeight).Kind)
-		}
-		if err := r.SetRange(lo, hi); err != nil {
-			return fmt.Errorf("quantizer %s: %w", q.Name, err)
-		}
-	}
-	if meta.Learning {
-		if q.Learn == nil {
-			return fmt.Errorf("quantizer %s: checkpoint says learning but the quant config has no learnable kind", q.Name)
-		}
-		s, err := floats(q.Name+".scale", []int{channels})
-		if err != nil {
-			return err
-		}
-		z, err := floats(q.Name+".zero_point", []int{channels})
-		if err != nil {
-			return err
-		}
-		q.Scale = &Param{Name: q.Name + ".scale", Shape: []int{channels}, Data: s, Grad: make([]float32, channels), Quantizer: true}
-		q.ZeroPoint = &Param{Name: q.Name + ".zero_point", Shape: []int{channels}, Data: z, Grad: make([]float32, channels), Quantizer: true}
-		q.Learning = true
-		if _, ok := q.Params(); !ok {
-			return fmt.Errorf("quantizer %s: invalid learned scale or zero point", q.Name)
-		}
-		return nil
-	}
-	if _, ok := f.Tensors[q.Name+".scale"]; !ok {
-		return nil // never observed: stays without params
-	}
-	s, err := floats(q.Name+".scale", []int{channels})
+// loadQuantizer restores quantizer q of m as meta describes: its observer's
+// range if one was saved, then its learned scale and zero point, or the
+// params it had observed.
+func (r *stateReader) loadQuantizer(m *Model, q *Quantizer, meta quantizerMeta) error {
+	channels, err := quantizerChannels(m, q)
 	if err != nil {
 		return err
 	}
-	zt, ok := f.Tensors[q.Name+".zero_point"]
+	if meta.HasRange {
+		if err := r.loadRange(q, channels); err != nil {
+			return err
+		}
+	}
+	if meta.Learning {
+		return r.loadLearned(q, channels)
+	}
+	return r.loadObserved(q, channels, meta.HasRange)
+}
+
+// quantizerChannels returns how many scales q has: the size of its weight's
+// channel axis when per-channel, else 1.
+func quantizerChannels(m *Model, q *Quantizer) (int, error) {
+	if !q.Scheme.PerChannel {
+		return 1, nil
+	}
+	p := m.Param(q.Layer + ".weight")
+	if p == nil {
+		return 0, fmt.Errorf("quantizer %s: no weight %s.weight", q.Name, q.Layer)
+	}
+	return p.Shape[q.Scheme.Axis], nil
+}
+
+// loadRange restores the min_val and max_val of q's observer, which must
+// keep a range.
+func (r *stateReader) loadRange(q *Quantizer, channels int) error {
+	lo, err := r.floats(q.Name+".min_val", []int{channels})
+	if err != nil {
+		return err
+	}
+	hi, err := r.floats(q.Name+".max_val", []int{channels})
+	if err != nil {
+		return err
+	}
+	o, ok := q.FQ.Observer().(rangeObserver)
+	if !ok {
+		return fmt.Errorf("quantizer %s: checkpoint has a range but observer %s keeps none", q.Name, q.Spec.ObserverConfig(q.Role == RoleWeight).Kind)
+	}
+	if err := o.SetRange(lo, hi); err != nil {
+		return fmt.Errorf("quantizer %s: %w", q.Name, err)
+	}
+	return nil
+}
+
+// loadLearned restores q's learned scale and zero point as params and
+// turns learning on; the quant config must have a learnable kind.
+func (r *stateReader) loadLearned(q *Quantizer, channels int) error {
+	if q.Learn == nil {
+		return fmt.Errorf("quantizer %s: checkpoint says learning but the quant config has no learnable kind", q.Name)
+	}
+	s, err := r.floats(q.Name+".scale", []int{channels})
+	if err != nil {
+		return err
+	}
+	z, err := r.floats(q.Name+".zero_point", []int{channels})
+	if err != nil {
+		return err
+	}
+	q.Scale = &Param{Name: q.Name + ".scale", Shape: []int{channels}, Data: s, Grad: make([]float32, channels), Quantizer: true}
+	q.ZeroPoint = &Param{Name: q.Name + ".zero_point", Shape: []int{channels}, Data: z, Grad: make([]float32, channels), Quantizer: true}
+	q.Learning = true
+	if _, ok := q.Params(); !ok {
+		return fmt.Errorf("quantizer %s: invalid learned scale or zero point", q.Name)
+	}
+	return nil
+}
+
+// loadObserved restores the scale and int32 zero point q had observed, if
+// it was saved with any; with hasRange they must be those of its restored
+// range.
+func (r *stateReader) loadObserved(q *Quantizer, channels int, hasRange bool) error {
+	if _, ok := r.f.Tensors[q.Name+".scale"]; !ok {
+		return nil // never observed: stays without params
+	}
+	s, err := r.floats(q.Name+".scale", []int{channels})
+	if err != nil {
+		return err
+	}
+	zt, ok := r.f.Tensors[q.Name+".zero_point"]
 	if !ok {
 		return fmt.Errorf("checkpoint is missing tensor %s.zero_point", q.Name)
 	}
@@ -282,7 +367,7 @@ func loadQuantizer(m *Model, q *Quantizer, meta quantizerMeta, f *safetensors.Fi
 	if err != nil || len(z) != channels {
 		return fmt.Errorf("checkpoint tensor %s.zero_point: want %d int32 values (%v)", q.Name, channels, err)
 	}
-	used[q.Name+".zero_point"] = true
+	r.used[q.Name+".zero_point"] = true
 	p := quant.Params{Scale: s, ZeroPoint: z, QMin: q.Scheme.QMin(), QMax: q.Scheme.QMax(), Axis: -1}
 	if q.Scheme.PerChannel {
 		p.Axis = q.Scheme.Axis
@@ -292,7 +377,7 @@ func loadQuantizer(m *Model, q *Quantizer, meta quantizerMeta, f *safetensors.Fi
 			return fmt.Errorf("checkpoint tensor %s.scale: element %d is %v, want a positive finite scale", q.Name, i, v)
 		}
 	}
-	if meta.HasRange {
+	if hasRange {
 		if err := checkParamsOfRange(q, p); err != nil {
 			return err
 		}

@@ -31,6 +31,27 @@ func fromInt8(m *qmodel.Model, encoding func([]int8) WeightEncoding) ([]byte, er
 		return nil, fmt.Errorf("onnx: int8 model %s: %w", m.Name, err)
 	}
 	b := newGraph(m.Name)
+	x := b.int8Input(m)
+	x, out, err := b.int8Ops(x, m, encoding)
+	if err != nil {
+		return nil, err
+	}
+	b.int8Output(x, out, m.Classes)
+	c, h, w := m.Input[0], m.Input[1], m.Input[2]
+	doc := fmt.Sprintf("qat int8 model %s (%s requantization) in ONNX QOperator form: "+
+		"input: float32 [N, %d, %d, %d] pixels scaled to [0, 1]; logits: float32 [N, %d], the dequantized output codes.",
+		m.Name, m.Requant, c, h, w, m.Classes)
+	buf, err := b.marshal(doc, [][2]string{{"qat.model", m.Name}, {"qat.export", "int8"}, {"qat.requant", string(m.Requant)}})
+	if err != nil {
+		return nil, fmt.Errorf("onnx: int8 model %s: %w", m.Name, err)
+	}
+	return buf, nil
+}
+
+// int8Input appends the graph input "input" of m, float32 [N, C, H, W],
+// and its normalisation and quantization to m's input codes, which it
+// returns.
+func (b *graph) int8Input(m *qmodel.Model) string {
 	c, h, w := m.Input[0], m.Input[1], m.Input[2]
 	x := b.input("input", typeFloat, dim{param: "N"}, dim{value: c}, dim{value: h}, dim{value: w})
 	x = b.normalize(x, m.Norm)
@@ -38,7 +59,14 @@ func fromInt8(m *qmodel.Model, encoding func([]int8) WeightEncoding) ([]byte, er
 	// quant.Code: clamp(roundHalfEven(x * float32(1/Scale)) + ZeroPoint).
 	x = b.node("Mul", "input/scaled", []string{x, b.float32s("input/inv_scale", nil, 1/in.Scale)})
 	x = b.quantize(x, "input", uint8(in.ZeroPoint))
-	x = b.clip(x, "input", in.QMin, in.QMax)
+	return b.clip(x, "input", in.QMin, in.QMax)
+}
+
+// int8Ops appends m's ops to the input codes x, each conv and linear op
+// with its weights encoded as encoding chooses; it returns the output
+// codes as [N, Classes] and their quantization.
+func (b *graph) int8Ops(x string, m *qmodel.Model, encoding func([]int8) WeightEncoding) (string, qmodel.Quant, error) {
+	in := m.InputQuant
 	// columns: x is [N, K, 1, 1], the output of a linear op, rather than
 	// [N, K] or [N, C, H, W].
 	columns := false
@@ -67,24 +95,22 @@ func fromInt8(m *qmodel.Model, encoding func([]int8) WeightEncoding) ([]byte, er
 			x = b.clip(x, n, op.ClampMin, op.ClampMax)
 		default:
 			// Validate accepts no other type.
-			return nil, fmt.Errorf("onnx: int8 model %s: op %d (%s): unknown type %q", m.Name, i, n, op.Type)
+			return "", qmodel.Quant{}, fmt.Errorf("onnx: int8 model %s: op %d (%s): unknown type %q", m.Name, i, n, op.Type)
 		}
 		in = op.Output
 	}
 	if columns {
 		x = b.node("Flatten", "logits/codes", []string{x}, intAttr("axis", 1))
 	}
+	return x, in, nil
+}
+
+// int8Output appends the graph output "logits", float32 [N, classes]: the
+// output codes x dequantized with their quantization out.
+func (b *graph) int8Output(x string, out qmodel.Quant, classes int) {
 	x = b.node("DequantizeLinear", "logits", []string{x,
-		b.float32s("logits/scale", nil, in.Scale), b.uint8s("logits/zero_point", nil, uint8(in.ZeroPoint))})
-	b.output(x, typeFloat, dim{param: "N"}, dim{value: m.Classes})
-	doc := fmt.Sprintf("qat int8 model %s (%s requantization) in ONNX QOperator form: "+
-		"input: float32 [N, %d, %d, %d] pixels scaled to [0, 1]; logits: float32 [N, %d], the dequantized output codes.",
-		m.Name, m.Requant, c, h, w, m.Classes)
-	out, err := b.marshal(doc, [][2]string{{"qat.model", m.Name}, {"qat.export", "int8"}, {"qat.requant", string(m.Requant)}})
-	if err != nil {
-		return nil, fmt.Errorf("onnx: int8 model %s: %w", m.Name, err)
-	}
-	return out, nil
+		b.float32s("logits/scale", nil, out.Scale), b.uint8s("logits/zero_point", nil, uint8(out.ZeroPoint))})
+	b.output(x, typeFloat, dim{param: "N"}, dim{value: classes})
 }
 
 // normalize appends the pixel normalisation of model.Norm to x, in

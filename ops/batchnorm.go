@@ -462,53 +462,70 @@ func (op *bnOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, fmt.Errorf("%v: running statistics have %d and %d elements, want %d",
 			op, len(bn.RunningMean), len(bn.RunningVar), bn.channels)
 	}
+	training := bn.Training
+	mean, invstd, err := op.statistics(x, xs, training)
+	if err != nil {
+		return nil, err
+	}
+	n, c, inner := bnDims(xs)
+	out, y := op.out.Dense(xs)
+	// Elementwise, split by channels across goroutines.
+	par.Range(c, n*inner, func(lo, hi int) { bnNormalize(y, x, gamma, beta, mean, invstd, n, c, inner, lo, hi) })
+	op.rec.training, op.rec.shape = training, xs
+	op.rec.ran = true
+	return out, nil
+}
+
+// statistics returns the per-channel mean and 1/sqrt(variance+eps) that
+// normalise x of shape xs, held in the record for the backward: when
+// training, x's batch statistics, which also update the running ones and
+// the batch count; otherwise the running statistics.
+func (op *bnOp) statistics(x []float32, xs tensor.Shape, training bool) (mean, invstd []float64, err error) {
+	bn, rec := op.bn, op.rec
 	n, c, inner := bnDims(xs)
 	cnt := n * inner
-	training := bn.Training
-	rec := op.rec
-	mean, invstd := f64s(rec.mean, c), f64s(rec.invstd, c)
+	mean, invstd = f64s(rec.mean, c), f64s(rec.invstd, c)
 	rec.mean, rec.invstd = mean, invstd
-	if training {
-		if cnt < 2 {
-			return nil, fmt.Errorf("%v: expected more than 1 value per channel when training, got input shape %v", op, xs)
-		}
-		variance := f64s(rec.variance, c)
-		rec.variance = variance
-		batchStats(mean, variance, x, n, c, inner)
-		m := bn.momentum
-		unbias := float64(cnt) / float64(cnt-1)
-		for ch := range invstd {
-			invstd[ch] = 1 / math.Sqrt(variance[ch]+bn.eps)
-			bn.RunningMean[ch] = float32((1-m)*float64(bn.RunningMean[ch]) + m*mean[ch])
-			bn.RunningVar[ch] = float32((1-m)*float64(bn.RunningVar[ch]) + m*variance[ch]*unbias)
-		}
-		bn.NumBatchesTracked++
-	} else {
+	if !training {
 		for ch := range mean {
 			mean[ch] = float64(bn.RunningMean[ch])
 			invstd[ch] = 1 / math.Sqrt(float64(bn.RunningVar[ch])+bn.eps)
 		}
+		return mean, invstd, nil
 	}
-	out, y := op.out.Dense(xs)
-	// Elementwise, split by channels across goroutines.
-	par.Range(c, n*inner, func(lo, hi int) {
-		for ch := lo; ch < hi; ch++ {
-			alpha := invstd[ch] * float64(gamma[ch])
-			a, b := float32(alpha), float32(float64(beta[ch])-mean[ch]*alpha)
-			for bi := 0; bi < n; bi++ {
-				off := (bi*c + ch) * inner
-				src := x[off : off+inner]
-				dst := y[off : off+inner]
-				dst = dst[:len(src)]
-				for j, v := range src {
-					dst[j] = v*a + b
-				}
+	if cnt < 2 {
+		return nil, nil, fmt.Errorf("%v: expected more than 1 value per channel when training, got input shape %v", op, xs)
+	}
+	variance := f64s(rec.variance, c)
+	rec.variance = variance
+	batchStats(mean, variance, x, n, c, inner)
+	m := bn.momentum
+	unbias := float64(cnt) / float64(cnt-1)
+	for ch := range invstd {
+		invstd[ch] = 1 / math.Sqrt(variance[ch]+bn.eps)
+		bn.RunningMean[ch] = float32((1-m)*float64(bn.RunningMean[ch]) + m*mean[ch])
+		bn.RunningVar[ch] = float32((1-m)*float64(bn.RunningVar[ch]) + m*variance[ch]*unbias)
+	}
+	bn.NumBatchesTracked++
+	return mean, invstd, nil
+}
+
+// bnNormalize writes BatchNorm's output y = (x-mean)*invstd*gamma + beta
+// for channels [lo, hi) of x [N, C, inner].
+func bnNormalize(y, x, gamma, beta []float32, mean, invstd []float64, n, c, inner, lo, hi int) {
+	for ch := lo; ch < hi; ch++ {
+		alpha := invstd[ch] * float64(gamma[ch])
+		a, b := float32(alpha), float32(float64(beta[ch])-mean[ch]*alpha)
+		for bi := 0; bi < n; bi++ {
+			off := (bi*c + ch) * inner
+			src := x[off : off+inner]
+			dst := y[off : off+inner]
+			dst = dst[:len(src)]
+			for j, v := range src {
+				dst[j] = v*a + b
 			}
 		}
-	})
-	rec.training, rec.shape = training, xs
-	rec.ran = true
-	return out, nil
+	}
 }
 
 func (op *bnOp) DiffWRT(inputs int) []bool { return []bool{true, true, true} }
@@ -615,31 +632,36 @@ func (op *bnStatsOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	// Split by channels across goroutines: each channel's sums run on one
 	// of them, in sample order whatever the thread count.
-	par.Range(c, n*inner, func(lo, hi int) {
-		for ch := lo; ch < hi; ch++ {
-			m := float64(st[bnRowMean*c+ch])
-			var sdy, dot float64
-			b := 0
-			for ; b+2 <= n; b += 2 {
-				// Two samples side by side (gradSums64x2), added in order.
-				o0, o1 := (b*c+ch)*inner, ((b+1)*c+ch)*inner
-				s0, d0, s1, d1 := gradSums64x2(dy[o0:o0+inner], x[o0:o0+inner], dy[o1:o1+inner], x[o1:o1+inner], m)
-				sdy += s0
-				dot += d0
-				sdy += s1
-				dot += d1
-			}
-			if b < n {
-				off := (b*c + ch) * inner
-				s, d := gradSums64(dy[off:off+inner], x[off:off+inner], m)
-				sdy += s
-				dot += d
-			}
-			st[bnRowSumDy*c+ch] = float32(sdy)
-			st[bnRowDotP*c+ch] = float32(dot)
-		}
-	})
+	par.Range(c, n*inner, func(lo, hi int) { bnGradSums(st, dy, x, n, c, inner, lo, hi) })
 	return out, nil
+}
+
+// bnGradSums writes the sum of dy and of dy*(x-mean) rows of the [4, C]
+// statistics st for channels [lo, hi) of x [N, C, inner], from its mean
+// row, adding the samples in order.
+func bnGradSums(st, dy, x []float32, n, c, inner, lo, hi int) {
+	for ch := lo; ch < hi; ch++ {
+		m := float64(st[bnRowMean*c+ch])
+		var sdy, dot float64
+		b := 0
+		for ; b+2 <= n; b += 2 {
+			// Two samples side by side (gradSums64x2), added in order.
+			o0, o1 := (b*c+ch)*inner, ((b+1)*c+ch)*inner
+			s0, d0, s1, d1 := gradSums64x2(dy[o0:o0+inner], x[o0:o0+inner], dy[o1:o1+inner], x[o1:o1+inner], m)
+			sdy += s0
+			dot += d0
+			sdy += s1
+			dot += d1
+		}
+		if b < n {
+			off := (b*c + ch) * inner
+			s, d := gradSums64(dy[off:off+inner], x[off:off+inner], m)
+			sdy += s
+			dot += d
+		}
+		st[bnRowSumDy*c+ch] = float32(sdy)
+		st[bnRowDotP*c+ch] = float32(dot)
+	}
 }
 
 var _ gorgonia.Op = (*bnStatsOp)(nil)

@@ -279,41 +279,52 @@ func (op *convGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if !dys.Eq(g.outShape()) {
 		return nil, fmt.Errorf("%v: output gradient has shape %v, want %v", op, dys, g.outShape())
 	}
-	ckk, ohw, in, out := g.ckk(), g.ohw(), g.inSize(), g.o*g.ohw()
 	if op.wrtW {
-		dv, dw := op.out.Dense(g.weightShape())
-		clear(dw) // the samples' products are added to it
-		// The samples' products are summed into dW in sample order, so
-		// the goroutines split dW's columns, not the samples: each sums
-		// every sample's product into its block of columns, from a
-		// multiple of gemm.BlockAlign (computed as in the whole product),
-		// with the im2col rows of the channels the block covers.
-		units := (ckk + gemm.BlockAlign - 1) / gemm.BlockAlign
-		workers := min(units, sampleWorkers(g.n, g.o*ckk*ohw))
-		op.cols.grow(workers)
-		kk, hw := g.kh*g.kw, g.h*g.w
-		par.For(units, workers, func(i, lo, hi int) {
-			j0, j1 := lo*gemm.BlockAlign, min(hi*gemm.BlockAlign, ckk)
-			c0, c1 := j0/kk, (j1+kk-1)/kk // channels of columns j0..j1
-			gc := g
-			gc.c = c1 - c0
-			var col []float32
-			if !g.direct() {
-				col = op.cols[i].get(gc.ckk() * ohw)
-			}
-			for n := 0; n < g.n; n++ {
-				xc := x[n*in+c0*hw : n*in+c1*hw]
-				if g.direct() {
-					col = xc
-				} else {
-					im2col(col, xc, gc)
-				}
-				// dW[:, j0:j1] [O, j1-j0] += dY[n] [O, OH*OW] · col[j0:j1]^T [OH*OW, j1-j0]
-				gemm.Sgemm(dw[j0:], ckk, false, true, g.o, j1-j0, ohw, 1, dy[n*out:(n+1)*out], ohw, col[(j0-c0*kk)*ohw:], ohw, 1)
-			}
-		})
-		return dv, nil
+		return op.gradW(x, dy, g), nil
 	}
+	return op.gradX(w, dy, g), nil
+}
+
+// gradW returns dW for input x and output gradient dy of geometry g.
+func (op *convGradOp) gradW(x, dy []float32, g geom) gorgonia.Value {
+	ckk, ohw, in, out := g.ckk(), g.ohw(), g.inSize(), g.o*g.ohw()
+	dv, dw := op.out.Dense(g.weightShape())
+	clear(dw) // the samples' products are added to it
+	// The samples' products are summed into dW in sample order, so
+	// the goroutines split dW's columns, not the samples: each sums
+	// every sample's product into its block of columns, from a
+	// multiple of gemm.BlockAlign (computed as in the whole product),
+	// with the im2col rows of the channels the block covers.
+	units := (ckk + gemm.BlockAlign - 1) / gemm.BlockAlign
+	workers := min(units, sampleWorkers(g.n, g.o*ckk*ohw))
+	op.cols.grow(workers)
+	kk, hw := g.kh*g.kw, g.h*g.w
+	par.For(units, workers, func(i, lo, hi int) {
+		j0, j1 := lo*gemm.BlockAlign, min(hi*gemm.BlockAlign, ckk)
+		c0, c1 := j0/kk, (j1+kk-1)/kk // channels of columns j0..j1
+		gc := g
+		gc.c = c1 - c0
+		var col []float32
+		if !g.direct() {
+			col = op.cols[i].get(gc.ckk() * ohw)
+		}
+		for n := 0; n < g.n; n++ {
+			xc := x[n*in+c0*hw : n*in+c1*hw]
+			if g.direct() {
+				col = xc
+			} else {
+				im2col(col, xc, gc)
+			}
+			// dW[:, j0:j1] [O, j1-j0] += dY[n] [O, OH*OW] · col[j0:j1]^T [OH*OW, j1-j0]
+			gemm.Sgemm(dw[j0:], ckk, false, true, g.o, j1-j0, ohw, 1, dy[n*out:(n+1)*out], ohw, col[(j0-c0*kk)*ohw:], ohw, 1)
+		}
+	})
+	return dv
+}
+
+// gradX returns dX for weight w and output gradient dy of geometry g.
+func (op *convGradOp) gradX(w, dy []float32, g geom) gorgonia.Value {
+	ckk, ohw, in, out := g.ckk(), g.ohw(), g.inSize(), g.o*g.ohw()
 	dv, dx := op.out.Dense(g.inShape())
 	workers := sampleWorkers(g.n, out*ckk)
 	op.cols.grow(workers)
@@ -334,7 +345,7 @@ func (op *convGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 			col2im(dxn, col, g)
 		}
 	})
-	return dv, nil
+	return dv
 }
 
 var _ gorgonia.Op = (*convGradOp)(nil)

@@ -170,28 +170,10 @@ func (op *poolOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, err
 	}
 	out, y := op.out.Dense(g.outShape())
-	plane, oplane := g.h*g.w, g.oh*g.ow
+	plane := g.h * g.w
 	if op.avg {
-		inv := 1 / float64(op.k*op.k)
 		// Planes are independent: split across goroutines.
-		par.Range(g.n*g.c, plane, func(lo, hi int) {
-			for p := lo; p < hi; p++ {
-				xp := x[p*plane : (p+1)*plane]
-				yp := y[p*oplane : (p+1)*oplane]
-				for i := 0; i < g.oh; i++ {
-					for j := 0; j < g.ow; j++ {
-						var s float64
-						for a := 0; a < op.k; a++ {
-							row := xp[(i*op.s+a)*g.w+j*op.s:]
-							for _, v := range row[:op.k] {
-								s += float64(v)
-							}
-						}
-						yp[i*g.ow+j] = float32(s * inv)
-					}
-				}
-			}
-		})
+		par.Range(g.n*g.c, plane, func(lo, hi int) { op.avgPlanes(y, x, g, lo, hi) })
 		return out, nil
 	}
 	if plane > math.MaxInt32 {
@@ -202,26 +184,54 @@ func (op *poolOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	arg := op.rec.arg[:len(y)]
 	// Planes are independent: split across goroutines.
-	par.Range(g.n*g.c, plane, func(lo, hi int) {
-		for p := lo; p < hi; p++ {
-			xp := x[p*plane : (p+1)*plane]
-			yp := y[p*oplane : (p+1)*oplane]
-			ap := arg[p*oplane : (p+1)*oplane]
-			if op.k == 2 && op.s == 2 {
-				maxPool2x2(yp, ap, xp, g.w, g.oh, g.ow)
-				continue
-			}
-			for i := 0; i < g.oh; i++ {
-				for j := 0; j < g.ow; j++ {
-					idx := maxIndex(xp, g.w, i*op.s, j*op.s, op.k)
-					yp[i*g.ow+j] = xp[idx]
-					ap[i*g.ow+j] = int32(idx)
-				}
-			}
-		}
-	})
+	par.Range(g.n*g.c, plane, func(lo, hi int) { op.maxPlanes(y, arg, x, g, lo, hi) })
 	op.rec = poolRecord{ran: true, g: g, arg: arg}
 	return out, nil
+}
+
+// avgPlanes writes the average pooling y of planes [lo, hi) of x, of
+// geometry g.
+func (op *poolOp) avgPlanes(y, x []float32, g poolGeom, lo, hi int) {
+	plane, oplane := g.h*g.w, g.oh*g.ow
+	inv := 1 / float64(op.k*op.k)
+	for p := lo; p < hi; p++ {
+		xp := x[p*plane : (p+1)*plane]
+		yp := y[p*oplane : (p+1)*oplane]
+		for i := 0; i < g.oh; i++ {
+			for j := 0; j < g.ow; j++ {
+				var s float64
+				for a := 0; a < op.k; a++ {
+					row := xp[(i*op.s+a)*g.w+j*op.s:]
+					for _, v := range row[:op.k] {
+						s += float64(v)
+					}
+				}
+				yp[i*g.ow+j] = float32(s * inv)
+			}
+		}
+	}
+}
+
+// maxPlanes writes the max pooling y of planes [lo, hi) of x, of
+// geometry g, and to arg the index in its plane of each pick.
+func (op *poolOp) maxPlanes(y []float32, arg []int32, x []float32, g poolGeom, lo, hi int) {
+	plane, oplane := g.h*g.w, g.oh*g.ow
+	for p := lo; p < hi; p++ {
+		xp := x[p*plane : (p+1)*plane]
+		yp := y[p*oplane : (p+1)*oplane]
+		ap := arg[p*oplane : (p+1)*oplane]
+		if op.k == 2 && op.s == 2 {
+			maxPool2x2(yp, ap, xp, g.w, g.oh, g.ow)
+			continue
+		}
+		for i := 0; i < g.oh; i++ {
+			for j := 0; j < g.ow; j++ {
+				idx := maxIndex(xp, g.w, i*op.s, j*op.s, op.k)
+				yp[i*g.ow+j] = xp[idx]
+				ap[i*g.ow+j] = int32(idx)
+			}
+		}
+	}
 }
 
 // maxPool2x2 is maxIndex for kernel 2 and stride 2 over one plane x of
@@ -379,55 +389,95 @@ func (op *poolGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	var arg []int32
 	if op.useRec {
-		rec := &op.fwd.rec
-		if !rec.ran {
-			return nil, fmt.Errorf("%v: gradient run before the forward pass", op)
+		if arg, err = op.recordedArg(g); err != nil {
+			return nil, err
 		}
-		if rec.g != g {
-			return nil, fmt.Errorf("%v: input shape %v, the forward saw %v", op, g.inShape(), rec.g.inShape())
-		}
-		arg = rec.arg
 	}
 	out, dx := op.out.Dense(g.inShape())
-	plane, oplane := g.h*g.w, g.oh*g.ow
-	div := float32(k * k)
 	// Planes are independent (a window never leaves its plane): split
 	// across goroutines.
-	par.Range(g.n*g.c, plane, func(lo, hi int) {
-		for p := lo; p < hi; p++ {
-			dxp := dx[p*plane : (p+1)*plane]
-			dyp := dy[p*oplane : (p+1)*oplane]
-			clear(dxp)
-			switch {
-			case arg != nil:
-				// Overlapping windows (stride < kernel) may pick one element
-				// twice: add, as the scan below does.
-				for o, i := range arg[p*oplane : (p+1)*oplane] {
-					dxp[i] += dyp[o]
-				}
-			case !op.fwd.avg:
-				xp := x[p*plane : (p+1)*plane]
-				for i := 0; i < g.oh; i++ {
-					for j := 0; j < g.ow; j++ {
-						dxp[maxIndex(xp, g.w, i*s, j*s, k)] += dyp[i*g.ow+j]
-					}
-				}
-			default:
-				for i := 0; i < g.oh; i++ {
-					for j := 0; j < g.ow; j++ {
-						d := dyp[i*g.ow+j] / div
-						for a := 0; a < k; a++ {
-							row := dxp[(i*s+a)*g.w+j*s:]
-							for b := range row[:k] {
-								row[b] += d
-							}
-						}
+	par.Range(g.n*g.c, g.h*g.w, func(lo, hi int) {
+		switch {
+		case arg != nil:
+			routeGrad(dx, dy, arg, g, lo, hi)
+		case !op.fwd.avg:
+			maxPoolGradScan(dx, dy, x, g, k, s, lo, hi)
+		default:
+			avgPoolGrad(dx, dy, g, k, s, lo, hi)
+		}
+	})
+	return out, nil
+}
+
+// recordedArg returns the indices the max-pooling forward recorded for
+// input geometry g, which must be the one it saw.
+func (op *poolGradOp) recordedArg(g poolGeom) ([]int32, error) {
+	rec := &op.fwd.rec
+	if !rec.ran {
+		return nil, fmt.Errorf("%v: gradient run before the forward pass", op)
+	}
+	if rec.g != g {
+		return nil, fmt.Errorf("%v: input shape %v, the forward saw %v", op, g.inShape(), rec.g.inShape())
+	}
+	return rec.arg, nil
+}
+
+// routeGrad writes the max-pooling input gradient dx of planes [lo, hi),
+// of geometry g, from the output gradient dy and the forward's picks arg.
+func routeGrad(dx, dy []float32, arg []int32, g poolGeom, lo, hi int) {
+	plane, oplane := g.h*g.w, g.oh*g.ow
+	for p := lo; p < hi; p++ {
+		dxp := dx[p*plane : (p+1)*plane]
+		dyp := dy[p*oplane : (p+1)*oplane]
+		clear(dxp)
+		// Overlapping windows (stride < kernel) may pick one element
+		// twice: add, as maxPoolGradScan does.
+		for o, i := range arg[p*oplane : (p+1)*oplane] {
+			dxp[i] += dyp[o]
+		}
+	}
+}
+
+// maxPoolGradScan writes the input gradient dx of planes [lo, hi) of a
+// k×k, stride s max pooling of x, of geometry g, from the output gradient
+// dy, scanning x again for the picks.
+func maxPoolGradScan(dx, dy, x []float32, g poolGeom, k, s, lo, hi int) {
+	plane, oplane := g.h*g.w, g.oh*g.ow
+	for p := lo; p < hi; p++ {
+		dxp := dx[p*plane : (p+1)*plane]
+		dyp := dy[p*oplane : (p+1)*oplane]
+		clear(dxp)
+		xp := x[p*plane : (p+1)*plane]
+		for i := 0; i < g.oh; i++ {
+			for j := 0; j < g.ow; j++ {
+				dxp[maxIndex(xp, g.w, i*s, j*s, k)] += dyp[i*g.ow+j]
+			}
+		}
+	}
+}
+
+// avgPoolGrad writes the input gradient dx of planes [lo, hi) of a k×k,
+// stride s average pooling, of geometry g, from the output gradient dy:
+// each output's gradient spread evenly over its window.
+func avgPoolGrad(dx, dy []float32, g poolGeom, k, s, lo, hi int) {
+	plane, oplane := g.h*g.w, g.oh*g.ow
+	div := float32(k * k)
+	for p := lo; p < hi; p++ {
+		dxp := dx[p*plane : (p+1)*plane]
+		dyp := dy[p*oplane : (p+1)*oplane]
+		clear(dxp)
+		for i := 0; i < g.oh; i++ {
+			for j := 0; j < g.ow; j++ {
+				d := dyp[i*g.ow+j] / div
+				for a := 0; a < k; a++ {
+					row := dxp[(i*s+a)*g.w+j*s:]
+					for b := range row[:k] {
+						row[b] += d
 					}
 				}
 			}
 		}
-	})
-	return out, nil
+	}
 }
 
 var _ gorgonia.Op = (*poolGradOp)(nil)

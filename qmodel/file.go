@@ -109,7 +109,33 @@ func FromFile(f *safetensors.File) (*Model, error) {
 	return m, nil
 }
 
+// fromFile is FromFile without the ErrFormat wrapping.
 func fromFile(f *safetensors.File) (*Model, error) {
+	warnings, err := checkFormat(f)
+	if err != nil {
+		return nil, err
+	}
+	m, err := decodeModelMetadata(f)
+	if err != nil {
+		return nil, err
+	}
+	used, err := m.decodeTensors(f)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkExtraTensors(f, used); err != nil {
+		return nil, err
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	m.Warnings = warnings
+	return m, nil
+}
+
+// checkFormat checks f's format metadata and, for the current format, its
+// checksum; it returns the warnings a readable older format calls for.
+func checkFormat(f *safetensors.File) ([]string, error) {
 	format, ok := f.Metadata[MetaFormat]
 	var warnings []string
 	switch {
@@ -130,6 +156,12 @@ func fromFile(f *safetensors.File) (*Model, error) {
 			return nil, fmt.Errorf("checksum mismatch: %s is %q but the content sums to %q: the file is damaged", MetaChecksum, sum, want)
 		}
 	}
+	return warnings, nil
+}
+
+// decodeModelMetadata decodes the model's JSON description from f and
+// checks its requant mode and structure, which determine its tensors.
+func decodeModelMetadata(f *safetensors.File) (*Model, error) {
 	js, ok := f.Metadata[MetaModel]
 	if !ok {
 		return nil, fmt.Errorf("no %s metadata", MetaModel)
@@ -138,13 +170,18 @@ func fromFile(f *safetensors.File) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata %s: %w", MetaModel, err)
 	}
-	// The requant mode and the structure determine the tensors.
 	if err := checkRequant(m.Requant); err != nil {
 		return nil, err
 	}
 	if _, err := m.Shapes(); err != nil {
 		return nil, err
 	}
+	return m, nil
+}
+
+// decodeTensors reads from f every tensor m's ops need, with its exact
+// dtype and shape, into the ops; it returns the names of those it read.
+func (m *Model) decodeTensors(f *safetensors.File) (map[string]bool, error) {
 	used := map[string]bool{}
 	for i := range m.Ops {
 		op := &m.Ops[i]
@@ -163,6 +200,12 @@ func fromFile(f *safetensors.File) (*Model, error) {
 			}
 		}
 	}
+	return used, nil
+}
+
+// checkExtraTensors rejects the tensors of f that are not in used, naming
+// them all.
+func checkExtraTensors(f *safetensors.File, used map[string]bool) error {
 	var extra []string
 	for _, name := range f.Names() {
 		if !used[name] {
@@ -172,15 +215,11 @@ func fromFile(f *safetensors.File) (*Model, error) {
 	switch len(extra) {
 	case 0:
 	case 1:
-		return nil, fmt.Errorf("unexpected tensor %s: no op uses it", extra[0])
+		return fmt.Errorf("unexpected tensor %s: no op uses it", extra[0])
 	default:
-		return nil, fmt.Errorf("unexpected tensors %s: no op uses them", strings.Join(extra, ", "))
+		return fmt.Errorf("unexpected tensors %s: no op uses them", strings.Join(extra, ", "))
 	}
-	if err := m.Validate(); err != nil {
-		return nil, err
-	}
-	m.Warnings = warnings
-	return m, nil
+	return nil
 }
 
 // Checksum returns the CRC-32C (Castagnoli) of f's content as 8 lowercase

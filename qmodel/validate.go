@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"qat/internal/floats"
 	"qat/model"
 )
 
@@ -287,10 +288,10 @@ func (m *Model) Validate() error {
 			return fmt.Errorf("name %q: contains a control character", m.Name)
 		}
 	}
-	if !finite(m.Norm.Mean) {
+	if !floats.Finite(m.Norm.Mean) {
 		return fmt.Errorf("norm.mean %v: want a finite number", m.Norm.Mean)
 	}
-	if !finite(m.Norm.Std) || m.Norm.Std < 0 {
+	if !floats.Finite(m.Norm.Std) || m.Norm.Std < 0 {
 		return fmt.Errorf("norm.std %v: want a finite non-negative number", m.Norm.Std)
 	}
 	if err := m.InputQuant.check(); err != nil {
@@ -327,14 +328,12 @@ func quantString(q Quant) string {
 	return fmt.Sprintf("scale %v, zero_point %d, qmin %d, qmax %d", q.Scale, q.ZeroPoint, q.QMin, q.QMax)
 }
 
-func finite(x float32) bool { return !math.IsNaN(float64(x)) && !math.IsInf(float64(x), 0) }
-
 // check validates an activation quantization.
 func (q Quant) check() error {
-	if !finite(q.Scale) || q.Scale <= 0 {
+	if !floats.Finite(q.Scale) || q.Scale <= 0 {
 		return fmt.Errorf("scale %v: want a finite positive number", q.Scale)
 	}
-	if !finite(1 / q.Scale) {
+	if !floats.Finite(1 / q.Scale) {
 		return fmt.Errorf("scale %v: its float32 reciprocal is not finite", q.Scale)
 	}
 	if q.QMin < 0 || q.QMax > 255 || q.QMin >= q.QMax {
@@ -349,26 +348,9 @@ func (q Quant) check() error {
 // validate checks op's quantization, clamps and arrays; in is the
 // quantization of its input. The structure was checked by outShape.
 func (op *Op) validate(mode Requant, in Quant) error {
-	arrays := []struct {
-		name string
-		n    int
-	}{
-		{"weight", len(op.Weight)}, {"weight_scale", len(op.WeightScale)}, {"bias", len(op.Bias)},
-		{"multiplier", len(op.Multiplier)}, {"fixed_multiplier", len(op.FixedMultiplier)}, {"shift", len(op.Shift)},
-	}
+	arrays := op.arrayLens()
 	if op.Type != model.OpConv && op.Type != model.OpLinear {
-		for _, a := range arrays {
-			if a.n != 0 {
-				return fmt.Errorf("%s has %d elements, but does not apply to %s", a.name, a.n, op.Type)
-			}
-		}
-		if op.Output != in {
-			return fmt.Errorf("output (%s) differs from the input's quantization (%s), which %s keeps", quantString(op.Output), quantString(in), op.Type)
-		}
-		if op.Type == model.OpReLU || op.Type == model.OpReLU6 {
-			return op.checkClamp()
-		}
-		return nil
+		return op.validateUnweighted(arrays, in)
 	}
 	if err := op.Output.check(); err != nil {
 		return fmt.Errorf("output: %w", err)
@@ -376,6 +358,53 @@ func (op *Op) validate(mode Requant, in Quant) error {
 	if err := op.checkClamp(); err != nil {
 		return err
 	}
+	if err := op.checkArrayLens(arrays, mode); err != nil {
+		return err
+	}
+	if err := op.checkWeights(); err != nil {
+		return err
+	}
+	if err := op.checkBias(); err != nil {
+		return err
+	}
+	return op.checkRequantArrays()
+}
+
+// arrayLen is the element count of one of an op's arrays, by JSON name.
+type arrayLen struct {
+	name string
+	n    int
+}
+
+// arrayLens returns the element counts of op's arrays in file order.
+func (op *Op) arrayLens() []arrayLen {
+	return []arrayLen{
+		{"weight", len(op.Weight)}, {"weight_scale", len(op.WeightScale)}, {"bias", len(op.Bias)},
+		{"multiplier", len(op.Multiplier)}, {"fixed_multiplier", len(op.FixedMultiplier)}, {"shift", len(op.Shift)},
+	}
+}
+
+// validateUnweighted checks an op other than conv and linear: it has no
+// arrays, keeps its input's quantization in, and a relu's clamps lie in
+// its output range.
+func (op *Op) validateUnweighted(arrays []arrayLen, in Quant) error {
+	for _, a := range arrays {
+		if a.n != 0 {
+			return fmt.Errorf("%s has %d elements, but does not apply to %s", a.name, a.n, op.Type)
+		}
+	}
+	if op.Output != in {
+		return fmt.Errorf("output (%s) differs from the input's quantization (%s), which %s keeps", quantString(op.Output), quantString(in), op.Type)
+	}
+	if op.Type == model.OpReLU || op.Type == model.OpReLU6 {
+		return op.checkClamp()
+	}
+	return nil
+}
+
+// checkArrayLens checks that a conv or linear op has exactly the arrays
+// its shape and the requantization mode call for, and no others.
+func (op *Op) checkArrayLens(arrays []arrayLen, mode Requant) error {
 	want := map[string]int{"weight": op.weightCount(), "weight_scale": op.Out, "bias": op.Out}
 	if mode == RequantFloat {
 		want["multiplier"] = op.Out
@@ -391,6 +420,12 @@ func (op *Op) validate(mode Requant, in Quant) error {
 			return fmt.Errorf("%s has %d elements, want %d", a.name, a.n, n)
 		}
 	}
+	return nil
+}
+
+// checkWeights checks that every weight lies in the range of WeightBits
+// and every weight scale is finite and positive.
+func (op *Op) checkWeights() error {
 	lo, hi := int8(-1<<(op.WeightBits-1)), int8(1<<(op.WeightBits-1)-1)
 	for i, w := range op.Weight {
 		if w < lo || w > hi {
@@ -398,10 +433,16 @@ func (op *Op) validate(mode Requant, in Quant) error {
 		}
 	}
 	for c, s := range op.WeightScale {
-		if !finite(s) || s <= 0 {
+		if !floats.Finite(s) || s <= 0 {
 			return fmt.Errorf("weight_scale[%d] = %v: want a finite positive number", c, s)
 		}
 	}
+	return nil
+}
+
+// checkBias checks, for every output channel, that 255*sum|weight| +
+// |bias| is at most MaxAbsAccumulator, so acc+bias fits in an int32.
+func (op *Op) checkBias() error {
 	per := len(op.Weight) / op.Out
 	for c, b := range op.Bias {
 		var sum int64
@@ -412,8 +453,14 @@ func (op *Op) validate(mode Requant, in Quant) error {
 			return fmt.Errorf("bias[%d] = %d: 255*sum|weight| + |bias| = %d exceeds %d, so acc+bias could overflow int32", c, b, bound, MaxAbsAccumulator)
 		}
 	}
+	return nil
+}
+
+// checkRequantArrays checks the requantization arrays' values: finite
+// positive multipliers, fixed multipliers and shifts within their bounds.
+func (op *Op) checkRequantArrays() error {
 	for c, x := range op.Multiplier {
-		if !finite(x) || x <= 0 {
+		if !floats.Finite(x) || x <= 0 {
 			return fmt.Errorf("multiplier[%d] = %v: want a finite positive number", c, x)
 		}
 	}

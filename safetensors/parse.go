@@ -65,42 +65,72 @@ type entry struct {
 	begin, end int
 }
 
+// parse is Parse without the ErrFormat wrapping and the digest check.
 func parse(buf []byte) (*File, error) {
-	if len(buf) < 8 {
-		return nil, fmt.Errorf("file is %d bytes, shorter than the 8-byte header size", len(buf))
-	}
-	n := binary.LittleEndian.Uint64(buf)
-	if n > MaxHeaderSize {
-		return nil, fmt.Errorf("header size %d exceeds the limit of %d bytes", n, MaxHeaderSize)
-	}
-	if n > uint64(len(buf)-8) {
-		return nil, fmt.Errorf("header size %d exceeds the %d bytes that follow the size", n, len(buf)-8)
-	}
-	header, data := buf[8:8+n], buf[8+n:]
-	if !utf8.Valid(header) {
-		return nil, errors.New("header is not valid UTF-8")
-	}
-	if len(header) == 0 || header[0] != '{' {
-		return nil, errors.New("header is not a JSON object: it does not start with '{'")
+	header, data, err := splitHeader(buf)
+	if err != nil {
+		return nil, err
 	}
 	f := &File{Metadata: map[string]string{}, Tensors: map[string]Tensor{}}
 	entries, err := parseHeader(header, f.Metadata)
 	if err != nil {
 		return nil, err
 	}
+	if err := checkSpans(entries, len(data)); err != nil {
+		return nil, err
+	}
+	if err := cutData(entries, data, f.Tensors); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// splitHeader splits buf after its 8-byte size into the header, which
+// must be UTF-8 starting with '{', and the data buffer.
+func splitHeader(buf []byte) (header, data []byte, err error) {
+	if len(buf) < 8 {
+		return nil, nil, fmt.Errorf("file is %d bytes, shorter than the 8-byte header size", len(buf))
+	}
+	n := binary.LittleEndian.Uint64(buf)
+	if n > MaxHeaderSize {
+		return nil, nil, fmt.Errorf("header size %d exceeds the limit of %d bytes", n, MaxHeaderSize)
+	}
+	if n > uint64(len(buf)-8) {
+		return nil, nil, fmt.Errorf("header size %d exceeds the %d bytes that follow the size", n, len(buf)-8)
+	}
+	header, data = buf[8:8+n], buf[8+n:]
+	if !utf8.Valid(header) {
+		return nil, nil, errors.New("header is not valid UTF-8")
+	}
+	if len(header) == 0 || header[0] != '{' {
+		return nil, nil, errors.New("header is not a JSON object: it does not start with '{'")
+	}
+	return header, data, nil
+}
+
+// checkSpans checks that every entry's offsets lie in a data buffer of
+// size bytes and span exactly the bytes its dtype and shape take.
+func checkSpans(entries []entry, size int) error {
 	for i := range entries {
 		e := &entries[i]
-		size, err := byteSize(e.dtype, e.shape)
+		n, err := byteSize(e.dtype, e.shape)
 		if err != nil {
-			return nil, fmt.Errorf("tensor %q: %v", e.name, err)
+			return fmt.Errorf("tensor %q: %v", e.name, err)
 		}
-		if e.end > len(data) {
-			return nil, fmt.Errorf("tensor %q: data_offsets [%d, %d] end beyond the %d-byte data buffer", e.name, e.begin, e.end, len(data))
+		if e.end > size {
+			return fmt.Errorf("tensor %q: data_offsets [%d, %d] end beyond the %d-byte data buffer", e.name, e.begin, e.end, size)
 		}
-		if e.end-e.begin != size {
-			return nil, fmt.Errorf("tensor %q: data_offsets [%d, %d] span %d bytes, but %s %v takes %d", e.name, e.begin, e.end, e.end-e.begin, e.dtype, e.shape, size)
+		if e.end-e.begin != n {
+			return fmt.Errorf("tensor %q: data_offsets [%d, %d] span %d bytes, but %s %v takes %d", e.name, e.begin, e.end, e.end-e.begin, e.dtype, e.shape, n)
 		}
 	}
+	return nil
+}
+
+// cutData sorts entries by offsets and adds to tensors each one's tensor
+// over its bytes of data, which the entries must tile without holes,
+// overlaps or trailing bytes.
+func cutData(entries []entry, data []byte, tensors map[string]Tensor) error {
 	sort.Slice(entries, func(i, j int) bool {
 		a, b := entries[i], entries[j]
 		if a.begin != b.begin {
@@ -115,17 +145,17 @@ func parse(buf []byte) (*File, error) {
 	for _, e := range entries {
 		switch {
 		case e.begin > at:
-			return nil, fmt.Errorf("hole in the data buffer: bytes [%d, %d) belong to no tensor (next is %q)", at, e.begin, e.name)
+			return fmt.Errorf("hole in the data buffer: bytes [%d, %d) belong to no tensor (next is %q)", at, e.begin, e.name)
 		case e.begin < at:
-			return nil, fmt.Errorf("tensor %q at [%d, %d] overlaps tensor %q, which ends at %d", e.name, e.begin, e.end, prev, at)
+			return fmt.Errorf("tensor %q at [%d, %d] overlaps tensor %q, which ends at %d", e.name, e.begin, e.end, prev, at)
 		}
-		f.Tensors[e.name] = Tensor{DType: e.dtype, Shape: e.shape, Data: data[e.begin:e.end:e.end]}
+		tensors[e.name] = Tensor{DType: e.dtype, Shape: e.shape, Data: data[e.begin:e.end:e.end]}
 		at, prev = e.end, e.name
 	}
 	if at != len(data) {
-		return nil, fmt.Errorf("%d trailing bytes after the last tensor, which ends at %d", len(data)-at, at)
+		return fmt.Errorf("%d trailing bytes after the last tensor, which ends at %d", len(data)-at, at)
 	}
-	return f, nil
+	return nil
 }
 
 // parseHeader decodes the header object, filling meta, and returns the
@@ -237,58 +267,36 @@ func parseMetadata(dec *json.Decoder, meta map[string]string) error {
 	return nil
 }
 
+// parseEntry reads the header entry of tensor name: an object with
+// exactly the fields dtype, shape and data_offsets, checked for form.
 func parseEntry(dec *json.Decoder, name string) (entry, error) {
 	e := entry{name: name}
 	var offsets []int
 	var haveDType, haveShape bool
 	err := object(dec, func(key string) error {
+		var err error
 		switch key {
 		case "dtype":
 			if haveDType {
 				return fmt.Errorf("duplicate key %q", key)
 			}
 			haveDType = true
-			tok, err := dec.Token()
-			if err != nil {
-				return jsonErr(err)
-			}
-			s, ok := tok.(string)
-			if !ok {
-				return fmt.Errorf("dtype: got %s, want a string", describe(tok))
-			}
-			e.dtype = DType(s)
-			if !e.dtype.Valid() {
-				return fmt.Errorf("unknown dtype %q", s)
-			}
+			e.dtype, err = parseDType(dec)
 		case "shape":
 			if haveShape {
 				return fmt.Errorf("duplicate key %q", key)
 			}
 			haveShape = true
-			shape, err := ints(dec, "shape", "dimension")
-			if err != nil {
-				return err
-			}
-			e.shape = shape
+			e.shape, err = ints(dec, "shape", "dimension")
 		case "data_offsets":
 			if offsets != nil {
 				return fmt.Errorf("duplicate key %q", key)
 			}
-			o, err := ints(dec, "data_offsets", "offset")
-			if err != nil {
-				return err
-			}
-			if len(o) != 2 {
-				return fmt.Errorf("data_offsets has %d values, want [begin, end]", len(o))
-			}
-			if o[0] > o[1] {
-				return fmt.Errorf("data_offsets [%d, %d] begins after it ends", o[0], o[1])
-			}
-			offsets = o
+			offsets, err = parseOffsets(dec)
 		default:
 			return fmt.Errorf("unknown field %q", key)
 		}
-		return nil
+		return err
 	})
 	switch {
 	case err != nil:
@@ -302,6 +310,39 @@ func parseEntry(dec *json.Decoder, name string) (entry, error) {
 	}
 	e.begin, e.end = offsets[0], offsets[1]
 	return e, nil
+}
+
+// parseDType reads the value of a dtype field: a string naming a known
+// dtype.
+func parseDType(dec *json.Decoder) (DType, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", jsonErr(err)
+	}
+	s, ok := tok.(string)
+	if !ok {
+		return "", fmt.Errorf("dtype: got %s, want a string", describe(tok))
+	}
+	if d := DType(s); d.Valid() {
+		return d, nil
+	}
+	return "", fmt.Errorf("unknown dtype %q", s)
+}
+
+// parseOffsets reads the value of a data_offsets field: [begin, end] with
+// begin <= end. The result is non-nil.
+func parseOffsets(dec *json.Decoder) ([]int, error) {
+	o, err := ints(dec, "data_offsets", "offset")
+	if err != nil {
+		return nil, err
+	}
+	if len(o) != 2 {
+		return nil, fmt.Errorf("data_offsets has %d values, want [begin, end]", len(o))
+	}
+	if o[0] > o[1] {
+		return nil, fmt.Errorf("data_offsets [%d, %d] begins after it ends", o[0], o[1])
+	}
+	return o, nil
 }
 
 // ints reads a JSON array of non-negative integers that fit in an int.

@@ -215,20 +215,12 @@ func packB(transB bool, m, ldb int, ks *kernelSet) bool {
 func sgemmBlocked(c []float32, ldc int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, ks *kernelSet) {
 	mr, nr, nv, kern := ks.mr, ks.nr, ks.nv, ks.kern
 	pa, pb := packA(transA, m, lda, ks), packB(transB, m, ldb, ks)
-	var ws *workspace
-	if pa || pb {
-		ws = getWorkspace()
-		defer putWorkspace(ws)
-	}
 	kb0 := blocks(k, ks.kc, 1)
 	mb0 := blocks(m, ks.mc, mr)
 	nb0 := blocks(n, ks.nc, nr)
-	var abuf, bbuf []float32
-	if pa {
-		abuf = aligned(&ws.a, mb0*kb0)
-	}
-	if pb {
-		bbuf = aligned(&ws.b, kb0*((nb0+nv-1)/nv*nv))
+	ws, abuf, bbuf := packBuffers(pa, pb, mb0, kb0, nb0, nv)
+	if ws != nil {
+		defer putWorkspace(ws)
 	}
 	for ic := 0; ic < m; ic += mb0 {
 		mb := min(mb0, m-ic)
@@ -244,11 +236,7 @@ func sgemmBlocked(c []float32, ldc int, transA, transB bool, m, n, k int, alpha 
 			for jc := 0; jc < n; jc += nb0 {
 				nb := min(nb0, n-jc)
 				if pb {
-					if transB {
-						packBT(bbuf, b, ldb, pc, kb, jc, nb, ks)
-					} else {
-						packBN(bbuf, b, ldb, pc, kb, jc, nb, nr, nv)
-					}
+					packOpB(bbuf, b, ldb, transB, pc, kb, jc, nb, ks)
 				}
 				for ir := 0; ir < mb; ir += mr {
 					h := min(mr, mb-ir)
@@ -276,6 +264,34 @@ func sgemmBlocked(c []float32, ldc int, transA, transB bool, m, n, k int, alpha 
 			}
 		}
 	}
+}
+
+// packBuffers returns, when pa or pb, a workspace for the caller to put
+// back, and in it the aligned buffers of packed op(A) blocks of mb0×kb0
+// (when pa) and of packed op(B) blocks of kb0×nb0 with panels padded to
+// multiples of nv (when pb); else nil buffers and no workspace.
+func packBuffers(pa, pb bool, mb0, kb0, nb0, nv int) (ws *workspace, abuf, bbuf []float32) {
+	if !pa && !pb {
+		return nil, nil, nil
+	}
+	ws = getWorkspace()
+	if pa {
+		abuf = aligned(&ws.a, mb0*kb0)
+	}
+	if pb {
+		bbuf = aligned(&ws.b, kb0*((nb0+nv-1)/nv*nv))
+	}
+	return ws, abuf, bbuf
+}
+
+// packOpB packs op(B), rows pc..pc+kb, columns jc..jc+nb, into dst in
+// the layout of packBN: B^T through packBT, B through packBN.
+func packOpB(dst, b []float32, ldb int, transB bool, pc, kb, jc, nb int, ks *kernelSet) {
+	if transB {
+		packBT(dst, b, ldb, pc, kb, jc, nb, ks)
+		return
+	}
+	packBN(dst, b, ldb, pc, kb, jc, nb, ks.nr, ks.nv)
 }
 
 // packAT packs rows ic..ic+mb of op(A) = A^T, columns pc..pc+kb, into
