@@ -22,14 +22,7 @@ var norm = model.Norm{Mean: data.MNISTMean, Std: data.MNISTStd}
 // calibrated on embedded training images, and 200 embedded test images.
 func calibrated(t *testing.T) (*layers.Model, *data.Dataset) {
 	t.Helper()
-	spec, err := model.Builtin("lenet")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := layers.NewModel(spec, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newLeNet(t, 1)
 	if err := m.Quantize(layers.QuantConfig{}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"sync"
 
 	"qat/export"
 	"qat/infer"
@@ -41,14 +42,15 @@ func (Exact) Weighted(m *layers.Model, n model.Node, in []int, inQ quant.Params,
 	if err != nil {
 		return err
 	}
-	xc, yc := make([]uint8, len(x)), make([]uint8, len(y))
-	codes(xc, x, q)
+	xc, yc := getCodes(len(x)), getCodes(len(y))
+	defer putCodes(xc, yc)
+	codes(*xc, x, q)
 	per := 1
 	for _, d := range in {
 		per *= d
 	}
-	il.RunParallel(yc, xc, len(x)/per, layers.Threads())
-	values(y, yc, frozen.Output)
+	il.RunParallel(*yc, *xc, len(x)/per, layers.Threads())
+	values(y, *yc, frozen.Output)
 	return nil
 }
 
@@ -58,11 +60,33 @@ func (Exact) AvgPool(n model.Node, inQ quant.Params, x []float32, xs [4]int, y [
 	if err != nil {
 		return fmt.Errorf("input quantizer: %w", err)
 	}
-	xc, yc := make([]uint8, len(x)), make([]uint8, len(y))
-	codes(xc, x, q)
-	infer.AvgPool(yc, xc, xs[0], xs[1], xs[2], xs[3], n.Kernel, n.EffectiveStride())
-	values(y, yc, q)
+	xc, yc := getCodes(len(x)), getCodes(len(y))
+	defer putCodes(xc, yc)
+	codes(*xc, x, q)
+	infer.AvgPool(*yc, *xc, xs[0], xs[1], xs[2], xs[3], n.Kernel, n.EffectiveStride())
+	values(y, *yc, q)
 	return nil
+}
+
+// codePool recycles the code buffers of Exact's calls, one pair per
+// evaluation batch, so that an evaluation allocates them once.
+var codePool sync.Pool
+
+// getCodes returns a buffer of n codes from codePool.
+func getCodes(n int) *[]uint8 {
+	if b, ok := codePool.Get().(*[]uint8); ok && cap(*b) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]uint8, n)
+	return &b
+}
+
+// putCodes returns buffers to codePool.
+func putCodes(bs ...*[]uint8) {
+	for _, b := range bs {
+		codePool.Put(b)
+	}
 }
 
 // codes quantizes grid values x into dst with q's uint8-domain params.

@@ -143,7 +143,7 @@ func TestExactEvalNearFloatSimulation(t *testing.T) {
 // logits, and exports each PACT output with zero point 0 and its learnt
 // scale.
 func TestPACTInt8MatchesExactEval(t *testing.T) {
-	m := newLeNet(t)
+	m := newLeNet(t, 7)
 	qc, _ := layers.ParseBits("W4A4")
 	qc.SetLearnable(layers.LearnPACT)
 	if err := m.Quantize(qc); err != nil {

@@ -26,7 +26,7 @@ func same(a, b []float32) bool {
 // TestFloatMatchesEval checks numerically, through onnxruntime, that it
 // describes what the eval graph computes.
 func TestFloatSourceOfFloatModel(t *testing.T) {
-	m := newLeNet(t)
+	m := newLeNet(t, 7)
 	norm := model.Norm{Mean: 0.1307, Std: 0.3081}
 	if _, err := deploy.ExportSource(m, norm); !errors.Is(err, export.ErrUnsupported) {
 		t.Fatalf("ExportSource of a float model: %v, want ErrUnsupported", err)
@@ -93,7 +93,7 @@ func TestFloatSourceOfFloatModel(t *testing.T) {
 // ExportSource does (the float weights before folding, the bias, the BN
 // state), without the quantizers.
 func TestFloatSourceOfQuantizedModel(t *testing.T) {
-	m := newLeNet(t)
+	m := newLeNet(t, 7)
 	if err := m.Quantize(layers.QuantConfig{}); err != nil {
 		t.Fatal(err)
 	}
@@ -134,14 +134,14 @@ func TestFloatSourceOfQuantizedModel(t *testing.T) {
 	}
 }
 
-// newLeNet returns the built-in lenet with seed 7's initial weights.
-func newLeNet(t testing.TB) *layers.Model {
+// newLeNet returns the built-in lenet with seed's initial weights.
+func newLeNet(t testing.TB, seed uint64) *layers.Model {
 	t.Helper()
 	s, err := model.Builtin("lenet")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := layers.NewModel(s, 7)
+	m, err := layers.NewModel(s, seed)
 	if err != nil {
 		t.Fatal(err)
 	}
