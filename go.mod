@@ -4,9 +4,11 @@ go 1.26.0
 
 require (
 	github.com/chewxy/hm v1.0.0
+	github.com/nlpodyssey/gopickle v0.2.0
 	github.com/schollz/progressbar/v3 v3.14.6
 	github.com/spf13/cobra v1.8.1
 	github.com/spf13/pflag v1.0.5
+	golang.org/x/image v0.11.0
 	golang.org/x/sys v0.50.0
 	golang.org/x/term v0.22.0
 	gonum.org/v1/plot v0.14.0
@@ -26,7 +28,6 @@ require (
 	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect
 	github.com/pmezard/go-difflib v1.0.0 // indirect
 	github.com/rivo/uniseg v0.4.7 // indirect
-	golang.org/x/image v0.11.0 // indirect
 	golang.org/x/text v0.12.0 // indirect
 )
 

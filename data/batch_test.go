@@ -139,7 +139,7 @@ func TestBatchesCover(t *testing.T) {
 }
 
 func TestBatchesReproducible(t *testing.T) {
-	ds := &Dataset{N: 50, H: 1, W: 1, Images: make([]uint8, 50), Labels: make([]uint8, 50), Classes: 10}
+	ds := &Dataset{N: 50, C: 1, H: 1, W: 1, Images: make([]uint8, 50), Labels: make([]uint8, 50), Classes: 10}
 	a := collect(ds.Batches(9, 8, true, false), 3)
 	b := collect(NewBatches(50, 9, 8, true, false), 3)
 	if !reflect.DeepEqual(a, b) {

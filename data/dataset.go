@@ -18,31 +18,37 @@ const (
 // NumClasses is the number of classes of MNIST and Fashion-MNIST.
 const NumClasses = 10
 
-// A Dataset is N grayscale images of H x W pixels with a class label each.
-// Images holds the pixels of image i, row-major, at
-// Images[i*H*W : (i+1)*H*W]; Labels[i] is its class, below Classes.
-// Datasets from this package are valid (see Validate) and their slices
-// are never modified by it; Limit returns views that share them.
+// A Dataset is N images of C channels of H x W pixels with a class label
+// each. Images holds the pixels of image i at
+// Images[i*C*H*W : (i+1)*C*H*W] in CHW order (PyTorch's): channel by
+// channel, each H x W plane row-major. Labels[i] is its class, below
+// Classes. Grayscale data (MNIST) has C = 1, RGB data (CIFAR-10, image
+// folders) C = 3, in the order red, green, blue. Datasets from this
+// package are valid (see Validate) and their slices are never modified by
+// it; Limit returns views that share them.
 type Dataset struct {
 	// Name says where the data came from, for messages, e.g.
 	// "mnist train" or the images file's path.
-	Name    string
-	N, H, W int
-	Images  []uint8
-	Labels  []uint8
-	Classes int
+	Name       string
+	N, C, H, W int
+	Images     []uint8
+	Labels     []uint8
+	Classes    int
 }
 
 // Len returns the number of samples, N.
 func (d *Dataset) Len() int { return d.N }
 
-// Image returns the pixels of image i, a view into d.Images. It panics if
-// i is out of range.
+// ImageSize returns the number of pixels of an image, C*H*W.
+func (d *Dataset) ImageSize() int { return d.C * d.H * d.W }
+
+// Image returns the C*H*W pixels of image i in CHW order, a view into
+// d.Images. It panics if i is out of range.
 func (d *Dataset) Image(i int) []uint8 {
 	if i < 0 || i >= d.N {
 		panic(fmt.Sprintf("data: image index %d out of range [0, %d)", i, d.N))
 	}
-	n := d.H * d.W
+	n := d.ImageSize()
 	return d.Images[i*n : (i+1)*n : (i+1)*n]
 }
 
@@ -50,12 +56,12 @@ func (d *Dataset) Image(i int) []uint8 {
 // below Classes.
 func (d *Dataset) Validate() error {
 	switch {
-	case d.N < 0 || d.H <= 0 || d.W <= 0:
-		return fmt.Errorf("%s: invalid size %d images of %dx%d", d.Name, d.N, d.H, d.W)
+	case d.N < 0 || d.C <= 0 || d.H <= 0 || d.W <= 0:
+		return fmt.Errorf("%s: invalid size %d images of %dx%dx%d (channels x height x width)", d.Name, d.N, d.C, d.H, d.W)
 	case d.Classes <= 0 || d.Classes > 256:
 		return fmt.Errorf("%s: invalid class count %d", d.Name, d.Classes)
-	case len(d.Images) != d.N*d.H*d.W:
-		return fmt.Errorf("%s: %d pixels for %d images of %dx%d", d.Name, len(d.Images), d.N, d.H, d.W)
+	case len(d.Images) != d.N*d.ImageSize():
+		return fmt.Errorf("%s: %d pixels for %d images of %dx%dx%d", d.Name, len(d.Images), d.N, d.C, d.H, d.W)
 	case len(d.Labels) != d.N:
 		return fmt.Errorf("%s: %d labels for %d images", d.Name, len(d.Labels), d.N)
 	}
@@ -78,7 +84,8 @@ func (d *Dataset) Limit(n int) *Dataset {
 	}
 	l := *d
 	l.N = n
-	l.Images = d.Images[: n*d.H*d.W : n*d.H*d.W]
+	size := n * d.ImageSize()
+	l.Images = d.Images[:size:size]
 	l.Labels = d.Labels[:n:n]
 	return &l
 }
@@ -93,21 +100,51 @@ func (d *Dataset) ClassCounts() []int {
 }
 
 // MeanStd returns the mean and the (population) standard deviation of all
-// pixels of d scaled to [0, 1], the constants a Norm for d wants. It
-// computes them exactly from a histogram of the 256 pixel values. For the
-// MNIST training set they are 0.1307 and 0.3081 to four places.
+// pixels of d, of every channel, scaled to [0, 1]: the constants of a
+// per-tensor Norm for d. It computes them exactly from a histogram of the
+// 256 pixel values. For the MNIST training set they are 0.1307 and 0.3081
+// to four places. An empty d gives 0, 0.
 func (d *Dataset) MeanStd() (mean, std float64) {
 	var hist [256]int64
 	for _, p := range d.Images {
 		hist[p]++
 	}
-	n := float64(len(d.Images))
+	return histMeanStd(&hist)
+}
+
+// ChannelMeanStd returns the mean and the (population) standard deviation
+// of the pixels of each channel of d scaled to [0, 1], C values each: the
+// constants of a per-channel Norm for d (ChannelMean and ChannelStd). It
+// computes them exactly, as MeanStd, from a histogram per channel. An
+// empty d gives zeros.
+func (d *Dataset) ChannelMeanStd() (mean, std []float64) {
+	hist := make([][256]int64, d.C)
+	plane := d.H * d.W
+	for i := range d.N {
+		img := d.Image(i)
+		for c := range hist {
+			for _, p := range img[c*plane : (c+1)*plane] {
+				hist[c][p]++
+			}
+		}
+	}
+	mean, std = make([]float64, d.C), make([]float64, d.C)
+	for c := range hist {
+		mean[c], std[c] = histMeanStd(&hist[c])
+	}
+	return mean, std
+}
+
+// histMeanStd returns the mean and population standard deviation of the
+// pixels counted by hist, scaled to [0, 1]; 0, 0 if there are none.
+func histMeanStd(hist *[256]int64) (mean, std float64) {
+	var n, sum float64
+	for v, c := range hist {
+		n += float64(c)
+		sum += float64(v) * float64(c)
+	}
 	if n == 0 {
 		return 0, 0
-	}
-	var sum float64
-	for v, c := range hist {
-		sum += float64(v) * float64(c)
 	}
 	mean = sum / 255 / n
 	var ss float64
@@ -119,7 +156,8 @@ func (d *Dataset) MeanStd() (mean, std float64) {
 }
 
 // NewDataset builds a Dataset named name from an images array of shape
-// [N, H, W] and a labels array of shape [N] with values below NumClasses.
+// [N, H, W] (one channel) and a labels array of shape [N] with values
+// below NumClasses.
 // The Dataset keeps the arrays' Data slices.
 func NewDataset(name string, images, labels IDX) (*Dataset, error) {
 	return newDataset(name, name+" images", name+" labels", images, labels)
@@ -151,6 +189,7 @@ func newDataset(name, imgName, lblName string, images, labels IDX) (*Dataset, er
 	return &Dataset{
 		Name:    name,
 		N:       images.Dims[0],
+		C:       1,
 		H:       images.Dims[1],
 		W:       images.Dims[2],
 		Images:  images.Data,

@@ -181,22 +181,22 @@ func TestLimit(t *testing.T) {
 func TestMeanStd(t *testing.T) {
 	// Pixels 0 and 255 in equal numbers scale to 0 and 1: mean 1/2 and
 	// population standard deviation 1/2.
-	d := &Dataset{N: 2, H: 1, W: 2, Images: []byte{0, 255, 255, 0}, Labels: []byte{0, 1}, Classes: 10}
+	d := &Dataset{N: 2, C: 1, H: 1, W: 2, Images: []byte{0, 255, 255, 0}, Labels: []byte{0, 1}, Classes: 10}
 	if m, s := d.MeanStd(); m != 0.5 || s != 0.5 {
 		t.Errorf("MeanStd = %g, %g, want 0.5, 0.5", m, s)
 	}
 	// One pixel of 51 = 0.2*255: mean 0.2, std 0.
-	d = &Dataset{N: 1, H: 1, W: 1, Images: []byte{51}, Labels: []byte{0}, Classes: 10}
+	d = &Dataset{N: 1, C: 1, H: 1, W: 1, Images: []byte{51}, Labels: []byte{0}, Classes: 10}
 	if m, s := d.MeanStd(); math.Abs(m-0.2) > 1e-15 || s > 1e-15 {
 		t.Errorf("MeanStd = %g, %g, want 0.2, 0", m, s)
 	}
-	if m, s := (&Dataset{H: 1, W: 1, Classes: 10}).MeanStd(); m != 0 || s != 0 {
+	if m, s := (&Dataset{C: 1, H: 1, W: 1, Classes: 10}).MeanStd(); m != 0 || s != 0 {
 		t.Errorf("empty MeanStd = %g, %g", m, s)
 	}
 }
 
 func TestValidate(t *testing.T) {
-	good := Dataset{Name: "d", N: 1, H: 1, W: 2, Images: []byte{1, 2}, Labels: []byte{3}, Classes: 10}
+	good := Dataset{Name: "d", N: 1, C: 1, H: 1, W: 2, Images: []byte{1, 2}, Labels: []byte{3}, Classes: 10}
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,9 @@ func TestValidate(t *testing.T) {
 		want string
 	}{
 		{func(d *Dataset) { d.Labels[0] = 10 }, "d: label 10 of sample 0 is not below 10"},
-		{func(d *Dataset) { d.Images = d.Images[:1] }, "d: 1 pixels for 1 images of 1x2"},
+		{func(d *Dataset) { d.Images = d.Images[:1] }, "d: 1 pixels for 1 images of 1x1x2"},
+		{func(d *Dataset) { d.C = 3 }, "d: 2 pixels for 1 images of 3x1x2"},
+		{func(d *Dataset) { d.C = 0 }, "d: invalid size 1 images of 0x1x2 (channels x height x width)"},
 		{func(d *Dataset) { d.Labels = nil }, "d: 0 labels for 1 images"},
 		{func(d *Dataset) { d.H = 0 }, "d: invalid size"},
 		{func(d *Dataset) { d.Classes = 0 }, "d: invalid class count 0"},

@@ -9,9 +9,13 @@ import (
 	"os"
 )
 
-// MaxIDXBytes is the largest element count ReadIDX accepts (2 GiB of
-// unsigned bytes). The whole MNIST training set is 47 MB.
-const MaxIDXBytes = 1 << 31
+// MaxIDXBytes is the largest element count ReadIDX accepts, and the most
+// pixels a CIFAR-10 or image-folder split may hold: 2 GiB of unsigned
+// bytes by default (the whole MNIST training set is 47 MB). A program may
+// lower or raise it before it loads data (qat's --max-data-bytes does);
+// since a header's sizes are only believed as the data arrives, the
+// limit bounds memory even for a compressed file.
+var MaxIDXBytes int64 = 1 << 31
 
 // idxUint8 is the idx type code of unsigned bytes, the only one supported.
 const idxUint8 = 0x08
@@ -46,7 +50,7 @@ func (a IDX) validate() error {
 			return fmt.Errorf("dimension %d is %d (want 1 to 2^32-1)", i, d)
 		}
 		if int64(n)*int64(d) > MaxIDXBytes {
-			return fmt.Errorf("shape %v exceeds the limit of %d elements", a.Dims, MaxIDXBytes)
+			return fmt.Errorf("shape %v exceeds the limit of %d elements (--max-data-bytes raises it)", a.Dims, MaxIDXBytes)
 		}
 		n *= d
 	}
@@ -186,10 +190,10 @@ func (in *idxReader) readDims(ndims int) ([]int, int64, error) {
 		if d == 0 {
 			return nil, 0, fmt.Errorf("%s: dimension %d is zero", in.name, i)
 		}
-		total *= d // at most 2^31 * (2^32-1): no overflow
-		if total > MaxIDXBytes {
-			return nil, 0, fmt.Errorf("%s: shape exceeds the limit of %d elements (dimension %d is %d)", in.name, MaxIDXBytes, i, d)
+		if total > MaxIDXBytes/d {
+			return nil, 0, fmt.Errorf("%s: shape exceeds the limit of %d elements (dimension %d is %d; --max-data-bytes raises it)", in.name, MaxIDXBytes, i, d)
 		}
+		total *= d
 		dims[i] = int(d)
 	}
 	return dims, total, nil

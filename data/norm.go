@@ -17,42 +17,63 @@ const (
 	FashionMNISTStd  = 0.3530
 )
 
-// table returns n.Apply for every pixel value.
-func table(n model.Norm) *[256]float32 {
-	var t [256]float32
-	for p := range t {
-		t[p] = n.Apply(uint8(p))
-	}
-	return &t
+// Fill writes the samples idx of d into caller-owned buffers: their
+// pixels into x as an NCHW tensor [len(idx), C, H, W] (len(x) must be
+// len(idx)*C*H*W), channel c normalised by n.Of(c), and their labels into
+// y (len(idx) long, or nil to skip labels). Fill allocates nothing, keeps
+// neither buffer and modifies nothing else, so one pair of buffers serves
+// every batch and a Dataset may be filled from several goroutines at
+// once. Wrong buffer lengths, an index out of range or an n that is not
+// valid for C channels are programmer errors and panic.
+func (d *Dataset) Fill(x []float32, y []int, idx []int, n model.Norm) {
+	d.fill("Fill", x, y, idx, n, Augment{}, 0, 0)
 }
 
-// Fill writes the samples idx of d into caller-owned buffers: their
-// pixels, normalised by n, into x as an NCHW tensor [len(idx), 1, H, W]
-// (len(x) must be len(idx)*H*W), and their labels into y (len(idx) long,
-// or nil to skip labels). Fill allocates nothing and keeps neither buffer,
-// so one pair of buffers serves every batch. Wrong buffer lengths, an
-// index out of range or an invalid n are programmer errors and panic.
-func (d *Dataset) Fill(x []float32, y []int, idx []int, n model.Norm) {
-	if err := n.Validate(); err != nil {
-		panic("data: Fill: " + err.Error())
-	}
-	size := d.H * d.W
+// fill is Fill, or FillAugmented with a, seed and epoch; fn names the
+// caller in panics.
+func (d *Dataset) fill(fn string, x []float32, y []int, idx []int, n model.Norm, a Augment, seed uint64, epoch int) {
+	checkNorm(fn, n, d.C)
+	plane, size := d.H*d.W, d.ImageSize()
 	if len(x) != len(idx)*size {
-		panic(fmt.Sprintf("data: Fill: x has %d elements for %d images of %dx%d", len(x), len(idx), d.H, d.W))
+		panic(fmt.Sprintf("data: %s: x has %d elements for %d images of %dx%dx%d", fn, len(x), len(idx), d.C, d.H, d.W))
 	}
 	if y != nil && len(y) != len(idx) {
-		panic(fmt.Sprintf("data: Fill: y has %d elements for %d samples", len(y), len(idx)))
+		panic(fmt.Sprintf("data: %s: y has %d elements for %d samples", fn, len(y), len(idx)))
 	}
-	t := table(n)
-	for b, i := range idx {
-		img := d.Image(i)
-		dst := x[b*size : (b+1)*size]
-		for k, p := range img {
-			dst[k] = t[p]
+	plain := a == Augment{}
+	// Channel by channel, so that one table of the 256 normalised pixel
+	// values, on the stack, serves the whole batch.
+	for c := range d.C {
+		var t [256]float32
+		nc := n.Of(c)
+		for p := range t {
+			t[p] = nc.Apply(uint8(p))
 		}
-		if y != nil {
+		for b, i := range idx {
+			src := d.Image(i)[c*plane : (c+1)*plane]
+			dst := x[b*size+c*plane : b*size+(c+1)*plane]
+			if plain {
+				for k, p := range src {
+					dst[k] = t[p]
+				}
+				continue
+			}
+			oy, ox, flip := a.draw(seed, epoch, i)
+			augmentPlane(dst, src, d.H, d.W, &t, oy, ox, flip)
+		}
+	}
+	if y != nil {
+		for b, i := range idx {
 			y[b] = int(d.Labels[i])
 		}
+	}
+}
+
+// checkNorm panics, naming fn, unless n is valid for channels channels.
+// Norm.Validate allocates only for an error, so Fill allocates nothing.
+func checkNorm(fn string, n model.Norm, channels int) {
+	if err := n.Validate(channels); err != nil {
+		panic("data: " + fn + ": " + err.Error())
 	}
 }
 

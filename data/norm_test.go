@@ -42,23 +42,8 @@ func TestNormKnownPixels(t *testing.T) {
 	}
 }
 
-func TestNormValidate(t *testing.T) {
-	nan := float32(math.NaN())
-	inf := float32(math.Inf(1))
-	for _, n := range []model.Norm{{Mean: nan}, {Mean: inf}, {Std: -1}, {Std: nan}, {Std: inf}} {
-		if n.Validate() == nil {
-			t.Errorf("%+v: no error", n)
-		}
-	}
-	for _, n := range []model.Norm{{}, {Mean: MNISTMean, Std: MNISTStd}, {Mean: FashionMNISTMean, Std: FashionMNISTStd}} {
-		if err := n.Validate(); err != nil {
-			t.Errorf("%+v: %v", n, err)
-		}
-	}
-}
-
 func TestFill(t *testing.T) {
-	d := &Dataset{N: 3, H: 2, W: 2, Classes: 10,
+	d := &Dataset{N: 3, C: 1, H: 2, W: 2, Classes: 10,
 		Images: []uint8{
 			0, 0, 0, 0,
 			255, 0, 51, 0,

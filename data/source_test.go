@@ -94,3 +94,34 @@ func TestSourceLoad(t *testing.T) {
 		t.Errorf("embedded: %v", err)
 	}
 }
+
+func TestResolveSourceFormats(t *testing.T) {
+	for _, c := range []struct {
+		spec string
+		want Source
+	}{
+		{"cifar10:/d/cifar-10-batches-bin", Source{Dir: "/d/cifar-10-batches-bin", Format: FormatCIFAR10}},
+		{"imagefolder:/d", Source{Dir: "/d", Format: FormatImageFolder, Size: DefaultFolderSize}},
+		{"imagefolder:rel/d:64", Source{Dir: "rel/d", Format: FormatImageFolder, Size: 64}},
+		{"imagefolder:a:b:8", Source{Dir: "a:b", Format: FormatImageFolder, Size: 8}},
+		{"./cifar10", Source{Dir: "./cifar10", Format: FormatIDX}},
+		{"embedded", Source{Format: FormatIDX}},
+	} {
+		c.want.Spec = c.spec
+		if s, err := ResolveSource(c.spec); err != nil || s != c.want {
+			t.Errorf("ResolveSource(%q) = %+v, %v; want %+v", c.spec, s, err, c.want)
+		}
+	}
+	for _, c := range []struct{ spec, want string }{
+		{"cifar10:", `data source "cifar10:" names no directory`},
+		{"imagefolder:", `data source "imagefolder:" names no directory`},
+		{"imagefolder::16", `data source "imagefolder::16" names no directory`},
+		{"imagefolder:/d:0", `data source "imagefolder:/d:0": image size "0" is not a whole number from 1 to 1024 (a directory whose name holds a colon needs an explicit :SIZE)`},
+		{"imagefolder:/d:2048", `data source "imagefolder:/d:2048": image size "2048" is not a whole number from 1 to 1024 (a directory whose name holds a colon needs an explicit :SIZE)`},
+		{"imagefolder:a:b", `data source "imagefolder:a:b": image size "b" is not a whole number from 1 to 1024 (a directory whose name holds a colon needs an explicit :SIZE)`},
+	} {
+		if _, err := ResolveSource(c.spec); err == nil || err.Error() != c.want {
+			t.Errorf("ResolveSource(%q): error %v, want %q", c.spec, err, c.want)
+		}
+	}
+}

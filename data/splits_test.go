@@ -16,7 +16,7 @@ func TestSplits(t *testing.T) {
 	if tr.N != 100 || te.N == 0 {
 		t.Errorf("train %d test %d images, want 100 and some", tr.N, te.N)
 	}
-	if norm != (model.Norm{Mean: MNISTMean, Std: MNISTStd}) {
+	if !norm.Equal(model.Norm{Mean: MNISTMean, Std: MNISTStd}) {
 		t.Errorf("norm %+v, want MNIST's", norm)
 	}
 	if _, _, _, err := Splits(SourceEmbedded, -1); err == nil {

@@ -58,7 +58,7 @@ func TestInt8MatchesFakeQuant(t *testing.T) {
 	if !reflect.DeepEqual(qm, again) {
 		t.Error("Freeze differs from Int8's model, or from one call to the next")
 	}
-	if qm.Norm != qn || qm.Requant != qmodel.RequantFloat || qm.Name != "lenet" {
+	if !qm.Norm.Equal(qn) || qm.Requant != qmodel.RequantFloat || qm.Name != "lenet" {
 		t.Errorf("model %s: norm %+v, requant %s", qm.Name, qm.Norm, qm.Requant)
 	}
 	ir, err := infer.Evaluate(net, te.Images, te.Labels, infer.EvalConfig{Batch: 70, Threads: 2, KeepCodes: true})

@@ -18,8 +18,9 @@ import (
 // requantization multiplier) and runs it with infer.Layer on the input
 // codes (the batch split across layers.Threads() goroutines, which changes
 // nothing), so the codes it outputs, and hence the accuracy it reports,
-// are those of the exported model bit for bit. An average pool on a grid
-// likewise averages codes with the runtime's rounding (infer.AvgPool).
+// are those of the exported model bit for bit. An average pool or a global
+// average pool on a grid likewise averages codes with the runtime's
+// rounding (infer.AvgPool, infer.GlobalAvgPool).
 type Exact struct{}
 
 var _ layers.Exact = Exact{}
@@ -54,7 +55,7 @@ func (Exact) Weighted(m *layers.Model, n model.Node, in []int, inQ quant.Params,
 	return nil
 }
 
-// AvgPool implements layers.Exact.
+// AvgPool implements layers.Exact for avgpool and global_avgpool nodes.
 func (Exact) AvgPool(n model.Node, inQ quant.Params, x []float32, xs [4]int, y []float32) error {
 	q, err := export.ActQuant(inQ)
 	if err != nil {
@@ -63,8 +64,64 @@ func (Exact) AvgPool(n model.Node, inQ quant.Params, x []float32, xs [4]int, y [
 	xc, yc := getCodes(len(x)), getCodes(len(y))
 	defer putCodes(xc, yc)
 	codes(*xc, x, q)
-	infer.AvgPool(*yc, *xc, xs[0], xs[1], xs[2], xs[3], n.Kernel, n.EffectiveStride())
+	switch n.Op {
+	case model.OpAvgPool:
+		infer.AvgPool(*yc, *xc, xs[0], xs[1], xs[2], xs[3], n.Kernel, n.EffectiveStride())
+	case model.OpGlobalAvgPool:
+		infer.GlobalAvgPool(*yc, *xc, xs[0], xs[1], xs[2], xs[3])
+	default:
+		return fmt.Errorf("average pool of a %s node", n.Op)
+	}
 	values(y, *yc, q)
+	return nil
+}
+
+// Join implements layers.Exact with the runtime's element rules
+// (infer.Add, infer.Requantize), in PyTorch's layout: a concat's output
+// holds, per sample, the channels of each input in turn.
+func (Exact) Join(n model.Node, inQ []quant.Params, outQ quant.Params, xs [][]float32, batch int, y []float32) error {
+	out, err := export.ActQuant(outQ)
+	if err != nil {
+		return fmt.Errorf("output quantizer: %w", err)
+	}
+	lo, hi, err := export.Clamp(n.Act, out)
+	if err != nil {
+		return err
+	}
+	in := make([]qmodel.Quant, len(xs))
+	cs := make([]*[]uint8, len(xs))
+	for i, x := range xs {
+		if in[i], err = export.ActQuant(inQ[i]); err != nil {
+			return fmt.Errorf("input %d quantizer: %w", i, err)
+		}
+		cs[i] = getCodes(len(x))
+		defer putCodes(cs[i])
+		codes(*cs[i], x, in[i])
+	}
+	yc := getCodes(len(y))
+	defer putCodes(yc)
+	switch n.Op {
+	case model.OpAdd:
+		if len(xs) != 2 || len(xs[0]) != len(y) || len(xs[1]) != len(y) {
+			return fmt.Errorf("add %s of %d inputs into %d values", n.Name, len(xs), len(y))
+		}
+		infer.Add(*yc, *cs[0], *cs[1], in[0], in[1], out, lo, hi)
+	case model.OpConcat:
+		at := 0
+		for s := range batch {
+			for i, c := range cs {
+				per := len(*c) / batch
+				infer.Requantize((*yc)[at:at+per], (*c)[s*per:(s+1)*per], in[i], out, lo, hi)
+				at += per
+			}
+		}
+		if at != len(y) {
+			return fmt.Errorf("concat %s of %d values into %d", n.Name, at, len(y))
+		}
+	default:
+		return fmt.Errorf("join of a %s node", n.Op)
+	}
+	values(y, *yc, out)
 	return nil
 }
 

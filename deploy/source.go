@@ -36,41 +36,53 @@ func ExportSource(m *layers.Model, norm model.Norm) (export.Source, error) {
 // (package onnx's FromFloat), sharing its tensors (read them before the
 // model changes): every layer with its float weight and bias, the running
 // statistics and affine params of its BatchNorm, and its fused activation;
-// pools with their kernel and stride. Quantizers are left out (InputQuant,
-// WeightQuant and ActQuant are zero), so for a quantized model it is the
-// function the model computes with its quantizers off, which for a folded
-// ConvBn is conv(x, w) + bias followed by BN in inference form, as the
-// eval graph of the float model computes it. norm is the input
-// normalisation the model was trained with.
+// the other nodes with their attributes and inputs. Quantizers are left
+// out (InputQuant, WeightQuant and ActQuant are zero), so for a quantized
+// model it is the function the model computes with its quantizers off,
+// which for a folded ConvBn is conv(x, w) + bias followed by BN in
+// inference form, as the eval graph of the float model computes it. norm
+// is the input normalisation the model was trained with.
 func FloatSource(m *layers.Model, norm model.Norm) (export.Source, error) {
 	return source(m, norm, floatLayer)
 }
 
-// source describes every node of m, its conv and linear nodes by layer.
+// source describes every node of m, its conv, linear, add and concat
+// nodes (model.Node.Requantizes) by layer, given each one's per-sample
+// input shape (its first input's).
 func source(m *layers.Model, norm model.Norm, layer func(*layers.Model, model.Node, []int) (export.Layer, error)) (export.Source, error) {
 	s := m.Spec
 	shapes, err := s.Shapes()
 	if err != nil {
 		return export.Source{}, fmt.Errorf("model %s: %w", s.Name, err)
 	}
+	sources, err := s.Sources()
+	if err != nil {
+		return export.Source{}, fmt.Errorf("model %s: %w", s.Name, err)
+	}
 	src := export.Source{Name: s.Name, Input: [3]int{s.Input[0], s.Input[1], s.Input[2]}, Classes: s.Classes, Norm: norm}
-	in := s.Input
 	for i, n := range s.Nodes {
 		el := export.Layer{Node: n}
-		if n.Weighted() {
+		if n.Requantizes() {
+			in := s.Input
+			if j := sources[i][0]; j >= 0 {
+				in = shapes[j]
+			}
 			if el, err = layer(m, n, in); err != nil {
 				return export.Source{}, fmt.Errorf("model %s: %s: %w", s.Name, s.Label(i), err)
 			}
 		}
 		src.Layers = append(src.Layers, el)
-		in = shapes[i]
 	}
 	return src, nil
 }
 
-// floatLayer describes the conv or linear node n of m with per-sample
-// input shape in, without quantizers.
+// floatLayer describes the conv, linear, add or concat node n of m with
+// per-sample input shape in, without quantizers: an add or concat is its
+// node alone.
 func floatLayer(m *layers.Model, n model.Node, in []int) (export.Layer, error) {
+	if !n.Weighted() {
+		return export.Layer{Node: n}, nil
+	}
 	el := export.Layer{Node: n, In: in[0]}
 	w := m.Param(n.Name + ".weight")
 	if w == nil {
@@ -90,10 +102,19 @@ func floatLayer(m *layers.Model, n model.Node, in []int) (export.Layer, error) {
 	return el, nil
 }
 
-// exportLayer describes the quantized conv or linear node n of m with
-// per-sample input shape in: floatLayer's tensors and its quantizers'
-// params, BN folded.
+// exportLayer describes the quantized conv, linear, add or concat node n
+// of m with per-sample input shape in: floatLayer's tensors and its
+// quantizers' params, BN folded. An add or concat has only its output
+// quantizer's params, the zero Params when it has none (export.Freeze
+// rejects that).
 func exportLayer(m *layers.Model, n model.Node, in []int) (export.Layer, error) {
+	if !n.Weighted() {
+		el := export.Layer{Node: n}
+		if q := m.Quantizer(n.Name + ".activation_post_process"); q != nil {
+			el.ActQuant, _ = q.Params()
+		}
+		return el, nil
+	}
 	if n.BN != "" && !m.Folded() {
 		return export.Layer{}, fmt.Errorf("%w: BatchNorm %s is not folded into it (trained with no_fold_bn)", export.ErrUnsupported, n.BN)
 	}

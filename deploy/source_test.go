@@ -35,7 +35,7 @@ func TestFloatSourceOfFloatModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if src.Name != "lenet" || src.Input != [3]int{1, 28, 28} || src.Classes != 10 || src.Norm != norm {
+	if src.Name != "lenet" || src.Input != [3]int{1, 28, 28} || src.Classes != 10 || !src.Norm.Equal(norm) {
 		t.Errorf("source header %+v", src)
 	}
 	if len(src.Layers) != len(m.Spec.Nodes) {

@@ -221,7 +221,7 @@ func testBatch(ck *train.Checkpoint) ([]float32, string) {
 			continue
 		}
 		ds, err := src.Load("test")
-		if err != nil || in[0] != 1 || in[1] != ds.H || in[2] != ds.W || ds.N == 0 {
+		if err != nil || in[0] != ds.C || in[1] != ds.H || in[2] != ds.W || ds.N == 0 {
 			continue
 		}
 		n := min(CaptureSamples, ds.N)

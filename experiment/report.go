@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"qat/internal/atomicfile"
 	"qat/plots"
 )
 
@@ -70,40 +72,35 @@ func (r *Report) Write(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, "results.json"), append(b, '\n')); err != nil {
 		return err
 	}
 	if err := r.writeCSV(filepath.Join(dir, "results.csv")); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "results.md"), []byte(r.markdown(figs)), 0o644)
+	return atomicfile.WriteBytes(filepath.Join(dir, "results.md"), []byte(r.markdown(figs)))
 }
 
+// writeCSV writes the results table to path, atomically.
 func (r *Report) writeCSV(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	w.Write([]string{"data", "run", "method", "group", "x", "quant", "float_accuracy", "fake_quant_accuracy", "int8_accuracy", "drop_pp", "seconds"})
-	for _, x := range r.Results {
-		xs, int8 := "", ""
-		if x.X != nil {
-			xs = strconv.FormatFloat(*x.X, 'g', -1, 64)
+	return atomicfile.Write(path, func(f io.Writer) error {
+		w := csv.NewWriter(f)
+		w.Write([]string{"data", "run", "method", "group", "x", "quant", "float_accuracy", "fake_quant_accuracy", "int8_accuracy", "drop_pp", "seconds"})
+		for _, x := range r.Results {
+			xs, int8 := "", ""
+			if x.X != nil {
+				xs = strconv.FormatFloat(*x.X, 'g', -1, 64)
+			}
+			if x.Int8Accuracy != nil {
+				int8 = strconv.FormatFloat(*x.Int8Accuracy, 'f', 4, 64)
+			}
+			w.Write([]string{x.Data, x.Run, x.Method, x.Group, xs, x.Quant,
+				strconv.FormatFloat(x.FloatAccuracy, 'f', 4, 64), strconv.FormatFloat(x.FakeQuantAccuracy, 'f', 4, 64),
+				int8, strconv.FormatFloat(x.Drop(), 'f', 2, 64), strconv.FormatFloat(x.Seconds, 'f', 1, 64)})
 		}
-		if x.Int8Accuracy != nil {
-			int8 = strconv.FormatFloat(*x.Int8Accuracy, 'f', 4, 64)
-		}
-		w.Write([]string{x.Data, x.Run, x.Method, x.Group, xs, x.Quant,
-			strconv.FormatFloat(x.FloatAccuracy, 'f', 4, 64), strconv.FormatFloat(x.FakeQuantAccuracy, 'f', 4, 64),
-			int8, strconv.FormatFloat(x.Drop(), 'f', 2, 64), strconv.FormatFloat(x.Seconds, 'f', 1, 64)})
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+		w.Flush()
+		return w.Error()
+	})
 }
 
 func (r *Report) markdown(figs []string) string {
@@ -172,53 +169,11 @@ func (r *Report) plot(dir string) ([]string, error) {
 	var figs []string
 	for _, ds := range r.Config.Data {
 		prefix := filepath.Base(ds) + "-"
-		var labels []string
-		var accs []float64
-		groups := map[string]*plots.Series{}
-		var order []string
-		for _, x := range r.Results {
-			if x.Data != ds {
-				continue
-			}
-			labels = append(labels, x.Run)
-			accs = append(accs, 100*x.FakeQuantAccuracy)
-			if x.X == nil {
-				continue
-			}
-			g := x.Group
-			if g == "" {
-				g = x.Method
-			}
-			s := groups[g]
-			if s == nil {
-				s = &plots.Series{Label: g}
-				groups[g] = s
-				order = append(order, g)
-			}
-			s.X = append(s.X, *x.X)
-			s.Y = append(s.Y, x.FakeQuantAccuracy)
+		fig, err := r.plotAccuracy(dir, prefix, ds)
+		if err != nil {
+			return nil, err
 		}
-		if len(order) > 0 {
-			var series []plots.Series
-			for _, g := range order {
-				s := *groups[g]
-				sortXY(s.X, s.Y)
-				series = append(series, s)
-			}
-			base := filepath.Join(dir, prefix+"accuracy-vs-"+slug(r.Config.XLabel))
-			title := fmt.Sprintf("%s: test accuracy (%%) vs %s (float %.2f%%)", ds, r.Config.XLabel, 100*r.Floats[ds].Accuracy)
-			if _, err := plots.BitsAccuracy(base, title, series); err != nil {
-				return nil, err
-			}
-			figs = append(figs, filepath.Base(base)+".png")
-		} else {
-			base := filepath.Join(dir, prefix+"accuracy")
-			title := fmt.Sprintf("%s: fake-quant test accuracy (float %.2f%%)", ds, 100*r.Floats[ds].Accuracy)
-			if _, err := plots.Bars(base, title, labels, accs, "test accuracy (%)"); err != nil {
-				return nil, err
-			}
-			figs = append(figs, filepath.Base(base)+".png")
-		}
+		figs = append(figs, fig)
 		runs, err := r.curveRuns(ds)
 		if err != nil {
 			return nil, err
@@ -235,6 +190,54 @@ func (r *Report) plot(dir string) ([]string, error) {
 		}
 	}
 	return figs, nil
+}
+
+// plotAccuracy draws the accuracy of the runs on ds: against X, one
+// series per group, when runs have an X, else as bars. It returns the
+// PNG's name.
+func (r *Report) plotAccuracy(dir, prefix, ds string) (string, error) {
+	var labels []string
+	var accs []float64
+	groups := map[string]*plots.Series{}
+	var order []string
+	for _, x := range r.Results {
+		if x.Data != ds {
+			continue
+		}
+		labels = append(labels, x.Run)
+		accs = append(accs, 100*x.FakeQuantAccuracy)
+		if x.X == nil {
+			continue
+		}
+		g := x.Group
+		if g == "" {
+			g = x.Method
+		}
+		s := groups[g]
+		if s == nil {
+			s = &plots.Series{Label: g}
+			groups[g] = s
+			order = append(order, g)
+		}
+		s.X = append(s.X, *x.X)
+		s.Y = append(s.Y, x.FakeQuantAccuracy)
+	}
+	if len(order) == 0 {
+		base := filepath.Join(dir, prefix+"accuracy")
+		title := fmt.Sprintf("%s: fake-quant test accuracy (float %.2f%%)", ds, 100*r.Floats[ds].Accuracy)
+		_, err := plots.Bars(base, title, labels, accs, "test accuracy (%)")
+		return filepath.Base(base) + ".png", err
+	}
+	var series []plots.Series
+	for _, g := range order {
+		s := *groups[g]
+		sortXY(s.X, s.Y)
+		series = append(series, s)
+	}
+	base := filepath.Join(dir, prefix+"accuracy-vs-"+slug(r.Config.XLabel))
+	title := fmt.Sprintf("%s: test accuracy (%%) vs %s (float %.2f%%)", ds, r.Config.XLabel, 100*r.Floats[ds].Accuracy)
+	_, err := plots.BitsAccuracy(base, title, series)
+	return filepath.Base(base) + ".png", err
 }
 
 // curveRuns reads the metrics of the float model and the QAT runs of ds.

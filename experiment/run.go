@@ -13,6 +13,7 @@ import (
 	"qat/deploy"
 	"qat/export"
 	"qat/infer"
+	"qat/internal/atomicfile"
 	"qat/layers"
 	"qat/model"
 	"qat/qmodel"
@@ -93,57 +94,18 @@ func Execute(ctx context.Context, c Config, o Options) (*Report, error) {
 		return nil, errors.New("experiment: no output directory")
 	}
 	c = c.withDefaults()
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	spec, err := model.Load(c.Model)
+	spec, err := c.check()
 	if err != nil {
-		return nil, fmt.Errorf("experiment %s: model: %w", c.Name, err)
-	}
-	for i, r := range c.Runs {
-		qc, _ := r.quantConfig()
-		if err := qc.Validate(spec); err != nil {
-			return nil, fmt.Errorf("experiment %s: runs[%d] (%s): %w", c.Name, i, r.Name, err)
-		}
+		return nil, err
 	}
 	work := filepath.Join(o.Out, "work")
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, err
 	}
 	rep := &Report{Config: c, Command: o.Command, Machine: ThisMachine(), Started: time.Now(), Floats: map[string]FloatResult{}}
-	logf := func(format string, args ...any) {
-		if o.Log != nil {
-			fmt.Fprintf(o.Log, format+"\n", args...)
-		}
-	}
 	for _, ds := range c.Data {
-		trainSet, test, norm, err := data.Splits(ds, c.TrainLimit)
-		if err != nil {
-			return rep, fmt.Errorf("experiment %s: data %s: %w", c.Name, ds, err)
-		}
-		if c.TestLimit > 0 {
-			test = test.Limit(c.TestLimit)
-		}
-		floatPath := filepath.Join(work, fileName(ds, "float")+".safetensors")
-		logf("%s: float %s, %d epochs on %d images", c.Name, ds, c.Float.Epochs, trainSet.N)
-		fr, err := trainFloat(ctx, spec, c.Float, ds, norm, trainSet, test, floatPath, o.RSS)
-		if err != nil {
-			return rep, fmt.Errorf("experiment %s: float %s: %w", c.Name, ds, err)
-		}
-		rep.Floats[ds] = fr
-		logf("%s: float %s: %.2f%%", c.Name, ds, 100*fr.Accuracy)
-		for _, r := range c.Runs {
-			res, err := runOne(ctx, r, ds, floatPath, trainSet, test, work, o.RSS)
-			if err != nil {
-				return rep, fmt.Errorf("experiment %s: run %s on %s: %w", c.Name, r.Name, ds, err)
-			}
-			res.FloatAccuracy = fr.Accuracy
-			rep.Results = append(rep.Results, res)
-			int8 := "n/a"
-			if res.Int8Accuracy != nil {
-				int8 = fmt.Sprintf("%.2f%%", 100**res.Int8Accuracy)
-			}
-			logf("%s: %s %s: fake-quant %.2f%%, int8 %s (%.1fs)", c.Name, r.Name, ds, 100*res.FakeQuantAccuracy, int8, res.Seconds)
+		if err := rep.runData(ctx, spec, ds, work, o); err != nil {
+			return rep, err
 		}
 	}
 	rep.Elapsed = time.Since(rep.Started)
@@ -151,6 +113,65 @@ func Execute(ctx context.Context, c Config, o Options) (*Report, error) {
 		return rep, err
 	}
 	return rep, nil
+}
+
+// check validates c (with its defaults) and returns its model, after
+// checking every run's quant config against it.
+func (c Config) check() (model.Graph, error) {
+	if err := c.Validate(); err != nil {
+		return model.Graph{}, err
+	}
+	spec, err := model.Load(c.Model)
+	if err != nil {
+		return model.Graph{}, fmt.Errorf("experiment %s: model: %w", c.Name, err)
+	}
+	for i, r := range c.Runs {
+		qc, _ := r.quantConfig()
+		if err := qc.Validate(spec); err != nil {
+			return model.Graph{}, fmt.Errorf("experiment %s: runs[%d] (%s): %w", c.Name, i, r.Name, err)
+		}
+	}
+	return spec, nil
+}
+
+// runData trains the float model of spec on data set ds and runs every
+// run of the experiment on it, adding the results to rep.
+func (rep *Report) runData(ctx context.Context, spec model.Graph, ds, work string, o Options) error {
+	c := rep.Config
+	logf := func(format string, args ...any) {
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, format+"\n", args...)
+		}
+	}
+	trainSet, test, norm, err := data.Splits(ds, c.TrainLimit)
+	if err != nil {
+		return fmt.Errorf("experiment %s: data %s: %w", c.Name, ds, err)
+	}
+	if c.TestLimit > 0 {
+		test = test.Limit(c.TestLimit)
+	}
+	floatPath := filepath.Join(work, fileName(ds, "float")+".safetensors")
+	logf("%s: float %s, %d epochs on %d images", c.Name, ds, c.Float.Epochs, trainSet.N)
+	fr, err := trainFloat(ctx, spec, c.Float, ds, norm, trainSet, test, floatPath, o.RSS)
+	if err != nil {
+		return fmt.Errorf("experiment %s: float %s: %w", c.Name, ds, err)
+	}
+	rep.Floats[ds] = fr
+	logf("%s: float %s: %.2f%%", c.Name, ds, 100*fr.Accuracy)
+	for _, r := range c.Runs {
+		res, err := runOne(ctx, r, ds, floatPath, trainSet, test, work, o.RSS)
+		if err != nil {
+			return fmt.Errorf("experiment %s: run %s on %s: %w", c.Name, r.Name, ds, err)
+		}
+		res.FloatAccuracy = fr.Accuracy
+		rep.Results = append(rep.Results, res)
+		int8 := "n/a"
+		if res.Int8Accuracy != nil {
+			int8 = fmt.Sprintf("%.2f%%", 100**res.Int8Accuracy)
+		}
+		logf("%s: %s %s: fake-quant %.2f%%, int8 %s (%.1fs)", c.Name, r.Name, ds, 100*res.FakeQuantAccuracy, int8, res.Seconds)
+	}
+	return nil
 }
 
 func fileName(ds, run string) string {
@@ -180,16 +201,15 @@ func trainFloat(ctx context.Context, spec model.Graph, s Stage, ds string, norm 
 
 // fit runs t, writing its metrics, with the resident memory rss
 // reports (nil: none), to path.
+// The metrics file appears, complete, only when the run succeeds.
 func fit(ctx context.Context, t *train.Trainer, path string, rss func() float64, trainSet, test *data.Dataset) (train.EpochRecord, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return train.EpochRecord{}, err
-	}
-	t.Metrics, t.RSS = f, rss
-	last, err := t.Fit(ctx, trainSet, test)
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("metrics %s: %w", path, cerr)
-	}
+	var last train.EpochRecord
+	err := atomicfile.Write(path, func(w io.Writer) error {
+		t.Metrics, t.RSS = w, rss
+		var err error
+		last, err = t.Fit(ctx, trainSet, test)
+		return err
+	})
 	if err == nil && last.ValAccuracy == nil {
 		err = errors.New("the run recorded no test accuracy")
 	}

@@ -25,6 +25,16 @@
 //   - A fused ReLU clamps the output codes at z_out, a fused ReLU6 also at
 //     the code of 6 (quant.Code(6)).
 //
+// A Source may be any graph of model nodes (model.Node.Inputs): each op
+// reads the ops its layer reads (qmodel.Op.Inputs, left nil for the layer
+// before) with their quantization, as s_in and z_in above. A grouped conv
+// freezes as any conv, its weight [Out, In/G, K, K]. An add or concat has
+// no weights: its output params are its output quantizer's (Layer.ActQuant),
+// its clamp that of its fused activation (Clamp), and the int8 runtime
+// requantizes its inputs' codes to them by the element rules of
+// docs/int8-model.md. Pools, flatten and standalone activations keep
+// their input's quantization.
+//
 // Activation codes live in the uint8 domain: a signed activation scheme's
 // codes and zero point are offset by -QMin. Weights must be symmetric
 // (zero point 0) signed codes of at most 8 bits; they are stored in the

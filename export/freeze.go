@@ -15,9 +15,10 @@ import (
 // per-channel activations, and the like.
 var ErrUnsupported = errors.New("cannot export")
 
-// Source describes a trained model for Freeze: its nodes in order, each a
-// model.Node with its float32 tensors and the params of its quantizers as
-// they are now. Freeze reads it and keeps nothing.
+// Source describes a trained model for Freeze: its nodes in a topological
+// order, each a model.Node (with the Inputs it reads) with its float32
+// tensors and the params of its quantizers as they are now. Freeze reads
+// it and keeps nothing.
 type Source struct {
 	Name    string
 	Input   [3]int // C, H, W
@@ -29,7 +30,7 @@ type Source struct {
 }
 
 // Graph returns the network src describes, for model's shape rule and
-// validation: a chain of its layers' nodes.
+// validation: its layers' nodes, each with its Inputs.
 func (src Source) Graph() model.Graph {
 	g := model.Graph{Name: src.Name, Input: src.Input[:], Classes: src.Classes, Nodes: make([]model.Node, len(src.Layers))}
 	for i, l := range src.Layers {
@@ -45,15 +46,17 @@ type BN struct {
 }
 
 // Layer is one node of a Source. Conv and linear layers fill the weight
-// fields; the others only the Node.
+// fields and ActQuant, add and concat layers only ActQuant, the others
+// nothing but the Node.
 type Layer struct {
-	// Node is the layer's op and attributes (a fused Act for conv and
-	// linear).
+	// Node is the layer's op and attributes (a fused Act for conv,
+	// linear and add).
 	model.Node
 	// In is the number of input channels (conv) or features (linear): the
 	// input shape's first dimension.
 	In int
-	// Weight is [Out, In, Kernel, Kernel] (conv) or [Out, In] (linear).
+	// Weight is [Out, In/G, Kernel, Kernel] (conv of G = EffectiveGroups
+	// groups) or [Out, In] (linear).
 	Weight []float32
 	// Bias is [Out] or nil.
 	Bias []float32
@@ -62,7 +65,9 @@ type Layer struct {
 	// WeightQuant quantizes the (folded) weight: symmetric, per tensor or
 	// per channel of axis 0.
 	WeightQuant quant.Params
-	// ActQuant quantizes the layer's output, after the activation.
+	// ActQuant quantizes the layer's output, after the activation (conv,
+	// linear, add, concat); the zero Params when the layer has no output
+	// quantizer.
 	ActQuant quant.Params
 }
 
@@ -152,6 +157,9 @@ func freezeLayer(l Layer, in qmodel.Quant, mode qmodel.Requant) (qmodel.Op, erro
 	}
 	if l.Op == model.OpConv {
 		op.Kernel, op.Stride, op.Padding = l.Kernel, l.EffectiveStride(), l.Padding
+		if g := l.EffectiveGroups(); g > 1 {
+			op.Groups = g
+		}
 	}
 	op.WeightScale, op.Weight = quantizeWeights(w, l.Out, inner, l.WeightQuant)
 	if op.Bias, err = quantizeBias(l, sf, in.Scale, op.WeightScale); err != nil {
@@ -175,20 +183,20 @@ func freezeLayer(l Layer, in qmodel.Quant, mode qmodel.Requant) (qmodel.Op, erro
 }
 
 // checkLayer checks a conv or linear layer's sizes, tensors and weight
-// quantizer, and returns the weights per output channel, In*Kernel*Kernel
-// (conv) or In (linear).
+// quantizer, and returns the weights per output channel,
+// In/G*Kernel*Kernel (conv of G groups) or In (linear).
 func checkLayer(l Layer) (inner int, err error) {
 	if !l.Weighted() {
 		return 0, fmt.Errorf("%w: FreezeLayer of a %s layer", ErrUnsupported, l.Op)
 	}
-	k := 1
+	k, g := 1, 1
 	if l.Op == model.OpConv {
-		k = l.Kernel
+		k, g = l.Kernel, l.EffectiveGroups()
 	}
-	if l.In < 1 || l.Out < 1 || k < 1 {
-		return 0, fmt.Errorf("bad sizes in %d out %d kernel %d", l.In, l.Out, k)
+	if l.In < 1 || l.Out < 1 || k < 1 || l.In%g != 0 || l.Out%g != 0 {
+		return 0, fmt.Errorf("bad sizes in %d out %d kernel %d groups %d", l.In, l.Out, k, g)
 	}
-	inner = l.In * k * k
+	inner = l.In / g * k * k
 	if len(l.Weight) != l.Out*inner {
 		return 0, fmt.Errorf("weight has %d elements, want %d", len(l.Weight), l.Out*inner)
 	}
@@ -293,51 +301,69 @@ func multipliers(inScale float32, wScale []float32, outScale float32) ([]float32
 }
 
 // Freeze freezes src into an integer model with requantization mode
-// mode. Every conv and linear layer needs its quantizers; the input is
-// quantized by src.InputQuant. The int8 form is a chain: every layer
-// reads the one before it.
+// mode. The input is quantized by src.InputQuant, every conv and linear
+// layer needs its quantizers and every add and concat its output
+// quantizer (ActQuant); each op reads the codes of the layers it reads
+// (qmodel.Op.Inputs, nil for the layer before), with their quantization.
 func Freeze(src Source, mode qmodel.Requant) (*qmodel.Model, error) {
 	g := src.Graph()
-	if _, err := g.Sources(); err != nil {
+	sources, err := g.Sources()
+	if err != nil {
 		return nil, err
-	}
-	if !g.IsChain() {
-		return nil, fmt.Errorf("%w: the int8 form holds a chain of layers, each reading the one before it", ErrUnsupported)
 	}
 	in, err := ActQuant(src.InputQuant)
 	if err != nil {
 		return nil, fmt.Errorf("input quantizer: %w", err)
 	}
 	m := &qmodel.Model{Name: src.Name, Input: src.Input, Classes: src.Classes, Norm: src.Norm, InputQuant: in, Requant: mode}
-	cur := in
 	for i, l := range src.Layers {
 		if l.Name == "" {
 			l.Name = fmt.Sprintf("%s%d", l.Op, i)
 		}
-		l.Inputs = nil
-		var op qmodel.Op
-		switch l.Op {
-		case model.OpConv, model.OpLinear:
-			if op, err = FreezeLayer(l, cur, mode); err != nil {
-				return nil, fmt.Errorf("layer %d: %w", i, err)
-			}
-		case model.OpMaxPool, model.OpAvgPool:
-			op = qmodel.Op{Type: l.Op, Name: l.Name, Kernel: l.Kernel, Stride: l.EffectiveStride(), Output: cur}
-		case model.OpFlatten:
-			op = qmodel.Op{Type: l.Op, Name: l.Name, Output: cur}
-		case model.OpReLU, model.OpReLU6:
-			op = qmodel.Op{Type: l.Op, Name: l.Name, Output: cur}
-			if op.ClampMin, op.ClampMax, err = Clamp(l.Op, cur); err != nil {
-				return nil, fmt.Errorf("layer %d (%s): %w", i, l.Name, err)
-			}
-		default:
-			return nil, fmt.Errorf("layer %d (%s): %w: layer type %q", i, l.Name, ErrUnsupported, l.Op)
+		cur := in // the quantization of the layer's (first) input
+		if j := sources[i][0]; j >= 0 {
+			cur = m.Ops[j].Output
 		}
-		cur = op.Output
+		op, err := freezeOp(l, cur, mode)
+		if err != nil {
+			return nil, fmt.Errorf("layer %d (%s): %w", i, l.Name, err)
+		}
+		if s := sources[i]; len(s) != 1 || s[0] != i-1 {
+			op.Inputs = s
+		}
 		m.Ops = append(m.Ops, op)
 	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("frozen model: %w", err)
 	}
 	return m, nil
+}
+
+// freezeOp freezes the named layer l, whose (first) input is quantized
+// with cur, but for its Inputs.
+func freezeOp(l Layer, cur qmodel.Quant, mode qmodel.Requant) (qmodel.Op, error) {
+	op := qmodel.Op{Type: l.Op, Name: l.Name, Output: cur}
+	var err error
+	switch l.Op {
+	case model.OpConv, model.OpLinear:
+		return freezeLayer(l, cur, mode)
+	case model.OpMaxPool:
+		op.Kernel, op.Stride, op.Padding = l.Kernel, l.EffectiveStride(), l.Padding
+	case model.OpAvgPool:
+		op.Kernel, op.Stride = l.Kernel, l.EffectiveStride()
+	case model.OpGlobalAvgPool, model.OpFlatten:
+	case model.OpReLU, model.OpReLU6:
+		op.ClampMin, op.ClampMax, err = Clamp(l.Op, cur)
+	case model.OpAdd, model.OpConcat:
+		if l.ActQuant.Scale == nil {
+			return qmodel.Op{}, fmt.Errorf("%w: %s without an output quantizer", ErrUnsupported, l.Op)
+		}
+		if op.Output, err = ActQuant(l.ActQuant); err != nil {
+			return qmodel.Op{}, fmt.Errorf("output quantizer: %w", err)
+		}
+		op.ClampMin, op.ClampMax, err = Clamp(l.Act, op.Output)
+	default:
+		err = fmt.Errorf("%w: layer type %q", ErrUnsupported, l.Op)
+	}
+	return op, err
 }

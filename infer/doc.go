@@ -1,6 +1,7 @@
 // Package infer is qat's int8 runtime: it runs a frozen integer model
-// (package qmodel) on uint8 activation codes with the exact u8 x s8 -> s32
-// kernels of internal/qgemm. It imports no autodiff package.
+// (package qmodel), a chain or any graph of its ops, on uint8 activation
+// codes with the exact u8 x s8 -> s32 kernels of internal/qgemm. It
+// imports no autodiff package.
 //
 // # Arithmetic
 //
@@ -11,17 +12,31 @@
 //     for pixels through the model's normalisation first;
 //   - conv and linear: acc = sum (q_in - z_in) * w in int32 (exact), plus
 //     the int32 bias, then quant.RequantizeFloat or quant.RequantizeFixed
-//     per output channel, clamped to the op's [ClampMin, ClampMax];
-//   - maxpool: the maximum code of the window; avgpool: the window's code
-//     sum divided by its size, rounded half to even; relu and relu6: a clamp;
-//     flatten: a reshape in PyTorch's C, H, W order.
+//     per output channel, clamped to the op's [ClampMin, ClampMax]; a
+//     grouped conv sums over its group's input channels only;
+//   - maxpool: the maximum code of the window's positions inside the
+//     input; avgpool and global_avgpool: the window's code sum divided by
+//     its size, rounded half to even; relu and relu6: a clamp; flatten: a
+//     reshape in PyTorch's C, H, W order;
+//   - add and concat: the element rules of Add and Requantize (join.go),
+//     which the exact evaluation graphs of package deploy share.
 //
 // # Layout and buffers
 //
 // Inside a Runner, activations are stored NHWC (channels last), so that a
 // convolution's im2col rows are contiguous; a linear layer after a flatten
-// reads its weights permuted to match, at load. Inputs and outputs of the
-// exported API use PyTorch's NCHW order. Weights are packed once, when a
+// reads its weights permuted to match, at load, and relu, relu6 and add
+// keep flat codes in that order (an add of flat codes in two orders brings
+// both to PyTorch's first). A concat writes each input's channels into
+// its slice of every pixel. Inputs and outputs of the exported API use
+// PyTorch's NCHW order.
+//
+// Each op reads the buffers of the ops it reads. New plans the buffers
+// once, by liveness: an op's output takes the first buffer whose codes no
+// later op reads (a flatten's is its input's, a relu that is the last
+// reader of its input writes over it), so a chain runs in two buffers in
+// turn and a graph keeps only what a later op still reads; the input's
+// buffer is never written, so running a batch again gives the same codes. Weights are packed once, when a
 // Net is built (sub-byte weights stay packed); a Net is read-only and may
 // be shared by goroutines, each with its own Runner. A Runner owns its
 // buffers; the slices it returns are overwritten by its next run. Once a
@@ -40,11 +55,24 @@
 // functions above. Max pooling takes the maximum of a window's input rows
 // with qvec.MaxBytes and then of the window's columns with
 // qvec.MaxWindows; average pooling sums each window's codes in uint32 and
-// rounds with divRoundEven. None of these choices changes a code: the
-// tests compare every op with a loop per index.
+// rounds with divRoundEven; a padded max pool stages each sample with
+// code 0 around it, which never exceeds a code of the window. A grouped
+// conv runs qgemm per group on the group's im2col rows (its channels of
+// each sample staged first; a 1x1 conv of stride 1 reads them in place
+// with a row stride), each group's accumulators going to its columns of
+// the output. A depthwise conv (Groups = In = Out) runs a direct kernel
+// instead, memory-bound where a GEMM per channel would be one dot product
+// of K*K: it stages the sample, padded, as int16 q - z_in, and adds every
+// tap's products channel by channel in int32, which is exactly the GEMM
+// path's sum once its bias folds -z_in*sum w (the direct kernel keeps the
+// bias as it is), with the same requantization epilogue. None of these
+// choices changes a code: the tests compare every op with a loop per
+// index, and the depthwise kernel with the per-group GEMM path.
 //
-// A max pool right after a conv is fused into it (Net; a Layer never
-// fuses): the conv's accumulators, per block of samples, are max-pooled
+// A max pool that is the only reader of a conv's output is fused into it
+// (Net; a Layer never fuses; never a padded pool, nor one of a conv
+// another op reads, which needs the unpooled codes): the conv's
+// accumulators, per block of samples, are max-pooled
 // in int32 (qvec.MaxWindowsInt32: the row pass, then the column pass)
 // and only the pooled ones are requantized, 4 times fewer for a 2x2
 // pool, with no pass over the unpooled codes. It gives the same codes:

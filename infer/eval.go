@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"qat/internal/metrics"
 )
 
 // EvalConfig configures Evaluate. The zero value evaluates in batches of
@@ -26,6 +28,11 @@ type Result struct {
 	N, Correct int
 	// Accuracy is Correct/N.
 	Accuracy float64
+	// Correct5 counts the samples whose label is among their five highest
+	// output codes (ties by class index: the ranking of package
+	// internal/metrics, whose top 1 is Net.Argmax); Top5 is Correct5/N.
+	Correct5 int
+	Top5     float64
 	// Loss is the mean cross-entropy of the dequantized logits
 	// (Net.Dequantize), computed in float64.
 	Loss float64
@@ -70,28 +77,28 @@ func Evaluate(net *Net, pixels, labels []uint8, cfg EvalConfig) (Result, error) 
 	if cfg.KeepCodes {
 		res.Codes = make([]uint8, 0, n*classes)
 	}
-	pred := make([]int, batch)
+	y := make([]int, batch)
 	logits := make([]float32, batch*classes)
 	var lossSum float64
 	start := time.Now()
 	for lo := 0; lo < n; lo += batch {
 		b := min(batch, n-lo)
 		codes := p.Run(pixels[lo*in : (lo+b)*in])
-		net.Argmax(pred[:b], codes)
 		net.Dequantize(logits[:b*classes], codes)
-		for i, c := range pred[:b] {
-			y := int(labels[lo+i])
-			if c == y {
-				res.Correct++
-			}
-			lossSum += crossEntropy(logits[i*classes:(i+1)*classes], y)
+		for i := range b {
+			y[i] = int(labels[lo+i])
+			lossSum += crossEntropy(logits[i*classes:(i+1)*classes], y[i])
 		}
+		c := metrics.CorrectAt(codes, y[:b], classes, 1, 5)
+		res.Correct += c[0]
+		res.Correct5 += c[1]
 		if cfg.KeepCodes {
 			res.Codes = append(res.Codes, codes...)
 		}
 	}
 	if n > 0 {
 		res.Accuracy = float64(res.Correct) / float64(n)
+		res.Top5 = float64(res.Correct5) / float64(n)
 		res.Loss = lossSum / float64(n)
 		res.SamplesPerSec = float64(n) / time.Since(start).Seconds()
 	}

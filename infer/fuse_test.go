@@ -16,11 +16,7 @@ import (
 // equal to and above the kernel, 1x1 pools, windows that leave columns
 // and rows out, channel counts that are not multiples of 8 or 16, and a
 // net whose output is a fused pool's, flattened.
-var poolNets = []struct {
-	name  string
-	in    [3]int
-	specs []layerSpec
-}{
+var poolNets = []testNet{
 	{"k2s2-odd", [3]int{3, 13, 11}, []layerSpec{
 		{typ: model.OpConv, out: 5, k: 3, stride: 1, pad: 1, act: model.OpReLU},
 		{typ: model.OpMaxPool, k: 2, stride: 2},
@@ -182,7 +178,6 @@ func TestFusedPoolFinish(t *testing.T) {
 		}
 		q := &op{kind: model.OpMaxPool, k: k, stride: st, out: p.out}
 		p.out = p.co
-		p.packed = nil
 		if !p.fusePoolBound(q, kd) {
 			t.Fatalf("trial %d: not fused", trial)
 		}

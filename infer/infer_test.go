@@ -42,26 +42,58 @@ func randn(rng *rand.Rand, n int, scale float32) []float32 {
 	return v
 }
 
-// layerSpec is a compact description of a test layer.
+// layerSpec is a compact description of a test layer: in lists the
+// layers it reads (-1: the input; nil: the layer before).
 type layerSpec struct {
-	typ                     model.OpType
-	out, k, stride, pad, bn int
-	act                     model.OpType
+	typ                             model.OpType
+	out, k, stride, pad, bn, groups int
+	act                             model.OpType
+	in                              []int
 }
 
 // randomModel freezes a random float model of the given layers on a
-// [c, h, w] input.
+// [c, h, w] input, its shapes by model's shape rule.
 func randomModel(t testing.TB, rng *rand.Rand, in [3]int, specs []layerSpec, wbits, abits int, mode qmodel.Requant) *qmodel.Model {
 	t.Helper()
 	src := export.Source{Name: "test", Input: in, Norm: model.Norm{Mean: 0.13, Std: 0.31},
 		InputQuant: actParams(-0.5, 2.8, abits)}
-	shape := []int{in[0], in[1], in[2]}
+	var shapes [][]int
 	for i, s := range specs {
-		l := export.Layer{Node: model.Node{Op: s.typ, Name: fmt.Sprintf("l%d", i), Kernel: s.k, Stride: s.stride, Padding: s.pad, Act: s.act}}
+		l := export.Layer{Node: model.Node{Op: s.typ, Name: fmt.Sprintf("l%d", i), Kernel: s.k, Stride: s.stride, Padding: s.pad,
+			Groups: s.groups, Act: s.act}}
+		if s.typ == model.OpConv || s.typ == model.OpLinear {
+			l.Out = s.out
+		}
+		sources := s.in
+		if sources == nil {
+			sources = []int{i - 1}
+		} else {
+			for _, j := range s.in {
+				l.Inputs = append(l.Inputs, map[bool]string{true: model.InputName, false: fmt.Sprintf("l%d", j)}[j < 0])
+			}
+		}
+		ins := make([][]int, len(sources))
+		for k, j := range sources {
+			ins[k] = in[:]
+			if j >= 0 {
+				ins[k] = shapes[j]
+			}
+		}
+		out, err := l.OutShape(ins...)
+		if err != nil {
+			t.Fatalf("layer %d: %v", i, err)
+		}
+		shapes = append(shapes, out)
+		lo := float32(-3)
+		if s.act != "" {
+			lo = 0
+		}
 		switch s.typ {
+		case model.OpAdd, model.OpConcat:
+			l.ActQuant = actParams(lo, 4+float32(rng.Float64()), abits)
 		case model.OpConv, model.OpLinear:
-			l.In, l.Out = shape[0], s.out
-			inner := shape[0]
+			l.In = ins[0][0]
+			inner := ins[0][0] / l.EffectiveGroups()
 			if s.typ == model.OpConv {
 				inner *= s.k * s.k
 			}
@@ -86,24 +118,11 @@ func randomModel(t testing.TB, rng *rand.Rand, in [3]int, specs []layerSpec, wbi
 				}
 			}
 			l.WeightQuant = weightParams(w, s.out, wbits)
-			lo := float32(-3)
-			if s.act != "" {
-				lo = 0
-			}
 			l.ActQuant = actParams(lo, 4+float32(rng.Float64()), abits)
-			if s.typ == model.OpConv {
-				shape = []int{s.out, (shape[1]+2*s.pad-s.k)/s.stride + 1, (shape[2]+2*s.pad-s.k)/s.stride + 1}
-			} else {
-				shape = []int{s.out}
-			}
-		case model.OpMaxPool, model.OpAvgPool:
-			shape = []int{shape[0], (shape[1]-s.k)/s.stride + 1, (shape[2]-s.k)/s.stride + 1}
-		case model.OpFlatten:
-			shape = []int{shape[0] * shape[1] * shape[2]}
 		}
 		src.Layers = append(src.Layers, l)
 	}
-	src.Classes = shape[0]
+	src.Classes = shapes[len(shapes)-1][0]
 	m, err := export.Freeze(src, mode)
 	if err != nil {
 		t.Fatal(err)
@@ -112,17 +131,25 @@ func randomModel(t testing.TB, rng *rand.Rand, in [3]int, specs []layerSpec, wbi
 }
 
 // refRun runs one sample of pixels (NCHW) through m, in NCHW, one loop
-// per index.
+// per index, each op on the values of its sources. Add and concat follow
+// the element rules of docs/int8-model.md, written out here: each input
+// code dequantized in float32, (q - zero point) * scale, an add's two
+// values summed in float32, and the result quantized with the output
+// params by quant.Code, clamped to [clamp_min, clamp_max].
 func refRun(m *qmodel.Model, pixels []uint8) []uint8 {
+	type val struct {
+		x     []int32
+		shape []int
+		q     qmodel.Quant
+	}
 	iq := m.InputQuant
 	x := make([]int32, len(pixels))
+	hw := m.Input[1] * m.Input[2]
 	for i, p := range pixels {
-		v := float32(p) / 255
-		v = (v - m.Norm.Mean) / m.Norm.Std
-		x[i], _ = quant.Code(v, 1/iq.Scale, iq.ZeroPoint, iq.QMin, iq.QMax)
+		x[i], _ = quant.Code(m.Norm.Of(i/hw).Apply(p), 1/iq.Scale, iq.ZeroPoint, iq.QMin, iq.QMax)
 	}
-	shape := []int{m.Input[0], m.Input[1], m.Input[2]}
-	zin := iq.ZeroPoint
+	input := val{x, []int{m.Input[0], m.Input[1], m.Input[2]}, iq}
+	vals := make([]val, len(m.Ops))
 	requant := func(op *qmodel.Op, acc int32, c int) int32 {
 		acc += op.Bias[c]
 		if m.Requant == qmodel.RequantFloat {
@@ -132,24 +159,36 @@ func refRun(m *qmodel.Model, pixels []uint8) []uint8 {
 	}
 	for oi := range m.Ops {
 		op := &m.Ops[oi]
+		var ins []val
+		for _, j := range m.Sources(oi) {
+			if j < 0 {
+				ins = append(ins, input)
+			} else {
+				ins = append(ins, vals[j])
+			}
+		}
+		x, shape, zin := ins[0].x, ins[0].shape, ins[0].q.ZeroPoint
+		var y []int32
 		switch op.Type {
 		case model.OpConv:
 			c, h, w := shape[0], shape[1], shape[2]
 			oh, ow := (h+2*op.Padding-op.Kernel)/op.Stride+1, (w+2*op.Padding-op.Kernel)/op.Stride+1
-			y := make([]int32, op.Out*oh*ow)
+			g := max(op.Groups, 1)
+			cg, og := c/g, op.Out/g
+			y = make([]int32, op.Out*oh*ow)
 			for o := range op.Out {
 				for oy := range oh {
 					for ox := range ow {
 						var acc int32
-						for ci := range c {
+						for ci := range cg {
 							for ky := range op.Kernel {
 								for kx := range op.Kernel {
 									iy, ix := oy*op.Stride-op.Padding+ky, ox*op.Stride-op.Padding+kx
 									if iy < 0 || iy >= h || ix < 0 || ix >= w {
 										continue
 									}
-									wt := int32(op.Weight[((o*c+ci)*op.Kernel+ky)*op.Kernel+kx])
-									acc += (x[(ci*h+iy)*w+ix] - zin) * wt
+									wt := int32(op.Weight[((o*cg+ci)*op.Kernel+ky)*op.Kernel+kx])
+									acc += (x[((o/og*cg+ci)*h+iy)*w+ix] - zin) * wt
 								}
 							}
 						}
@@ -157,9 +196,9 @@ func refRun(m *qmodel.Model, pixels []uint8) []uint8 {
 					}
 				}
 			}
-			x, shape = y, []int{op.Out, oh, ow}
+			shape = []int{op.Out, oh, ow}
 		case model.OpLinear:
-			y := make([]int32, op.Out)
+			y = make([]int32, op.Out)
 			for o := range op.Out {
 				var acc int32
 				for i := range op.In {
@@ -167,23 +206,31 @@ func refRun(m *qmodel.Model, pixels []uint8) []uint8 {
 				}
 				y[o] = requant(op, acc, o)
 			}
-			x, shape = y, []int{op.Out}
-		case model.OpMaxPool, model.OpAvgPool:
+			shape = []int{op.Out}
+		case model.OpMaxPool, model.OpAvgPool, model.OpGlobalAvgPool:
 			c, h, w := shape[0], shape[1], shape[2]
-			oh, ow := (h-op.Kernel)/op.Stride+1, (w-op.Kernel)/op.Stride+1
-			y := make([]int32, c*oh*ow)
+			kh, kw, st, pad := op.Kernel, op.Kernel, op.Stride, op.Padding
+			if op.Type == model.OpGlobalAvgPool {
+				kh, kw, st = h, w, 1 // one window: the whole plane
+			}
+			oh, ow := (h+2*pad-kh)/st+1, (w+2*pad-kw)/st+1
+			y = make([]int32, c*oh*ow)
 			for ci := range c {
 				for oy := range oh {
 					for ox := range ow {
 						best, sum := int32(-1), int32(0)
-						for ky := range op.Kernel {
-							for kx := range op.Kernel {
-								v := x[(ci*h+oy*op.Stride+ky)*w+ox*op.Stride+kx]
+						for ky := range kh {
+							for kx := range kw {
+								iy, ix := oy*st-pad+ky, ox*st-pad+kx
+								if iy < 0 || iy >= h || ix < 0 || ix >= w {
+									continue // maxpool padding: never the maximum
+								}
+								v := x[(ci*h+iy)*w+ix]
 								best, sum = max(best, v), sum+v
 							}
 						}
-						if op.Type == model.OpAvgPool {
-							n := int32(op.Kernel * op.Kernel)
+						if op.Type != model.OpMaxPool {
+							n := int32(kh * kw)
 							best = sum / n
 							if r := sum % n; 2*r > n || (2*r == n && best%2 == 1) {
 								best++
@@ -193,28 +240,50 @@ func refRun(m *qmodel.Model, pixels []uint8) []uint8 {
 					}
 				}
 			}
-			x, shape = y, []int{c, oh, ow}
+			shape = []int{c, oh, ow}
 		case model.OpFlatten:
-			shape = []int{len(x)}
+			y, shape = x, []int{len(x)}
 		case model.OpReLU, model.OpReLU6:
+			y = make([]int32, len(x))
 			for i, v := range x {
-				x[i] = min(max(v, op.ClampMin), op.ClampMax)
+				y[i] = min(max(v, op.ClampMin), op.ClampMax)
+			}
+		case model.OpAdd:
+			a, b, out := ins[0], ins[1], op.Output
+			y = make([]int32, len(x))
+			for i := range y {
+				v := float32(a.x[i]-a.q.ZeroPoint)*a.q.Scale + float32(b.x[i]-b.q.ZeroPoint)*b.q.Scale
+				y[i], _ = quant.Code(v, 1/out.Scale, out.ZeroPoint, op.ClampMin, op.ClampMax)
+			}
+		case model.OpConcat:
+			out := op.Output
+			shape = []int{0, shape[1], shape[2]}
+			for _, in := range ins { // NCHW: the channels of each input in turn
+				for _, c := range in.x {
+					q, _ := quant.Code(float32(c-in.q.ZeroPoint)*in.q.Scale, 1/out.Scale, out.ZeroPoint, op.ClampMin, op.ClampMax)
+					y = append(y, q)
+				}
+				shape[0] += in.shape[0]
 			}
 		}
-		zin = op.Output.ZeroPoint
+		vals[oi] = val{y, shape, op.Output}
 	}
-	out := make([]uint8, len(x))
-	for i, v := range x {
+	last := vals[len(vals)-1].x
+	out := make([]uint8, len(last))
+	for i, v := range last {
 		out[i] = uint8(v)
 	}
 	return out
 }
 
-var testNets = []struct {
+// testNet is a test network: its input shape and layers.
+type testNet struct {
 	name  string
 	in    [3]int
 	specs []layerSpec
-}{
+}
+
+var testNets = []testNet{
 	{"lenet", [3]int{1, 28, 28}, []layerSpec{
 		{typ: model.OpConv, out: 16, k: 5, stride: 1, bn: 1, act: model.OpReLU},
 		{typ: model.OpMaxPool, k: 2, stride: 2},
@@ -324,7 +393,7 @@ func TestQuantizeMatchesPixels(t *testing.T) {
 	x := make([]float32, 2*n)
 	for i := range pixels {
 		pixels[i] = uint8(rng.IntN(256))
-		x[i] = normalize(m.Norm, pixels[i])
+		x[i] = m.Norm.Of((i % n) / (n / m.Input[0])).Apply(pixels[i])
 	}
 	r1, r2 := net.NewRunner(2), net.NewRunner(2)
 	r1.Pixels(pixels)
@@ -359,7 +428,7 @@ func TestLayerMatchesNet(t *testing.T) {
 	}
 	codes := make([]uint8, len(pixels))
 	for i, p := range pixels {
-		codes[i] = net.pixel[p]
+		codes[i] = net.pixel[i%net.InputLen()/(net.InputLen()/net.model.Input[0])][p]
 	}
 	r := net.NewRunner(batch)
 	r.Pixels(pixels)
@@ -464,7 +533,7 @@ func TestPools(t *testing.T) {
 				dst := make([]uint8, batch*oh*ow*c)
 				in, out := []int{h, w, c}, []int{oh, ow, c}
 				if avg {
-					avgPool(dst, src, batch, in, out, k, stride)
+					avgPool(dst, src, batch, in, out, k, k, stride)
 				} else {
 					maxPool(dst, src, batch, in, out, k, stride, make([]uint8, w*c))
 				}
@@ -489,7 +558,7 @@ func TestRunDoesNotAllocate(t *testing.T) {
 		}
 	}
 	rng := rand.New(rand.NewPCG(15, 16))
-	for _, tn := range testNets {
+	for _, tn := range allNets() {
 		for _, mode := range []qmodel.Requant{qmodel.RequantFloat, qmodel.RequantFixed} {
 			m := randomModel(t, rng, tn.in, tn.specs, 8, 8, mode)
 			net, err := New(m)
@@ -528,7 +597,7 @@ func TestIm2col(t *testing.T) {
 				}
 				kd := k * k * c
 				col := make([]uint8, oh*ow*kd+16)
-				p.im2col(col, src, &s)
+				p.im2col(col, src, c, &s)
 				for oy := range oh {
 					for ox := range ow {
 						for ky := range k {

@@ -7,9 +7,10 @@ import (
 	"qat/qmodel"
 )
 
-// Layer runs one conv or linear op on its own, on codes in PyTorch's
-// layout (NCHW, or [batch, features]). The trainer's evaluation graphs use
-// it, so that they compute what a Net computes.
+// Layer runs one conv (grouped and depthwise ones included) or linear op
+// on its own, on codes in PyTorch's layout (NCHW, or [batch, features]).
+// The trainer's evaluation graphs use it, so that they compute what a Net
+// computes.
 type Layer struct {
 	op      *op
 	inCHW   []int // [C, H, W] for a conv
@@ -29,7 +30,7 @@ func NewLayer(o *qmodel.Op, in []int, inQ qmodel.Quant, mode qmodel.Requant) (*L
 	default:
 		return nil, fmt.Errorf("infer: layer %s: %s op on input of shape %v", o.Name, o.Type, in)
 	}
-	p, err := newOp(o, nhwc, inQ, mode, nil)
+	p, err := newOp(o, []value{{shape: nhwc, q: inQ}}, mode)
 	if err != nil {
 		return nil, fmt.Errorf("infer: layer %s: %w", o.Name, err)
 	}
@@ -62,7 +63,7 @@ func (l *Layer) Run(dst, src []uint8, batch int) {
 	l.in = grow(l.in, nin)
 	l.out = grow(l.out, nout)
 	c, hw := l.inCHW[0], l.inCHW[1]*l.inCHW[2]
-	toNHWC(l.in, src, batch, c, hw, func(v uint8) uint8 { return v })
+	toNHWC(l.in, src, batch, c, hw, func(_ int, v uint8) uint8 { return v })
 	l.op.run(l.out, l.in, batch, &l.s)
 	oc, ohw := l.op.out[2], l.op.out[0]*l.op.out[1]
 	for s := range batch {
@@ -83,7 +84,17 @@ func AvgPool(dst, src []uint8, batch, c, h, w, k, stride int) {
 		panic(fmt.Sprintf("infer: AvgPool of %d codes [%d %d %d %d] k %d stride %d into %d", len(src), batch, c, h, w, k, stride, len(dst)))
 	}
 	// An NCHW plane is an NHWC sample with one channel.
-	avgPool(dst, src, batch*c, []int{h, w, 1}, []int{oh, ow, 1}, k, stride)
+	avgPool(dst, src, batch*c, []int{h, w, 1}, []int{oh, ow, 1}, k, k, stride)
+}
+
+// GlobalAvgPool averages each h x w plane of NCHW codes [batch, c, h, w]
+// into one code of dst, [batch, c], rounding half to even, as a Net's
+// global_avgpool does.
+func GlobalAvgPool(dst, src []uint8, batch, c, h, w int) {
+	if h < 1 || w < 1 || len(src) != batch*c*h*w || len(dst) != batch*c {
+		panic(fmt.Sprintf("infer: GlobalAvgPool of %d codes [%d %d %d %d] into %d", len(src), batch, c, h, w, len(dst)))
+	}
+	avgPool(dst, src, batch*c, []int{h, w, 1}, []int{1, 1, 1}, h, w, 1)
 }
 
 func grow(b []uint8, n int) []uint8 {

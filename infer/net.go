@@ -11,21 +11,37 @@ import (
 // Net is a loaded integer model, its weights packed for the kernels.
 type Net struct {
 	model   qmodel.Model // without its weight codes
-	ops     []*op
-	inLen   int // C*H*W
-	maxAct  int // largest activation (per sample), in codes
+	ops     []*op        // in run order, each reading earlier ops' buffers
+	inLen   int          // C*H*W
 	classes int
 	outQ    qmodel.Quant // the last op's Output
+	// bufs is the per-sample size, in codes, of each buffer a Runner
+	// holds: bufs[0] is the input's, the others hold op outputs (op.dst);
+	// out is the buffer of the last op's codes.
+	bufs []int
+	out  int
 	// outHWC is the [H W C] layout of the last op's codes when Run must
-	// reorder them to C, H, W.
-	outHWC []int
-	// pixel maps a pixel to its input code.
-	pixel [256]uint8
+	// reorder them to C, H, W, into buffer reorder.
+	outHWC  []int
+	reorder int
+	// pixel maps a pixel of each input channel to its input code.
+	pixel [][256]uint8
+}
+
+// value is an activation of a Net: the model input or an op's output.
+type value struct {
+	shape []int // per sample: NHWC [H W C], or [N]
+	q     qmodel.Quant
+	// flat is, for an [N] value, the [H W C] shape its codes were
+	// flattened from, in that order, when it differs from PyTorch's C, H,
+	// W order; nil otherwise.
+	flat []int
+	op   int // the index in Net.ops of the op that writes it; -1 for the input
 }
 
 // New prepares m to run: it validates m and packs its weights. The Net
-// keeps none of m's slices. A max pool right after a conv runs inside
-// the conv when that gives the same codes (see op.fusePool).
+// keeps none of m's slices. A max pool that is the only reader of a conv
+// runs inside the conv when that gives the same codes (see op.fusePool).
 func New(m *qmodel.Model) (*Net, error) { return newNet(m, true) }
 
 // newNet is New, with conv and max pool fusion switched off when fuse is
@@ -38,64 +54,121 @@ func newNet(m *qmodel.Model, fuse bool) (*Net, error) {
 	n.model.Ops = nil
 	c, h, w := m.Input[0], m.Input[1], m.Input[2]
 	n.inLen = c * h * w
-	shape := []int{h, w, c} // NHWC, per sample
-	in := m.InputQuant
-	var flatFrom []int
-	n.maxAct = n.inLen
+	input := value{shape: []int{h, w, c}, q: m.InputQuant, op: -1}
+	readers := make([]int, len(m.Ops))
 	for i := range m.Ops {
-		o, err := newOp(&m.Ops[i], shape, in, m.Requant, flatFrom)
+		for _, j := range m.Sources(i) {
+			if j >= 0 {
+				readers[j]++
+			}
+		}
+	}
+	vals := make([]value, len(m.Ops))
+	var reads [][]int // for each op of n.ops, the ops of n.ops it reads (-1: the input)
+	for i := range m.Ops {
+		src := m.Sources(i)
+		in := make([]value, len(src))
+		for k, j := range src {
+			in[k] = input
+			if j >= 0 {
+				in[k] = vals[j]
+			}
+		}
+		o, err := newOp(&m.Ops[i], in, m.Requant)
 		if err != nil {
 			return nil, fmt.Errorf("infer: op %d (%s): %w", i, m.Ops[i].Name, err)
 		}
-		// flatFrom is the [H W C] shape flat codes came from, in that
-		// order, until a linear op consumes them: element-wise ops and
-		// flattening flat codes keep the order.
-		switch {
-		case o.kind == model.OpFlatten && len(shape) == 3:
-			flatFrom = shape
-		case o.kind == model.OpFlatten, o.kind == model.OpReLU, o.kind == model.OpReLU6:
-		default:
-			flatFrom = nil
-		}
-		// A max pool fused into the conv before it is not an op of its
-		// own; what follows sees the pool's shape and Output as before.
-		if fuse && len(n.ops) > 0 && n.ops[len(n.ops)-1].fusePool(o) {
-			shape, in = o.out, o.outQ
-			n.maxAct = max(n.maxAct, size(shape))
+		// A max pool fused into the conv it alone reads is not an op of
+		// its own: the conv writes the pool's value.
+		if p := in[0].op; fuse && src[0] >= 0 && readers[src[0]] == 1 && p >= 0 && n.ops[p].fusePool(o) {
+			vals[i] = value{shape: o.out, q: o.outQ, op: p}
 			continue
 		}
+		vals[i] = value{shape: o.out, q: o.outQ, flat: o.flat, op: len(n.ops)}
+		r := make([]int, len(in))
+		for k, v := range in {
+			r[k] = v.op
+		}
+		reads = append(reads, r)
 		n.ops = append(n.ops, o)
-		shape, in = o.out, o.outQ
-		n.maxAct = max(n.maxAct, size(shape))
 	}
-	n.outQ = in
+	last := vals[len(vals)-1]
+	n.outQ = last.q
 	// Outputs are in PyTorch's order: channels first.
-	switch {
-	case len(shape) == 3:
-		n.outHWC = shape
-	case flatFrom != nil:
-		n.outHWC = flatFrom
+	switch s := last.shape; {
+	case len(s) == 3 && s[2] != 1 && s[0]*s[1] != 1:
+		n.outHWC = s
+	case len(s) == 1:
+		n.outHWC = last.flat
 	}
-	if n.outHWC != nil && (n.outHWC[2] == 1 || n.outHWC[0]*n.outHWC[1] == 1) {
-		n.outHWC = nil // the orders agree
-	}
+	n.plan(reads)
 	inv := 1 / m.InputQuant.Scale
-	for p := range n.pixel {
-		x := normalize(m.Norm, uint8(p))
-		q, _ := quant.Code(x, inv, m.InputQuant.ZeroPoint, m.InputQuant.QMin, m.InputQuant.QMax)
-		n.pixel[p] = uint8(q)
+	n.pixel = make([][256]uint8, c)
+	for ch := range n.pixel {
+		norm := m.Norm.Of(ch)
+		for p := range n.pixel[ch] {
+			q, _ := quant.Code(norm.Apply(uint8(p)), inv, m.InputQuant.ZeroPoint, m.InputQuant.QMin, m.InputQuant.QMax)
+			n.pixel[ch][p] = uint8(q)
+		}
 	}
 	return n, nil
 }
 
-// normalize is the pixel normalisation of model.Norm, in float32 (the
-// trainer's model.Norm.Apply).
-func normalize(n model.Norm, p uint8) float32 {
-	x := float32(p) / 255
-	if n.Std == 0 {
-		return x - n.Mean
+// plan assigns every op's output a buffer (op.src, op.dst, n.bufs), given
+// for each op the ops it reads (-1: the input), reusing a buffer once no
+// op reads what it holds any more: a flatten's output is its input's
+// buffer (NHWC codes are already flat), a relu or relu6 that is the last
+// reader of its input's buffer writes over it, and every other op takes
+// the first free buffer, growing it if needed. The input's buffer is
+// never written. For a chain this is two buffers in turn, as ping-pong.
+func (n *Net) plan(reads [][]int) {
+	lastUse := make([]int, len(n.ops)) // the last op that reads each op's output
+	for k, r := range reads {
+		for _, j := range r {
+			if j >= 0 {
+				lastUse[j] = k
+			}
+		}
 	}
-	return (x - n.Mean) / n.Std
+	lastUse[len(n.ops)-1] = len(n.ops) // the output, read by Run
+	n.bufs = []int{n.inLen}
+	busy := []int{len(n.ops)} // the last op that reads each buffer
+	bufOf := func(j int) int {
+		if j < 0 {
+			return 0
+		}
+		return n.ops[j].dst
+	}
+	free := func(k int) int { // the first buffer no op from k on reads
+		for b := 1; b < len(busy); b++ {
+			if busy[b] < k {
+				return b
+			}
+		}
+		n.bufs, busy = append(n.bufs, 0), append(busy, -1)
+		return len(busy) - 1
+	}
+	for k, o := range n.ops {
+		o.src = make([]int, len(reads[k]))
+		for i, j := range reads[k] {
+			o.src[i] = bufOf(j)
+		}
+		switch in := o.src[0]; {
+		case o.kind == model.OpFlatten:
+			o.dst = in
+		case (o.kind == model.OpReLU || o.kind == model.OpReLU6) && in != 0 && busy[in] == k:
+			o.dst = in
+		default:
+			o.dst = free(k)
+		}
+		busy[o.dst] = max(busy[o.dst], lastUse[k])
+		n.bufs[o.dst] = max(n.bufs[o.dst], size(o.out))
+	}
+	n.out = n.ops[len(n.ops)-1].dst
+	if n.outHWC != nil {
+		n.reorder = free(len(n.ops)) // not n.out, which Run reads
+		n.bufs[n.reorder] = max(n.bufs[n.reorder], size(n.outHWC))
+	}
 }
 
 // Model returns the model's description without its weights.
@@ -111,9 +184,10 @@ func (n *Net) Classes() int { return n.classes }
 func (n *Net) WeightBytes() int {
 	t := 0
 	for _, o := range n.ops {
-		if o.packed != nil {
-			t += o.packed.Bytes()
+		for _, p := range o.packs {
+			t += p.Bytes()
 		}
+		t += len(o.dw)
 	}
 	return t
 }
@@ -156,8 +230,9 @@ func (n *Net) Argmax(dst []int, codes []uint8) {
 type Runner struct {
 	net   *Net
 	batch int
-	input []uint8 // NHWC input codes
-	a, b  []uint8 // activations, ping-pong
+	input []uint8   // NHWC input codes, bufs[0]
+	bufs  [][]uint8 // the Net's buffers (Net.bufs), for batch samples
+	ins   [][]uint8 // the inputs of a join, reused
 	s     scratch
 }
 
@@ -166,8 +241,12 @@ func (n *Net) NewRunner(batch int) *Runner {
 	if batch < 1 {
 		panic(fmt.Sprintf("infer: NewRunner(%d)", batch))
 	}
-	return &Runner{net: n, batch: batch, input: make([]uint8, batch*n.inLen),
-		a: make([]uint8, batch*n.maxAct), b: make([]uint8, batch*n.maxAct)}
+	r := &Runner{net: n, batch: batch, bufs: make([][]uint8, len(n.bufs))}
+	for b, per := range n.bufs {
+		r.bufs[b] = make([]uint8, batch*per)
+	}
+	r.input = r.bufs[0]
+	return r
 }
 
 // Batch returns the largest batch the Runner takes.
@@ -185,7 +264,7 @@ func (r *Runner) samples(n int, what string) int {
 func (r *Runner) Pixels(p []uint8) int {
 	b := r.samples(len(p), "pixels")
 	m := &r.net.model
-	toNHWC(r.input, p, b, m.Input[0], m.Input[1]*m.Input[2], func(v uint8) uint8 { return r.net.pixel[v] })
+	toNHWC(r.input, p, b, m.Input[0], m.Input[1]*m.Input[2], func(ch int, v uint8) uint8 { return r.net.pixel[ch][v] })
 	return b
 }
 
@@ -216,49 +295,50 @@ func (r *Runner) Run(batch int) []uint8 {
 	if batch < 1 || batch > r.batch {
 		panic(fmt.Sprintf("infer: Run(%d) on a Runner of batch %d", batch, r.batch))
 	}
-	cur := r.input[:batch*r.net.inLen]
-	inA := false // whether cur is in r.a
 	for _, o := range r.net.ops {
-		if o.inPlace() {
-			o.run(cur, cur, batch, &r.s)
+		dst := r.bufs[o.dst][:batch*size(o.out)]
+		if len(o.src) == 1 {
+			o.run(dst, r.bufs[o.src[0]][:batch*size(o.in)], batch, &r.s)
 			continue
 		}
-		dst := r.a
-		if inA {
-			dst = r.b
+		r.ins = r.ins[:0]
+		for k, b := range o.src {
+			r.ins = append(r.ins, r.bufs[b][:batch*o.inLen(k)])
 		}
-		dst = dst[:batch*size(o.out)]
-		o.run(dst, cur, batch, &r.s)
-		cur, inA = dst, !inA
+		o.join(dst, r.ins, batch, &r.s)
 	}
-	if hwc := r.net.outHWC; hwc != nil {
-		dst := r.a
-		if inA {
-			dst = r.b
-		}
-		h, w, c := hwc[0], hwc[1], hwc[2]
-		dst = dst[:len(cur)]
-		for s := range batch {
-			src, out := cur[s*h*w*c:(s+1)*h*w*c], dst[s*h*w*c:(s+1)*h*w*c]
-			for i := range h * w {
-				for ch, v := range src[i*c : (i+1)*c] {
-					out[ch*h*w+i] = v
-				}
-			}
-		}
+	n := r.net
+	cur := r.bufs[n.out][:batch*size(n.ops[len(n.ops)-1].out)]
+	if hwc := n.outHWC; hwc != nil {
+		dst := r.bufs[n.reorder][:len(cur)]
+		toCHW(dst, cur, batch, hwc)
 		cur = dst
 	}
 	return cur
 }
 
-// toNHWC writes NCHW samples of src into dst channels last, through f.
-func toNHWC(dst, src []uint8, batch, c, hw int, f func(uint8) uint8) {
+// toCHW writes samples of [H W C] codes src into dst in C, H, W order.
+func toCHW(dst, src []uint8, batch int, hwc []int) {
+	h, w, c := hwc[0], hwc[1], hwc[2]
+	for s := range batch {
+		in, out := src[s*h*w*c:(s+1)*h*w*c], dst[s*h*w*c:(s+1)*h*w*c]
+		for i := range h * w {
+			for ch, v := range in[i*c : (i+1)*c] {
+				out[ch*h*w+i] = v
+			}
+		}
+	}
+}
+
+// toNHWC writes NCHW samples of src into dst channels last, through f
+// (given each value's channel).
+func toNHWC(dst, src []uint8, batch, c, hw int, f func(int, uint8) uint8) {
 	for s := range batch {
 		for ch := range c {
 			in := src[(s*c+ch)*hw : (s*c+ch+1)*hw]
 			out := dst[s*c*hw:]
 			for i, v := range in {
-				out[i*c+ch] = f(v)
+				out[i*c+ch] = f(ch, v)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"unsafe"
 
 	"qat/internal/qgemm"
@@ -12,14 +13,17 @@ import (
 	"qat/qmodel"
 )
 
-// op is one prepared operation on NHWC codes. in and out are per-sample
-// shapes: [H, W, C] or [N].
+// op is one prepared operation on NHWC codes. in (the first input's) and
+// out are per-sample shapes: [H, W, C] or [N].
 type op struct {
 	kind    model.OpType
 	name    string
 	in, out []int
 	outQ    qmodel.Quant
-	lo, hi  int32 // output clamp (conv, linear, relu, relu6)
+	lo, hi  int32 // output clamp (conv, linear, add, concat, relu, relu6)
+	// flat is, for an [N] output, the [H W C] shape its codes were
+	// flattened from, in that order, when it is not PyTorch's (value.flat).
+	flat []int
 
 	// conv and pools
 	k, stride, pad int
@@ -30,22 +34,41 @@ type op struct {
 	co           []int
 	poolK, poolS int
 
-	// conv and linear
-	packed *qgemm.Packed
-	zin    uint8   // input zero point, the padding code
-	bias   []int32 // bias - zin * column sum
-	mult   []float32
-	m0     []int32
-	shift  []int32
+	// conv and linear: packs holds the packed weights, one per group of
+	// a conv ([Out/G, K*K*In/G] each), or the depthwise weights dw
+	// ([K*K, C], tap by tap) replace them (see depthwise); terms is the
+	// number of products per accumulator.
+	packs []*qgemm.Packed
+	dw    []int8
+	terms int
+	zin   uint8   // input zero point, the padding code
+	bias  []int32 // bias - zin * column sum (the bias itself for dw)
+	mult  []float32
+	m0    []int32
+	shift []int32
+
+	// add and concat: the quantization of each input; concat: the
+	// channels of each; add: flats, the [H W C] order of each input to
+	// bring to PyTorch's (nil: in order), when the two differ.
+	inQ   []qmodel.Quant
+	cat   []int
+	flats [][]int
+
+	// In a Net: the buffers of the inputs and of the output.
+	src []int
+	dst int
 }
 
 // scratch holds a Runner's work buffers, grown on demand.
 type scratch struct {
-	col  []uint8
-	acc  []int32
-	pad  []uint8 // one sample staged by im2col
-	pool []int32 // accumulators after a fused max pool
-	prow []int32 // one row of a fused max pool's row pass
+	col   []uint8
+	acc   []int32
+	pad   []uint8    // one sample staged by im2col or a padded max pool
+	grp   []uint8    // one group's channels of one sample
+	cent  []int16    // one sample, padded, minus the zero point (depthwise)
+	pool  []int32    // accumulators after a fused max pool
+	prow  []int32    // one row of a fused max pool's row pass
+	order [2][]uint8 // an add's inputs, brought to PyTorch's order
 }
 
 // int32s returns (*b)[:n], growing *b on demand.
@@ -56,62 +79,45 @@ func int32s(b *[]int32, n int) []int32 {
 	return (*b)[:n]
 }
 
-func (s *scratch) padded(n int) []uint8 {
-	if cap(s.pad) < n {
-		s.pad = make([]uint8, n)
+// uint8s returns (*b)[:n], growing *b on demand.
+func uint8s(b *[]uint8, n int) []uint8 {
+	if cap(*b) < n {
+		*b = make([]uint8, n)
 	}
-	return s.pad[:n]
+	return (*b)[:n]
 }
 
-func (s *scratch) cols(n int) []uint8 {
-	if cap(s.col) < n {
-		s.col = make([]uint8, n)
-	}
-	return s.col[:n]
-}
+func (s *scratch) padded(n int) []uint8 { return uint8s(&s.pad, n) }
 
-func (s *scratch) accs(n int) []int32 {
-	if cap(s.acc) < n {
-		s.acc = make([]int32, n)
-	}
-	return s.acc[:n]
-}
+func (s *scratch) cols(n int) []uint8 { return uint8s(&s.col, n) }
 
-// newOp prepares o for NHWC input of shape in quantized with inQ. flatFrom
-// is the [H, W, C] shape a linear op's input was flattened from, if any:
-// its weights are permuted from PyTorch's C, H, W order to H, W, C.
-func newOp(o *qmodel.Op, in []int, inQ qmodel.Quant, mode qmodel.Requant, flatFrom []int) (*op, error) {
-	p := &op{kind: o.Type, name: o.Name, in: in, outQ: o.Output, lo: o.ClampMin, hi: o.ClampMax,
+func (s *scratch) accs(n int) []int32 { return int32s(&s.acc, n) }
+
+// newOp prepares o for NHWC inputs in, one per source: their shapes,
+// quantization and order (value.flat: a linear op's weights are permuted
+// from PyTorch's C, H, W order to H, W, C).
+func newOp(o *qmodel.Op, in []value, mode qmodel.Requant) (*op, error) {
+	x := in[0]
+	p := &op{kind: o.Type, name: o.Name, in: x.shape, outQ: o.Output, lo: o.ClampMin, hi: o.ClampMax,
 		k: o.Kernel, stride: o.Stride, pad: o.Padding}
 	switch o.Type {
 	case model.OpConv:
-		if len(in) != 3 || in[2] != o.In {
-			return nil, fmt.Errorf("conv input shape %v, want [H W %d]", in, o.In)
+		if len(x.shape) != 3 || x.shape[2] != o.In {
+			return nil, fmt.Errorf("conv input shape %v, want [H W %d]", x.shape, o.In)
 		}
-		oh, ow := (in[0]+2*o.Padding-o.Kernel)/o.Stride+1, (in[1]+2*o.Padding-o.Kernel)/o.Stride+1
+		oh, ow := (x.shape[0]+2*o.Padding-o.Kernel)/o.Stride+1, (x.shape[1]+2*o.Padding-o.Kernel)/o.Stride+1
 		p.out = []int{oh, ow, o.Out}
 		p.co = p.out
-		// [Out, In, K, K] -> [Out, K, K, In], the im2col row order.
-		k := o.Kernel
-		w := make([]int8, len(o.Weight))
-		for oc := range o.Out {
-			for c := range o.In {
-				for i := range k * k {
-					w[(oc*k*k+i)*o.In+c] = o.Weight[(oc*o.In+c)*k*k+i]
-				}
-			}
-		}
-		if err := p.prepareWeights(o, w, inQ, mode); err != nil {
-			return nil, err
-		}
+		g := o.Node().EffectiveGroups()
+		return p, p.prepareConv(o, x.q, mode, g > 1 && g == o.In && g == o.Out)
 	case model.OpLinear:
-		if len(in) != 1 || in[0] != o.In {
-			return nil, fmt.Errorf("linear input shape %v, want [%d]", in, o.In)
+		if len(x.shape) != 1 || x.shape[0] != o.In {
+			return nil, fmt.Errorf("linear input shape %v, want [%d]", x.shape, o.In)
 		}
 		p.out = []int{o.Out}
 		w := o.Weight
-		if flatFrom != nil {
-			h, wd, c := flatFrom[0], flatFrom[1], flatFrom[2]
+		if x.flat != nil {
+			h, wd, c := x.flat[0], x.flat[1], x.flat[2]
 			w = make([]int8, len(o.Weight))
 			for oc := range o.Out {
 				row, src := w[oc*o.In:(oc+1)*o.In], o.Weight[oc*o.In:(oc+1)*o.In]
@@ -122,47 +128,113 @@ func newOp(o *qmodel.Op, in []int, inQ qmodel.Quant, mode qmodel.Requant, flatFr
 				}
 			}
 		}
-		if err := p.prepareWeights(o, w, inQ, mode); err != nil {
+		packed, err := qgemm.Pack(w, o.Out, o.In, o.WeightBits)
+		if err != nil {
 			return nil, err
 		}
+		p.packs, p.terms = []*qgemm.Packed{packed}, o.In
+		p.prepareRequant(o, x.q, mode, packed.ColSums())
 	case model.OpMaxPool, model.OpAvgPool:
-		if len(in) != 3 {
-			return nil, fmt.Errorf("pool input shape %v is not [H W C]", in)
+		if len(x.shape) != 3 {
+			return nil, fmt.Errorf("pool input shape %v is not [H W C]", x.shape)
 		}
-		p.out = []int{(in[0]-o.Kernel)/o.Stride + 1, (in[1]-o.Kernel)/o.Stride + 1, in[2]}
+		p.out = []int{(x.shape[0]+2*o.Padding-o.Kernel)/o.Stride + 1, (x.shape[1]+2*o.Padding-o.Kernel)/o.Stride + 1, x.shape[2]}
+	case model.OpGlobalAvgPool:
+		if len(x.shape) != 3 {
+			return nil, fmt.Errorf("pool input shape %v is not [H W C]", x.shape)
+		}
+		p.out = []int{1, 1, x.shape[2]}
 	case model.OpFlatten:
-		p.out = []int{size(in)}
+		p.out = []int{size(x.shape)}
+		p.flat = x.flat
+		if s := x.shape; len(s) == 3 && s[2] != 1 && s[0]*s[1] != 1 {
+			p.flat = s
+		}
 	case model.OpReLU, model.OpReLU6:
-		p.out = in
+		p.out, p.flat = x.shape, x.flat
+	case model.OpAdd:
+		p.out, p.inQ = x.shape, []qmodel.Quant{in[0].q, in[1].q}
+		p.flat = x.flat
+		if !slices.Equal(in[0].flat, in[1].flat) {
+			p.flats, p.flat = [][]int{in[0].flat, in[1].flat}, nil
+		}
+	case model.OpConcat:
+		if len(x.shape) != 3 {
+			return nil, fmt.Errorf("concat input shape %v is not [H W C]", x.shape)
+		}
+		p.out = []int{x.shape[0], x.shape[1], 0}
+		for _, v := range in {
+			p.inQ, p.cat = append(p.inQ, v.q), append(p.cat, v.shape[2])
+			p.out[2] += v.shape[2]
+		}
 	default:
 		return nil, fmt.Errorf("unknown op type %q", o.Type)
 	}
 	return p, nil
 }
 
-// prepareWeights packs w ([Out, K] in the op's input order) and folds the
-// input zero point into the bias: sum (q - z) w = sum q w - z sum w.
-func (p *op) prepareWeights(o *qmodel.Op, w []int8, inQ qmodel.Quant, mode qmodel.Requant) error {
-	var err error
-	if p.packed, err = qgemm.Pack(w, o.Out, len(w)/o.Out, o.WeightBits); err != nil {
-		return err
+// prepareConv prepares the weights of conv o on input codes quantized
+// with inQ: for the depthwise kernel when direct (Groups = In = Out),
+// else packed per group for qgemm, each output channel's weights
+// reordered from [In/G, K, K] to [K, K, In/G], the im2col row order.
+func (p *op) prepareConv(o *qmodel.Op, inQ qmodel.Quant, mode qmodel.Requant, direct bool) error {
+	g, kk := o.Node().EffectiveGroups(), o.Kernel*o.Kernel
+	cg, og := o.In/g, o.Out/g
+	p.terms, p.packs, p.dw = cg*kk, nil, nil
+	if direct {
+		// [C, 1, K, K] -> [K*K, C].
+		p.dw = make([]int8, len(o.Weight))
+		for c := range o.Out {
+			for t := range kk {
+				p.dw[t*o.Out+c] = o.Weight[c*kk+t]
+			}
+		}
+		p.prepareRequant(o, inQ, mode, nil)
+		return nil
 	}
-	p.zin = uint8(inQ.ZeroPoint)
-	p.bias = make([]int32, o.Out)
-	for c, s := range p.packed.ColSums() {
-		p.bias[c] = o.Bias[c] - inQ.ZeroPoint*s
+	w := make([]int8, len(o.Weight))
+	for oc := range o.Out {
+		for c := range cg {
+			for t := range kk {
+				w[(oc*kk+t)*cg+c] = o.Weight[(oc*cg+c)*kk+t]
+			}
+		}
 	}
-	if mode == qmodel.RequantFixed {
-		p.m0, p.shift = append([]int32(nil), o.FixedMultiplier...), append([]int32(nil), o.Shift...)
-	} else {
-		p.mult = append([]float32(nil), o.Multiplier...)
+	sums := make([]int32, 0, o.Out)
+	for gi := range g {
+		packed, err := qgemm.Pack(w[gi*og*p.terms:(gi+1)*og*p.terms], og, p.terms, o.WeightBits)
+		if err != nil {
+			return err
+		}
+		p.packs, sums = append(p.packs, packed), append(sums, packed.ColSums()...)
 	}
+	p.prepareRequant(o, inQ, mode, sums)
 	return nil
 }
 
-// inPlace reports whether the op may write its output over its input.
-func (p *op) inPlace() bool {
-	return p.kind == model.OpFlatten || p.kind == model.OpReLU || p.kind == model.OpReLU6
+// prepareRequant sets the input zero point, the bias and the
+// requantization arrays. With the weights' column sums sums it folds the
+// input zero point into the bias, sum (q - z) w = sum q w - z sum w, for
+// kernels that sum q w; without (nil), kernels sum (q - z) w themselves.
+func (p *op) prepareRequant(o *qmodel.Op, inQ qmodel.Quant, mode qmodel.Requant, sums []int32) {
+	p.zin = uint8(inQ.ZeroPoint)
+	p.bias = slices.Clone(o.Bias)
+	for c, s := range sums {
+		p.bias[c] -= inQ.ZeroPoint * s
+	}
+	if mode == qmodel.RequantFixed {
+		p.m0, p.shift = slices.Clone(o.FixedMultiplier), slices.Clone(o.Shift)
+	} else {
+		p.mult = slices.Clone(o.Multiplier)
+	}
+}
+
+// inLen returns the per-sample length of input k (add, concat).
+func (p *op) inLen(k int) int {
+	if p.kind == model.OpConcat {
+		return p.out[0] * p.out[1] * p.cat[k]
+	}
+	return size(p.in)
 }
 
 func (p *op) run(dst, src []uint8, batch int, s *scratch) {
@@ -171,12 +243,24 @@ func (p *op) run(dst, src []uint8, batch int, s *scratch) {
 		p.conv(dst, src, batch, s)
 	case model.OpLinear:
 		acc := s.accs(batch * p.out[0])
-		qgemm.Gemm(acc, p.out[0], src, p.in[0], batch, p.packed)
+		qgemm.Gemm(acc, p.out[0], src, p.in[0], batch, p.packs[0])
 		p.requant(dst, acc)
 	case model.OpMaxPool:
-		maxPool(dst, src, batch, p.in, p.out, p.k, p.stride, s.cols(p.in[1]*p.in[2]))
+		if p.pad == 0 {
+			maxPool(dst, src, batch, p.in, p.out, p.k, p.stride, s.cols(p.in[1]*p.in[2]))
+			return
+		}
+		h, w, c := p.in[0], p.in[1], p.in[2]
+		padded := []int{h + 2*p.pad, w + 2*p.pad, c}
+		for b := range batch {
+			staged := s.padded(size(padded))
+			stage(staged, src[b*h*w*c:(b+1)*h*w*c], h, w, c, p.pad, 0)
+			maxPool(dst[b*size(p.out):(b+1)*size(p.out)], staged, 1, padded, p.out, p.k, p.stride, s.cols(padded[1]*c))
+		}
 	case model.OpAvgPool:
-		avgPool(dst, src, batch, p.in, p.out, p.k, p.stride)
+		avgPool(dst, src, batch, p.in, p.out, p.k, p.k, p.stride)
+	case model.OpGlobalAvgPool:
+		avgPool(dst, src, batch, p.in, p.out, p.in[0], p.in[1], 1)
 	case model.OpReLU, model.OpReLU6:
 		lo, hi := uint8(p.lo), uint8(p.hi)
 		for i, v := range src {
@@ -187,18 +271,74 @@ func (p *op) run(dst, src []uint8, batch int, s *scratch) {
 	}
 }
 
+// join runs an add or concat on its inputs src (batch samples each) with
+// the element rules of Add and Requantize: an add element by element,
+// both inputs first brought to PyTorch's order when their orders differ
+// (flats); a concat pixel by pixel, each input's requantized codes in
+// turn filling its channels.
+func (p *op) join(dst []uint8, src [][]uint8, batch int, s *scratch) {
+	if p.kind == model.OpAdd {
+		a, b := src[0], src[1]
+		if p.flats != nil {
+			a, b = inOrder(&s.order[0], a, batch, p.flats[0]), inOrder(&s.order[1], b, batch, p.flats[1])
+		}
+		Add(dst, a, b, p.inQ[0], p.inQ[1], p.outQ, p.lo, p.hi)
+		return
+	}
+	c, at := p.out[2], 0
+	for k, in := range src {
+		ck := p.cat[k]
+		for i := range len(in) / ck {
+			Requantize(dst[i*c+at:i*c+at+ck], in[i*ck:(i+1)*ck], p.inQ[k], p.outQ, p.lo, p.hi)
+		}
+		at += ck
+	}
+}
+
+// inOrder returns codes of batch samples in PyTorch's C, H, W order: src
+// itself when hwc is nil, else src reordered from [H W C] into *buf.
+func inOrder(buf *[]uint8, src []uint8, batch int, hwc []int) []uint8 {
+	if hwc == nil {
+		return src
+	}
+	dst := uint8s(buf, len(src))
+	toCHW(dst, src, batch, hwc)
+	return dst
+}
+
+// stage writes the [h w c] codes src into dst surrounded by pad rows and
+// columns of code v: [h+2pad, w+2pad, c].
+func stage(dst, src []uint8, h, w, c, pad int, v uint8) {
+	wp := w + 2*pad
+	fill(dst[:(pad*wp+pad)*c], v)
+	for y := range h {
+		at := ((y+pad)*wp + pad) * c
+		copy(dst[at:at+w*c], src[y*w*c:(y+1)*w*c])
+		fill(dst[at+w*c:at+(w+2*pad)*c], v) // this row's right and the next row's left padding
+	}
+	fill(dst[((h+pad)*wp+pad)*c:(h+2*pad)*wp*c], v)
+}
+
 // convRows is about how many im2col rows a conv processes at a time.
 const convRows = 2048
 
+// conv computes a convolution's accumulators, per block of samples, and
+// finishes them into codes: with the depthwise kernel, or per group with
+// qgemm on the group's im2col rows (a 1x1 conv of stride 1 without
+// padding on the input itself, whose pixels are the rows).
 func (p *op) conv(dst, src []uint8, batch int, s *scratch) {
 	h, w, c := p.in[0], p.in[1], p.in[2]
 	oh, ow, oc := p.co[0], p.co[1], p.co[2]
-	kd := p.k * p.k * c
+	g := max(len(p.packs), 1)
+	cg, og := c/g, oc/g
+	kd := p.k * p.k * cg
 	perSample := oh * ow
 	outSample := size(p.out) // codes per sample, after a fused pool
-	if p.k == 1 && p.stride == 1 && p.pad == 0 {
+	if p.dw == nil && p.k == 1 && p.stride == 1 && p.pad == 0 {
 		acc := s.accs(batch * perSample * oc)
-		qgemm.Gemm(acc, oc, src[:batch*h*w*c], c, batch*perSample, p.packed)
+		for gi, b := range p.packs {
+			qgemm.Gemm(acc[gi*og:], oc, src[gi*cg:batch*h*w*c], c, batch*perSample, b)
+		}
 		p.finish(dst[:batch*outSample], acc, batch, s)
 		return
 	}
@@ -206,15 +346,88 @@ func (p *op) conv(dst, src []uint8, batch int, s *scratch) {
 	for s0 := 0; s0 < batch; s0 += samples {
 		n := min(samples, batch-s0)
 		rows := n * perSample
+		acc := s.accs(rows * oc)
+		if p.dw != nil {
+			for i := range n {
+				p.depthwise(acc[i*perSample*oc:(i+1)*perSample*oc], src[(s0+i)*h*w*c:(s0+i+1)*h*w*c], s)
+			}
+			p.finish(dst[s0*outSample:(s0+n)*outSample], acc, n, s)
+			continue
+		}
 		// 16 bytes of slack: im2col copies in 8- and 16-byte words.
 		col := s.cols(rows*kd + 16)
-		for i := range n {
-			p.im2col(col[i*perSample*kd:], src[(s0+i)*h*w*c:], s)
+		for gi, b := range p.packs {
+			for i := range n {
+				x := src[(s0+i)*h*w*c:]
+				if g > 1 {
+					x = s.group(x[:h*w*c], c, gi, cg)
+				}
+				p.im2col(col[i*perSample*kd:], x, cg, s)
+			}
+			qgemm.Gemm(acc[gi*og:], oc, col[:rows*kd], kd, rows, b)
 		}
-		col = col[:rows*kd]
-		acc := s.accs(rows * oc)
-		qgemm.Gemm(acc, oc, col, kd, rows, p.packed)
 		p.finish(dst[s0*outSample:(s0+n)*outSample], acc, n, s)
+	}
+}
+
+// group returns channels [gi*cg, (gi+1)*cg) of every pixel of the NHWC
+// sample src of c channels, with 16 bytes of capacity to spare (so that
+// im2col reads it in place).
+func (s *scratch) group(src []uint8, c, gi, cg int) []uint8 {
+	hw := len(src) / c
+	if cap(s.grp) < hw*cg+16 {
+		s.grp = make([]uint8, hw*cg+16)
+	}
+	g := s.grp[:hw*cg]
+	for i := range hw {
+		copy(g[i*cg:(i+1)*cg], src[i*c+gi*cg:i*c+(gi+1)*cg])
+	}
+	return g
+}
+
+// depthwise writes the accumulators [OH*OW, C] of one NHWC sample src
+// ([H W C]) of a depthwise conv (one input and one output channel a
+// group) into acc: acc = sum over the window's taps of (q - zin) * w, a
+// padded tap holding zin, so 0. That is exactly the GEMM path's
+// sum q w - zin sum w, and acc + bias (the op's own bias here) its acc +
+// bias: the same codes. The sample is staged, padded, as int16 q - zin;
+// each output row then adds each tap's products, channel by channel, for
+// every output column (int32 sums of K*K <= MaxTerms terms of at most
+// 255*128 each: no overflow).
+func (p *op) depthwise(acc []int32, src []uint8, s *scratch) {
+	h, w, c := p.in[0], p.in[1], p.in[2]
+	oh, ow := p.co[0], p.co[1]
+	k, st, pad := p.k, p.stride, p.pad
+	wp := w + 2*pad
+	if cap(s.cent) < (h+2*pad)*wp*c {
+		s.cent = make([]int16, (h+2*pad)*wp*c)
+	}
+	x := s.cent[:(h+2*pad)*wp*c]
+	clear(x)
+	z := int16(p.zin)
+	for y := range h {
+		row := x[((y+pad)*wp+pad)*c : ((y+pad)*wp+pad+w)*c]
+		for i, v := range src[y*w*c : (y+1)*w*c] {
+			row[i] = int16(v) - z
+		}
+	}
+	for oy := range oh {
+		a := acc[oy*ow*c : (oy+1)*ow*c]
+		clear(a)
+		for ky := range k {
+			in := x[(oy*st+ky)*wp*c:]
+			for kx := range k {
+				wt := p.dw[(ky*k+kx)*c : (ky*k+kx+1)*c]
+				for ox := range ow {
+					as := a[ox*c : (ox+1)*c]
+					xs := in[(ox*st+kx)*c:][:len(as)]
+					wt := wt[:len(as)]
+					for ch := range as {
+						as[ch] += int32(xs[ch]) * int32(wt[ch])
+					}
+				}
+			}
+		}
 	}
 }
 
@@ -271,16 +484,12 @@ func (p *op) finish(dst []uint8, acc []int32, n int, s *scratch) {
 //
 // Otherwise (and for anything but conv then max pool) it returns false
 // and changes nothing.
-func (p *op) fusePool(q *op) bool {
-	if p.kind != model.OpConv {
-		return false
-	}
-	return p.fusePoolBound(q, p.packed.K())
-}
+func (p *op) fusePool(q *op) bool { return p.fusePoolBound(q, p.terms) }
 
-// fusePoolBound is fusePool for K products per accumulator.
+// fusePoolBound is fusePool for K products per accumulator. A padded pool
+// is never fused.
 func (p *op) fusePoolBound(q *op, K int) bool {
-	if p.kind != model.OpConv || q.kind != model.OpMaxPool || p.poolK != 0 || q.k < 1 || q.stride < 1 {
+	if p.kind != model.OpConv || q.kind != model.OpMaxPool || p.poolK != 0 || q.k < 1 || q.stride < 1 || q.pad != 0 {
 		return false
 	}
 	bound := int64(255*128) * int64(K)
@@ -303,8 +512,9 @@ func (p *op) fusePoolBound(q *op, K int) bool {
 	return true
 }
 
-// im2col writes the rows of one NHWC sample, the first h*w*c codes of
-// src: row (oy, ox) holds the window's codes in (ky, kx, c) order, the
+// im2col writes the rows of one NHWC sample of c channels (the op's
+// input's, or one group's), the first h*w*c codes of src: row (oy, ox)
+// holds the window's codes in (ky, kx, c) order, the
 // input zero point where the window leaves the input. The sample is first
 // staged into pad, surrounded by the zero point and followed by 16 bytes
 // of slack, so that each window row's k*c codes are then gathered with
@@ -312,8 +522,8 @@ func (p *op) fusePoolBound(q *op, K int) bool {
 // without padding, src is used in place when its capacity holds the 16
 // bytes of slack. col must hold the rows plus 16 bytes, which the last
 // words overwrite with garbage.
-func (p *op) im2col(col, src []uint8, s *scratch) {
-	h, w, c := p.in[0], p.in[1], p.in[2]
+func (p *op) im2col(col, src []uint8, c int, s *scratch) {
+	h, w := p.in[0], p.in[1]
 	oh, ow := p.co[0], p.co[1]
 	k, st, pad := p.k, p.stride, p.pad
 	hp, wp := h+2*pad, w+2*pad
@@ -329,13 +539,7 @@ func (p *op) im2col(col, src []uint8, s *scratch) {
 		copy(staged, src[:h*w*c])
 	default:
 		staged = s.padded(hp*rowStride + 16)
-		fill(staged[:(pad*wp+pad)*c], p.zin)
-		for y := range h {
-			at := ((y+pad)*wp + pad) * c
-			copy(staged[at:at+w*c], src[y*w*c:(y+1)*w*c])
-			fill(staged[at+w*c:at+(w+2*pad)*c], p.zin) // this row's right and the next row's left padding
-		}
-		fill(staged[((h+pad)*wp+pad)*c:hp*rowStride], p.zin)
+		stage(staged, src, h, w, c, pad, p.zin)
 	}
 	// The last row read starts at ((oh-1)*st+k-1)*rowStride + (ow-1)*st*c
 	// and its words end less than 16 bytes past its kc codes, inside the
@@ -485,14 +689,16 @@ func maxPool(dst, src []uint8, batch int, in, out []int, k, stride int, row []ui
 	}
 }
 
-// avgPool averages windows of codes, rounding half to even: each output
-// code is divRoundEven of its window's code sum (an evenDivider's), the
-// sum accumulated in uint32 (exact for any k below 4096), up to 64
-// channels at a time in a stack buffer, so that nothing is allocated.
-func avgPool(dst, src []uint8, batch int, in, out []int, k, stride int) {
+// avgPool averages kh x kw windows of codes, rounding half to even: each
+// output code is divRoundEven of its window's code sum (an
+// evenDivider's), the sum accumulated in uint32 (exact for windows of
+// fewer than 2^24 codes; MaxTerms bounds them), up to 64 channels at a
+// time in a stack buffer, so that nothing is allocated. A global average
+// pool is the one window of the whole input.
+func avgPool(dst, src []uint8, batch int, in, out []int, kh, kw, stride int) {
 	h, w, c := in[0], in[1], in[2]
 	oh, ow := out[0], out[1]
-	div := newEvenDivider(uint32(k * k))
+	div := newEvenDivider(uint32(kh * kw))
 	var buf [64]uint32
 	for b := range batch {
 		s := src[b*h*w*c : (b+1)*h*w*c]
@@ -503,9 +709,9 @@ func avgPool(dst, src []uint8, batch int, in, out []int, k, stride int) {
 				for c0 := 0; c0 < c; c0 += len(buf) {
 					sum := buf[:min(len(buf), c-c0)]
 					clear(sum)
-					for ky := range k {
+					for ky := range kh {
 						at := ((oy*stride+ky)*w+ox*stride)*c + c0
-						for kx := range k {
+						for kx := range kw {
 							for ch, v := range s[at+kx*c : at+kx*c+len(sum)] {
 								sum[ch] += uint32(v)
 							}

@@ -15,7 +15,7 @@ import (
 // on full and partial batches.
 func TestParallelMatchesRunner(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, tn := range testNets {
+	for _, tn := range allNets() {
 		for _, mode := range []qmodel.Requant{qmodel.RequantFloat, qmodel.RequantFixed} {
 			m := randomModel(t, rng, tn.in, tn.specs, 8, 8, mode)
 			net, err := New(m)

@@ -15,7 +15,7 @@ import (
 // it applied.
 type QuantInput struct {
 	Name   string // the quantizer's name, as Quantizer.Name
-	Layer  string // its conv or linear layer ("" for the input quantizer)
+	Layer  string // its conv, linear, add or concat node ("" for the input quantizer)
 	Role   string // RoleInput, RoleWeight or RoleAct
 	Shape  []int
 	Values []float32 // row-major, owned by the caller

@@ -4,18 +4,21 @@
 //
 // # Models
 //
-// A model.Graph (a built-in "mlp" or "lenet", or a JSON config file: see
-// package model) lists conv, linear, pool, flatten and activation nodes;
-// layers builds gorgonia graphs of it and keeps no description of its
-// own. NewModel creates its
-// float params with PyTorch's default initialisation, named like PyTorch
-// state_dict keys ("c1.weight", "b1.running_var"). Quantize adds fake
-// quantizers from a QuantConfig: the input, each conv and linear weight
-// (default: int8 symmetric per-channel along the output channel, axis 0)
-// and each conv and linear output after its fused ReLU (default: uint8
-// affine per-tensor); per-layer overrides give mixed precision. One
-// definition serves float and QAT: NewGraph builds the same layers with or
-// without the quantizers.
+// A model.Graph (a built-in such as "lenet", "resnet20" or "mobilenet_v2",
+// or a JSON config file: see package model) is a DAG of conv (grouped and
+// depthwise too), linear, pool, global average pool, flatten, activation,
+// add and concat nodes, each reading the outputs of earlier nodes; layers
+// builds gorgonia graphs of it and keeps no description of its own.
+// NewModel creates its float params, of the shapes model.Node.ParamShapes
+// gives, with PyTorch's default initialisation, named like PyTorch
+// state_dict keys ("c1.weight", "layer1.0.bn1.running_var"). Quantize
+// adds fake quantizers from a QuantConfig: the input, each conv and linear
+// weight (default: int8 symmetric per-channel along the output channel,
+// axis 0), and each conv, linear and add output after its fused ReLU and
+// each concat output, as PyTorch's FloatFunctional quantizes adds and
+// concats (default: uint8 affine per-tensor); per-layer overrides give
+// mixed precision. One definition serves float and QAT: NewGraph
+// builds the same layers with or without the quantizers.
 //
 // A conv followed by BatchNorm is folded in QAT as PyTorch's ConvBn2d
 // does (unless QuantConfig.NoFoldBN): with sf = gamma/sqrt(running_var +
@@ -35,15 +38,17 @@
 // # Exact evaluation
 //
 // An Eval graph computes the float fake-quant simulation of the int8
-// model. NewExactGraph builds one whose quantized layers an Exact computes
-// the way the exported int8 model does (package deploy's deploy.Exact), so
-// that its accuracy is the exported model's bit for bit; layers imports
-// neither the exporter nor the int8 runtime.
+// model. NewExactGraph builds one whose quantized layers, adds, concats
+// and average pools an Exact computes the way the exported int8 model does
+// (package deploy's deploy.Exact), so that its accuracy is the exported
+// model's bit for bit; layers imports neither the exporter nor the int8
+// runtime.
 //
 // # Ops
 //
 // The ops themselves (convolution, linear, BatchNorm, pooling,
-// activations, the channel scaling of BN folding, cross entropy), their
+// activations, add and concat, the channel scaling of BN folding, cross
+// entropy), their
 // layout, gradients, buffers and threads are package ops's; see its doc.
 // Each op node owns its output and overwrites it on every run, so what a
 // Graph returns after a run (Graph.Logits, Graph.Loss, Graph.QuantStats,

@@ -92,9 +92,12 @@ func (m *Model) NewGraph(batch int, kind GraphKind) (*Graph, error) {
 
 // NewExactGraph builds and compiles an Eval graph for batch samples in
 // which exact computes every quantized conv or linear layer whose input is
-// on a quantizer's grid (with both its quantizers, and any BN folded), and
-// every average pool on a grid, as the exported int8 model does (see
-// Exact). exact must not be nil; for a float model the graph is NewGraph's.
+// on a quantizer's grid (with both its quantizers, and any BN folded),
+// every add or concat node with its output quantizer whose inputs all lie
+// on grids, and every average or global average pool on a grid, as the
+// exported int8 model does (see Exact). The other nodes keep the float
+// fake-quant simulation. exact must not be nil; for a float model the
+// graph is NewGraph's.
 func (m *Model) NewExactGraph(batch int, exact Exact) (*Graph, error) {
 	if exact == nil {
 		panic("layers: NewExactGraph with a nil Exact")
@@ -174,10 +177,18 @@ func (gr *Graph) buildInput() (*gorgonia.Node, *Quantizer, error) {
 	return h, q, nil
 }
 
-// buildLayers adds the model's nodes in order to the graph, input (on the
-// grid of inputGrid, or off-grid when it is nil) feeding those that take
-// the model's input, tapping each output; it returns the last node's
-// output, or input when there are none.
+// nodeInput is one input of a node: its graph node, the quantizer on
+// whose grid its values lie (nil: off-grid) and its per-sample shape.
+type nodeInput struct {
+	x     *gorgonia.Node
+	grid  *Quantizer
+	shape []int
+}
+
+// buildLayers adds the model's nodes in order to the graph, each on the
+// outputs of the nodes it reads (Sources), input (on the grid of
+// inputGrid, or off-grid when it is nil) feeding those that read the
+// model's input, tapping each output; it returns the last node's output.
 func (gr *Graph) buildLayers(input *gorgonia.Node, inputGrid *Quantizer) (*gorgonia.Node, error) {
 	m := gr.model
 	shapes, err := m.Spec.Shapes()
@@ -189,45 +200,57 @@ func (gr *Graph) buildLayers(input *gorgonia.Node, inputGrid *Quantizer) (*gorgo
 		return nil, err
 	}
 	exact := gr.exact != nil && m.Quantized()
-	// Node i's output and the quantizer on whose grid it lies.
-	outs, grids := make([]*gorgonia.Node, len(shapes)), make([]*Quantizer, len(shapes))
-	h := input
+	// Node i's output, with the quantizer on whose grid it lies.
+	outs := make([]nodeInput, len(shapes))
 	for i, l := range m.Spec.Nodes {
-		x, grid, inShape := input, inputGrid, m.Spec.Input
-		if j := src[i][0]; j >= 0 {
-			x, grid, inShape = outs[j], grids[j], shapes[j]
+		in := make([]nodeInput, len(src[i]))
+		for k, j := range src[i] {
+			in[k] = nodeInput{input, inputGrid, m.Spec.Input}
+			if j >= 0 {
+				in[k] = outs[j]
+			}
 		}
 		label := fmt.Sprintf("layer %d (%s %s)", i, l.Op, l.Name)
-		if h, grid, err = gr.buildNode(l, x, grid, inShape, shapes[i], exact); err != nil {
+		h, grid, err := gr.buildNode(l, in, shapes[i], exact)
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", label, err)
 		}
 		gr.taps = append(gr.taps, tap{label, h})
-		outs[i], grids[i] = h, grid
+		outs[i] = nodeInput{h, grid, shapes[i]}
 	}
-	return h, nil
+	return outs[len(outs)-1].x, nil
 }
 
-// buildNode adds node l to the graph on input h, which lies on cur's grid
-// (nil: off-grid) and has shape inShape per sample; with exact, the Exact
-// computes the quantized layers it can. It returns l's output and the
-// quantizer on whose grid that lies.
-func (gr *Graph) buildNode(l model.Node, h *gorgonia.Node, cur *Quantizer, inShape, outShape []int, exact bool) (*gorgonia.Node, *Quantizer, error) {
+// buildNode adds node l to the graph on its inputs in, with per-sample
+// output shape outShape; with exact, the Exact computes the quantized
+// nodes it can. It returns l's output and the quantizer on whose grid
+// that lies (nil: off-grid): a requantizing node's output quantizer, the
+// input's grid for the ops that keep it (max pooling, activations,
+// flatten), none for a float average pool.
+func (gr *Graph) buildNode(l model.Node, in []nodeInput, outShape []int, exact bool) (*gorgonia.Node, *Quantizer, error) {
 	m := gr.model
+	h, cur := in[0].x, in[0].grid
 	var err error
 	switch l.Op {
 	case model.OpConv, model.OpLinear:
 		if exact && cur != nil && m.exactable(l) {
-			h, err = gr.exactLayer(l, h, cur, inShape, outShape)
+			h, err = gr.exactLayer(l, h, cur, in[0].shape, outShape)
 		} else {
 			h, err = gr.weighted(l, h)
 		}
 		cur = m.Quantizer(l.Name + ".activation_post_process")
+	case model.OpAdd, model.OpConcat:
+		return gr.join(l, in, outShape, exact)
 	case model.OpMaxPool:
-		h, err = ops.MaxPool2d(h, l.Kernel, l.Stride)
-	case model.OpAvgPool:
-		if exact && cur != nil {
+		h, err = ops.MaxPool2dPadded(h, l.Kernel, l.Stride, l.Padding)
+	case model.OpAvgPool, model.OpGlobalAvgPool:
+		switch {
+		case exact && cur != nil:
 			h, err = gr.exactAvgPool(h, cur, l)
-		} else {
+		case l.Op == model.OpGlobalAvgPool:
+			h, err = ops.GlobalAvgPool(h)
+			cur = nil
+		default:
 			h, err = ops.AvgPool2d(h, l.Kernel, l.Stride)
 			cur = nil
 		}
@@ -241,6 +264,38 @@ func (gr *Graph) buildNode(l model.Node, h *gorgonia.Node, cur *Quantizer, inSha
 		err = fmt.Errorf("unknown layer type %q", l.Op)
 	}
 	return h, cur, err
+}
+
+// join builds the add or concat node l on its inputs in, of per-sample
+// output shape outShape. With exact, when l has its output quantizer and
+// every input lies on a grid, the Exact computes it; otherwise it is the
+// float sum (then l's fused activation) or concatenation, then l's output
+// quantizer where it has one. It returns the output and the quantizer on
+// whose grid that lies: l's output quantizer, nil in a float model.
+func (gr *Graph) join(l model.Node, in []nodeInput, outShape []int, exact bool) (*gorgonia.Node, *Quantizer, error) {
+	out := gr.model.Quantizer(l.Name + ".activation_post_process")
+	xs := make([]*gorgonia.Node, len(in))
+	onGrid := exact && out != nil
+	for i, x := range in {
+		xs[i] = x.x
+		onGrid = onGrid && x.grid != nil
+	}
+	if onGrid {
+		h, err := gr.exactJoin(l, in, out, outShape)
+		return h, out, err
+	}
+	var y *gorgonia.Node
+	var err error
+	if l.Op == model.OpAdd {
+		y, err = ops.Add(xs[0], xs[1])
+	} else {
+		y, err = ops.Concat(xs...)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	y, err = gr.activate(l, y)
+	return y, out, err
 }
 
 // buildGrads adds the gradients of the loss with respect to every param
@@ -341,7 +396,7 @@ func (gr *Graph) layerWeight(l model.Node, w, sf *gorgonia.Node) (*gorgonia.Node
 // the fold scale, adds the bias b and applies the BatchNorm, each where
 // the layer has it.
 func convBN(l model.Node, h, w, b *gorgonia.Node, bn bnNodes) (*gorgonia.Node, error) {
-	y, err := ops.Conv2d(h, w, ops.ConvConfig{Stride: l.Stride, Padding: l.Padding})
+	y, err := ops.Conv2d(h, w, ops.ConvConfig{Stride: l.Stride, Padding: l.Padding, Groups: l.Groups})
 	if err != nil {
 		return nil, err
 	}
@@ -363,8 +418,8 @@ func convBN(l model.Node, h, w, b *gorgonia.Node, bn bnNodes) (*gorgonia.Node, e
 	return y, nil
 }
 
-// activate applies layer l's fused activation, if any, to y and then its
-// activation quantizer, if it has one.
+// activate applies node l's fused activation, if any, to y and then its
+// output quantizer, if it has one.
 func (gr *Graph) activate(l model.Node, y *gorgonia.Node) (*gorgonia.Node, error) {
 	var err error
 	switch l.Act {

@@ -47,7 +47,7 @@ type Quantizer struct {
 	// Name is the state_dict prefix: "input_fake_quant",
 	// LAYER+".weight_fake_quant" or LAYER+".activation_post_process".
 	Name   string
-	Layer  string // the conv or linear layer ("" for the input)
+	Layer  string // the conv, linear, add or concat node ("" for the input)
 	Role   string // RoleInput, RoleWeight or RoleAct
 	Spec   QuantSpec
 	Scheme quant.Scheme
@@ -88,52 +88,71 @@ type Model struct {
 
 // NewModel returns a float model of spec s with PyTorch's default
 // initialisation (Kaiming-uniform weights with a = sqrt(5), biases
-// uniform in ±1/sqrt(fan_in), BN weight 1 and bias 0) from seed.
+// uniform in ±1/sqrt(fan_in), BN weight 1 and bias 0) from seed. Every
+// param has the shape model.Node.ParamShapes gives on its node's input.
 func NewModel(s model.Graph, seed uint64) (*Model, error) {
 	shapes, err := s.Shapes()
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", s.Name, err)
 	}
+	src, err := s.Sources()
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", s.Name, err)
+	}
 	m := &Model{Spec: s, bns: map[string]*ops.BatchNorm{}}
 	rng := rand.New(rand.NewPCG(seed, 0x9a7))
-	in := s.Input
 	for i, l := range s.Nodes {
-		switch l.Op {
-		case model.OpConv, model.OpLinear:
-			var w *Param
-			var fanIn int
-			if l.Op == model.OpConv {
-				w = newParam(l.Name+".weight", l.Out, in[0], l.Kernel, l.Kernel)
-				fanIn = in[0] * l.Kernel * l.Kernel
-			} else {
-				w = newParam(l.Name+".weight", l.Out, in[0])
-				fanIn = in[0]
-			}
-			bound := float32(1 / math.Sqrt(float64(fanIn)))
-			uniform(rng, w.Data, bound)
-			m.params = append(m.params, w)
-			if !l.NoBias {
-				b := newParam(l.Name+".bias", l.Out)
-				uniform(rng, b.Data, bound)
-				m.params = append(m.params, b)
-			}
-			if l.BN != "" {
-				bn, err := ops.NewBatchNorm(l.Out, ops.BatchNormConfig{})
-				if err != nil {
-					return nil, fmt.Errorf("model %s: layer %s: %w", s.Name, l.Name, err)
-				}
-				bn.Training = true
-				m.bns[l.BN] = bn
-				g, b := newParam(l.BN+".weight", l.Out), newParam(l.BN+".bias", l.Out)
-				for j := range g.Data {
-					g.Data[j] = 1
-				}
-				m.params = append(m.params, g, b)
-			}
+		in := s.Input
+		if j := src[i][0]; j >= 0 {
+			in = shapes[j]
 		}
-		in = shapes[i]
+		if err := m.addParams(l, l.ParamShapes(in), rng); err != nil {
+			return nil, fmt.Errorf("model %s: layer %s: %w", s.Name, l.Name, err)
+		}
 	}
 	return m, nil
+}
+
+// addParams adds the params of node l, of the given shapes in the order
+// of l.ParamNames, initialised from rng as PyTorch does: the weight
+// uniform in ±1/sqrt(fan_in) (Kaiming-uniform with a = sqrt(5)), fan_in
+// being the product of its dimensions but the first (C/G*K*K for a conv
+// of G groups), the bias uniform in the same bound, the BN weight 1 and
+// bias 0. The BN's running statistics and num_batches_tracked are not
+// params but the buffers of its ops.BatchNorm, which it makes too.
+func (m *Model) addParams(l model.Node, shapes [][]int, rng *rand.Rand) error {
+	var bound float32
+	for k, name := range l.ParamNames() {
+		shape := shapes[k]
+		switch name {
+		case l.Name + ".weight":
+			fanIn := 1
+			for _, d := range shape[1:] {
+				fanIn *= d
+			}
+			bound = float32(1 / math.Sqrt(float64(fanIn)))
+			fallthrough
+		case l.Name + ".bias": // after the weight, whose bound it takes
+			p := newParam(name, shape...)
+			uniform(rng, p.Data, bound)
+			m.params = append(m.params, p)
+		case l.BN + ".weight":
+			bn, err := ops.NewBatchNorm(shape[0], ops.BatchNormConfig{})
+			if err != nil {
+				return err
+			}
+			bn.Training = true
+			m.bns[l.BN] = bn
+			g := newParam(name, shape...)
+			for j := range g.Data {
+				g.Data[j] = 1
+			}
+			m.params = append(m.params, g)
+		case l.BN + ".bias":
+			m.params = append(m.params, newParam(name, shape...))
+		}
+	}
+	return nil
 }
 
 func uniform(rng *rand.Rand, dst []float32, bound float32) {
@@ -201,11 +220,15 @@ func (m *Model) Quantized() bool { return m.Quant != nil }
 func (m *Model) Folded() bool { return m.Quant != nil && !m.Quant.NoFoldBN }
 
 // Quantize prepares the float model for QAT or PTQ with config c: it adds
-// the input quantizer and each conv and linear layer's weight and output
-// quantizers, all observing. Learnable quantizers are not learning until
-// InitLearnable. A pact spec makes a learnable quantizer only on the output
-// of a layer with a fused relu or relu6 (LearnPACT). A model is quantized
-// once.
+// the input quantizer, each conv and linear layer's weight and output
+// quantizers, and the output quantizer of each add and concat node (as
+// PyTorch's FloatFunctional has: NAME.activation_post_process, after an
+// add's fused activation), all observing, in graph order. Output
+// quantizers take c.ActSpec of their node's name, so per-layer overrides
+// apply to adds and concats too. Learnable quantizers are not learning
+// until InitLearnable. A pact spec makes a learnable quantizer only on the
+// output of a node with a fused relu or relu6 (LearnPACT). A model is
+// quantized once.
 func (m *Model) Quantize(c QuantConfig) error {
 	if m.Quant != nil {
 		return fmt.Errorf("model %s is already quantized (%v)", m.Spec.Name, m.Quant)
@@ -249,14 +272,15 @@ func (m *Model) Quantize(c QuantConfig) error {
 		return err
 	}
 	for _, l := range m.Spec.Nodes {
-		if !l.Weighted() {
-			continue
+		if l.Weighted() {
+			if err := add(l.Name+".weight_fake_quant", l.Name, RoleWeight, "", c.WeightSpec(l.Name)); err != nil {
+				return err
+			}
 		}
-		if err := add(l.Name+".weight_fake_quant", l.Name, RoleWeight, "", c.WeightSpec(l.Name)); err != nil {
-			return err
-		}
-		if err := add(l.Name+".activation_post_process", l.Name, RoleAct, l.Act, c.ActSpec(l.Name)); err != nil {
-			return err
+		if l.Requantizes() {
+			if err := add(l.Name+".activation_post_process", l.Name, RoleAct, l.Act, c.ActSpec(l.Name)); err != nil {
+				return err
+			}
 		}
 	}
 	cc := c

@@ -21,9 +21,10 @@ const (
 	// over [0, alpha], zero point 0, scale alpha/(2^bits-1). It is for
 	// activation and input specs of the default unsigned scheme only. PACT
 	// replaces the clipping of a ReLU, so it applies to the outputs of
-	// layers with a fused relu or relu6; the input and the outputs of
-	// layers without an activation (the logits), whose values can be
-	// negative, keep their observer-driven quantizer under a pact spec.
+	// conv, linear and add nodes with a fused relu or relu6; the input and
+	// the outputs of nodes without an activation (the logits, concats),
+	// whose values can be negative, keep their observer-driven quantizer
+	// under a pact spec.
 	LearnPACT = "pact"
 )
 
@@ -61,7 +62,8 @@ type QuantSpec struct {
 	Off bool `json:"off,omitempty"`
 }
 
-// LayerQuant overrides the quantizers of one conv or linear layer.
+// LayerQuant overrides the quantizers of one conv or linear layer, or the
+// output quantizer (Act) of one add or concat node, which has no weight.
 type LayerQuant struct {
 	Weight *QuantSpec `json:"weight,omitempty"`
 	Act    *QuantSpec `json:"act,omitempty"`
@@ -75,7 +77,8 @@ type QuantConfig struct {
 	Act    QuantSpec `json:"act"`
 	// Input quantizes the network input; nil means Act's spec.
 	Input *QuantSpec `json:"input,omitempty"`
-	// Layers maps a conv or linear layer name to its overrides.
+	// Layers maps a conv, linear, add or concat node's name to its
+	// overrides.
 	Layers map[string]LayerQuant `json:"layers,omitempty"`
 	// NoFoldBN keeps BatchNorm separate from the conv in QAT instead of
 	// folding it into the quantized weight (PyTorch ConvBn2d).
@@ -164,15 +167,16 @@ func (c *QuantConfig) SetLearnable(kind string) {
 }
 
 // Validate checks every spec and that each override names a conv or
-// linear layer of s.
+// linear layer of s, or an add or concat node of s and overrides its
+// output quantizer only.
 func (c QuantConfig) Validate(s model.Graph) error {
 	if err := c.checkSpecs(); err != nil {
 		return err
 	}
-	known := map[string]bool{}
+	known := map[string]model.Node{}
 	for _, l := range s.Nodes {
-		if l.Weighted() {
-			known[l.Name] = true
+		if l.Requantizes() {
+			known[l.Name] = l
 		}
 	}
 	names := make([]string, 0, len(c.Layers))
@@ -181,8 +185,12 @@ func (c QuantConfig) Validate(s model.Graph) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if !known[n] {
-			return fmt.Errorf("quant config: layer %q is not a conv or linear layer of model %s", n, s.Name)
+		l, ok := known[n]
+		switch {
+		case !ok:
+			return fmt.Errorf("quant config: layer %q is not a conv, linear, add or concat node of model %s", n, s.Name)
+		case !l.Weighted() && c.Layers[n].Weight != nil:
+			return fmt.Errorf("quant config: layer %q (%s) of model %s has no weight to quantize", n, l.Op, s.Name)
 		}
 	}
 	return nil
@@ -223,8 +231,7 @@ func (c QuantConfig) checkSpecs() error {
 	return nil
 }
 
-// WeightSpec and ActSpec return the effective spec of a layer's weight
-// and output quantizers; InputSpec that of the input quantizer.
+// WeightSpec returns the effective spec of a layer's weight quantizer.
 func (c QuantConfig) WeightSpec(layer string) QuantSpec {
 	if l, ok := c.Layers[layer]; ok && l.Weight != nil {
 		return *l.Weight
@@ -232,7 +239,8 @@ func (c QuantConfig) WeightSpec(layer string) QuantSpec {
 	return c.Weight
 }
 
-// ActSpec returns the effective spec of a layer's output quantizer.
+// ActSpec returns the effective spec of the output quantizer of a layer
+// (a conv, linear, add or concat node).
 func (c QuantConfig) ActSpec(layer string) QuantSpec {
 	if l, ok := c.Layers[layer]; ok && l.Act != nil {
 		return *l.Act

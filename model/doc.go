@@ -15,7 +15,9 @@
 // is what every model file written before graphs existed holds, loads
 // unchanged. The last node is the graph's output and must give [Classes]
 // logits per sample; every other node's output must be read by some node
-// (a dangling node is an error, not silently dropped work).
+// (a dangling node is an error, not silently dropped work). Add reads two
+// nodes, concat two or more; they are how residual and branching networks
+// (ResNet, MobileNetV2: see Builtin) are written down.
 //
 // # Parameters
 //
@@ -23,7 +25,11 @@
 // NoBias, Name+".bias": the PyTorch state_dict keys of a module of that
 // name. A conv with BN owns its BatchNorm2d module's BN+".weight",
 // ".bias", ".running_mean", ".running_var" and ".num_batches_tracked".
-// Node.ParamNames lists them.
+// Node.ParamNames lists them and Node.ParamShapes gives their shapes (a
+// grouped conv's weight is [Out, C/Groups, K, K], as PyTorch's). Add and
+// concat nodes have no parameters, but a quantized model gives them an
+// output quantizer named after the node, as PyTorch names a
+// FloatFunctional's.
 //
 // # Shapes
 //
@@ -40,6 +46,7 @@
 // # Input normalisation
 //
 // Norm is the pixel normalisation the network was trained with, applied
-// before the input quantizer: x = (p/255 - Mean) / Std in float32, as
-// torchvision's ToTensor followed by Normalize.
+// before the input quantizer: x = (p/255 - mean) / std in float32, as
+// torchvision's ToTensor followed by Normalize, with one mean and std for
+// every channel or one per channel.
 package model

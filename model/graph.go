@@ -16,17 +16,20 @@ type OpType string
 
 // The op types. Node.OutShape gives each one's shape rule.
 const (
-	OpConv    OpType = "conv"    // 2-D convolution, square kernel, zero padding
-	OpLinear  OpType = "linear"  // fully connected
-	OpMaxPool OpType = "maxpool" // max pooling, no padding
-	OpAvgPool OpType = "avgpool" // average pooling, no padding
-	OpFlatten OpType = "flatten" // [C, H, W] -> [C*H*W] in C, H, W order (PyTorch's)
-	OpReLU    OpType = "relu"    // max(x, 0)
-	OpReLU6   OpType = "relu6"   // min(max(x, 0), 6)
+	OpConv          OpType = "conv"           // 2-D convolution, square kernel, zero padding, groups
+	OpLinear        OpType = "linear"         // fully connected
+	OpMaxPool       OpType = "maxpool"        // max pooling, padding that never wins
+	OpAvgPool       OpType = "avgpool"        // average pooling, no padding
+	OpGlobalAvgPool OpType = "global_avgpool" // [C, H, W] -> [C, 1, 1] mean (adaptive average pooling to 1x1)
+	OpFlatten       OpType = "flatten"        // [C, H, W] -> [C*H*W] in C, H, W order (PyTorch's)
+	OpReLU          OpType = "relu"           // max(x, 0)
+	OpReLU6         OpType = "relu6"          // min(max(x, 0), 6)
+	OpAdd           OpType = "add"            // element-wise sum of two inputs of one shape
+	OpConcat        OpType = "concat"         // inputs joined along the channel axis
 )
 
 // opTypes lists the op types in the order errors name them.
-var opTypes = []OpType{OpConv, OpLinear, OpMaxPool, OpAvgPool, OpFlatten, OpReLU, OpReLU6}
+var opTypes = []OpType{OpConv, OpLinear, OpMaxPool, OpAvgPool, OpGlobalAvgPool, OpFlatten, OpReLU, OpReLU6, OpAdd, OpConcat}
 
 // InputName is the name by which a node reads the graph input. No node
 // may be called that.
@@ -53,27 +56,38 @@ type Node struct {
 	// Op is one of the Op constants (JSON "type").
 	Op OpType `json:"type"`
 	// Name is the node's name: the module name of a conv or linear node
-	// (required, and the prefix of its parameter names); optional for the
-	// others, which need one only to be read by a node other than the
-	// next. Names are unique within a graph.
+	// (required, and the prefix of its parameter names) and of an add or
+	// concat node (required, the prefix of its output quantizer's name,
+	// as a PyTorch FloatFunctional's); optional for the others, which need
+	// one only to be read by a node other than the next. Names are unique
+	// within a graph; PyTorch's dotted module names ("layer1.0.conv1")
+	// are names.
 	Name string `json:"name,omitempty"`
 	// Inputs names the nodes this node reads (InputName for the graph
 	// input). Empty means the node before it, or the graph input for the
-	// first node. Every op type reads exactly one input.
+	// first node. Add reads exactly two inputs, concat two or more (and
+	// so must name them), every other op type one.
 	Inputs []string `json:"inputs,omitempty"`
 	// Out is the number of output channels (conv) or features (linear).
 	Out int `json:"out,omitempty"`
-	// Kernel is the square kernel size (conv, pools). Stride 0 means 1 for
-	// conv and Kernel for pools (see EffectiveStride); Padding is conv zero
-	// padding.
+	// Kernel is the square kernel size (conv, maxpool, avgpool). Stride 0
+	// means 1 for conv and Kernel for pools (see EffectiveStride);
+	// Padding is conv zero padding, or maxpool padding (at most Kernel/2,
+	// as PyTorch's, so that no window is all padding: padded positions
+	// never give the maximum).
 	Kernel  int `json:"kernel,omitempty"`
 	Stride  int `json:"stride,omitempty"`
 	Padding int `json:"padding,omitempty"`
+	// Groups splits a conv's input and output channels into that many
+	// groups, output group g reading only input group g (PyTorch's
+	// groups); 0 means 1, and Groups equal to the input channels and Out
+	// is a depthwise conv. Both channel counts must be multiples of it.
+	Groups int `json:"groups,omitempty"`
 	// BN names a BatchNorm2d module after a conv; "" means none.
 	BN string `json:"bn,omitempty"`
 	// Act is the activation fused after a conv or linear node (and its
-	// BN): "", OpReLU or OpReLU6. Its output is what the node's output
-	// quantizer sees.
+	// BN) or an add node: "", OpReLU or OpReLU6. Its output is what the
+	// node's output quantizer sees.
 	Act OpType `json:"act,omitempty"`
 	// NoBias drops the conv or linear bias (PyTorch bias=False).
 	NoBias bool `json:"no_bias,omitempty"`
@@ -82,6 +96,27 @@ type Node struct {
 // Weighted reports whether the node has weights (conv and linear), and so
 // weight and output quantizers when the model is quantized.
 func (n Node) Weighted() bool { return n.Op == OpConv || n.Op == OpLinear }
+
+// Requantizes reports whether the node computes new values that a
+// quantized model quantizes with the node's own output quantizer: conv,
+// linear, add and concat. The other ops keep their input's grid (pools
+// and activations on codes) or leave it (a float average).
+func (n Node) Requantizes() bool { return n.Weighted() || n.Op == OpAdd || n.Op == OpConcat }
+
+// EffectiveGroups returns Groups with its default, 1.
+func (n Node) EffectiveGroups() int { return max(n.Groups, 1) }
+
+// arity returns how many inputs the node reads: exactly want, or at
+// least want when atLeast.
+func (n Node) arity() (want int, atLeast bool) {
+	switch n.Op {
+	case OpAdd:
+		return 2, false
+	case OpConcat:
+		return 2, true
+	}
+	return 1, false
+}
 
 // EffectiveStride returns the node's stride with its default: Kernel for
 // pools, 1 for the others.
@@ -116,20 +151,59 @@ func (n Node) ParamNames() []string {
 }
 
 // OutShape is the shape rule: it checks the node's attributes against
-// its per-sample input shape in and returns its output shape.
+// its per-sample input shapes in (one per input) and returns its output
+// shape.
 //
-//	conv             [C, H, W] -> [Out, (H+2P-K)/S+1, (W+2P-K)/S+1], K <= H+2P and W+2P
-//	maxpool, avgpool [C, H, W] -> [C, (H-K)/S+1, (W-K)/S+1], K <= H and W
+//	conv             [C, H, W] -> [Out, (H+2P-K)/S+1, (W+2P-K)/S+1], K <= H+2P and W+2P, C and Out multiples of G
+//	maxpool          [C, H, W] -> [C, (H+2P-K)/S+1, (W+2P-K)/S+1], K <= H and W, P <= K/2
+//	avgpool          [C, H, W] -> [C, (H-K)/S+1, (W-K)/S+1], K <= H and W
+//	global_avgpool   [C, H, W] -> [C, 1, 1]
 //	flatten          any shape -> [product of its dimensions]
 //	linear           [N] -> [Out]
 //	relu, relu6      any shape, kept
+//	add              two inputs of one shape, kept
+//	concat           [C1, H, W], [C2, H, W], ... -> [C1+C2+..., H, W]
 //
-// (K Kernel, S EffectiveStride, P Padding, integer division). It does not
-// check sizes against the limits; Graph.Shapes does.
-func (n Node) OutShape(in []int) ([]int, error) {
+// (K Kernel, S EffectiveStride, P Padding, G EffectiveGroups, integer
+// division). It does not check sizes against the limits; Graph.Shapes
+// does.
+func (n Node) OutShape(in ...[]int) ([]int, error) {
 	if err := n.checkAttrs(); err != nil {
 		return nil, err
 	}
+	if want, atLeast := n.arity(); len(in) != want && !(atLeast && len(in) > want) {
+		return nil, fmt.Errorf("%d inputs, want %s%d", len(in), map[bool]string{true: "at least "}[atLeast], want)
+	}
+	switch n.Op {
+	case OpAdd, OpConcat:
+		return n.joinShape(in)
+	case OpGlobalAvgPool:
+		if len(in[0]) != 3 {
+			return nil, fmt.Errorf("input %v is not [C, H, W]", in[0])
+		}
+		return []int{in[0][0], 1, 1}, nil
+	}
+	return n.oneShape(in[0])
+}
+
+// joinShape is the shape rule of add and concat.
+func (n Node) joinShape(in [][]int) ([]int, error) {
+	out := slices.Clone(in[0])
+	for i, s := range in[1:] {
+		switch {
+		case n.Op == OpAdd && !slices.Equal(s, in[0]):
+			return nil, fmt.Errorf("input 1 has shape %v, input 0 %v: add needs one shape", s, in[0])
+		case n.Op == OpConcat && (len(s) != 3 || len(in[0]) != 3 || !slices.Equal(s[1:], in[0][1:])):
+			return nil, fmt.Errorf("input %d has shape %v, input 0 %v: concat needs [C, H, W] inputs of one H and W", i+1, s, in[0])
+		case n.Op == OpConcat:
+			out[0] += s[0]
+		}
+	}
+	return out, nil
+}
+
+// oneShape is the shape rule of the ops of one input.
+func (n Node) oneShape(in []int) ([]int, error) {
 	switch n.Op {
 	case OpConv, OpMaxPool, OpAvgPool:
 		if len(in) != 3 {
@@ -141,6 +215,9 @@ func (n Node) OutShape(in []int) ([]int, error) {
 		}
 		c, s := in[0], n.EffectiveStride()
 		if n.Op == OpConv {
+			if g := n.EffectiveGroups(); in[0]%g != 0 || n.Out%g != 0 {
+				return nil, fmt.Errorf("groups %d do not divide the %d input channels and out %d", g, in[0], n.Out)
+			}
 			c = n.Out
 		}
 		return []int{c, (h-n.Kernel)/s + 1, (w-n.Kernel)/s + 1}, nil
@@ -163,7 +240,7 @@ func (n Node) checkAttrs() error {
 	for _, v := range []struct {
 		name string
 		v    int
-	}{{"out", n.Out}, {"kernel", n.Kernel}, {"stride", n.Stride}, {"padding", n.Padding}} {
+	}{{"out", n.Out}, {"kernel", n.Kernel}, {"stride", n.Stride}, {"padding", n.Padding}, {"groups", n.Groups}} {
 		switch {
 		case v.v < 0:
 			return fmt.Errorf("%s %d is negative", v.name, v.v)
@@ -176,11 +253,20 @@ func (n Node) checkAttrs() error {
 	default:
 		return fmt.Errorf("unknown activation %q (want relu or relu6)", n.Act)
 	}
-	if n.Op != OpConv && (n.BN != "" || n.Padding != 0) {
-		return errors.New("bn and padding apply to conv nodes only")
+	if n.Op != OpConv && (n.BN != "" || n.Groups != 0) {
+		return errors.New("bn and groups apply to conv nodes only")
 	}
-	if !n.Weighted() && (n.Act != "" || n.Out != 0 || n.NoBias) {
-		return errors.New("act, out and no_bias apply to conv and linear nodes only")
+	if n.Op != OpConv && n.Op != OpMaxPool && n.Padding != 0 {
+		return errors.New("padding applies to conv and maxpool nodes only")
+	}
+	if n.Op == OpMaxPool && 2*n.Padding > n.Kernel {
+		return fmt.Errorf("padding %d is more than half the kernel %d", n.Padding, n.Kernel)
+	}
+	if !n.Weighted() && (n.Out != 0 || n.NoBias) {
+		return errors.New("out and no_bias apply to conv and linear nodes only")
+	}
+	if !n.Weighted() && n.Op != OpAdd && n.Act != "" {
+		return errors.New("act applies to conv, linear and add nodes only")
 	}
 	switch n.Op {
 	case OpConv, OpMaxPool, OpAvgPool:
@@ -206,24 +292,36 @@ func typeList() string {
 	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
 }
 
-// params returns the number of parameters of n on an input of shape in
-// (which OutShape accepted): weights and bias, and a BN's weight, bias,
-// running mean and variance.
-func (n Node) params(in []int) int64 {
-	var p int64
+// ParamShapes returns the shapes of the node's parameters, in the order
+// of ParamNames, on a per-sample input of shape in (which OutShape
+// accepted): a conv weight is [Out, C/Groups, Kernel, Kernel], a linear
+// one [Out, N], a bias and the BN vectors [Out], num_batches_tracked a
+// scalar ([]).
+func (n Node) ParamShapes(in []int) [][]int {
+	var s [][]int
 	switch n.Op {
 	case OpConv:
-		p = product([]int{n.Out, in[0], n.Kernel, n.Kernel})
+		s = append(s, []int{n.Out, in[0] / n.EffectiveGroups(), n.Kernel, n.Kernel})
 	case OpLinear:
-		p = product([]int{n.Out, in[0]})
+		s = append(s, []int{n.Out, in[0]})
 	default:
-		return 0
+		return nil
 	}
 	if !n.NoBias {
-		p = add(p, int64(n.Out))
+		s = append(s, []int{n.Out})
 	}
 	if n.BN != "" {
-		p = add(p, 4*int64(n.Out))
+		s = append(s, []int{n.Out}, []int{n.Out}, []int{n.Out}, []int{n.Out}, []int{})
+	}
+	return s
+}
+
+// params returns the number of parameter values of n on an input of
+// shape in (which OutShape accepted).
+func (n Node) params(in []int) int64 {
+	var p int64
+	for _, s := range n.ParamShapes(in) {
+		p = add(p, product(s))
 	}
 	return p
 }
@@ -278,8 +376,8 @@ func (g *Graph) Sources() ([][]int, error) {
 				src[i] = append(src[i], j)
 			}
 		}
-		if len(src[i]) != 1 {
-			return nil, fmt.Errorf("%s: %d inputs, want 1", g.Label(i), len(src[i]))
+		if want, atLeast := n.arity(); len(src[i]) != want && !(atLeast && len(src[i]) > want) {
+			return nil, fmt.Errorf("%s: %d inputs, want %s%d", g.Label(i), len(src[i]), map[bool]string{true: "at least "}[atLeast], want)
 		}
 		if n.Name != "" {
 			index[n.Name] = i
@@ -341,14 +439,17 @@ func (g *Graph) Shapes() ([][]int, error) {
 	read := make([]bool, len(g.Nodes))
 	out := make([][]int, len(g.Nodes))
 	for i, n := range g.Nodes {
-		in := g.Input
-		if j := src[i][0]; j >= 0 {
-			in, read[j] = out[j], true
+		in := make([][]int, len(src[i]))
+		for k, j := range src[i] {
+			in[k] = g.Input
+			if j >= 0 {
+				in[k], read[j] = out[j], true
+			}
 		}
-		if out[i], err = n.OutShape(in); err != nil {
+		if out[i], err = n.OutShape(in...); err != nil {
 			return nil, fmt.Errorf("%s: %w", g.Label(i), err)
 		}
-		params, acts = add(params, n.params(in)), add(acts, product(out[i]))
+		params, acts = add(params, n.params(in[0])), add(acts, product(out[i]))
 		switch {
 		case params > MaxParams:
 			return nil, fmt.Errorf("%s: the model reaches %d parameters here, above the limit of %d (--max-params raises it)", g.Label(i), params, MaxParams)
@@ -367,13 +468,13 @@ func (g *Graph) Shapes() ([][]int, error) {
 	return out, nil
 }
 
-// checkNames checks that conv and linear nodes are named and that every
-// name (of a node or a BN module) is unique, is not InputName and holds
-// no spaces, dots, quotes or backslashes.
+// checkNames checks that the nodes that need a name (Requantizes) have
+// one and that every name (of a node or a BN module) is unique and valid
+// (checkName).
 func (g *Graph) checkNames() error {
 	seen := map[string]bool{}
 	for i, n := range g.Nodes {
-		if n.Weighted() && n.Name == "" {
+		if n.Requantizes() && n.Name == "" {
 			return fmt.Errorf("%s: needs a name", g.Label(i))
 		}
 		own := []string{n.Name}
@@ -384,13 +485,36 @@ func (g *Graph) checkNames() error {
 			if s == "" {
 				continue
 			}
-			if strings.ContainsAny(s, " .\"\\") || s == InputName {
-				return fmt.Errorf("%s: name %q must not be %q nor contain spaces, dots, quotes or backslashes", g.Label(i), s, InputName)
+			if err := checkName(s); err != nil {
+				return fmt.Errorf("%s: %w", g.Label(i), err)
 			}
 			if seen[s] {
 				return fmt.Errorf("%s: name %q used twice", g.Label(i), s)
 			}
 			seen[s] = true
+		}
+	}
+	return nil
+}
+
+// checkName checks one name: not InputName, ASCII letters, digits, '_'
+// and '-' in parts joined by single dots (PyTorch module paths such as
+// "layer1.0.downsample.0"), at most 200 bytes.
+func checkName(s string) error {
+	if s == InputName {
+		return fmt.Errorf("name %q is reserved for the graph input", s)
+	}
+	if len(s) > 200 {
+		return fmt.Errorf("name %.20q... is longer than 200 bytes", s)
+	}
+	for _, part := range strings.Split(s, ".") {
+		if part == "" {
+			return fmt.Errorf("name %q has an empty part between dots", s)
+		}
+		for _, r := range part {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+				return fmt.Errorf("name %q holds %q: want ASCII letters, digits, '_' and '-' in parts joined by dots", s, r)
+			}
 		}
 	}
 	return nil
@@ -418,33 +542,6 @@ func add(a, b int64) int64 {
 	return a + b
 }
 
-// Builtin returns the named built-in architecture: "mlp" (784-256-128-10
-// with ReLU) or "lenet" (conv 1→16 k5 + BN + ReLU + maxpool 2, conv 16→32
-// k5 + BN + ReLU + maxpool 2, flatten 512, fc 512→128 + ReLU, fc 128→10),
-// the models of the PyTorch peer script, with its module names.
-func Builtin(name string) (Graph, error) {
-	switch name {
-	case "mlp":
-		return Graph{Name: "mlp", Input: []int{1, 28, 28}, Classes: 10, Nodes: []Node{
-			{Op: OpFlatten},
-			{Op: OpLinear, Name: "fc1", Out: 256, Act: OpReLU},
-			{Op: OpLinear, Name: "fc2", Out: 128, Act: OpReLU},
-			{Op: OpLinear, Name: "fc3", Out: 10},
-		}}, nil
-	case "lenet":
-		return Graph{Name: "lenet", Input: []int{1, 28, 28}, Classes: 10, Nodes: []Node{
-			{Op: OpConv, Name: "c1", Out: 16, Kernel: 5, BN: "b1", Act: OpReLU},
-			{Op: OpMaxPool, Kernel: 2},
-			{Op: OpConv, Name: "c2", Out: 32, Kernel: 5, BN: "b2", Act: OpReLU},
-			{Op: OpMaxPool, Kernel: 2},
-			{Op: OpFlatten},
-			{Op: OpLinear, Name: "fc1", Out: 128, Act: OpReLU},
-			{Op: OpLinear, Name: "fc2", Out: 10},
-		}}, nil
-	}
-	return Graph{}, fmt.Errorf("unknown model %q (want mlp, lenet or a config file)", name)
-}
-
 // Load returns the built-in architecture of that name or, if arg names an
 // existing file, the Graph read from it (see Parse).
 func Load(arg string) (Graph, error) {
@@ -454,7 +551,7 @@ func Load(arg string) (Graph, error) {
 	b, err := os.ReadFile(arg)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return Graph{}, fmt.Errorf("model %q is neither mlp, lenet nor a config file", arg)
+			return Graph{}, fmt.Errorf("model %q is neither a built-in model (%s) nor a config file", arg, strings.Join(BuiltinNames(), ", "))
 		}
 		return Graph{}, fmt.Errorf("model config: %w", err)
 	}

@@ -104,8 +104,8 @@ func (b *graph) activation(x, n string, act model.OpType) string {
 // normalisation, and every conv's and linear's In and tensors against the
 // shapes.
 func checkSource(src export.Source) error {
-	if n := src.Norm; n.Validate() != nil {
-		return fmt.Errorf("normalisation %+v: want a finite mean and a finite std >= 0", n)
+	if err := src.Norm.Validate(src.Input[0]); err != nil {
+		return err
 	}
 	g := src.Graph()
 	shapes, err := g.Shapes()

@@ -114,13 +114,26 @@ func (b *graph) int8Output(x string, out qmodel.Quant, classes int) {
 }
 
 // normalize appends the pixel normalisation of model.Norm to x, in
-// float32: x - Mean, then / Std unless Std is 0.
+// float32: x - Mean, then / Std unless Std is 0; a per-channel n
+// broadcasts [1, C, 1, 1] constants, a std of 0 dividing by 1 (exact).
 func (b *graph) normalize(x string, n model.Norm) string {
-	x = b.node("Sub", "input/centered", []string{x, b.float32s("input/mean", nil, n.Mean)})
-	if n.Std != 0 {
-		x = b.node("Div", "input/normalized", []string{x, b.float32s("input/std", nil, n.Std)})
+	if !n.PerChannel() {
+		x = b.node("Sub", "input/centered", []string{x, b.float32s("input/mean", nil, n.Mean)})
+		if n.Std != 0 {
+			x = b.node("Div", "input/normalized", []string{x, b.float32s("input/std", nil, n.Std)})
+		}
+		return x
 	}
-	return x
+	dims := []int{1, len(n.ChannelMean), 1, 1}
+	std := make([]float32, len(n.ChannelStd))
+	for c, s := range n.ChannelStd {
+		std[c] = s
+		if s == 0 {
+			std[c] = 1
+		}
+	}
+	x = b.node("Sub", "input/centered", []string{x, b.float32s("input/mean", dims, n.ChannelMean...)})
+	return b.node("Div", "input/normalized", []string{x, b.float32s("input/std", dims, std...)})
 }
 
 // quantize appends QuantizeLinear with scale 1 and zero point zp:

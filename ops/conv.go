@@ -14,7 +14,8 @@ import (
 )
 
 // ConvConfig is the geometry of a Conv2d besides the kernel size, which
-// comes from the weight's shape. The zero value is stride 1, no padding.
+// comes from the weight's shape. The zero value is stride 1, no padding,
+// one group.
 type ConvConfig struct {
 	// Stride is the step between output positions in both H and W. 0
 	// means 1; negative is an error.
@@ -22,6 +23,12 @@ type ConvConfig struct {
 	// Padding is the number of zero pixels added on each side of H and W.
 	// Negative is an error.
 	Padding int
+	// Groups splits the input and output channels into that many equal
+	// groups (PyTorch's groups): the weight is [O, C/G, KH, KW] and output
+	// channel o reads only the C/G input channels of group o/(O/G). C and
+	// O must be multiples of it; G = C = O is a depthwise convolution. 0
+	// means 1; negative is an error.
+	Groups int
 }
 
 func (c ConvConfig) stride() int {
@@ -31,11 +38,18 @@ func (c ConvConfig) stride() int {
 	return c.Stride
 }
 
-// Conv2d returns the convolution of x [N, C, H, W] with w [O, C, KH, KW],
-// of shape [N, O, OH, OW], OH = (H+2P-KH)/S+1, OW = (W+2P-KW)/S+1. Both are
-// float32 nodes of the same graph with known shapes; shape errors are
-// reported here, not at run time. See the package doc for layout, padding,
-// gradients and buffers.
+func (c ConvConfig) groups() int {
+	if c.Groups == 0 {
+		return 1
+	}
+	return c.Groups
+}
+
+// Conv2d returns the convolution of x [N, C, H, W] with w [O, C/G, KH, KW]
+// (G = cfg's groups), of shape [N, O, OH, OW], OH = (H+2P-KH)/S+1,
+// OW = (W+2P-KW)/S+1. Both are float32 nodes of the same graph with known
+// shapes; shape errors are reported here, not at run time. See the package
+// doc for layout, padding, groups, gradients and buffers.
 func Conv2d(x, w *gorgonia.Node, cfg ConvConfig) (*gorgonia.Node, error) {
 	if x == nil || w == nil {
 		return nil, fmt.Errorf("ops.Conv2d: nil input or weight node")
@@ -61,7 +75,8 @@ func Conv2d(x, w *gorgonia.Node, cfg ConvConfig) (*gorgonia.Node, error) {
 // geom is a checked convolution geometry.
 type geom struct {
 	n, c, h, w int // input
-	o, kh, kw  int // weight (C shared)
+	o, kh, kw  int // weight (C/groups input channels per output)
+	groups     int
 	s, p       int
 	oh, ow     int // output spatial size
 }
@@ -72,12 +87,58 @@ func (g geom) inSize() int            { return g.c * g.h * g.w }
 func (g geom) outShape() tensor.Shape { return tensor.Shape{g.n, g.o, g.oh, g.ow} }
 func (g geom) inShape() tensor.Shape  { return tensor.Shape{g.n, g.c, g.h, g.w} }
 func (g geom) weightShape() tensor.Shape {
-	return tensor.Shape{g.o, g.c, g.kh, g.kw}
+	return tensor.Shape{g.o, g.c / g.groups, g.kh, g.kw}
+}
+
+// og is the number of output channels of a group, and gckk the length of
+// a weight row, C/G*KH*KW: the rows of the im2col matrix one group reads.
+func (g geom) og() int   { return g.o / g.groups }
+func (g geom) gckk() int { return g.c / g.groups * g.kh * g.kw }
+
+// padded returns, for stride 1 and padding, the geometry of the same
+// convolution on the zero-padded input with no padding.
+func (g geom) padded() (geom, bool) {
+	if g.s != 1 || g.p == 0 {
+		return geom{}, false
+	}
+	gp := g
+	gp.h, gp.w, gp.p = g.h+2*g.p, g.w+2*g.p, 0
+	return gp, true
+}
+
+// padLen is the length of the padded planes im2col and col2im use (0
+// where they use none).
+func (g geom) padLen() int {
+	if gp, ok := g.padded(); ok {
+		return gp.inSize()
+	}
+	return 0
+}
+
+// padPlanes writes the planes of x, of geometry g, zero-padded by g.p on
+// every side, into pad.
+func padPlanes(pad, x []float32, g geom) {
+	pw, ph := g.w+2*g.p, g.h+2*g.p
+	for c := range g.c {
+		plane := pad[c*ph*pw : (c+1)*ph*pw]
+		clear(plane[:g.p*pw])
+		clear(plane[(g.p+g.h)*pw:])
+		for y := range g.h {
+			row := plane[(y+g.p)*pw : (y+g.p+1)*pw]
+			clear(row[:g.p])
+			copy(row[g.p:], x[(c*g.h+y)*g.w:(c*g.h+y+1)*g.w])
+			clear(row[g.p+g.w:])
+		}
+	}
 }
 
 // direct reports whether x itself is the im2col matrix (1×1 kernel,
 // stride 1, no padding).
 func (g geom) direct() bool { return g.kh == 1 && g.kw == 1 && g.s == 1 && g.p == 0 }
+
+// depthwise reports whether each output channel reads one input channel,
+// its own (G = C = O, including C = O = 1).
+func (g geom) depthwise() bool { return g.groups == g.c && g.groups == g.o }
 
 func geometry(xs, ws tensor.Shape, cfg ConvConfig) (geom, error) {
 	if cfg.Stride < 0 {
@@ -85,6 +146,9 @@ func geometry(xs, ws tensor.Shape, cfg ConvConfig) (geom, error) {
 	}
 	if cfg.Padding < 0 {
 		return geom{}, fmt.Errorf("padding %d is negative", cfg.Padding)
+	}
+	if cfg.Groups < 0 {
+		return geom{}, fmt.Errorf("groups %d is negative", cfg.Groups)
 	}
 	if len(xs) != 4 {
 		return geom{}, fmt.Errorf("input shape %v is %d-D, want 4-D [N, C, H, W]", xs, len(xs))
@@ -99,9 +163,15 @@ func geometry(xs, ws tensor.Shape, cfg ConvConfig) (geom, error) {
 			}
 		}
 	}
-	g := geom{n: xs[0], c: xs[1], h: xs[2], w: xs[3], o: ws[0], kh: ws[2], kw: ws[3], s: cfg.stride(), p: cfg.Padding}
-	if ws[1] != g.c {
-		return geom{}, fmt.Errorf("channel mismatch: input %v has %d channels, weight %v has %d", xs, g.c, ws, ws[1])
+	g := geom{n: xs[0], c: xs[1], h: xs[2], w: xs[3], o: ws[0], kh: ws[2], kw: ws[3], groups: cfg.groups(), s: cfg.stride(), p: cfg.Padding}
+	if ws[1]*g.groups != g.c {
+		if g.groups == 1 {
+			return geom{}, fmt.Errorf("channel mismatch: input %v has %d channels, weight %v has %d", xs, g.c, ws, ws[1])
+		}
+		return geom{}, fmt.Errorf("channel mismatch: input %v has %d channels, weight %v has %d per group, %d in %d groups", xs, g.c, ws, ws[1], ws[1]*g.groups, g.groups)
+	}
+	if g.o%g.groups != 0 {
+		return geom{}, fmt.Errorf("weight %v has %d output channels, not a multiple of the %d groups", ws, g.o, g.groups)
 	}
 	if g.kh > g.h+2*g.p || g.kw > g.w+2*g.p {
 		return geom{}, fmt.Errorf("kernel %dx%d is larger than the padded input %dx%d (input %v, padding %d)",
@@ -137,12 +207,15 @@ type convOp struct {
 	base
 	id   uint64
 	cfg  ConvConfig
-	cols scratches // one sample's im2col matrix per goroutine
+	cols scratches // per goroutine: one sample's im2col matrix, or the depthwise loops' padded plane
 	out  graphval.Buffer
 }
 
 func newConv(cfg ConvConfig) *convOp {
 	id := graphval.NewID()
+	if g := cfg.groups(); g > 1 {
+		return &convOp{base: named("Conv2d(s=%d,p=%d,g=%d)#%d", cfg.stride(), cfg.Padding, g, id), id: id, cfg: cfg}
+	}
 	return &convOp{base: named("Conv2d(s=%d,p=%d)#%d", cfg.stride(), cfg.Padding, id), id: id, cfg: cfg}
 }
 
@@ -188,27 +261,42 @@ func (op *convOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	ckk, ohw, in, out := g.ckk(), g.ohw(), g.inSize(), g.o*g.ohw()
 	yv, y := op.out.Dense(g.outShape())
-	workers := sampleWorkers(g.n, out*ckk)
+	if g.direct3x3() {
+		depthwise3x3(y, x, w, g, &op.cols)
+	} else {
+		op.forwardGEMM(y, x, w, g)
+	}
+	return yv, nil
+}
+
+// forwardGEMM writes the convolution y of x with w, of geometry g: per
+// sample, im2col and one GEMM per group.
+func (op *convOp) forwardGEMM(y, x, w []float32, g geom) {
+	ckk, gk, og, ohw, in, out := g.ckk(), g.gckk(), g.og(), g.ohw(), g.inSize(), g.o*g.ohw()
+	workers := sampleWorkers(g.n, out*gk)
 	op.cols.grow(workers)
 	par.For(g.n, workers, func(i, lo, hi int) {
-		var col []float32
+		var col, pad []float32
 		if !g.direct() {
-			col = op.cols[i].get(ckk * ohw)
+			buf := op.cols[i].get(ckk*ohw + g.padLen())
+			col, pad = buf[:ckk*ohw], buf[ckk*ohw:]
 		}
 		for n := lo; n < hi; n++ {
-			xn := x[n*in : (n+1)*in]
+			xn, yn := x[n*in:(n+1)*in], y[n*out:(n+1)*out]
 			if g.direct() {
 				col = xn
 			} else {
-				im2col(col, xn, g)
+				im2col(col, xn, g, pad)
 			}
-			// y[n] [O, OH*OW] = w [O, CKK] · col [CKK, OH*OW]
-			gemm.Sgemm(y[n*out:(n+1)*out], ohw, false, false, g.o, ohw, ckk, 1, w, ckk, col, ohw, 0)
+			// Group j: y[n] rows [O/G, OH*OW] = w rows [O/G, C/G*KK] ·
+			// col rows [C/G*KK, OH*OW], each block of rows starting at
+			// the group's first channel.
+			for j := range g.groups {
+				gemm.Sgemm(yn[j*og*ohw:], ohw, false, false, og, ohw, gk, 1, w[j*og*gk:], gk, col[j*gk*ohw:], ohw, 0)
+			}
 		}
 	})
-	return yv, nil
 }
 
 // DiffWRT: the output is differentiable with respect to x and w.
@@ -235,7 +323,8 @@ var _ gorgonia.SDOp = (*convOp)(nil)
 
 // convGradOp is one gradient of a convOp: inputs x, w, dY; output dW (shape
 // of w) when wrtW, else dX (shape of x). Its scratch holds, per
-// goroutine, one sample's im2col rows (dW) or column gradient (dX).
+// goroutine, one sample's im2col rows (dW) or column gradient (dX), or
+// the depthwise loops' padded plane.
 type convGradOp struct {
 	base
 	fwd  *convOp
@@ -287,65 +376,110 @@ func (op *convGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 
 // gradW returns dW for input x and output gradient dy of geometry g.
 func (op *convGradOp) gradW(x, dy []float32, g geom) gorgonia.Value {
-	ckk, ohw, in, out := g.ckk(), g.ohw(), g.inSize(), g.o*g.ohw()
 	dv, dw := op.out.Dense(g.weightShape())
+	if g.direct3x3() {
+		depthwise3x3GradW(dw, x, dy, g, &op.cols)
+	} else {
+		op.gradWGEMM(dw, x, dy, g)
+	}
+	return dv
+}
+
+// gradWGEMM writes dW for input x and output gradient dy of geometry g:
+// each group's rows of dW are the sum over samples, in sample order, of
+// the products dY[n] · col^T of its channels.
+func (op *convGradOp) gradWGEMM(dw, x, dy []float32, g geom) {
 	clear(dw) // the samples' products are added to it
 	// The samples' products are summed into dW in sample order, so
 	// the goroutines split dW's columns, not the samples: each sums
-	// every sample's product into its block of columns, from a
-	// multiple of gemm.BlockAlign (computed as in the whole product),
-	// with the im2col rows of the channels the block covers.
-	units := (ckk + gemm.BlockAlign - 1) / gemm.BlockAlign
-	workers := min(units, sampleWorkers(g.n, g.o*ckk*ohw))
+	// every sample's product into its blocks of a group's columns, each
+	// from a multiple of gemm.BlockAlign past the group's first column
+	// (computed as in the whole product), with the im2col rows of the
+	// channels the block covers. A goroutine's range of blocks may span
+	// groups: it takes them group by group.
+	gk := g.gckk()
+	blocks := (gk + gemm.BlockAlign - 1) / gemm.BlockAlign // per group
+	units := g.groups * blocks
+	workers := min(units, sampleWorkers(g.n, g.o*gk*g.ohw()))
 	op.cols.grow(workers)
-	kk, hw := g.kh*g.kw, g.h*g.w
 	par.For(units, workers, func(i, lo, hi int) {
-		j0, j1 := lo*gemm.BlockAlign, min(hi*gemm.BlockAlign, ckk)
-		c0, c1 := j0/kk, (j1+kk-1)/kk // channels of columns j0..j1
-		gc := g
-		gc.c = c1 - c0
-		var col []float32
-		if !g.direct() {
-			col = op.cols[i].get(gc.ckk() * ohw)
-		}
-		for n := 0; n < g.n; n++ {
-			xc := x[n*in+c0*hw : n*in+c1*hw]
-			if g.direct() {
-				col = xc
-			} else {
-				im2col(col, xc, gc)
-			}
-			// dW[:, j0:j1] [O, j1-j0] += dY[n] [O, OH*OW] · col[j0:j1]^T [OH*OW, j1-j0]
-			gemm.Sgemm(dw[j0:], ckk, false, true, g.o, j1-j0, ohw, 1, dy[n*out:(n+1)*out], ohw, col[(j0-c0*kk)*ohw:], ohw, 1)
+		for u := lo; u < hi; {
+			grp := u / blocks
+			end := min(hi, (grp+1)*blocks)
+			j0, j1 := (u-grp*blocks)*gemm.BlockAlign, min((end-grp*blocks)*gemm.BlockAlign, gk)
+			op.gradWBlock(dw, x, dy, g, &op.cols[i], grp, j0, j1)
+			u = end
 		}
 	})
-	return dv
+}
+
+// gradWBlock adds every sample's product into columns [j0, j1) of the
+// rows of dW of group grp, with sc for scratch.
+func (op *convGradOp) gradWBlock(dw, x, dy []float32, g geom, sc *scratch, grp, j0, j1 int) {
+	gk, og, ohw, in, out := g.gckk(), g.og(), g.ohw(), g.inSize(), g.o*g.ohw()
+	kk, hw := g.kh*g.kw, g.h*g.w
+	first := grp * (g.c / g.groups)           // the group's first channel
+	c0, c1 := first+j0/kk, first+(j1+kk-1)/kk // channels of columns j0..j1
+	gc := g
+	gc.c = c1 - c0
+	var col, pad []float32
+	if !g.direct() {
+		buf := sc.get(gc.ckk()*ohw + gc.padLen())
+		col, pad = buf[:gc.ckk()*ohw], buf[gc.ckk()*ohw:]
+	}
+	rows := col
+	for n := 0; n < g.n; n++ {
+		xc := x[n*in+c0*hw : n*in+c1*hw]
+		if g.direct() {
+			rows = xc
+		} else {
+			im2col(col, xc, gc, pad)
+		}
+		// dW[group rows, j0:j1] [O/G, j1-j0] += dY[n] group rows [O/G, OH*OW] · col[j0:j1]^T [OH*OW, j1-j0]
+		gemm.Sgemm(dw[grp*og*gk+j0:], gk, false, true, og, j1-j0, ohw, 1, dy[n*out+grp*og*ohw:], ohw, rows[(j0-(c0-first)*kk)*ohw:], ohw, 1)
+	}
 }
 
 // gradX returns dX for weight w and output gradient dy of geometry g.
 func (op *convGradOp) gradX(w, dy []float32, g geom) gorgonia.Value {
-	ckk, ohw, in, out := g.ckk(), g.ohw(), g.inSize(), g.o*g.ohw()
 	dv, dx := op.out.Dense(g.inShape())
-	workers := sampleWorkers(g.n, out*ckk)
+	if g.direct3x3() {
+		depthwise3x3GradX(dx, w, dy, g, &op.cols)
+	} else {
+		op.gradXGEMM(dx, w, dy, g)
+	}
+	return dv
+}
+
+// gradXGEMM writes dX for weight w and output gradient dy of geometry g:
+// per sample, one GEMM per group into the column gradient, then col2im.
+func (op *convGradOp) gradXGEMM(dx, w, dy []float32, g geom) {
+	ckk, gk, og, ohw, in, out := g.ckk(), g.gckk(), g.og(), g.ohw(), g.inSize(), g.o*g.ohw()
+	workers := sampleWorkers(g.n, out*gk)
 	op.cols.grow(workers)
 	par.For(g.n, workers, func(i, lo, hi int) {
-		var col []float32
+		var col, pad []float32
 		if !g.direct() {
-			col = op.cols[i].get(ckk * ohw)
+			buf := op.cols[i].get(ckk*ohw + g.padLen())
+			col, pad = buf[:ckk*ohw], buf[ckk*ohw:]
 		}
 		for n := lo; n < hi; n++ {
-			dxn := dx[n*in : (n+1)*in]
-			// colGrad [CKK, OH*OW] = w^T [CKK, O] · dY[n] [O, OH*OW]
+			dxn, dyn := dx[n*in:(n+1)*in], dy[n*out:(n+1)*out]
+			dst := col // x's column gradient is dX itself when x is the column matrix
 			if g.direct() {
-				gemm.Sgemm(dxn, ohw, true, false, ckk, ohw, g.o, 1, w, ckk, dy[n*out:(n+1)*out], ohw, 0)
-				continue
+				dst = dxn
 			}
-			gemm.Sgemm(col, ohw, true, false, ckk, ohw, g.o, 1, w, ckk, dy[n*out:(n+1)*out], ohw, 0)
-			clear(dxn) // col2im adds into it
-			col2im(dxn, col, g)
+			// Group j: colGrad rows [C/G*KK, OH*OW] = (w rows)^T
+			// [C/G*KK, O/G] · dY[n] rows [O/G, OH*OW].
+			for j := range g.groups {
+				gemm.Sgemm(dst[j*gk*ohw:], ohw, true, false, gk, ohw, og, 1, w[j*og*gk:], gk, dyn[j*og*ohw:], ohw, 0)
+			}
+			if !g.direct() {
+				clear(dxn) // col2im adds into it
+				col2im(dxn, col, g, pad)
+			}
 		}
 	})
-	return dv
 }
 
 var _ gorgonia.Op = (*convGradOp)(nil)
@@ -374,9 +508,18 @@ func validRange(k, size, outSize, s, p int) (lo, hi int) {
 // im2col fills col [C*KH*KW, OH*OW] from one sample x [C, H, W]: row
 // (c*KH+kh)*KW+kw, column oh*OW+ow holds x[c, oh*S+kh-P, ow*S+kw-P], or 0
 // where that falls in the padding.
-func im2col(col, x []float32, g geom) {
+//
+// With stride 1 and padding, x is first copied into the zero-padded
+// planes pad (len g.padLen()), whose im2col with no padding is the same
+// matrix: short runs then move as blocks rather than through copy calls.
+func im2col(col, x []float32, g geom, pad []float32) {
 	if g.s == 1 && g.p == 0 {
 		im2colS1(col, x, g)
+		return
+	}
+	if gp, ok := g.padded(); ok {
+		padPlanes(pad, x, g)
+		im2colS1(col, pad, gp)
 		return
 	}
 	ohw := g.ohw()
@@ -516,9 +659,29 @@ func move8(dst, src unsafe.Pointer) {
 // col2im adds the column gradient col [C*KH*KW, OH*OW] into one sample's
 // dx [C, H, W], the adjoint of im2col: entries that im2col took from the
 // padding are dropped.
-func col2im(dx, col []float32, g geom) {
+//
+// With stride 1 and padding, it adds into the zero-padded planes pad (len
+// g.padLen()) with no padding, then adds their interior into dx: every
+// element of dx receives the same terms in the same order, so the sums
+// are the same bits.
+func col2im(dx, col []float32, g geom, pad []float32) {
 	if g.s == 1 && g.p == 0 {
 		col2imS1(dx, col, g)
+		return
+	}
+	if gp, ok := g.padded(); ok {
+		clear(pad)
+		col2imS1(pad, col, gp)
+		pw, ph := g.w+2*g.p, g.h+2*g.p
+		for c := range g.c {
+			for y := range g.h {
+				src := pad[(c*ph+y+g.p)*pw+g.p:][:g.w]
+				dst := dx[(c*g.h+y)*g.w:][:g.w]
+				for i, v := range src {
+					dst[i] += v
+				}
+			}
+		}
 		return
 	}
 	ohw := g.ohw()

@@ -151,24 +151,28 @@ func TestConv2dStrideZeroIsOne(t *testing.T) {
 	}
 }
 
-// conv64 is a naive float64 convolution, the reference for finite
-// differences.
-func conv64(x, w []float64, c convCase) []float64 {
+// conv64 is a naive float64 convolution of groups groups, by PyTorch's
+// definition: output channel o reads input channels
+// g*C/G .. (g+1)*C/G-1 of its group g = o/(O/G), with weight
+// w[o, ch - g*C/G]. It is the reference for finite differences.
+func conv64(x, w []float64, c convCase, groups int) []float64 {
 	oh, ow := (c.h+2*c.p-c.kh)/c.s+1, (c.w+2*c.p-c.kw)/c.s+1
+	cg := c.c / groups
 	y := make([]float64, c.n*c.o*oh*ow)
 	for n := 0; n < c.n; n++ {
 		for o := 0; o < c.o; o++ {
+			first := o / (c.o / groups) * cg
 			for i := 0; i < oh; i++ {
 				for j := 0; j < ow; j++ {
 					var s float64
-					for ch := 0; ch < c.c; ch++ {
+					for ch := first; ch < first+cg; ch++ {
 						for a := 0; a < c.kh; a++ {
 							for b := 0; b < c.kw; b++ {
 								hi, wi := i*c.s+a-c.p, j*c.s+b-c.p
 								if hi < 0 || hi >= c.h || wi < 0 || wi >= c.w {
 									continue
 								}
-								s += x[((n*c.c+ch)*c.h+hi)*c.w+wi] * w[((o*c.c+ch)*c.kh+a)*c.kw+b]
+								s += x[((n*c.c+ch)*c.h+hi)*c.w+wi] * w[((o*cg+ch-first)*c.kh+a)*c.kw+b]
 							}
 						}
 					}
@@ -219,12 +223,12 @@ func TestConv2dGradFiniteDiff(t *testing.T) {
 			x64, w64, dy64 := to64(x), to64(w), to64(dy)
 			loss := func() float64 {
 				var s float64
-				for i, v := range conv64(x64, w64, c) {
+				for i, v := range conv64(x64, w64, c, 1) {
 					s += v * dy64[i]
 				}
 				return s
 			}
-			if err := gradcheck.Normwise(valueOf(t, cg.y), conv64(x64, w64, c), tol); err != nil {
+			if err := gradcheck.Normwise(valueOf(t, cg.y), conv64(x64, w64, c, 1), tol); err != nil {
 				t.Fatalf("forward: %v", err)
 			}
 			fd := gradcheck.Partials(loss, h, x64, w64)
@@ -293,6 +297,9 @@ func TestConv2dBuildErrors(t *testing.T) {
 		{"kernel too large with padding", x, node(tensor.Float32, 4, 3, 3, 11), ConvConfig{Padding: 1}, "larger than the padded input"},
 		{"negative stride", x, w, ConvConfig{Stride: -1}, "stride -1 is negative"},
 		{"negative padding", x, w, ConvConfig{Padding: -2}, "padding -2 is negative"},
+		{"negative groups", x, w, ConvConfig{Groups: -1}, "groups -1 is negative"},
+		{"grouped channel mismatch", x, node(tensor.Float32, 3, 3, 3, 3), ConvConfig{Groups: 3}, "channel mismatch: input (2, 3, 8, 8) has 3 channels, weight (3, 3, 3, 3) has 3 per group, 9 in 3 groups"},
+		{"outputs not a multiple of groups", node(tensor.Float32, 2, 4, 8, 8), node(tensor.Float32, 3, 2, 3, 3), ConvConfig{Groups: 2}, "3 output channels, not a multiple of the 2 groups"},
 	}
 	for _, c := range cases {
 		y, err := Conv2d(c.x, c.w, c.cfg)

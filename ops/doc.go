@@ -2,10 +2,14 @@
 // function that adds an op node (and, through gorgonia.Grad, its gradient
 // nodes) to a graph:
 //
-//   - Conv2d: 2-D convolution, im2col and one GEMM per sample;
+//   - Conv2d: 2-D convolution, grouped and depthwise too, im2col and one
+//     GEMM per sample and group (direct loops for depthwise 3×3);
 //   - Linear: fully connected layer, y = x·w^T + b; Flatten;
 //   - ReLU and ReLU6;
-//   - MaxPool2d and AvgPool2d;
+//   - MaxPool2d (MaxPool2dPadded with -Inf padding), AvgPool2d and
+//     GlobalAvgPool;
+//   - Add and Concat (along channels): the joins of residual and
+//     multi-branch networks;
 //   - BatchNorm (PyTorch's BatchNorm2d/1d, with its running statistics);
 //   - FoldScale, ChannelMul, ChannelDiv and AddChannelBias: PyTorch's QAT
 //     Conv+BN folding (see channel.go);
@@ -32,15 +36,21 @@
 // [O, C, KH, KW], so w viewed as a matrix [O, C*KH*KW] multiplies the
 // im2col matrix [C*KH*KW, OH*OW] whose row (c*KH+kh)*KW+kw holds the input
 // pixels that kernel tap meets at each output position. ConvConfig's zero
-// value is stride 1 and no padding: Stride 0 means 1. There is no dilation
-// and no groups, and no bias: add a bias as a separate broadcast add.
+// value is stride 1, no padding and one group: Stride 0 and Groups 0 mean
+// 1. With G groups w is [O, C/G, KH, KW] and output channel o reads input
+// channels g*C/G to (g+1)*C/G-1 of its group g = o/(O/G) only (PyTorch's
+// groups): the im2col matrix is the same, and group g multiplies its O/G
+// rows of w by its C/G*KH*KW rows of it. There is no dilation, and no
+// bias: add a bias as a separate broadcast add.
 //
 // # Convolution
 //
 // Conv2d is a float32 2-D convolution that replaces gorgonia's own
 // (im2col through a generic Transpose and fresh allocations every run) with
-// an im2col into a reused buffer and one GEMM per sample through
-// qat/internal/gemm.
+// an im2col into a reused buffer and one GEMM per sample and group through
+// qat/internal/gemm. A depthwise convolution (G = C = O) with a 3×3
+// kernel, MobileNet's, is computed by direct loops instead (depthwise.go):
+// its GEMMs would have a single row.
 //
 // # Padding
 //
@@ -59,7 +69,9 @@
 // where a cache would hold N times that (13 MB for LeNet's second conv at
 // batch 128) and would tie the gradient to the forward of the same run.
 // Both gradient ops take x, w and dY as inputs, so their shapes follow from
-// the graph alone. gorgonia.Grad builds dX even when x is a data input that
+// the graph alone. With groups, each is one GEMM per group of the same
+// form; the depthwise 3×3 loops compute dX by scattering each output's
+// gradient over its window and dW by channel (see depthwise.go). gorgonia.Grad builds dX even when x is a data input that
 // needs no gradient (the first layer's images); that GEMM and col2im are
 // then wasted work.
 //
@@ -82,7 +94,8 @@
 // from run to run: each Conv2d node (forward, dX, dW) the im2col (or
 // column gradient) matrix of one sample (forward and dX: one per
 // goroutine, see Threads), none for a 1×1 kernel with
-// stride 1 and no padding, where x itself is the column matrix; a
+// stride 1 and no padding, where x itself is the column matrix, and one
+// padded plane per goroutine for the depthwise 3×3 loops; a
 // MaxPool2d forward the index of the element each output picked, which
 // its gradient node routes by; a BatchNorm forward the batch statistics
 // its gradient statistics node reuses. Because of these buffers, one graph
@@ -98,14 +111,16 @@
 // contiguous ranges of samples, each goroutine with its own column
 // scratch, running exactly the single-threaded per-sample GEMMs. dW sums
 // the samples' products into one matrix in sample order, so there each
-// product is split instead, and so are Linear's GEMMs, by
-// gemm.SgemmParallel: rows or columns of C, never k, bit for bit Sgemm's
-// result.
+// product is split instead (blocks of a group's columns), and so are
+// Linear's GEMMs, by gemm.SgemmParallel: rows or columns of C, never k,
+// bit for bit Sgemm's result. The depthwise 3×3 loops split planes
+// (forward, dX) and channels (dW).
 //
 // The elementwise ops split their elements into contiguous ranges: ReLU
-// and ReLU6 and their gradients, the forwards and input gradients of
-// ChannelMul, ChannelDiv and AddChannelBias (by runs of one channel), and
-// pooling and its gradient (by planes, which no window leaves). Ops that
+// and ReLU6 and their gradients, Add, the forwards and input gradients of
+// ChannelMul, ChannelDiv and AddChannelBias (by runs of one channel),
+// pooling, global average pooling and their gradients (by planes, which
+// no window leaves), Concat and its gradients (by samples). Ops that
 // reduce over a channel split the channels instead, so that each
 // channel's sum is computed by one goroutine in the single-threaded order:
 // the per-channel gradients of the channel ops and BatchNorm's batch
@@ -117,9 +132,10 @@
 // # Errors
 //
 // Shapes are checked when the graph is built: for Conv2d, x and w must be
-// 4-D float32 nodes of known shape, their channel counts must agree, the
-// kernel must fit in the padded input, and stride and padding must not be
-// negative; each op's doc says what it requires. A run checks the values'
+// 4-D float32 nodes of known shape, their channel counts must agree (C =
+// the weight's channels times the groups, O a multiple of the groups), the
+// kernel must fit in the padded input, and stride, padding and groups must
+// not be negative; each op's doc says what it requires. A run checks the values'
 // shapes again and returns an error naming the op (its String, e.g.
 // "Conv2d(s=1,p=0)#12"), never a panic.
 package ops

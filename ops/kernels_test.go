@@ -36,7 +36,7 @@ func TestMaxPool2x2MatchesMaxIndex(t *testing.T) {
 			maxPool2x2(y, arg, x, w, oh, ow)
 			for i := 0; i < oh; i++ {
 				for j := 0; j < ow; j++ {
-					want := maxIndex(x, w, 2*i, 2*j, 2)
+					want := maxIndex(x, w, 2*i, 2*j, 2, 2)
 					if int(arg[i*ow+j]) != want || math.Float32bits(y[i*ow+j]) != math.Float32bits(x[want]) {
 						t.Fatalf("%dx%d window (%d,%d): picked %d (%v), want %d (%v)", h, w, i, j, arg[i*ow+j], y[i*ow+j], want, x[want])
 					}
@@ -54,17 +54,19 @@ func BenchmarkIm2col(b *testing.B) {
 	}{
 		{"conv1", geom{n: 1, c: 1, h: 28, w: 28, o: 16, kh: 5, kw: 5, s: 1, oh: 24, ow: 24}},
 		{"conv2", geom{n: 1, c: 16, h: 12, w: 12, o: 32, kh: 5, kw: 5, s: 1, oh: 8, ow: 8}},
+		{"resnet20-layer1", geom{n: 1, c: 16, h: 32, w: 32, o: 16, kh: 3, kw: 3, s: 1, p: 1, oh: 32, ow: 32, groups: 1}},
 	} {
 		x := make([]float32, c.g.inSize())
 		col := make([]float32, c.g.ckk()*c.g.ohw())
+		pad := make([]float32, c.g.padLen())
 		b.Run(c.name+"/im2col", func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				im2col(col, x, c.g)
+				im2col(col, x, c.g, pad)
 			}
 		})
 		b.Run(c.name+"/col2im", func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				col2im(x, col, c.g)
+				col2im(x, col, c.g, pad)
 			}
 		})
 	}
@@ -117,7 +119,11 @@ func TestIm2colPaths(t *testing.T) {
 		}
 		got[n], got[n+1], got[n+2] = 7, 8, 9 // and nothing past the matrix
 		want[n], want[n+1], want[n+2] = 7, 8, 9
-		im2col(got[:n], x, g)
+		pad := make([]float32, g.padLen())
+		for i := range pad {
+			pad[i] = float32(math.NaN()) // stale padding must be overwritten too
+		}
+		im2col(got[:n], x, g, pad)
 		im2colRef(want, x, g)
 		for i := range want {
 			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
@@ -126,7 +132,7 @@ func TestIm2colPaths(t *testing.T) {
 		}
 		col := want[:n]
 		dx, dref := make([]float32, len(x)), make([]float32, len(x))
-		col2im(dx, col, g)
+		col2im(dx, col, g, pad)
 		for rr := 0; rr < g.ckk(); rr++ {
 			c, kh, kw := rr/(g.kh*g.kw), rr/g.kw%g.kh, rr%g.kw
 			for oh := 0; oh < g.oh; oh++ {

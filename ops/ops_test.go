@@ -35,6 +35,10 @@ func TestNodesStayDistinct(t *testing.T) {
 				func(h *gorgonia.Node) (*gorgonia.Node, error) { return Conv2d(h, in[2], ConvConfig{Padding: 1}) },
 				func(h *gorgonia.Node) (*gorgonia.Node, error) { return MaxPool2d(h, 2, 0) },
 				func(h *gorgonia.Node) (*gorgonia.Node, error) { return AvgPool2d(h, 1, 0) },
+				func(h *gorgonia.Node) (*gorgonia.Node, error) { return MaxPool2dPadded(h, 3, 1, 1) },
+				func(h *gorgonia.Node) (*gorgonia.Node, error) { return Concat(h, h) },
+				func(h *gorgonia.Node) (*gorgonia.Node, error) { return Add(h, h) },
+				GlobalAvgPool,
 				Flatten,
 			}
 			h := in[0]
@@ -64,10 +68,11 @@ func TestNodesStayDistinct(t *testing.T) {
 		}
 		hashes[op.Hashcode()] = name
 	}
-	// Forward and gradient nodes of 11 ops (BatchNorm: 1+4, FoldScale 1+1,
-	// conv and the channel ops 1+2, pools, activations and Flatten 1+1),
-	// each built twice.
-	if want := 2 * (5 + 2 + 4*3 + 5*2); len(names) != want {
+	// Forward and gradient nodes of 15 ops (BatchNorm: 1+4, FoldScale 1+1,
+	// conv, the channel ops and a Concat of two 1+2, pools, activations
+	// and Flatten 1+1, Add 1: its gradients are dY's node), each built
+	// twice.
+	if want := 2 * (5 + 2 + 5*3 + 7*2 + 1); len(names) != want {
 		t.Errorf("%d op nodes, want %d: %v", len(names), want, names)
 	}
 	og.run(t)

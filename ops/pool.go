@@ -14,17 +14,28 @@ import (
 
 // MaxPool2d returns the maximum of each kernel×kernel window of x
 // [N, C, H, W] (float32, NCHW, row-major, known shape), stepping stride
-// pixels in H and W: y is [N, C, OH, OW] with OH = (H-kernel)/stride+1 and
-// OW = (W-kernel)/stride+1 (no padding, floor mode: rows and columns a
-// stride does not reach are ignored, as in PyTorch's default). stride 0
-// means stride = kernel (PyTorch's default); kernel < 1, stride < 0, a
-// kernel larger than H or W, and inputs that are not 4-D float32 are
-// errors here, at build time. A run checks the value's shape again and
-// returns an error naming the op.
+// pixels in H and W, without padding: MaxPool2dPadded with padding 0.
+func MaxPool2d(x *gorgonia.Node, kernel, stride int) (*gorgonia.Node, error) {
+	return applyPool(x, kernel, stride, 0, false)
+}
+
+// MaxPool2dPadded returns the maximum of each kernel×kernel window of x
+// [N, C, H, W] (float32, NCHW, row-major, known shape) padded with
+// padding pixels of -Inf on each side of H and W, stepping stride pixels:
+// y is [N, C, OH, OW] with OH = (H+2P-kernel)/stride+1 and
+// OW = (W+2P-kernel)/stride+1 (floor mode: rows and columns a stride does
+// not reach are ignored, as in PyTorch's default). Padding never wins:
+// the window is clipped to the input, as in PyTorch's CPU kernel, and
+// padding <= kernel/2 (PyTorch's limit) leaves every window at least one
+// input element. stride 0 means stride = kernel (PyTorch's default);
+// kernel < 1, stride < 0, padding < 0 or above kernel/2, a kernel larger
+// than the padded H or W, and inputs that are not 4-D float32 are errors
+// here, at build time. A run checks the value's shape again and returns
+// an error naming the op.
 //
 // The gradient op takes x and dY and routes each output's gradient to the
-// element of its window that PyTorch's CPU kernel picks: scanning the
-// window in row-major order from a running maximum of -Inf, an element
+// element of its clipped window that PyTorch's CPU kernel picks: scanning
+// the window in row-major order from a running maximum of -Inf, an element
 // replaces it when it is greater or NaN. So among equal maxima the first
 // wins; a NaN makes the output NaN and takes the gradient (the last NaN of
 // the window if there are several); a window of -Inf routes to its first
@@ -35,8 +46,8 @@ import (
 // record instead of scanning x again. Each op node owns its output tensor
 // (and the forward its index record) and overwrites it on every run (see
 // Buffers in the package doc); inputs are never written.
-func MaxPool2d(x *gorgonia.Node, kernel, stride int) (*gorgonia.Node, error) {
-	return applyPool(x, kernel, stride, false)
+func MaxPool2dPadded(x *gorgonia.Node, kernel, stride, padding int) (*gorgonia.Node, error) {
+	return applyPool(x, kernel, stride, padding, false)
 }
 
 // AvgPool2d returns the mean of each kernel×kernel window of x
@@ -46,15 +57,15 @@ func MaxPool2d(x *gorgonia.Node, kernel, stride int) (*gorgonia.Node, error) {
 // its shape) and dY and adds dY/(kernel*kernel) to every element of each
 // window; overlapping windows add up.
 func AvgPool2d(x *gorgonia.Node, kernel, stride int) (*gorgonia.Node, error) {
-	return applyPool(x, kernel, stride, true)
+	return applyPool(x, kernel, stride, 0, true)
 }
 
-func applyPool(x *gorgonia.Node, kernel, stride int, avg bool) (*gorgonia.Node, error) {
+func applyPool(x *gorgonia.Node, kernel, stride, padding int, avg bool) (*gorgonia.Node, error) {
 	name := "ops." + poolName(avg)
 	if err := checkNode(x, "input", 4); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	op := newPool(kernel, stride, avg)
+	op := newPool(kernel, stride, padding, avg)
 	if _, err := op.geometry(x.Shape(), stride); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -71,24 +82,30 @@ type poolGeom struct{ n, c, h, w, oh, ow int }
 func (g poolGeom) inShape() tensor.Shape  { return tensor.Shape{g.n, g.c, g.h, g.w} }
 func (g poolGeom) outShape() tensor.Shape { return tensor.Shape{g.n, g.c, g.oh, g.ow} }
 
-// poolOp is MaxPool2d or, when avg, AvgPool2d: input x.
+// poolOp is MaxPool2d (padded or not) or, when avg, AvgPool2d: input x.
 type poolOp struct {
 	base
-	id   uint64
-	k, s int // s already defaulted
-	avg  bool
-	out  graphval.Buffer
-	rec  poolRecord
+	id      uint64
+	k, s, p int // s already defaulted; p is max pooling's -Inf padding
+	avg     bool
+	out     graphval.Buffer
+	rec     poolRecord
 }
 
-// newPool returns the forward op of a MaxPool2d or, when avg, AvgPool2d;
-// stride 0 means stride = kernel.
-func newPool(kernel, stride int, avg bool) *poolOp {
+// newPool returns the forward op of a MaxPool2d or, when avg, AvgPool2d
+// (padding 0); stride 0 means stride = kernel.
+func newPool(kernel, stride, padding int, avg bool) *poolOp {
 	if stride == 0 {
 		stride = kernel
 	}
 	id := graphval.NewID()
-	return &poolOp{base: named("%s(k=%d,s=%d)#%d", poolName(avg), kernel, stride, id), id: id, k: kernel, s: stride, avg: avg}
+	op := &poolOp{id: id, k: kernel, s: stride, p: padding, avg: avg}
+	if padding != 0 {
+		op.base = named("%s(k=%d,s=%d,p=%d)#%d", poolName(avg), kernel, stride, padding, id)
+	} else {
+		op.base = named("%s(k=%d,s=%d)#%d", poolName(avg), kernel, stride, id)
+	}
+	return op
 }
 
 func poolName(avg bool) string {
@@ -116,6 +133,12 @@ func (op *poolOp) geometry(xs tensor.Shape, stride int) (poolGeom, error) {
 	if stride < 0 {
 		return poolGeom{}, fmt.Errorf("stride %d is negative", stride)
 	}
+	if op.p < 0 {
+		return poolGeom{}, fmt.Errorf("padding %d is negative", op.p)
+	}
+	if 2*op.p > op.k {
+		return poolGeom{}, fmt.Errorf("padding %d is more than half the kernel %d", op.p, op.k)
+	}
 	if len(xs) != 4 {
 		return poolGeom{}, fmt.Errorf("input shape %v is %d-D, want 4-D [N, C, H, W]", xs, len(xs))
 	}
@@ -125,12 +148,23 @@ func (op *poolOp) geometry(xs tensor.Shape, stride int) (poolGeom, error) {
 		}
 	}
 	g := poolGeom{n: xs[0], c: xs[1], h: xs[2], w: xs[3]}
-	if op.k > g.h || op.k > g.w {
-		return poolGeom{}, fmt.Errorf("kernel %d is larger than the input's %dx%d (input %v)", op.k, g.h, g.w, xs)
+	if h, w := g.h+2*op.p, g.w+2*op.p; op.k > h || op.k > w {
+		if op.p == 0 {
+			return poolGeom{}, fmt.Errorf("kernel %d is larger than the input's %dx%d (input %v)", op.k, g.h, g.w, xs)
+		}
+		return poolGeom{}, fmt.Errorf("kernel %d is larger than the input's %dx%d padded to %dx%d (input %v)", op.k, g.h, g.w, h, w, xs)
 	}
-	g.oh = (g.h-op.k)/op.s + 1
-	g.ow = (g.w-op.k)/op.s + 1
+	g.oh = (g.h+2*op.p-op.k)/op.s + 1
+	g.ow = (g.w+2*op.p-op.k)/op.s + 1
 	return g, nil
+}
+
+// window returns the first input row (or column) of output row (or
+// column) i's window, clipped to the input of that size, and how many it
+// spans: the window less the padding.
+func (op *poolOp) window(i, size int) (first, n int) {
+	lo := i*op.s - op.p
+	return max(lo, 0), min(lo+op.k, size) - max(lo, 0)
 }
 
 func (op *poolOp) Arity() int    { return 1 }
@@ -220,13 +254,15 @@ func (op *poolOp) maxPlanes(y []float32, arg []int32, x []float32, g poolGeom, l
 		xp := x[p*plane : (p+1)*plane]
 		yp := y[p*oplane : (p+1)*oplane]
 		ap := arg[p*oplane : (p+1)*oplane]
-		if op.k == 2 && op.s == 2 {
+		if op.k == 2 && op.s == 2 && op.p == 0 {
 			maxPool2x2(yp, ap, xp, g.w, g.oh, g.ow)
 			continue
 		}
 		for i := 0; i < g.oh; i++ {
+			h0, kh := op.window(i, g.h)
 			for j := 0; j < g.ow; j++ {
-				idx := maxIndex(xp, g.w, i*op.s, j*op.s, op.k)
+				w0, kw := op.window(j, g.w)
+				idx := maxIndex(xp, g.w, h0, w0, kh, kw)
 				yp[i*g.ow+j] = xp[idx]
 				ap[i*g.ow+j] = int32(idx)
 			}
@@ -295,18 +331,19 @@ func lastNaN2(i0, w int32, b0, b1, b2, b3 uint32) int32 {
 }
 
 // maxIndex returns the index in x (one [H, W] plane of width w) of the
-// element PyTorch's CPU max pooling picks in the k×k window at (h0, w0):
+// element PyTorch's CPU max pooling picks in the kh×kw window at (h0, w0)
+// (a window clipped to the input, see poolOp.window):
 // from a running maximum of -Inf and the window's first index, in
 // row-major order, an element greater than the maximum or NaN becomes the
 // pick. mv only serves the comparisons: max keeps NaN once seen, as
 // PyTorch's maxval = NaN then fails every "greater" test. Written without
 // branches on the data, which mispredict on random inputs.
-func maxIndex(x []float32, w, h0, w0, k int) int {
+func maxIndex(x []float32, w, h0, w0, kh, kw int) int {
 	best := h0*w + w0
 	mv := float32(math.Inf(-1))
-	for a := 0; a < k; a++ {
+	for a := 0; a < kh; a++ {
 		base := (h0+a)*w + w0
-		for b, v := range x[base : base+k] {
+		for b, v := range x[base : base+kw] {
 			c := base + b
 			if v > mv {
 				best = c
@@ -401,7 +438,7 @@ func (op *poolGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		case arg != nil:
 			routeGrad(dx, dy, arg, g, lo, hi)
 		case !op.fwd.avg:
-			maxPoolGradScan(dx, dy, x, g, k, s, lo, hi)
+			op.fwd.maxPoolGradScan(dx, dy, x, g, lo, hi)
 		default:
 			avgPoolGrad(dx, dy, g, k, s, lo, hi)
 		}
@@ -438,10 +475,10 @@ func routeGrad(dx, dy []float32, arg []int32, g poolGeom, lo, hi int) {
 	}
 }
 
-// maxPoolGradScan writes the input gradient dx of planes [lo, hi) of a
-// k×k, stride s max pooling of x, of geometry g, from the output gradient
-// dy, scanning x again for the picks.
-func maxPoolGradScan(dx, dy, x []float32, g poolGeom, k, s, lo, hi int) {
+// maxPoolGradScan writes the input gradient dx of planes [lo, hi) of
+// op's max pooling of x, of geometry g, from the output gradient dy,
+// scanning x again for the picks.
+func (op *poolOp) maxPoolGradScan(dx, dy, x []float32, g poolGeom, lo, hi int) {
 	plane, oplane := g.h*g.w, g.oh*g.ow
 	for p := lo; p < hi; p++ {
 		dxp := dx[p*plane : (p+1)*plane]
@@ -449,8 +486,10 @@ func maxPoolGradScan(dx, dy, x []float32, g poolGeom, k, s, lo, hi int) {
 		clear(dxp)
 		xp := x[p*plane : (p+1)*plane]
 		for i := 0; i < g.oh; i++ {
+			h0, kh := op.window(i, g.h)
 			for j := 0; j < g.ow; j++ {
-				dxp[maxIndex(xp, g.w, i*s, j*s, k)] += dyp[i*g.ow+j]
+				w0, kw := op.window(j, g.w)
+				dxp[maxIndex(xp, g.w, h0, w0, kh, kw)] += dyp[i*g.ow+j]
 			}
 		}
 	}

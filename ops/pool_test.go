@@ -12,10 +12,12 @@ import (
 	"qat/internal/gradcheck"
 )
 
-type poolCase struct{ n, c, h, w, k, s int }
+// poolCase is a pooling geometry; p, max pooling's padding, is 0 for
+// average pooling.
+type poolCase struct{ n, c, h, w, k, s, p int }
 
 func (c poolCase) String() string {
-	return fmt.Sprintf("x=[%d,%d,%d,%d]/k=%d/s=%d", c.n, c.c, c.h, c.w, c.k, c.s)
+	return fmt.Sprintf("x=[%d,%d,%d,%d]/k=%d/s=%d/p=%d", c.n, c.c, c.h, c.w, c.k, c.s, c.p)
 }
 
 func (c poolCase) stride() int {
@@ -26,10 +28,11 @@ func (c poolCase) stride() int {
 }
 
 func (c poolCase) out() (int, int) {
-	return (c.h-c.k)/c.stride() + 1, (c.w-c.k)/c.stride() + 1
+	return (c.h+2*c.p-c.k)/c.stride() + 1, (c.w+2*c.p-c.k)/c.stride() + 1
 }
 
-// pool64 is a naive float64 max or average pooling.
+// pool64 is a naive float64 max or average pooling, max pooling's
+// padding by its definition: padded positions are -Inf, skipped.
 func pool64(x []float64, c poolCase, avg bool) []float64 {
 	oh, ow := c.out()
 	s := c.stride()
@@ -40,7 +43,11 @@ func pool64(x []float64, c poolCase, avg bool) []float64 {
 				m, sum := math.Inf(-1), 0.0
 				for a := 0; a < c.k; a++ {
 					for b := 0; b < c.k; b++ {
-						v := x[(p*c.h+i*s+a)*c.w+j*s+b]
+						hi, wi := i*s+a-c.p, j*s+b-c.p
+						if hi < 0 || hi >= c.h || wi < 0 || wi >= c.w {
+							continue
+						}
+						v := x[(p*c.h+hi)*c.w+wi]
 						sum += v
 						if v > m {
 							m = v
@@ -58,13 +65,23 @@ func pool64(x []float64, c poolCase, avg bool) []float64 {
 }
 
 var poolCases = []poolCase{
-	{1, 1, 4, 4, 2, 0},
-	{2, 3, 7, 9, 3, 2}, // odd sizes, floor mode drops a column
-	{1, 2, 5, 5, 2, 0}, // stride = kernel, last row and column dropped
-	{2, 1, 6, 7, 3, 1}, // overlapping windows
-	{1, 2, 4, 5, 4, 3}, // kernel = H
-	{2, 2, 3, 3, 1, 0}, // 1x1
-	{1, 1, 9, 5, 2, 3}, // stride > kernel: gaps
+	{1, 1, 4, 4, 2, 0, 0},
+	{2, 3, 7, 9, 3, 2, 0}, // odd sizes, floor mode drops a column
+	{1, 2, 5, 5, 2, 0, 0}, // stride = kernel, last row and column dropped
+	{2, 1, 6, 7, 3, 1, 0}, // overlapping windows
+	{1, 2, 4, 5, 4, 3, 0}, // kernel = H
+	{2, 2, 3, 3, 1, 0, 0}, // 1x1
+	{1, 1, 9, 5, 2, 3, 0}, // stride > kernel: gaps
+}
+
+// paddedPoolCases are max pooling with padding (at most half the kernel).
+var paddedPoolCases = []poolCase{
+	{2, 3, 7, 9, 3, 2, 1}, // ResNet's stem pooling at odd sizes
+	{1, 2, 5, 6, 2, 1, 1}, // padding = kernel/2, overlapping windows
+	{2, 1, 6, 7, 3, 1, 1},
+	{1, 1, 4, 5, 4, 4, 2}, // windows half padding
+	{1, 2, 3, 5, 3, 2, 1}, // kernel = H, fits only padded
+	{2, 2, 5, 5, 2, 0, 1}, // stride 0 = kernel, with padding
 }
 
 // distinct returns a tensor whose values are a random permutation of
@@ -82,7 +99,11 @@ func distinct(r *rand.Rand, shape ...int) dense64 {
 func TestPoolForwardAndGrad(t *testing.T) {
 	r := rand.New(rand.NewSource(30))
 	for _, avg := range []bool{false, true} {
-		for _, c := range poolCases {
+		cases := poolCases
+		if !avg {
+			cases = append(cases, paddedPoolCases...)
+		}
+		for _, c := range cases {
 			name := "max/"
 			if avg {
 				name = "avg/"
@@ -90,8 +111,11 @@ func TestPoolForwardAndGrad(t *testing.T) {
 			t.Run(name+c.String(), func(t *testing.T) {
 				x := distinct(r, c.n, c.c, c.h, c.w)
 				og := buildOp(t, 31, true, []dense64{x}, func(in []*gorgonia.Node) (*gorgonia.Node, error) {
-					if avg {
+					switch {
+					case avg:
 						return AvgPool2d(in[0], c.k, c.s)
+					case c.p > 0:
+						return MaxPool2dPadded(in[0], c.k, c.s, c.p)
 					}
 					return MaxPool2d(in[0], c.k, c.s)
 				})
@@ -133,13 +157,13 @@ func TestPoolHand(t *testing.T) {
 	}
 }
 
-// maxPoolGrad runs MaxPool2d(x, k, s) with dY = 1 everywhere and returns y
-// and dX.
-func maxPoolGrad(t *testing.T, x dense64, k, s int) (y, dx []float32) {
+// maxPoolGrad runs MaxPool2dPadded(x, k, s, p) with dY = 1 everywhere
+// and returns y and dX.
+func maxPoolGrad(t *testing.T, x dense64, k, s, p int) (y, dx []float32) {
 	t.Helper()
 	g := gorgonia.NewGraph()
 	xn := gorgonia.NewTensor(g, tensor.Float32, 4, gorgonia.WithShape(x.shape...), gorgonia.WithValue(x.f32()))
-	yn, err := MaxPool2d(xn, k, s)
+	yn, err := MaxPool2dPadded(xn, k, s, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +200,41 @@ func TestMaxPoolTiesAndNaN(t *testing.T) {
 		{"-inf", []float64{inf, inf, inf, inf, inf, inf, inf, inf, inf}, []float64{inf, inf, inf, inf}, []float64{1, 1, 0, 1, 1, 0, 0, 0, 0}},
 	}
 	for _, c := range cases {
-		y, dx := maxPoolGrad(t, dense64{shape: []int{1, 1, 3, 3}, data: c.x}, 2, 1)
+		y, dx := maxPoolGrad(t, dense64{shape: []int{1, 1, 3, 3}, data: c.x}, 2, 1, 0)
+		if err := gradcheck.Normwise(y, c.y, 0); err != nil {
+			t.Errorf("%s: y: %v", c.name, err)
+		}
+		if err := gradcheck.Normwise(dx, c.dx, 0); err != nil {
+			t.Errorf("%s: dX: %v", c.name, err)
+		}
+	}
+}
+
+// TestMaxPoolPaddingNeverWins checks PyTorch's -Inf padding by hand, on
+// 3x3 planes with kernel 3, stride 1 and padding 1 (nine windows, each
+// clipped to the input) and dY = 1. x = -9, -8, ..., -1 in row-major
+// order: each output is the maximum of its window's input elements,
+// -5 = x(1,1) for the top-left window, -4 = x(1,2) for the other two of
+// the top row, -2 = x(2,1) for the left windows of the lower rows and -1
+// = x(2,2) for the other four; a zero padding would give 0 at the
+// border. A plane of -Inf routes each window to its first input element,
+// never to the padding: x(0,0) for the four top-left windows, x(0,1) for
+// the top two of the right column, x(1,0) for the bottom two of the left
+// column, x(1,1) for the bottom-right one.
+func TestMaxPoolPaddingNeverWins(t *testing.T) {
+	inf := math.Inf(-1)
+	cases := []struct {
+		name  string
+		x     []float64
+		y, dx []float64
+	}{
+		{"negative", []float64{-9, -8, -7, -6, -5, -4, -3, -2, -1},
+			[]float64{-5, -4, -4, -2, -1, -1, -2, -1, -1}, []float64{0, 0, 0, 0, 1, 2, 0, 2, 4}},
+		{"-inf", []float64{inf, inf, inf, inf, inf, inf, inf, inf, inf},
+			[]float64{inf, inf, inf, inf, inf, inf, inf, inf, inf}, []float64{4, 2, 0, 2, 1, 0, 0, 0, 0}},
+	}
+	for _, c := range cases {
+		y, dx := maxPoolGrad(t, dense64{shape: []int{1, 1, 3, 3}, data: c.x}, 3, 1, 1)
 		if err := gradcheck.Normwise(y, c.y, 0); err != nil {
 			t.Errorf("%s: y: %v", c.name, err)
 		}
@@ -212,9 +270,24 @@ func TestPoolErrors(t *testing.T) {
 	if _, err := MaxPool2d(x, 5, 0); err != nil {
 		t.Errorf("kernel 5 on 6x5: %v", err)
 	}
+	for _, c := range []struct {
+		name            string
+		kernel, strd, p int
+		want            string
+	}{
+		{"negative padding", 3, 1, -1, "padding -1 is negative"},
+		{"padding above kernel/2", 3, 1, 2, "padding 2 is more than half the kernel 3"},
+		{"kernel > padded W", 8, 1, 1, "larger than the input's 6x5 padded to 8x7"},
+	} {
+		_, err := MaxPool2dPadded(x, c.kernel, c.strd, c.p)
+		wantErr(t, c.name, err, "ops.MaxPool2d", c.want)
+	}
+	if _, err := MaxPool2dPadded(x, 7, 1, 1); err != nil {
+		t.Errorf("kernel 7 on 6x5 padded by 1: %v", err)
+	}
 
 	r := rand.New(rand.NewSource(32))
-	op := newPool(3, 3, false)
+	op := newPool(3, 3, 0, false)
 	_, err := op.Do(normal(r, 1, 1, 2, 5).f32())
 	wantErr(t, "run-time kernel too large", err, "MaxPool2d(k=3,s=3)#", "larger than the input")
 	_, err = op.Do(normal(r, 3, 3).f32())

@@ -15,8 +15,9 @@ import (
 // TestThreadsAreExact checks that Conv2d (forward, dX, dW) and Linear
 // (forward, dX, dW) give the same bits with 1, 2, 3 and 7 threads, on
 // geometries whose batches and products split unevenly (dW's column
-// blocks starting inside a channel): padding, stride 2, and a 1×1 kernel
-// read in place.
+// blocks starting inside a channel): padding, stride 2, a 1×1 kernel
+// read in place, groups (dW's blocks spanning groups) and a depthwise
+// 3×3 kernel (the direct loops, split by planes and, for dW, channels).
 func TestThreadsAreExact(t *testing.T) {
 	defer par.SetThreads(0)
 	r := rand.New(rand.NewSource(11))
@@ -32,8 +33,12 @@ func TestThreadsAreExact(t *testing.T) {
 		{7, 16, 20, 8, 3, ConvConfig{Padding: 1}},
 		{9, 8, 33, 16, 5, ConvConfig{Stride: 2, Padding: 2}},
 		{7, 100, 16, 32, 1, ConvConfig{}},
+		{7, 32, 24, 32, 3, ConvConfig{Padding: 1, Groups: 4}},
+		{5, 24, 33, 48, 3, ConvConfig{Stride: 2, Padding: 1, Groups: 4}},
+		{9, 24, 19, 24, 3, ConvConfig{Stride: 2, Padding: 1, Groups: 24}},
+		{7, 16, 23, 16, 3, ConvConfig{Padding: 1, Groups: 16}},
 	} {
-		x, w := randTensor(r, c.n, c.c, c.h, c.h), randTensor(r, c.o, c.c, c.k, c.k)
+		x, w := randTensor(r, c.n, c.c, c.h, c.h), randTensor(r, c.o, c.c/c.cfg.groups(), c.k, c.k)
 		g, err := geometry(x.Shape(), w.Shape(), c.cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -90,7 +95,8 @@ func doAll(t *testing.T, ops []gorgonia.Op, inputs [][]gorgonia.Value) [][]float
 // TestTrainingOpsThreadsAreExact checks that the ops split by par.Range
 // (the per-channel scaling ops and their gradients, BatchNorm in training
 // and evaluation mode with its running statistics, ReLU and ReLU6, max
-// and average pooling, each with its gradients) give the same bits with
+// pooling with and without padding, average and global average pooling,
+// Add and Concat, each with its gradients) give the same bits with
 // 1, 2, 3 and 7 threads. The input [9, 7, 61, 63] is large enough to be
 // split seven ways, by elements, planes and channels alike, and its
 // channels and planes split unevenly.
@@ -124,6 +130,10 @@ func TestTrainingOpsThreadsAreExact(t *testing.T) {
 		{"MaxPool2d 2", []dense64{x}, false, one(func(x *gorgonia.Node) (*gorgonia.Node, error) { return MaxPool2d(x, 2, 2) })},
 		{"MaxPool2d 3/2", []dense64{x}, false, one(func(x *gorgonia.Node) (*gorgonia.Node, error) { return MaxPool2d(x, 3, 2) })},
 		{"AvgPool2d 3/2", []dense64{x}, false, one(func(x *gorgonia.Node) (*gorgonia.Node, error) { return AvgPool2d(x, 3, 2) })},
+		{"MaxPool2dPadded 3/2/1", []dense64{x}, false, one(func(x *gorgonia.Node) (*gorgonia.Node, error) { return MaxPool2dPadded(x, 3, 2, 1) })},
+		{"GlobalAvgPool", []dense64{x}, false, one(GlobalAvgPool)},
+		{"Add", []dense64{x, x}, false, func(_ *BatchNorm, in []*gorgonia.Node) (*gorgonia.Node, error) { return Add(in[0], in[1]) }},
+		{"Concat", []dense64{x, x}, false, func(_ *BatchNorm, in []*gorgonia.Node) (*gorgonia.Node, error) { return Concat(in[0], in[1]) }},
 	}
 	// run returns the op's output, its inputs' gradients and the running
 	// statistics of its BatchNorm after two runs.

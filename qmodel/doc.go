@@ -1,10 +1,11 @@
-// Package qmodel defines qat's frozen integer network (Model) and its file
-// format, "qat-int8/2": validation, a writer and a loader (package cheader
-// exports a Model as a C header, package onnx as ONNX). Every file
-// carries a CRC-32C of its content (Checksum), which the loader checks,
-// so a damaged file is an error rather than other numbers;
-// version-1 files, which had none, still load with a warning in
-// Model.Warnings. The export package (through deploy) produces Models from trained checkpoints and
+// Package qmodel defines qat's frozen integer network (Model), a directed
+// acyclic graph of integer ops, and its file format, "qat-int8/3" for a
+// graph and "qat-int8/2" for a model without version 3's additions (see
+// Versions): validation, a writer and a loader (package cheader exports a
+// Model as a C header, package onnx as ONNX). Every file carries a CRC-32C
+// of its content (Checksum), which the loader checks, so a damaged file is
+// an error rather than other numbers; version-1 files, which had none,
+// still load with a warning in Model.Warnings. The export package (through deploy) produces Models from trained checkpoints and
 // the int8 runtime executes them; docs/int8-model.md is the versioned
 // specification of the file and of the arithmetic.
 //
@@ -21,21 +22,30 @@
 //   - Activations are uint8 codes with per-tensor quantization
 //     real = (q - ZeroPoint) * Scale, Scale finite and positive with a
 //     finite float32 reciprocal, 0 <= QMin <= ZeroPoint <= QMax <= 255 and
-//     QMin < QMax. Ops other than conv and linear keep their input's
-//     quantization (Output equals the previous op's Output, or InputQuant
-//     for the first op).
+//     QMin < QMax. Conv, linear, add and concat quantize their output with
+//     an Output of their own; the other ops keep their input's
+//     quantization (Output equals the Output of the op they read, or
+//     InputQuant for the model input).
 //   - Weight codes are symmetric (zero point 0) in
 //     [-2^(WeightBits-1), 2^(WeightBits-1)-1] for WeightBits 8, 4 or 2,
-//     row-major [Out, In, Kernel, Kernel] (conv) or [Out, In] (linear),
+//     row-major [Out, In/G, Kernel, Kernel] (conv of G groups: Groups, or
+//     1 when it is 0) or [Out, In] (linear),
 //     one int8 per code in memory. The file stores 8-bit codes as an I8
 //     tensor of that shape, and 4- and 2-bit codes packed into a U8 tensor
 //     of ceil(count*bits/8) bytes: two (four) codes a byte in row-major
 //     order, the first in the low bits, each in two's complement within its
 //     field, unused high bits of the last byte zero.
-//   - The graph is a chain: each op reads the previous op's output.
-//     Shapes flow as documented on Shapes; every [C, H, W] dimension and
-//     Out is at most MaxDim, every activation and weight tensor holds at
-//     most MaxElements elements, and the last op's output is [Classes].
+//   - The graph is a DAG in a topological order: each op reads the
+//     model input or earlier ops (Sources: its Inputs by index, -1 for
+//     the model input, or the op before when Inputs is empty); an add
+//     reads two inputs, a concat two or more, every other op one; every
+//     op but the last is read by some op. Shapes flow as documented on
+//     Shapes (model's shape rule: an add's inputs have one shape, a
+//     concat's are [C, H, W] of one H and W, a conv's Groups divide In and
+//     Out, a maxpool's Padding is at most Kernel/2); every [C, H, W]
+//     dimension and Out is at most MaxDim, every activation and weight
+//     tensor holds at most MaxElements elements, and the last op's output
+//     is [Classes].
 //   - Integer accumulation never overflows int32: at most MaxTerms products
 //     (q - zp) * w per accumulator, and 255*sum|Weight[c]| + |Bias[c]| <=
 //     2^31-1 for every output channel c, so acc + bias fits in an int32
@@ -49,16 +59,36 @@
 //     +infinity) and RoundingDivideByPOT by Shift[c] in [-31, 62] (ties
 //     away from zero), a negative Shift being a left shift of acc+bias
 //     saturated to int32 before the multiplication.
-//   - Clamping: conv and linear clamp their requantized codes, relu and
-//     relu6 their input codes, to [ClampMin, ClampMax] with
-//     Output.QMin <= ClampMin <= ClampMax <= Output.QMax; a conv or linear
-//     without a fused activation has ClampMin = QMin and ClampMax = QMax.
-//     Maxpool, avgpool and flatten do not clamp: their ClampMin and
-//     ClampMax are 0. Avgpool rounds the mean of its window's codes half
-//     to even.
+//   - Add and concat requantize their inputs' codes: each is dequantized
+//     in float32 with its own input's quantization, an add sums its two
+//     values in float32, and the result is quantized with Output as
+//     InputQuant quantizes the input, then clamped; a concat joins its
+//     inputs' channels in input order (docs/int8-model.md, infer.Add and
+//     infer.Requantize).
+//   - Clamping: conv, linear, add and concat clamp their requantized
+//     codes, relu and relu6 their input codes, to [ClampMin, ClampMax] with
+//     Output.QMin <= ClampMin <= ClampMax <= Output.QMax; one without a
+//     fused activation has ClampMin = QMin and ClampMax = QMax. Maxpool,
+//     avgpool, global_avgpool and flatten do not clamp: their ClampMin and
+//     ClampMax are 0. Avgpool and global_avgpool round the mean of their
+//     window's codes half to even (a global_avgpool's window is its whole
+//     H x W input); a maxpool's padded positions never give the maximum.
 //   - Fields that do not apply to an op's type are zero (arrays empty),
-//     op names are unique and match [A-Za-z_][A-Za-z0-9_.]*, and the
-//     model's Name is non-empty UTF-8 without control characters.
+//     Groups is 0 or at least 2, op names are unique and match
+//     [A-Za-z_][A-Za-z0-9_.]*, and the model's Name is non-empty UTF-8
+//     without control characters.
+//
+// # Versions
+//
+// Version 3 (FormatV3) added op inputs, the op types add, concat and
+// global_avgpool, conv groups, maxpool padding and per-channel
+// normalisation; a file holds their JSON fields only when they are used
+// (inputs not empty, groups and a maxpool's padding not 0). The writer
+// stores a model as version 3 exactly when it uses one of them
+// (Model.FormatVersion) and every other model as version 2 (Format), byte
+// for byte as before version 3 existed. The reader reads versions 1, 2
+// and 3, and rejects a version-1 or -2 file that holds a field, op type
+// or normalisation of version 3.
 //
 // WeightScale is kept for inspection and dequantization of the weights;
 // the integer arithmetic does not use it, and Validate does not check that

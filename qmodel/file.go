@@ -111,11 +111,11 @@ func FromFile(f *safetensors.File) (*Model, error) {
 
 // fromFile is FromFile without the ErrFormat wrapping.
 func fromFile(f *safetensors.File) (*Model, error) {
-	warnings, err := checkFormat(f)
+	version, warnings, err := checkFormat(f)
 	if err != nil {
 		return nil, err
 	}
-	m, err := decodeModelMetadata(f)
+	m, err := decodeModelMetadata(f, version)
 	if err != nil {
 		return nil, err
 	}
@@ -133,40 +133,47 @@ func fromFile(f *safetensors.File) (*Model, error) {
 	return m, nil
 }
 
-// checkFormat checks f's format metadata and, for the current format, its
-// checksum; it returns the warnings a readable older format calls for.
-func checkFormat(f *safetensors.File) ([]string, error) {
+// formats lists the format strings this reader reads, by major version.
+var formats = []string{1: FormatV1, 2: Format, 3: FormatV3}
+
+// readable lists the format strings this reader reads, for errors.
+var readable = fmt.Sprintf("%q, %q and %q", FormatV3, Format, FormatV1)
+
+// checkFormat checks f's format metadata and, from version 2 on, its
+// checksum; it returns the major version and the warnings a readable
+// older format calls for.
+func checkFormat(f *safetensors.File) (int, []string, error) {
 	format, ok := f.Metadata[MetaFormat]
-	var warnings []string
+	version := slices.Index(formats, format)
 	switch {
 	case !ok:
-		return nil, fmt.Errorf("no %s metadata: not a qat int8 model (this reader reads %q)", MetaFormat, Format)
+		return 0, nil, fmt.Errorf("no %s metadata: not a qat int8 model (this reader reads %s)", MetaFormat, readable)
 	case !strings.HasPrefix(format, formatFamily):
-		return nil, fmt.Errorf("format %q is not a qat int8 model (this reader reads %q)", format, Format)
-	case format == FormatV1:
-		warnings = append(warnings, fmt.Sprintf("format %q has no checksum, so damage to the file cannot be detected: export it again to get %q", FormatV1, Format))
-	case format != Format:
-		return nil, fmt.Errorf("format %q is not supported (this reader reads %q and %q)", format, Format, FormatV1)
-	default:
-		sum, ok := f.Metadata[MetaChecksum]
-		if !ok {
-			return nil, fmt.Errorf("no %s metadata (format %q has a checksum)", MetaChecksum, Format)
-		}
-		if want := Checksum(f); sum != want {
-			return nil, fmt.Errorf("checksum mismatch: %s is %q but the content sums to %q: the file is damaged", MetaChecksum, sum, want)
-		}
+		return 0, nil, fmt.Errorf("format %q is not a qat int8 model (this reader reads %s)", format, readable)
+	case version < 1:
+		return 0, nil, fmt.Errorf("format %q is not supported (this reader reads %s)", format, readable)
+	case version == 1:
+		return 1, []string{fmt.Sprintf("format %q has no checksum, so damage to the file cannot be detected: export it again to get %q or %q", FormatV1, Format, FormatV3)}, nil
 	}
-	return warnings, nil
+	sum, ok := f.Metadata[MetaChecksum]
+	if !ok {
+		return 0, nil, fmt.Errorf("no %s metadata (format %q has a checksum)", MetaChecksum, format)
+	}
+	if want := Checksum(f); sum != want {
+		return 0, nil, fmt.Errorf("checksum mismatch: %s is %q but the content sums to %q: the file is damaged", MetaChecksum, sum, want)
+	}
+	return version, nil, nil
 }
 
-// decodeModelMetadata decodes the model's JSON description from f and
-// checks its requant mode and structure, which determine its tensors.
-func decodeModelMetadata(f *safetensors.File) (*Model, error) {
+// decodeModelMetadata decodes the model's JSON description from f, a
+// file of the given major version, and checks its requant mode and
+// structure, which determine its tensors.
+func decodeModelMetadata(f *safetensors.File, version int) (*Model, error) {
 	js, ok := f.Metadata[MetaModel]
 	if !ok {
 		return nil, fmt.Errorf("no %s metadata", MetaModel)
 	}
-	m, err := decodeModel([]byte(js))
+	m, err := decodeModel([]byte(js), version)
 	if err != nil {
 		return nil, fmt.Errorf("metadata %s: %w", MetaModel, err)
 	}
@@ -249,9 +256,9 @@ func Checksum(f *safetensors.File) string {
 	return fmt.Sprintf("%08x", h.Sum32())
 }
 
-// File validates m and returns it as a safetensors file: the format and
-// the JSON description as metadata, and the tensors of the conv and
-// linear ops. The file copies m's arrays.
+// File validates m and returns it as a safetensors file: the format
+// (m.FormatVersion) and the JSON description as metadata, and the tensors
+// of the conv and linear ops. The file copies m's arrays.
 func (m *Model) File() (*safetensors.File, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
@@ -261,7 +268,7 @@ func (m *Model) File() (*safetensors.File, error) {
 		return nil, err
 	}
 	f := &safetensors.File{
-		Metadata: map[string]string{MetaFormat: Format, MetaModel: string(js)},
+		Metadata: map[string]string{MetaFormat: m.FormatVersion(), MetaModel: string(js)},
 		Tensors:  map[string]safetensors.Tensor{},
 	}
 	for i := range m.Ops {
@@ -290,7 +297,7 @@ func (op *Op) tensorSpecs(mode Requant) []tensorSpec {
 	}
 	w := tensorSpec{"weight", safetensors.I8, []int{op.Out, op.In}}
 	if op.Type == model.OpConv {
-		w.shape = append(w.shape, op.Kernel, op.Kernel)
+		w.shape = []int{op.Out, op.In / op.Node().EffectiveGroups(), op.Kernel, op.Kernel}
 	}
 	if op.WeightBits != 8 {
 		w.dtype, w.shape = safetensors.U8, []int{packedLen(op.weightCount(), op.WeightBits)}
@@ -386,8 +393,10 @@ func unpack(b []byte, bits, n int) ([]int8, error) {
 // names and types match; only the tags differ).
 type (
 	jsonNorm struct {
-		Mean float32 `json:"mean"`
-		Std  float32 `json:"std"`
+		Mean        float32   `json:"mean"`
+		Std         float32   `json:"std"`
+		ChannelMean []float32 `json:"channel_mean,omitempty"`
+		ChannelStd  []float32 `json:"channel_std,omitempty"`
 	}
 	jsonQuant struct {
 		Scale     float32 `json:"scale"`
@@ -422,7 +431,7 @@ func (m *Model) encode() ([]byte, error) {
 }
 
 // encode returns the JSON object of op: type, name, then the fields that
-// apply to its type.
+// apply to its type, but for optional ones that are zero.
 func (op *Op) encode() ([]byte, error) {
 	b, err := json.Marshal(struct {
 		Type model.OpType `json:"type"`
@@ -434,6 +443,9 @@ func (op *Op) encode() ([]byte, error) {
 	b = b[:len(b)-1] // reopen the object
 	for _, name := range opFields[op.Type] {
 		v := op.field(name)
+		if optional(op.Type, name) && op.zero(name) {
+			continue
+		}
 		if q, ok := v.(*Quant); ok {
 			v = jsonQuant(*q)
 		}
@@ -535,8 +547,9 @@ func jsonError(err error) error {
 	return fmt.Errorf("not valid JSON: %w", err)
 }
 
-// decodeModel decodes the JSON description: the model without its arrays.
-func decodeModel(raw []byte) (*Model, error) {
+// decodeModel decodes the JSON description of a file of the given major
+// version: the model without its arrays.
+func decodeModel(raw []byte, version int) (*Model, error) {
 	m := &Model{}
 	var input []int
 	var norm, inputQuant json.RawMessage
@@ -552,7 +565,16 @@ func decodeModel(raw []byte) (*Model, error) {
 		return nil, fmt.Errorf("input %v: want [C, H, W]", input)
 	}
 	copy(m.Input[:], input)
-	if err := decodeAll(norm, []jsonField{{"mean", &m.Norm.Mean}, {"std", &m.Norm.Std}}); err != nil {
+	seen, err := decodeObject(norm, []jsonField{{"mean", &m.Norm.Mean}, {"std", &m.Norm.Std},
+		{"channel_mean", &m.Norm.ChannelMean}, {"channel_std", &m.Norm.ChannelStd}})
+	switch {
+	case err != nil:
+	case !seen["mean"] || !seen["std"]:
+		err = errors.New(`missing field "mean" or "std"`)
+	case version < 3 && (seen["channel_mean"] || seen["channel_std"]):
+		err = fmt.Errorf("per-channel constants (channel_mean, channel_std) are not in format %q (%q has them)", formats[version], FormatV3)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("norm: %w", err)
 	}
 	if m.InputQuant, err = decodeQuant(inputQuant); err != nil {
@@ -560,7 +582,7 @@ func decodeModel(raw []byte) (*Model, error) {
 	}
 	m.Ops = make([]Op, len(ops))
 	for i, raw := range ops {
-		if err := m.Ops[i].decode(raw); err != nil {
+		if err := m.Ops[i].decode(raw, version); err != nil {
 			if m.Ops[i].Type == "" || m.Ops[i].Name == "" {
 				return nil, fmt.Errorf("op %d: %w", i, err)
 			}
@@ -576,11 +598,13 @@ func decodeQuant(raw []byte) (Quant, error) {
 	return q, err
 }
 
-// decode decodes the JSON object of an op: type and name, and exactly the
-// fields that apply to the type.
-func (op *Op) decode(raw []byte) error {
+// decode decodes the JSON object of an op in a file of the given major
+// version: type and name, and exactly the fields that apply to the type
+// in that version, the optional ones (FormatV3's additions) only if
+// present, and then not empty.
+func (op *Op) decode(raw []byte, version int) error {
 	var output json.RawMessage
-	fields := []jsonField{{"type", &op.Type}, {"name", &op.Name}, {"output", &output}}
+	fields := []jsonField{{"type", &op.Type}, {"name", &op.Name}, {"output", &output}, {"inputs", &op.Inputs}}
 	for _, name := range scalarFields {
 		fields = append(fields, jsonField{name, op.field(name)})
 	}
@@ -594,15 +618,24 @@ func (op *Op) decode(raw []byte) error {
 		}
 	}
 	if _, ok := opFields[op.Type]; !ok {
-		return fmt.Errorf("unknown type %q (want conv, linear, maxpool, avgpool, flatten, relu or relu6)", string(op.Type))
+		return fmt.Errorf("unknown type %q (want %s)", string(op.Type), typeList())
+	}
+	if version < 3 && slices.Contains(v3Types, op.Type) {
+		return fmt.Errorf("type %s is not in format %q (%q has it)", op.Type, formats[version], FormatV3)
 	}
 	for _, f := range fields[2:] {
-		switch ok := applies(op.Type, f.key); {
-		case ok && !seen[f.key]:
+		ok, opt := applies(op.Type, f.key), optional(op.Type, f.key)
+		switch {
+		case ok && !opt && !seen[f.key]:
 			return fmt.Errorf("missing field %q", f.key)
 		case !ok && seen[f.key]:
 			return fmt.Errorf("field %q does not apply to %s", f.key, op.Type)
+		case opt && seen[f.key] && version < 3:
+			return fmt.Errorf("field %q does not apply to %s in format %q (%q has it)", f.key, op.Type, formats[version], FormatV3)
 		}
+	}
+	if seen["inputs"] && len(op.Inputs) == 0 {
+		return errors.New(`field "inputs" is empty (leave it out to read the op before)`)
 	}
 	if op.Output, err = decodeQuant(output); err != nil {
 		return fmt.Errorf("output: %w", err)

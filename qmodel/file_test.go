@@ -30,6 +30,7 @@ var golden = []struct {
 }{
 	{"testdata/small.qmodel", func() *Model { return testModel(RequantFloat, 4, 8) }},
 	{"testdata/small-fixed.qmodel", func() *Model { return testModel(RequantFixed, 2, 4) }},
+	{"testdata/dag.qmodel", func() *Model { return dagModel(RequantFloat) }},
 }
 
 // TestGolden pins the file layout: the writer's output must equal the
@@ -63,9 +64,12 @@ func TestGolden(t *testing.T) {
 
 func TestRoundTrip(t *testing.T) {
 	for _, mode := range []Requant{RequantFloat, RequantFixed} {
+		models := map[string]*Model{"dag": dagModel(mode)}
 		for _, bits := range [][2]int{{8, 8}, {4, 4}, {2, 2}, {4, 8}, {2, 4}, {8, 2}} {
-			t.Run(fmt.Sprintf("%s/w%d-w%d", mode, bits[0], bits[1]), func(t *testing.T) {
-				m := testModel(mode, bits[0], bits[1])
+			models[fmt.Sprintf("w%d-w%d", bits[0], bits[1])] = testModel(mode, bits[0], bits[1])
+		}
+		for name, m := range models {
+			t.Run(string(mode)+"/"+name, func(t *testing.T) {
 				b := encode(t, m)
 				got, err := Parse(b)
 				if err != nil {
@@ -314,8 +318,8 @@ func TestCorrupt(t *testing.T) {
 		}, want: "checksum mismatch"},
 
 		{name: "no format", file: func(t *testing.T, f *safetensors.File) { delete(f.Metadata, MetaFormat) }, want: "no qat.format metadata: not a qat int8 model"},
-		{name: "newer format", file: func(t *testing.T, f *safetensors.File) { f.Metadata[MetaFormat] = "qat-int8/3" },
-			want: `format "qat-int8/3" is not supported (this reader reads "qat-int8/2" and "qat-int8/1")`},
+		{name: "newer format", file: func(t *testing.T, f *safetensors.File) { f.Metadata[MetaFormat] = "qat-int8/4" },
+			want: `format "qat-int8/4" is not supported (this reader reads "qat-int8/3", "qat-int8/2" and "qat-int8/1")`},
 		{name: "checkpoint format", file: func(t *testing.T, f *safetensors.File) { f.Metadata[MetaFormat] = "qat-checkpoint/1" },
 			want: `format "qat-checkpoint/1" is not a qat int8 model`},
 		{name: "no description", file: func(t *testing.T, f *safetensors.File) { delete(f.Metadata, MetaModel) }, want: "no qat.model metadata"},

@@ -21,6 +21,8 @@ func FuzzParse(f *testing.F) {
 		testModel(RequantFloat, 4, 2),
 		testModel(RequantFixed, 4, 8),
 		testModel(RequantFixed, 2, 4),
+		dagModel(RequantFloat),
+		dagModel(RequantFixed),
 	} {
 		b := encode(f, m)
 		f.Add(b)

@@ -102,3 +102,75 @@ func encode(t testing.TB, m *Model) []byte {
 	}
 	return b.Bytes()
 }
+
+// dagModel returns a valid model that uses every addition of FormatV3,
+// per sample:
+//
+//	op  name   type                                   inputs   shape
+//	0   stem   conv 2->4 k3 s1 p1, fused ReLU         input    [4,6,6]
+//	1   dw     conv 4->4 k3 s2 p1 groups 4 (depthwise) 0       [4,3,3]
+//	           , fused ReLU6
+//	2   pw     conv 4->4 k1 s2 groups 2                0       [4,3,3]
+//	3   sum    add, fused ReLU                        1, 2     [4,3,3]
+//	4   cat    concat                                 3, 1     [8,3,3]
+//	5   pool   maxpool k3 s2 p1                       4        [8,2,2]
+//	6   gap    global_avgpool                         5        [8,1,1]
+//	7   flat   flatten                                6        [8]
+//	8   fc     linear 8->3                            7        [3]
+//
+// with per-channel normalisation, 8-bit weights but for the 4-bit
+// depthwise conv, and the given requant mode (multipliers worked out
+// from each op's source's scale, as testModel's).
+func dagModel(mode Requant) *Model {
+	in := Quant{Scale: 0.0173, ZeroPoint: 120, QMin: 0, QMax: 255}
+	stem := Quant{Scale: 0.031, ZeroPoint: 3, QMin: 0, QMax: 255}
+	dw := Quant{Scale: 0.0251, ZeroPoint: 0, QMin: 0, QMax: 255}
+	pw := Quant{Scale: 0.047, ZeroPoint: 131, QMin: 0, QMax: 255}
+	sum := Quant{Scale: 0.053, ZeroPoint: 9, QMin: 0, QMax: 255}
+	cat := Quant{Scale: 0.061, ZeroPoint: 17, QMin: 0, QMax: 255}
+	out := Quant{Scale: 0.29, ZeroPoint: 127, QMin: 0, QMax: 255}
+	m := &Model{
+		Name:       "dag",
+		Input:      [3]int{2, 6, 6},
+		Classes:    3,
+		Norm:       model.Norm{ChannelMean: []float32{0.4914, 0.4822}, ChannelStd: []float32{0.247, 0.2435}},
+		InputQuant: in,
+		Requant:    mode,
+		Ops: []Op{
+			{Type: model.OpConv, Name: "stem", In: 2, Out: 4, Kernel: 3, Stride: 1, Padding: 1, WeightBits: 8,
+				Weight: codes(72, 8), WeightScale: []float32{0.011, 0.013, 0.0071, 0.009}, Bias: []int32{-300, 0, 41, 977},
+				Output: stem, ClampMin: 3, ClampMax: 255},
+			{Type: model.OpConv, Name: "dw", Inputs: []int{0}, In: 4, Out: 4, Kernel: 3, Stride: 2, Padding: 1, Groups: 4, WeightBits: 4,
+				Weight: codes(36, 4), WeightScale: []float32{0.052, 0.07, 0.031, 0.044}, Bias: []int32{12, -7, 0, 3},
+				Output: dw, ClampMin: 0, ClampMax: 239},
+			{Type: model.OpConv, Name: "pw", Inputs: []int{0}, In: 4, Out: 4, Kernel: 1, Stride: 2, Groups: 2, WeightBits: 8,
+				Weight: codes(8, 8), WeightScale: []float32{0.0031, 0.0027, 0.0049, 0.0063}, Bias: []int32{5000, -123, 77, 0},
+				Output: pw, ClampMin: 0, ClampMax: 255},
+			{Type: model.OpAdd, Name: "sum", Inputs: []int{1, 2}, Output: sum, ClampMin: 9, ClampMax: 255},
+			{Type: model.OpConcat, Name: "cat", Inputs: []int{3, 1}, Output: cat, ClampMin: 0, ClampMax: 255},
+			{Type: model.OpMaxPool, Name: "pool", Kernel: 3, Stride: 2, Padding: 1, Output: cat},
+			{Type: model.OpGlobalAvgPool, Name: "gap", Output: cat},
+			{Type: model.OpFlatten, Name: "flat", Output: cat},
+			{Type: model.OpLinear, Name: "fc", In: 8, Out: 3, WeightBits: 8,
+				Weight: codes(24, 8), WeightScale: []float32{0.0087, 0.0093, 0.0101}, Bias: []int32{-55, 0, 1234},
+				Output: out, ClampMin: 0, ClampMax: 255},
+		},
+	}
+	for i := range m.Ops {
+		op := &m.Ops[i]
+		if op.Type != model.OpConv && op.Type != model.OpLinear {
+			continue
+		}
+		for _, ws := range op.WeightScale {
+			mul := m.inputQuant(i).Scale * ws / op.Output.Scale
+			if mode == RequantFloat {
+				op.Multiplier = append(op.Multiplier, mul)
+				continue
+			}
+			fm, shift := fixedPoint(float64(mul))
+			op.FixedMultiplier = append(op.FixedMultiplier, fm)
+			op.Shift = append(op.Shift, shift)
+		}
+	}
+	return m
+}

@@ -1,15 +1,28 @@
 package qmodel
 
-import "qat/model"
+import (
+	"slices"
 
-// Format is the format version this package writes, stored in the file's
-// metadata under "qat.format". Version 2 is version 1 plus the checksum
-// "qat.crc32c"; the reader also reads version 1 (FormatV1), with a
-// warning in Model.Warnings.
+	"qat/model"
+)
+
+// Format is the format version this package writes for a model that uses
+// none of FormatV3's additions (a chain of the version-2 op types with
+// per-tensor normalisation), stored in the file's metadata under
+// "qat.format". Version 2 is version 1 plus the checksum "qat.crc32c";
+// the reader also reads version 1 (FormatV1), with a warning in
+// Model.Warnings.
 const Format = "qat-int8/2"
 
-// FormatV1 is the previous version, which had no checksum.
+// FormatV1 is the first version, which had no checksum.
 const FormatV1 = "qat-int8/1"
+
+// FormatV3 is version 2 plus graphs: op inputs (Op.Inputs), the op types
+// add, concat and global_avgpool, grouped convs (Op.Groups), maxpool
+// padding and per-channel normalisation. The writer uses it only for a
+// model that uses one of them (Model.FormatVersion), so the file of any
+// other model is what version 2 wrote, byte for byte.
+const FormatV3 = "qat-int8/3"
 
 // Requant is how an int32 accumulator becomes an output code.
 type Requant string
@@ -38,9 +51,11 @@ type Quant struct {
 	QMax      int32
 }
 
-// Model is a frozen integer network. Activations flow as uint8 codes; the
-// i-th op reads the codes the (i-1)-th op wrote (the first reads the
-// quantized input).
+// Model is a frozen integer network, a directed acyclic graph of ops in
+// a topological order. Activations flow as uint8 codes; each op reads the
+// codes of earlier ops or of the quantized input (Sources), by default
+// those of the op before it (the first reads the quantized input), and
+// the last op's are the model's output.
 type Model struct {
 	Name    string
 	Input   [3]int // C, H, W of one sample
@@ -64,20 +79,33 @@ type Op struct {
 	Type model.OpType
 	Name string
 
+	// Inputs lists the ops this op reads, by index, each below the op's
+	// own, -1 standing for the quantized model input. Empty means the op
+	// before (the model input for the first op), so a chain needs none.
+	// Add reads two inputs, concat two or more, the other types one.
+	Inputs []int
+
 	// Conv and linear: In input channels (conv) or features (linear), Out
 	// output channels or features.
 	In, Out int
-	// Conv and pools: square Kernel and Stride; conv also Padding (the
-	// padded positions hold the input zero point, i.e. real 0).
+	// Conv, maxpool and avgpool: square Kernel and Stride. Padding is a
+	// conv's (the padded positions hold the input zero point, i.e. real
+	// 0) or a maxpool's (at most Kernel/2; padded positions never give
+	// the maximum).
 	Kernel, Stride, Padding int
+	// Groups splits a conv's In input and Out output channels into that
+	// many groups, output group g reading input group g only
+	// (model.Node.Groups): 0 for an ordinary conv, else at least 2, a
+	// divisor of In and Out. Groups = In = Out is a depthwise conv.
+	Groups int
 
 	// WeightBits is the storage width of the weight codes: 8, 4 or 2.
 	// Codes lie in [-2^(WeightBits-1), 2^(WeightBits-1)-1] (a narrower
 	// scheme, e.g. 3 bits, is stored in the next width).
 	WeightBits int
 	// Weight holds the symmetric (zero point 0) weight codes, row-major
-	// [Out, In, Kernel, Kernel] (conv) or [Out, In] (linear), one code per
-	// element in memory; the file packs sub-byte codes.
+	// [Out, In/G, Kernel, Kernel] (conv, G groups) or [Out, In] (linear),
+	// one code per element in memory; the file packs sub-byte codes.
 	Weight []int8
 	// WeightScale is the per-output-channel weight scale, [Out].
 	WeightScale []float32
@@ -92,11 +120,48 @@ type Op struct {
 	FixedMultiplier []int32
 	Shift           []int32
 
-	// Output is the quantization of the op's output codes. Ops other than
-	// conv and linear keep their input's quantization.
+	// Output is the quantization of the op's output codes. Conv, linear,
+	// add and concat have their own (model.Node.Requantizes); the other
+	// ops keep their input's quantization.
 	Output Quant
-	// ClampMin and ClampMax bound the output codes of conv, linear, relu
-	// and relu6 (a fused activation): Output.QMin <= ClampMin <= ClampMax <= Output.QMax.
-	// They are 0 for maxpool, avgpool and flatten, which do not clamp.
+	// ClampMin and ClampMax bound the output codes of conv, linear, add,
+	// concat (a fused activation), relu and relu6:
+	// Output.QMin <= ClampMin <= ClampMax <= Output.QMax. They are 0 for
+	// maxpool, avgpool, global_avgpool and flatten, which do not clamp.
 	ClampMin, ClampMax int32
+}
+
+// Sources returns the indices of the ops that op i reads, -1 standing for
+// the model input: its Inputs, or the op before it (i-1). The slice is
+// the caller's. It panics if i is out of range (a programmer error).
+func (m *Model) Sources(i int) []int {
+	if in := m.Ops[i].Inputs; len(in) > 0 {
+		return slices.Clone(in)
+	}
+	return []int{i - 1}
+}
+
+// FormatVersion returns the format version a file of m has: FormatV3 if
+// m uses any of its additions, else Format.
+func (m *Model) FormatVersion() string {
+	if m.usesV3() {
+		return FormatV3
+	}
+	return Format
+}
+
+// usesV3 reports whether m uses an addition of FormatV3: per-channel
+// normalisation, or an op of a new type or with inputs, groups or maxpool
+// padding.
+func (m *Model) usesV3() bool {
+	if m.Norm.PerChannel() {
+		return true
+	}
+	for i := range m.Ops {
+		op := &m.Ops[i]
+		if slices.Contains(v3Types, op.Type) || len(op.Inputs) > 0 || op.Groups != 0 || op.Type == model.OpMaxPool && op.Padding != 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -22,8 +23,9 @@ const (
 	// output (per sample) and of every weight tensor.
 	MaxElements = 1 << 28
 	// MaxTerms bounds the products summed into one accumulator:
-	// In*Kernel*Kernel for conv, In for linear, and the codes summed per
-	// output by avgpool (Kernel*Kernel). MaxTerms * 255 * 128 =
+	// In/Groups*Kernel*Kernel for conv, In for linear, and the codes
+	// summed per output by avgpool (Kernel*Kernel) and global_avgpool
+	// (the input's H*W). MaxTerms * 255 * 128 =
 	// 2,147,450,880 < 2^31, so (q - zp) * w summed in int32 cannot overflow.
 	MaxTerms = 65792
 	// MaxAbsAccumulator bounds 255 * sum|Weight[c]| + |Bias[c]| for every
@@ -42,11 +44,13 @@ const (
 
 // Shapes returns the per-sample output shape of every op ([C, H, W] or
 // [N]), checking on the way the graph's structure: Input and Classes, op
-// types, names, In, Out, Kernel, Stride, Padding and WeightBits, the size
-// limits, and that shapes flow from op to op and end in [Classes]. The
-// shapes are model's shape rule (model.Node.OutShape) on each op's Node,
-// with an explicit Stride and, for conv and linear, In equal to the
-// input's channels or features. It does not look at quantization
+// types, names, inputs, In, Out, Kernel, Stride, Padding, Groups and
+// WeightBits, the size limits, that shapes flow from op to op, that every
+// op but the last is read, and that the last op gives [Classes]. The
+// shapes are model's shape rule (model.Node.OutShape, which also checks
+// each op's number of inputs) on each op's Node and its sources' shapes
+// (Sources), with an explicit Stride and, for conv and linear, In equal
+// to the input's channels or features. It does not look at quantization
 // parameters or arrays; Validate checks those too.
 func (m *Model) Shapes() ([][]int, error) {
 	for _, d := range m.Input {
@@ -64,8 +68,8 @@ func (m *Model) Shapes() ([][]int, error) {
 		return nil, errors.New("no ops")
 	}
 	names := make(map[string]int, len(m.Ops))
-	shape := []int{m.Input[0], m.Input[1], m.Input[2]}
 	out := make([][]int, len(m.Ops))
+	read := make([]bool, len(m.Ops))
 	for i := range m.Ops {
 		op := &m.Ops[i]
 		err := checkOpName(op.Name)
@@ -73,18 +77,46 @@ func (m *Model) Shapes() ([][]int, error) {
 			err = fmt.Errorf("name %q is also the name of op %d", op.Name, j)
 		}
 		names[op.Name] = i
+		var in [][]int
 		if err == nil {
-			shape, err = op.outShape(shape)
+			in, err = m.inputShapes(i, out, read)
+		}
+		if err == nil {
+			out[i], err = op.outShape(in)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op.label(i), err)
 		}
-		out[i] = shape
 	}
-	if len(shape) != 1 || shape[0] != m.Classes {
-		return nil, fmt.Errorf("the last op gives shape %v per sample, want [%d] (classes)", shape, m.Classes)
+	for i := range len(m.Ops) - 1 {
+		if !read[i] {
+			return nil, fmt.Errorf("%s: no op reads its output", m.Ops[i].label(i))
+		}
+	}
+	if last := out[len(out)-1]; len(last) != 1 || last[0] != m.Classes {
+		return nil, fmt.Errorf("the last op gives shape %v per sample, want [%d] (classes)", last, m.Classes)
 	}
 	return out, nil
+}
+
+// inputShapes checks the sources of op i and returns their shapes: out[j]
+// for an earlier op j, which it marks read, or the model's input shape.
+func (m *Model) inputShapes(i int, out [][]int, read []bool) ([][]int, error) {
+	src := m.Sources(i)
+	in := make([][]int, len(src))
+	for k, j := range src {
+		switch {
+		case i == 0 && j != -1:
+			return nil, fmt.Errorf("inputs[%d] = %d: the first op can read only the model input, -1", k, j)
+		case j < -1 || j >= i:
+			return nil, fmt.Errorf("inputs[%d] = %d: want -1 (the model input) or an earlier op's index, 0 to %d", k, j, i-1)
+		case j == -1:
+			in[k] = m.Input[:]
+		default:
+			in[k], read[j] = out[j], true
+		}
+	}
+	return in, nil
 }
 
 // label names op i in errors.
@@ -105,27 +137,56 @@ func checkOpName(name string) error {
 	return nil
 }
 
+// opTypes lists the op types, in the order errors name them.
+var opTypes = []model.OpType{model.OpConv, model.OpLinear, model.OpMaxPool, model.OpAvgPool, model.OpGlobalAvgPool,
+	model.OpFlatten, model.OpReLU, model.OpReLU6, model.OpAdd, model.OpConcat}
+
+// v3Types are the op types that FormatV3 added.
+var v3Types = []model.OpType{model.OpGlobalAvgPool, model.OpAdd, model.OpConcat}
+
 // opFields lists, for each op type, the JSON fields of its op object after
 // "type" and "name", in file order. A field not listed does not apply to
-// the type: its Op field must be zero (arrays empty).
+// the type: its Op field must be zero (arrays empty). The fields that
+// optional reports are in a file only when they are not zero.
 var opFields = map[model.OpType][]string{
-	model.OpConv:    {"in", "out", "kernel", "stride", "padding", "weight_bits", "output", "clamp_min", "clamp_max"},
-	model.OpLinear:  {"in", "out", "weight_bits", "output", "clamp_min", "clamp_max"},
-	model.OpMaxPool: {"kernel", "stride", "output"},
-	model.OpAvgPool: {"kernel", "stride", "output"},
-	model.OpFlatten: {"output"},
-	model.OpReLU:    {"output", "clamp_min", "clamp_max"},
-	model.OpReLU6:   {"output", "clamp_min", "clamp_max"},
+	model.OpConv:          {"inputs", "in", "out", "kernel", "stride", "padding", "groups", "weight_bits", "output", "clamp_min", "clamp_max"},
+	model.OpLinear:        {"inputs", "in", "out", "weight_bits", "output", "clamp_min", "clamp_max"},
+	model.OpMaxPool:       {"inputs", "kernel", "stride", "padding", "output"},
+	model.OpAvgPool:       {"inputs", "kernel", "stride", "output"},
+	model.OpGlobalAvgPool: {"inputs", "output"},
+	model.OpFlatten:       {"inputs", "output"},
+	model.OpReLU:          {"inputs", "output", "clamp_min", "clamp_max"},
+	model.OpReLU6:         {"inputs", "output", "clamp_min", "clamp_max"},
+	model.OpAdd:           {"inputs", "output", "clamp_min", "clamp_max"},
+	model.OpConcat:        {"inputs", "output", "clamp_min", "clamp_max"},
+}
+
+// optional reports whether the field name of an op of type t is one that
+// FormatV3 added to an existing type: a file holds it only when it is not
+// zero (empty), and an older file never.
+func optional(t model.OpType, name string) bool {
+	return name == "inputs" || t == model.OpConv && name == "groups" || t == model.OpMaxPool && name == "padding"
+}
+
+// typeList names the op types for errors: "conv, linear, ... or concat".
+func typeList() string {
+	s := make([]string, len(opTypes))
+	for i, t := range opTypes {
+		s[i] = string(t)
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
 }
 
 // scalarFields are the integer fields of an Op, by JSON name.
-var scalarFields = []string{"in", "out", "kernel", "stride", "padding", "weight_bits", "clamp_min", "clamp_max"}
+var scalarFields = []string{"in", "out", "kernel", "stride", "padding", "groups", "weight_bits", "clamp_min", "clamp_max"}
 
 // field returns a pointer to the scalar field of op with the given JSON
-// name (*int or *int32), or to Output for "output". It panics on another
-// name (a programmer error).
+// name (*int or *int32), to Inputs for "inputs" or to Output for
+// "output". It panics on another name (a programmer error).
 func (op *Op) field(name string) any {
 	switch name {
+	case "inputs":
+		return &op.Inputs
 	case "in":
 		return &op.In
 	case "out":
@@ -136,6 +197,8 @@ func (op *Op) field(name string) any {
 		return &op.Stride
 	case "padding":
 		return &op.Padding
+	case "groups":
+		return &op.Groups
 	case "weight_bits":
 		return &op.WeightBits
 	case "output":
@@ -146,6 +209,20 @@ func (op *Op) field(name string) any {
 		return &op.ClampMax
 	}
 	panic("qmodel: unknown op field " + name)
+}
+
+// zero reports whether op's field of that JSON name, "inputs" or a scalar
+// one, is zero (empty).
+func (op *Op) zero(name string) bool {
+	switch p := op.field(name).(type) {
+	case *[]int:
+		return len(*p) == 0
+	case *int:
+		return *p == 0
+	case *int32:
+		return *p == 0
+	}
+	return false
 }
 
 // applies reports whether the JSON field name applies to ops of type t.
@@ -173,18 +250,20 @@ func (op *Op) checkUnused() error {
 }
 
 // Node returns the op's attributes as a model node, for the shape rule
-// (model.Node.OutShape). A fused activation is not part of it: in the
-// int8 form it is the clamp range.
+// (model.Node.OutShape). Inputs, which name nodes, are not part of it
+// (Model.Sources gives them), nor is a fused activation: in the int8 form
+// it is the clamp range.
 func (op *Op) Node() model.Node {
-	return model.Node{Op: op.Type, Name: op.Name, Out: op.Out, Kernel: op.Kernel, Stride: op.Stride, Padding: op.Padding}
+	return model.Node{Op: op.Type, Name: op.Name, Out: op.Out, Kernel: op.Kernel, Stride: op.Stride, Padding: op.Padding, Groups: op.Groups}
 }
 
-// outShape checks op's structural fields against its input shape in and
-// returns its output shape: model's shape rule, with the int8 form's own
-// limits and fields (In, WeightBits, an explicit Stride).
-func (op *Op) outShape(in []int) ([]int, error) {
+// outShape checks op's structural fields against its input shapes in,
+// one per source, and returns its output shape: model's shape rule, with
+// the int8 form's own limits and fields (In, WeightBits, an explicit
+// Stride, Groups 0 for one group).
+func (op *Op) outShape(in [][]int) ([]int, error) {
 	if _, ok := opFields[op.Type]; !ok {
-		return nil, fmt.Errorf("unknown type %q (want conv, linear, maxpool, avgpool, flatten, relu or relu6)", string(op.Type))
+		return nil, fmt.Errorf("unknown type %q (want %s)", string(op.Type), typeList())
 	}
 	if err := op.checkUnused(); err != nil {
 		return nil, err
@@ -206,11 +285,14 @@ func (op *Op) outShape(in []int) ([]int, error) {
 			return nil, fmt.Errorf("out %d: want 1 to %d", op.Out, MaxDim)
 		}
 	}
-	out, err := op.Node().OutShape(in)
+	if op.Groups < 0 || op.Groups == 1 || op.Groups > MaxDim {
+		return nil, fmt.Errorf("groups %d: want 0 (one group) or 2 to %d", op.Groups, MaxDim)
+	}
+	out, err := op.Node().OutShape(in...)
 	if err != nil {
 		return nil, err
 	}
-	if err := op.checkTerms(in); err != nil {
+	if err := op.checkTerms(in[0]); err != nil {
 		return nil, err
 	}
 	n := 1
@@ -226,18 +308,18 @@ func (op *Op) outShape(in []int) ([]int, error) {
 	return out, nil
 }
 
-// checkTerms checks the fields the int8 form adds to a node on input
-// shape in: a conv's or linear's In (the input's channels or features),
-// WeightBits and weight count, and the products summed into one int32
-// accumulator (MaxTerms).
+// checkTerms checks the fields the int8 form adds to a node on (first)
+// input shape in, which the shape rule accepted: a conv's or linear's In
+// (the input's channels or features), WeightBits and weight count, and
+// the products or codes summed into one accumulator (MaxTerms).
 func (op *Op) checkTerms(in []int) error {
 	switch op.Type {
 	case model.OpConv:
 		if op.In != in[0] {
 			return fmt.Errorf("in %d, but the input %v has %d channels", op.In, in, in[0])
 		}
-		if n := op.In * op.Kernel * op.Kernel; n > MaxTerms {
-			return fmt.Errorf("in*kernel*kernel = %d products per output exceed the int32 accumulation limit of %d", n, MaxTerms)
+		if n := op.In / op.Node().EffectiveGroups() * op.Kernel * op.Kernel; n > MaxTerms {
+			return fmt.Errorf("in/groups*kernel*kernel = %d products per output exceed the int32 accumulation limit of %d", n, MaxTerms)
 		}
 	case model.OpLinear:
 		if op.In != in[0] {
@@ -249,6 +331,11 @@ func (op *Op) checkTerms(in []int) error {
 	case model.OpAvgPool:
 		if n := op.Kernel * op.Kernel; n > MaxTerms {
 			return fmt.Errorf("kernel*kernel = %d codes per output exceed the limit of %d", n, MaxTerms)
+		}
+		return nil
+	case model.OpGlobalAvgPool:
+		if n := in[1] * in[2]; n > MaxTerms {
+			return fmt.Errorf("the input %v's h*w = %d codes per output exceed the limit of %d", in, n, MaxTerms)
 		}
 		return nil
 	default:
@@ -266,10 +353,10 @@ func (op *Op) checkTerms(in []int) error {
 }
 
 // weightCount is the number of weight codes of a conv or linear op whose
-// structure is valid: Out*In*Kernel*Kernel or Out*In.
+// structure is valid: Out*In/G*Kernel*Kernel (G groups) or Out*In.
 func (op *Op) weightCount() int {
 	if op.Type == model.OpConv {
-		return op.Out * op.In * op.Kernel * op.Kernel
+		return op.Out * op.In / op.Node().EffectiveGroups() * op.Kernel * op.Kernel
 	}
 	return op.Out * op.In
 }
@@ -288,11 +375,8 @@ func (m *Model) Validate() error {
 			return fmt.Errorf("name %q: contains a control character", m.Name)
 		}
 	}
-	if !floats.Finite(m.Norm.Mean) {
-		return fmt.Errorf("norm.mean %v: want a finite number", m.Norm.Mean)
-	}
-	if !floats.Finite(m.Norm.Std) || m.Norm.Std < 0 {
-		return fmt.Errorf("norm.std %v: want a finite non-negative number", m.Norm.Std)
+	if err := m.Norm.Validate(m.Input[0]); err != nil {
+		return fmt.Errorf("norm: %w", err)
 	}
 	if err := m.InputQuant.check(); err != nil {
 		return fmt.Errorf("input_quant: %w", err)
@@ -303,15 +387,22 @@ func (m *Model) Validate() error {
 	if _, err := m.Shapes(); err != nil {
 		return err
 	}
-	in := m.InputQuant
 	for i := range m.Ops {
 		op := &m.Ops[i]
-		if err := op.validate(m.Requant, in); err != nil {
+		if err := op.validate(m.Requant, m.inputQuant(i)); err != nil {
 			return fmt.Errorf("%s: %w", op.label(i), err)
 		}
-		in = op.Output
 	}
 	return nil
+}
+
+// inputQuant returns the quantization of op i's first input: that of its
+// first source (InputQuant for the model input).
+func (m *Model) inputQuant(i int) Quant {
+	if j := m.Sources(i)[0]; j >= 0 {
+		return m.Ops[j].Output
+	}
+	return m.InputQuant
 }
 
 func checkRequant(r Requant) error {
@@ -346,7 +437,8 @@ func (q Quant) check() error {
 }
 
 // validate checks op's quantization, clamps and arrays; in is the
-// quantization of its input. The structure was checked by outShape.
+// quantization of its (first) input. The structure was checked by
+// outShape.
 func (op *Op) validate(mode Requant, in Quant) error {
 	arrays := op.arrayLens()
 	if op.Type != model.OpConv && op.Type != model.OpLinear {
@@ -385,13 +477,21 @@ func (op *Op) arrayLens() []arrayLen {
 }
 
 // validateUnweighted checks an op other than conv and linear: it has no
-// arrays, keeps its input's quantization in, and a relu's clamps lie in
-// its output range.
+// arrays; an add or concat has a valid output quantization of its own
+// (its inputs' may be any), the others keep their input's quantization
+// in; and the clamps of add, concat, relu and relu6 lie in the output
+// range.
 func (op *Op) validateUnweighted(arrays []arrayLen, in Quant) error {
 	for _, a := range arrays {
 		if a.n != 0 {
 			return fmt.Errorf("%s has %d elements, but does not apply to %s", a.name, a.n, op.Type)
 		}
+	}
+	if op.Node().Requantizes() {
+		if err := op.Output.check(); err != nil {
+			return fmt.Errorf("output: %w", err)
+		}
+		return op.checkClamp()
 	}
 	if op.Output != in {
 		return fmt.Errorf("output (%s) differs from the input's quantization (%s), which %s keeps", quantString(op.Output), quantString(in), op.Type)

@@ -50,9 +50,10 @@ func TestValidate(t *testing.T) {
 		{"empty name", "", func(m *Model) { m.Name = "" }, `name "": want a non-empty UTF-8 string`},
 		{"name not UTF-8", "", func(m *Model) { m.Name = "a\xff" }, `want a non-empty UTF-8 string`},
 		{"name with control character", "", func(m *Model) { m.Name = "a\nb" }, `contains a control character`},
-		{"NaN mean", "", func(m *Model) { m.Norm.Mean = float32(math.NaN()) }, "norm.mean NaN: want a finite number"},
-		{"negative std", "", func(m *Model) { m.Norm.Std = -1 }, "norm.std -1: want a finite non-negative number"},
-		{"infinite std", "", func(m *Model) { m.Norm.Std = float32(math.Inf(1)) }, "norm.std +Inf"},
+		{"NaN mean", "", func(m *Model) { m.Norm.Mean = float32(math.NaN()) }, "norm: normalisation mean NaN is not finite"},
+		{"negative std", "", func(m *Model) { m.Norm.Std = -1 }, "norm: normalisation std -1 is not a finite non-negative number"},
+		{"infinite std", "", func(m *Model) { m.Norm.Std = float32(math.Inf(1)) }, "norm: normalisation std +Inf"},
+		{"channel means", "", func(m *Model) { m.Norm.ChannelMean, m.Norm.ChannelStd = []float32{0.5, 0.5}, []float32{1, 1} }, "norm: normalisation has 2 channel means, want one per input channel (1)"},
 		{"subnormal input scale", "", func(m *Model) { m.InputQuant.Scale = 1e-40 }, "input_quant: scale 1e-40: its float32 reciprocal is not finite"},
 		{"NaN input scale", "", func(m *Model) { m.InputQuant.Scale = float32(math.NaN()) }, "input_quant: scale NaN: want a finite positive number"},
 		{"qmin = qmax", "", func(m *Model) { m.InputQuant.QMin, m.InputQuant.QMax, m.InputQuant.ZeroPoint = 5, 5, 5 }, "input_quant: qmin 5, qmax 5: want 0 <= qmin < qmax <= 255"},
@@ -78,7 +79,7 @@ func TestValidate(t *testing.T) {
 		{"conv accumulation limit", "", func(m *Model) {
 			m.Input = [3]int{1, 300, 300}
 			m.Ops[0].Kernel = 257
-		}, `op 0 (conv "c1"): in*kernel*kernel = 66049 products per output exceed the int32 accumulation limit of 65792`},
+		}, `op 0 (conv "c1"): in/groups*kernel*kernel = 66049 products per output exceed the int32 accumulation limit of 65792`},
 		{"avgpool window limit", "", func(m *Model) {
 			m.Input = [3]int{1, 300, 300}
 			m.Ops = []Op{{Type: model.OpAvgPool, Name: "p", Kernel: 257, Stride: 1, Output: m.InputQuant}}
@@ -86,7 +87,7 @@ func TestValidate(t *testing.T) {
 		{"linear on an image", "", func(m *Model) { m.Ops = append(m.Ops[:4], m.Ops[5]) }, `op 4 (linear "head.fc"): input [3 2 2] is not a vector: add a flatten node`},
 		{"linear in mismatch", "", func(m *Model) { m.Ops[5].In = 11 }, `op 5 (linear "head.fc"): in 11, but the input has 12 features`},
 		{"linear with a kernel", "", func(m *Model) { m.Ops[5].Kernel = 1 }, `op 5 (linear "head.fc"): kernel 1: does not apply to linear (must be 0)`},
-		{"pool with padding", "", func(m *Model) { m.Ops[2].Padding = 1 }, `op 2 (maxpool "pool1"): padding 1: does not apply to maxpool (must be 0)`},
+		{"avgpool with padding", "", func(m *Model) { m.Ops[3].Padding = 1 }, `op 3 (avgpool "pool2"): padding 1: does not apply to avgpool (must be 0)`},
 		{"pool with a clamp", "", func(m *Model) { m.Ops[2].ClampMin = 1 }, `op 2 (maxpool "pool1"): clamp_min 1: does not apply to maxpool (must be 0)`},
 		{"relu with a stride", "", func(m *Model) { m.Ops[1].Stride = 1 }, `op 1 (relu6 "r6"): stride 1: does not apply to relu6 (must be 0)`},
 		{"flatten with weight bits", "", func(m *Model) { m.Ops[4].WeightBits = 8 }, `op 4 (flatten "flat"): weight_bits 8: does not apply to flatten (must be 0)`},

@@ -130,7 +130,27 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 // FromFile decodes a checkpoint from a file safetensors.Parse returned
 // (which checked its digest).
 func FromFile(f *safetensors.File) (*Checkpoint, error) {
-	var warnings []string
+	warnings, err := checkFormat(f)
+	if err != nil {
+		return nil, err
+	}
+	m, used, err := layers.LoadState(f)
+	if err != nil {
+		return nil, err
+	}
+	c := &Checkpoint{Model: m, Dataset: f.Metadata[MetaDataset], Warnings: warnings}
+	if err := c.readMetadata(f); err != nil {
+		return nil, err
+	}
+	if err := c.readOptimizer(f, used); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkFormat checks the checkpoint's format version and returns the
+// warnings an old version deserves.
+func checkFormat(f *safetensors.File) (warnings []string, err error) {
 	switch v := f.Metadata[MetaFormat]; v {
 	case FormatVersion:
 		if _, ok := f.Metadata[safetensors.MetaDigest]; !ok {
@@ -143,33 +163,42 @@ func FromFile(f *safetensors.File) (*Checkpoint, error) {
 	default:
 		return nil, fmt.Errorf("format %q is not %q (nor %q)", v, FormatVersion, FormatV1)
 	}
-	m, used, err := layers.LoadState(f)
-	if err != nil {
-		return nil, err
-	}
-	c := &Checkpoint{Model: m, Dataset: f.Metadata[MetaDataset], Warnings: warnings}
+	return warnings, nil
+}
+
+// readMetadata reads the step, epoch, normalisation and training config
+// of f into c, whose Model is loaded.
+func (c *Checkpoint) readMetadata(f *safetensors.File) error {
+	var err error
 	if c.Step, err = strconv.ParseInt(f.Metadata[MetaStep], 10, 64); err != nil || c.Step < 0 {
-		return nil, fmt.Errorf("metadata %s = %q: want a non-negative integer", MetaStep, f.Metadata[MetaStep])
+		return fmt.Errorf("metadata %s = %q: want a non-negative integer", MetaStep, f.Metadata[MetaStep])
 	}
 	if c.Epoch, err = strconv.Atoi(f.Metadata[MetaEpoch]); err != nil || c.Epoch < 0 {
-		return nil, fmt.Errorf("metadata %s = %q: want a non-negative integer", MetaEpoch, f.Metadata[MetaEpoch])
+		return fmt.Errorf("metadata %s = %q: want a non-negative integer", MetaEpoch, f.Metadata[MetaEpoch])
 	}
 	if err := json.Unmarshal([]byte(f.Metadata[MetaNorm]), &c.Norm); err != nil {
-		return nil, fmt.Errorf("metadata %s: %w", MetaNorm, err)
+		return fmt.Errorf("metadata %s: %w", MetaNorm, err)
 	}
-	if err := c.Norm.Validate(); err != nil {
-		return nil, fmt.Errorf("metadata %s: %w", MetaNorm, err)
+	if err := c.Norm.Validate(c.Model.Spec.Input[0]); err != nil {
+		return fmt.Errorf("metadata %s: %w", MetaNorm, err)
 	}
 	if s, ok := f.Metadata[MetaTrain]; ok {
 		var cfg Config
 		if err := json.Unmarshal([]byte(s), &cfg); err != nil {
-			return nil, fmt.Errorf("metadata %s: %w", MetaTrain, err)
+			return fmt.Errorf("metadata %s: %w", MetaTrain, err)
 		}
 		if err := cfg.Validate(); err != nil {
-			return nil, fmt.Errorf("metadata %s: %w", MetaTrain, err)
+			return fmt.Errorf("metadata %s: %w", MetaTrain, err)
 		}
 		c.Train = &cfg
 	}
+	return nil
+}
+
+// readOptimizer reads the optimizer state of f into c: the tensors the
+// model did not use (used) must all be optimizer tensors, which need
+// their metadata.
+func (c *Checkpoint) readOptimizer(f *safetensors.File, used map[string]bool) error {
 	var unknown []string
 	for name, t := range f.Tensors {
 		if used[name] {
@@ -182,7 +211,7 @@ func FromFile(f *safetensors.File) (*Checkpoint, error) {
 		}
 		v, err := t.Float32()
 		if err != nil {
-			return nil, fmt.Errorf("tensor %s: %w", name, err)
+			return fmt.Errorf("tensor %s: %w", name, err)
 		}
 		if c.OptState == nil {
 			c.OptState = map[string][]float32{}
@@ -191,23 +220,26 @@ func FromFile(f *safetensors.File) (*Checkpoint, error) {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return nil, fmt.Errorf("tensors %s are not part of model %s", strings.Join(unknown, ", "), m.Spec.Name)
+		return fmt.Errorf("tensors %s are not part of model %s", strings.Join(unknown, ", "), c.Model.Spec.Name)
 	}
-	if s, ok := f.Metadata[MetaOptimizer]; ok {
-		var o struct {
-			Steps int64 `json:"steps"`
+	s, ok := f.Metadata[MetaOptimizer]
+	if !ok {
+		if c.OptState != nil {
+			return fmt.Errorf("optimizer tensors without %s metadata", MetaOptimizer)
 		}
-		if err := json.Unmarshal([]byte(s), &o); err != nil || o.Steps < 0 {
-			return nil, fmt.Errorf("metadata %s = %q: want {\"steps\": n}", MetaOptimizer, s)
-		}
-		c.OptSteps = o.Steps
-		if c.OptState == nil {
-			c.OptState = map[string][]float32{}
-		}
-	} else if c.OptState != nil {
-		return nil, fmt.Errorf("optimizer tensors without %s metadata", MetaOptimizer)
+		return nil
 	}
-	return c, nil
+	var o struct {
+		Steps int64 `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(s), &o); err != nil || o.Steps < 0 {
+		return fmt.Errorf("metadata %s = %q: want {\"steps\": n}", MetaOptimizer, s)
+	}
+	c.OptSteps = o.Steps
+	if c.OptState == nil {
+		c.OptState = map[string][]float32{}
+	}
+	return nil
 }
 
 // Resume returns a trainer that continues the checkpoint's run with its

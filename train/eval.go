@@ -2,11 +2,11 @@ package train
 
 import (
 	"fmt"
-	"math"
 	"time"
 
 	"qat/data"
 	"qat/deploy"
+	"qat/internal/metrics"
 	"qat/layers"
 	"qat/model"
 )
@@ -48,9 +48,14 @@ func (g *graphs) get(kind layers.GraphKind, batch int) (*layers.Graph, error) {
 
 // EvalResult is a model's accuracy and mean loss on a dataset.
 type EvalResult struct {
-	N             int     `json:"n"`
-	Correct       int     `json:"correct"`
-	Accuracy      float64 `json:"accuracy"`
+	N        int     `json:"n"`
+	Correct  int     `json:"correct"`
+	Accuracy float64 `json:"accuracy"`
+	// Correct5 and Top5 count a sample whose label is among its five
+	// highest logits (metrics' ranking rule; every sample with 5 classes
+	// or fewer).
+	Correct5      int     `json:"correct5"`
+	Top5          float64 `json:"top5"`
 	Loss          float64 `json:"loss"`
 	SamplesPerSec float64 `json:"samples_per_sec"`
 	// Logits holds [N, classes] float32 logits in dataset order when
@@ -108,7 +113,9 @@ func evaluate(gs *graphs, ds *data.Dataset, cfg EvalConfig) (EvalResult, error) 
 			return EvalResult{}, fmt.Errorf("eval on %s: %w", ds.Name, err)
 		}
 		logits := gr.Logits()
-		res.Correct += countCorrect(logits, y, classes)
+		c := metrics.CorrectAt(logits, y, classes, 1, 5)
+		res.Correct += c[0]
+		res.Correct5 += c[1]
 		lossSum += gr.Loss() * float64(len(idx))
 		if cfg.KeepLogits {
 			res.Logits = append(res.Logits, logits...)
@@ -116,6 +123,7 @@ func evaluate(gs *graphs, ds *data.Dataset, cfg EvalConfig) (EvalResult, error) 
 	}
 	if ds.N > 0 {
 		res.Accuracy = float64(res.Correct) / float64(ds.N)
+		res.Top5 = float64(res.Correct5) / float64(ds.N)
 		res.Loss = lossSum / float64(ds.N)
 		res.SamplesPerSec = float64(ds.N) / time.Since(start).Seconds()
 	}
@@ -123,29 +131,17 @@ func evaluate(gs *graphs, ds *data.Dataset, cfg EvalConfig) (EvalResult, error) 
 }
 
 // countCorrect counts the rows of logits [len(y), classes] whose argmax
-// (the first maximum) equals the label.
+// (metrics' rule: the first largest, NaN above every number) is the
+// label.
 func countCorrect(logits []float32, y []int, classes int) int {
-	n := 0
-	for i, label := range y {
-		row := logits[i*classes : (i+1)*classes]
-		best := 0
-		for j, v := range row {
-			if v > row[best] || (math.IsNaN(float64(v)) && !math.IsNaN(float64(row[best]))) {
-				best = j
-			}
-		}
-		if best == label {
-			n++
-		}
-	}
-	return n
+	return metrics.CorrectAt(logits, y, classes, 1)[0]
 }
 
 // checkDataset reports whether ds fits m's input and classes.
 func checkDataset(m *layers.Model, ds *data.Dataset) error {
 	in := m.Spec.Input
-	if in[0] != 1 || in[1] != ds.H || in[2] != ds.W {
-		return fmt.Errorf("dataset %s has %dx%d grey images, model %s takes %v", ds.Name, ds.H, ds.W, m.Spec.Name, in)
+	if in[0] != ds.C || in[1] != ds.H || in[2] != ds.W {
+		return fmt.Errorf("dataset %s has %dx%dx%d images, model %s takes %v", ds.Name, ds.C, ds.H, ds.W, m.Spec.Name, in)
 	}
 	if ds.Classes > m.Spec.Classes {
 		return fmt.Errorf("dataset %s has %d classes, model %s only %d", ds.Name, ds.Classes, m.Spec.Name, m.Spec.Classes)

@@ -32,6 +32,10 @@ type Config struct {
 	EvalBatch int `json:"eval_batch"`
 	// Norm is the input normalisation.
 	Norm model.Norm `json:"norm"`
+	// Augment is the augmentation of training images, drawn from Seed,
+	// the epoch and the sample (data.Dataset.FillAugmented); the zero
+	// value, none.
+	Augment data.Augment `json:"augment,omitzero"`
 
 	// CalibrationBatches is the number of training batches observed
 	// before the first step of a model whose learnable quantizers need
@@ -95,7 +99,7 @@ func (c Config) Validate() error {
 	if err := c.Schedule.Validate(); err != nil {
 		return err
 	}
-	return c.Norm.Validate()
+	return c.Norm.Validate(0)
 }
 
 // Trainer trains one model. It owns the optimizer and the step and epoch
@@ -269,6 +273,9 @@ func (t *Trainer) prepare(trainSet, test *data.Dataset) error {
 	if err := checkDataset(m, trainSet); err != nil {
 		return err
 	}
+	if err := cfg.Augment.Validate(trainSet.H, trainSet.W); err != nil {
+		return fmt.Errorf("augmentation: %w", err)
+	}
 	if test != nil {
 		if err := checkDataset(m, test); err != nil {
 			return err
@@ -336,7 +343,7 @@ func (t *Trainer) step(r *fitRun, i int, idx []int) (stepResult, error) {
 		return stepResult{}, err
 	}
 	y := r.labels[:len(idx)]
-	r.trainSet.Fill(gr.Input(), y, idx, cfg.Norm)
+	r.trainSet.FillAugmented(gr.Input(), y, idx, cfg.Norm, cfg.Augment, cfg.Seed, t.Epoch)
 	if err := gr.Run(y); err != nil {
 		return stepResult{}, fmt.Errorf("step %d: %w", t.Step+1, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"qat/infer"
 	"qat/layers"
 	"qat/model"
+	"qat/qmodel"
 	"qat/train"
 )
 
@@ -23,8 +24,11 @@ type dataFlags struct {
 	limit int
 }
 
+// dataHelp lists the --data forms (package data's ResolveSource).
+const dataHelp = "data: embedded, mnist, fashion-mnist, a directory of idx files, cifar10:DIR (CIFAR-10 binary) or imagefolder:DIR[:SIZE]"
+
 func (d *dataFlags) add(c *cobra.Command, def string) {
-	help := "data: embedded, mnist, fashion-mnist or a directory of idx files"
+	help := dataHelp
 	if def == "" {
 		help += " (default: the checkpoint's)"
 	}
@@ -88,6 +92,7 @@ type runFlags struct {
 	json      bool
 	quiet     bool
 	threads   threadsFlag
+	augment   data.Augment
 }
 
 func (r *runFlags) add(c *cobra.Command, lr float64) {
@@ -106,10 +111,12 @@ func (r *runFlags) add(c *cobra.Command, lr float64) {
 	f.StringVar(&r.resume, "resume", "", "continue the run saved in this checkpoint (optimizer state, step, epoch)")
 	f.BoolVar(&r.json, "json", false, "print the result as JSON")
 	f.BoolVar(&r.quiet, "quiet", false, "no progress display")
+	f.IntVar(&r.augment.Pad, "augment-pad", 0, "augmentation: random crops of the image zero-padded by this many pixels per side (0: none)")
+	f.BoolVar(&r.augment.Flip, "augment-flip", false, "augmentation: random horizontal flips")
 }
 
 func (r *runFlags) config(norm model.Norm) train.Config {
-	return train.Config{Epochs: r.epochs, Batch: r.batch, LR: r.lr, Seed: r.seed, Norm: norm,
+	return train.Config{Epochs: r.epochs, Batch: r.batch, LR: r.lr, Seed: r.seed, Norm: norm, Augment: r.augment,
 		Optimizer: train.OptimizerConfig{Kind: r.optimizer},
 		Schedule:  train.ScheduleConfig{Kind: r.schedule, WarmupSteps: r.warmup, StepSize: r.stepSize}}
 }
@@ -211,7 +218,7 @@ func (r *runFlags) resumeTrainer(c *cobra.Command) (*train.Trainer, *train.Check
 		return nil, nil, usagef("--resume %s has already trained %d epochs of %d: nothing to do (give --epochs above %d to train further)",
 			r.resume, t.Epoch, t.Config().Epochs, t.Epoch)
 	}
-	for _, f := range []string{"batch", "lr", "seed", "optimizer", "schedule", "warmup", "step-size", "model",
+	for _, f := range []string{"batch", "lr", "seed", "optimizer", "schedule", "warmup", "step-size", "augment-pad", "augment-flip", "model",
 		"bits", "quant-config", "learnable", "observer", "no-fold-bn", "freeze-observers", "freeze-bn", "calibration-batches"} {
 		if c.Flags().Changed(f) {
 			return nil, nil, usagef("--%s cannot change a resumed run (its config is in %s)", f, r.resume)
@@ -436,13 +443,18 @@ clipping level of each ReLU output (PACT) and keeps observers for weights.`,
 	return c
 }
 
+// calibrateCmd is qat calibrate's flags.
+type calibrateCmd struct {
+	d              dataFlags
+	q              quantFlags
+	from, out      string
+	batches, batch int
+	asJSON         bool
+	threads        threadsFlag
+}
+
 func newCalibrateCmd() *cobra.Command {
-	var d dataFlags
-	var q quantFlags
-	var from, out string
-	var batches, batch int
-	var asJSON bool
-	var threads threadsFlag
+	var p calibrateCmd
 	c := &cobra.Command{
 		Use:   "calibrate",
 		Short: "post-training quantization: calibrate a float checkpoint",
@@ -452,69 +464,85 @@ write the quantized checkpoint, then report its fake-quant test accuracy.
 --observer chooses the activation and input observer; weights use per-channel
 min/max.`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			if out == "" {
-				return usagef("--out is required: the checkpoint to write")
-			}
-			if err := distinct([]pathFlag{{"--from", from}, {"--quant-config", q.config}}, []pathFlag{{"--out", out}}); err != nil {
-				return err
-			}
-			if batches < 1 || batch < 1 {
-				return usagef("--batches %d, --batch %d: want at least 1 each", batches, batch)
-			}
-			if err := threads.apply(); err != nil {
-				return err
-			}
-			// Min/max by default, for the specs that name no observer of
-			// their own (a --quant-config's observers stand).
-			q.defaultObserver = "minmax"
-			ck, err := q.quantize(from)
-			if err != nil {
-				return err
-			}
-			m := ck.Model
-			spec := d.or(ck.Dataset)
-			tr, te, _, err := datasets(spec, d.limit)
-			if err != nil {
-				return err
-			}
-			if err := train.Calibrate(m, tr, train.CalibrateConfig{Batches: batches, Batch: batch, Norm: ck.Norm}); err != nil {
-				return err
-			}
-			if _, err := m.InitLearnable(); err != nil {
-				return err
-			}
-			res, err := train.Evaluate(m, te, train.EvalConfig{Norm: ck.Norm})
-			if err != nil {
-				return err
-			}
-			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-				return err
-			}
-			save := &train.Checkpoint{Model: m, Norm: ck.Norm, Dataset: spec}
-			if err := save.Save(out); err != nil {
-				return err
-			}
-			return report(c.OutOrStdout(), asJSON, out, m.Spec.Name, "fake-quant "+m.Quant.String(), res)
-		},
+		RunE: func(c *cobra.Command, _ []string) error { return p.run(c.OutOrStdout()) },
 	}
-	c.Flags().StringVar(&from, "from", "", "float checkpoint (required)")
-	c.Flags().StringVar(&out, "out", "", "quantized checkpoint to write (required)")
-	c.Flags().IntVar(&batches, "batches", 32, "calibration batches")
-	c.Flags().IntVar(&batch, "batch", 128, "calibration batch size")
-	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
-	threads.add(c)
-	q.add(c, "activation observer: minmax (default), moving-average-minmax, percentile, mse or entropy")
-	d.add(c, "")
+	c.Flags().StringVar(&p.from, "from", "", "float checkpoint (required)")
+	c.Flags().StringVar(&p.out, "out", "", "quantized checkpoint to write (required)")
+	c.Flags().IntVar(&p.batches, "batches", 32, "calibration batches")
+	c.Flags().IntVar(&p.batch, "batch", 128, "calibration batch size")
+	c.Flags().BoolVar(&p.asJSON, "json", false, "print the result as JSON")
+	p.threads.add(c)
+	p.q.add(c, "activation observer: minmax (default), moving-average-minmax, percentile, mse or entropy")
+	p.d.add(c, "")
 	return c
 }
 
+// check validates the flags.
+func (p *calibrateCmd) check() error {
+	if p.out == "" {
+		return usagef("--out is required: the checkpoint to write")
+	}
+	if err := distinct([]pathFlag{{"--from", p.from}, {"--quant-config", p.q.config}}, []pathFlag{{"--out", p.out}}); err != nil {
+		return err
+	}
+	if p.batches < 1 || p.batch < 1 {
+		return usagef("--batches %d, --batch %d: want at least 1 each", p.batches, p.batch)
+	}
+	return p.threads.apply()
+}
+
+// run quantizes and calibrates the checkpoint, evaluates and saves it.
+func (p *calibrateCmd) run(w io.Writer) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	// Min/max by default, for the specs that name no observer of their
+	// own (a --quant-config's observers stand).
+	p.q.defaultObserver = "minmax"
+	ck, err := p.q.quantize(p.from)
+	if err != nil {
+		return err
+	}
+	m := ck.Model
+	spec := p.d.or(ck.Dataset)
+	if spec == "" {
+		return usagef("--data is required: %s does not record its dataset", p.from)
+	}
+	tr, te, _, err := datasets(spec, p.d.limit)
+	if err != nil {
+		return err
+	}
+	if err := train.Calibrate(m, tr, train.CalibrateConfig{Batches: p.batches, Batch: p.batch, Norm: ck.Norm}); err != nil {
+		return err
+	}
+	if _, err := m.InitLearnable(); err != nil {
+		return err
+	}
+	res, err := train.Evaluate(m, te, train.EvalConfig{Norm: ck.Norm})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p.out), 0o755); err != nil {
+		return err
+	}
+	save := &train.Checkpoint{Model: m, Norm: ck.Norm, Dataset: spec}
+	if err := save.Save(p.out); err != nil {
+		return err
+	}
+	return report(w, p.asJSON, p.out, m.Spec.Name, "fake-quant "+m.Quant.String(), res)
+}
+
+// evalCmd is qat eval's flags.
+type evalCmd struct {
+	d           dataFlags
+	model, dump string
+	batch       int
+	asJSON      bool
+	threads     threadsFlag
+}
+
 func newEvalCmd() *cobra.Command {
-	var d dataFlags
-	var model, dump string
-	var batch int
-	var asJSON bool
-	var threads threadsFlag
+	var e evalCmd
 	c := &cobra.Command{
 		Use:   "eval",
 		Short: "evaluate a checkpoint or an int8 model on the test set",
@@ -526,91 +554,112 @@ int8 runtime, from the raw pixels. --limit caps the number of test images;
 --dump writes the float32 logits (dequantized for an int8 model), shape
 [N, classes], as a .npy file.`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			if model == "" {
-				return usagef("--model is required: the checkpoint or int8 model to evaluate")
-			}
-			if batch < 1 {
-				return usagef("--batch %d: want at least 1", batch)
-			}
-			if err := distinct([]pathFlag{{"--model", model}}, []pathFlag{{"--dump", dump}}); err != nil {
-				return err
-			}
-			if d.limit < 0 {
-				return usagef("--limit %d is negative", d.limit)
-			}
-			if err := threads.apply(); err != nil {
-				return err
-			}
-			qm, ck, err := loadAny(model)
-			if err != nil {
-				return err
-			}
-			spec := d.spec
-			if ck != nil {
-				spec = d.or(ck.Dataset)
-			}
-			if spec == "" {
-				return usagef("--data is required: %s does not record its dataset", model)
-			}
-			_, te, _, err := datasets(spec, 0)
-			if err != nil {
-				return err
-			}
-			if d.limit > 0 {
-				te = te.Limit(d.limit)
-			}
-			var res train.EvalResult
-			var logits []float32
-			kind, name := "", ""
-			if ck != nil {
-				if res, err = train.Evaluate(ck.Model, te, train.EvalConfig{Batch: batch, Norm: ck.Norm, KeepLogits: dump != ""}); err != nil {
-					return err
-				}
-				logits, kind, name = res.Logits, "float", ck.Model.Spec.Name
-				if ck.Model.Quantized() {
-					kind = "fake-quant " + ck.Model.Quant.String()
-				}
-			} else {
-				net, err := infer.New(qm)
-				if err != nil {
-					return err
-				}
-				ir, err := infer.Evaluate(net, te.Images, te.Labels, infer.EvalConfig{Batch: batch, Threads: layers.Threads(), KeepCodes: dump != ""})
-				if err != nil {
-					return err
-				}
-				res = train.EvalResult{N: ir.N, Correct: ir.Correct, Accuracy: ir.Accuracy, Loss: ir.Loss, SamplesPerSec: ir.SamplesPerSec}
-				kind, name = "int8 ("+string(qm.Requant)+" requant)", qm.Name
-				if dump != "" {
-					logits = make([]float32, len(ir.Codes))
-					net.Dequantize(logits, ir.Codes)
-				}
-			}
-			if dump != "" {
-				if err := writeNPY(dump, logits, res.N, len(logits)/max(res.N, 1)); err != nil {
-					return err
-				}
-			}
-			return report(c.OutOrStdout(), asJSON, model, name, kind, res)
-		},
+		RunE: func(c *cobra.Command, _ []string) error { return e.run(c.OutOrStdout()) },
 	}
-	c.Flags().StringVar(&model, "model", "", "checkpoint or int8 model to evaluate (required)")
-	c.Flags().IntVar(&batch, "batch", 250, "evaluation batch size")
-	c.Flags().BoolVar(&asJSON, "json", false, "print accuracy, n, loss and samples_per_sec as JSON")
-	c.Flags().StringVar(&d.spec, "data", "", "data: embedded, mnist, fashion-mnist or a directory (default: the checkpoint's; required for an int8 model)")
-	c.Flags().IntVar(&d.limit, "limit", 0, "evaluate only the first N test images (0: all)")
-	c.Flags().StringVar(&dump, "dump", "", "write the float32 logits [N, classes] to this .npy file")
-	threads.add(c)
+	c.Flags().StringVar(&e.model, "model", "", "checkpoint or int8 model to evaluate (required)")
+	c.Flags().IntVar(&e.batch, "batch", 250, "evaluation batch size")
+	c.Flags().BoolVar(&e.asJSON, "json", false, "print accuracy, n, loss and samples_per_sec as JSON")
+	c.Flags().StringVar(&e.d.spec, "data", "", dataHelp+" (default: the checkpoint's; required for an int8 model)")
+	c.Flags().IntVar(&e.d.limit, "limit", 0, "evaluate only the first N test images (0: all)")
+	c.Flags().StringVar(&e.dump, "dump", "", "write the float32 logits [N, classes] to this .npy file")
+	e.threads.add(c)
 	return c
+}
+
+// check validates the flags.
+func (e *evalCmd) check() error {
+	switch {
+	case e.model == "":
+		return usagef("--model is required: the checkpoint or int8 model to evaluate")
+	case e.batch < 1:
+		return usagef("--batch %d: want at least 1", e.batch)
+	case e.d.limit < 0:
+		return usagef("--limit %d is negative", e.d.limit)
+	}
+	if err := distinct([]pathFlag{{"--model", e.model}}, []pathFlag{{"--dump", e.dump}}); err != nil {
+		return err
+	}
+	return e.threads.apply()
+}
+
+// run evaluates the model on the test split, writes the dump and reports.
+func (e *evalCmd) run(w io.Writer) error {
+	if err := e.check(); err != nil {
+		return err
+	}
+	qm, ck, err := loadAny(e.model)
+	if err != nil {
+		return err
+	}
+	spec := e.d.spec
+	if ck != nil {
+		spec = e.d.or(ck.Dataset)
+	}
+	if spec == "" {
+		return usagef("--data is required: %s does not record its dataset", e.model)
+	}
+	_, te, _, err := datasets(spec, 0)
+	if err != nil {
+		return err
+	}
+	if e.d.limit > 0 {
+		te = te.Limit(e.d.limit)
+	}
+	var res train.EvalResult
+	var logits []float32
+	var kind, name string
+	if ck != nil {
+		res, logits, kind, name, err = e.checkpoint(ck, te)
+	} else {
+		res, logits, kind, name, err = e.int8(qm, te)
+	}
+	if err != nil {
+		return err
+	}
+	if e.dump != "" {
+		if err := writeNPY(e.dump, logits, res.N, len(logits)/max(res.N, 1)); err != nil {
+			return err
+		}
+	}
+	return report(w, e.asJSON, e.model, name, kind, res)
+}
+
+// checkpoint evaluates a float or quantized checkpoint on te.
+func (e *evalCmd) checkpoint(ck *train.Checkpoint, te *data.Dataset) (res train.EvalResult, logits []float32, kind, name string, err error) {
+	if res, err = train.Evaluate(ck.Model, te, train.EvalConfig{Batch: e.batch, Norm: ck.Norm, KeepLogits: e.dump != ""}); err != nil {
+		return res, nil, "", "", err
+	}
+	kind = "float"
+	if ck.Model.Quantized() {
+		kind = "fake-quant " + ck.Model.Quant.String()
+	}
+	return res, res.Logits, kind, ck.Model.Spec.Name, nil
+}
+
+// int8 evaluates an int8 model on te with the int8 runtime.
+func (e *evalCmd) int8(qm *qmodel.Model, te *data.Dataset) (res train.EvalResult, logits []float32, kind, name string, err error) {
+	net, err := infer.New(qm)
+	if err != nil {
+		return res, nil, "", "", err
+	}
+	ir, err := infer.Evaluate(net, te.Images, te.Labels, infer.EvalConfig{Batch: e.batch, Threads: layers.Threads(), KeepCodes: e.dump != ""})
+	if err != nil {
+		return res, nil, "", "", err
+	}
+	res = train.EvalResult{N: ir.N, Correct: ir.Correct, Accuracy: ir.Accuracy, Correct5: ir.Correct5, Top5: ir.Top5, Loss: ir.Loss, SamplesPerSec: ir.SamplesPerSec}
+	if e.dump != "" {
+		logits = make([]float32, len(ir.Codes))
+		net.Dequantize(logits, ir.Codes)
+	}
+	return res, logits, "int8 (" + string(qm.Requant) + " requant)", qm.Name, nil
 }
 
 func report(w io.Writer, asJSON bool, path, name, kind string, res train.EvalResult) error {
 	if asJSON {
-		return printJSON(w, map[string]any{"model": path, "kind": kind, "accuracy": res.Accuracy, "n": res.N,
+		return printJSON(w, map[string]any{"model": path, "kind": kind, "accuracy": res.Accuracy, "top5": res.Top5, "n": res.N,
 			"loss": res.Loss, "samples_per_sec": res.SamplesPerSec})
 	}
-	_, err := fmt.Fprintf(w, "%s (%s %s): accuracy %.2f%% (%d/%d), loss %.4f, %.0f samples/s\n",
-		path, name, kind, 100*res.Accuracy, res.Correct, res.N, res.Loss, res.SamplesPerSec)
+	_, err := fmt.Fprintf(w, "%s (%s %s): accuracy %.2f%% (%d/%d), top-5 %.2f%%, loss %.4f, %.0f samples/s\n",
+		path, name, kind, 100*res.Accuracy, res.Correct, res.N, 100*res.Top5, res.Loss, res.SamplesPerSec)
 	return err
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +34,38 @@ func demoConfig() experiment.Config {
 	}
 }
 
+// runDemo runs the demo experiment with options o, draws its plots,
+// writes its report and prints the results to w.
+func runDemo(ctx context.Context, w io.Writer, o experiment.Options, asJSON bool) error {
+	out := o.Out
+	rep, err := experiment.Execute(ctx, demoConfig(), o)
+	if err != nil {
+		return err
+	}
+	files, err := experiment.PlotDir(filepath.Join(out, "work"))
+	if err != nil {
+		return fmt.Errorf("demo plots: %w", err)
+	}
+	report := filepath.Join(out, "report.md")
+	if err := writeDemoReport(report, filepath.Join(out, "results.md"), out, files); err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(w, map[string]any{"out": out, "report": report,
+			"seconds": rep.Elapsed.Seconds(), "floats": rep.Floats, "results": rep.Results, "plots": files})
+	}
+	fmt.Fprintf(w, "float lenet: %.2f%% on %d embedded test images\n", 100*rep.Floats["embedded"].Accuracy, 1000)
+	for _, r := range rep.Results {
+		int8 := "n/a"
+		if r.Int8Accuracy != nil {
+			int8 = fmt.Sprintf("%.2f%%", 100**r.Int8Accuracy)
+		}
+		fmt.Fprintf(w, "%-13s fake-quant %.2f%%  int8 %s\n", r.Run, 100*r.FakeQuantAccuracy, int8)
+	}
+	fmt.Fprintf(w, "report: %s (%s)\n", report, rep.Elapsed.Round(1e9))
+	return nil
+}
+
 func newDemoCmd() *cobra.Command {
 	var out string
 	var asJSON, quiet bool
@@ -60,38 +94,11 @@ plots.`,
 			if err := threads.apply(); err != nil {
 				return err
 			}
-			cfg := demoConfig()
 			o := experiment.Options{Out: out, Command: "qat demo --out " + out, RSS: rssMB}
 			if !quiet {
 				o.Log = c.ErrOrStderr()
 			}
-			rep, err := experiment.Execute(c.Context(), cfg, o)
-			if err != nil {
-				return err
-			}
-			files, err := experiment.PlotDir(filepath.Join(out, "work"))
-			if err != nil {
-				return fmt.Errorf("demo plots: %w", err)
-			}
-			report := filepath.Join(out, "report.md")
-			if err := writeDemoReport(report, filepath.Join(out, "results.md"), out, files); err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(c.OutOrStdout(), map[string]any{"out": out, "report": report,
-					"seconds": rep.Elapsed.Seconds(), "floats": rep.Floats, "results": rep.Results, "plots": files})
-			}
-			w := c.OutOrStdout()
-			fmt.Fprintf(w, "float lenet: %.2f%% on %d embedded test images\n", 100*rep.Floats["embedded"].Accuracy, 1000)
-			for _, r := range rep.Results {
-				int8 := "n/a"
-				if r.Int8Accuracy != nil {
-					int8 = fmt.Sprintf("%.2f%%", 100**r.Int8Accuracy)
-				}
-				fmt.Fprintf(w, "%-13s fake-quant %.2f%%  int8 %s\n", r.Run, 100*r.FakeQuantAccuracy, int8)
-			}
-			fmt.Fprintf(w, "report: %s (%s)\n", report, rep.Elapsed.Round(1e9))
-			return nil
+			return runDemo(c.Context(), c.OutOrStdout(), o, asJSON)
 		},
 	}
 	c.Flags().StringVar(&out, "out", filepath.Join("runs", "demo"), "output directory")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 
@@ -74,12 +75,17 @@ func quoteArgs(c *cobra.Command, args []string) []string {
 	return parts
 }
 
+// sensitivityCmd is qat sensitivity's flags.
+type sensitivityCmd struct {
+	d                          dataFlags
+	from, bits, observer, plot string
+	batches, testLimit         int
+	asJSON                     bool
+	threads                    threadsFlag
+}
+
 func newSensitivityCmd() *cobra.Command {
-	var d dataFlags
-	var from, bits, observer, plot string
-	var batches, testLimit int
-	var asJSON bool
-	var threads threadsFlag
+	var p sensitivityCmd
 	c := &cobra.Command{
 		Use:   "sensitivity",
 		Short: "rank layers by the accuracy lost when quantizing each one alone",
@@ -90,64 +96,82 @@ test set and print the layers sorted by accuracy drop, largest first. The
 layers at the top are the ones to keep at higher precision in a mixed-
 precision config. --plot writes a bar chart (PNG and SVG).`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			if from == "" {
-				return usagef("--from is required: the float checkpoint")
-			}
-			if testLimit < 0 {
-				return usagef("--test-limit %d is negative", testLimit)
-			}
-			if err := threads.apply(); err != nil {
-				return err
-			}
-			if _, err := layers.ParseBits(bits); err != nil {
-				return usageError{fmt.Errorf("--bits: %w", err)}
-			}
-			ck, err := loadCheckpoint(from)
-			if err != nil {
-				return err
-			}
-			tr, te, _, err := datasets(d.or(ck.Dataset), d.limit)
-			if err != nil {
-				return err
-			}
-			if testLimit > 0 {
-				te = te.Limit(testLimit)
-			}
-			acc, res, err := experiment.Sensitivity(from, tr, te, experiment.SensitivityConfig{Bits: bits, Observer: observer, CalibrationBatches: batches})
-			if err != nil {
-				return err
-			}
-			if plot != "" {
-				names, drops := make([]string, len(res)), make([]float64, len(res))
-				for i, r := range res {
-					names[i], drops[i] = r.Layer, r.Drop
-				}
-				if _, err := plots.Sensitivity(strings.TrimSuffix(plot, filepath.Ext(plot)), names, drops); err != nil {
-					return fmt.Errorf("--plot: %w", err)
-				}
-			}
-			if asJSON {
-				return printJSON(c.OutOrStdout(), map[string]any{"checkpoint": from, "bits": bits, "float_accuracy": acc, "layers": res})
-			}
-			w := c.OutOrStdout()
-			fmt.Fprintf(w, "%s: float %.2f%%; one layer at a time at %s:\n", from, 100*acc, bits)
-			for _, r := range res {
-				fmt.Fprintf(w, "  %-12s %6.2f%%  drop %5.2f pp\n", r.Layer, 100*r.Accuracy, r.Drop)
-			}
-			return nil
-		},
+		RunE: func(c *cobra.Command, _ []string) error { return p.run(c.OutOrStdout()) },
 	}
-	c.Flags().StringVar(&from, "from", "", "float checkpoint (required)")
-	c.Flags().StringVar(&bits, "bits", "W4A4", "bits of the one quantized layer, W<w>A<a>")
-	c.Flags().StringVar(&observer, "observer", "minmax", "output observer: minmax, moving-average-minmax, percentile, mse or entropy")
-	c.Flags().IntVar(&batches, "batches", 32, "calibration batches")
-	c.Flags().IntVar(&testLimit, "test-limit", 0, "evaluate on the first N test images (0: all)")
-	c.Flags().StringVar(&plot, "plot", "", "write a bar chart to this path (.png and .svg)")
-	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
-	threads.add(c)
-	d.add(c, "")
+	c.Flags().StringVar(&p.from, "from", "", "float checkpoint (required)")
+	c.Flags().StringVar(&p.bits, "bits", "W4A4", "bits of the one quantized layer, W<w>A<a>")
+	c.Flags().StringVar(&p.observer, "observer", "minmax", "output observer: minmax, moving-average-minmax, percentile, mse or entropy")
+	c.Flags().IntVar(&p.batches, "batches", 32, "calibration batches")
+	c.Flags().IntVar(&p.testLimit, "test-limit", 0, "evaluate on the first N test images (0: all)")
+	c.Flags().StringVar(&p.plot, "plot", "", "write a bar chart to this path (.png and .svg)")
+	c.Flags().BoolVar(&p.asJSON, "json", false, "print the result as JSON")
+	p.threads.add(c)
+	p.d.add(c, "")
 	return c
+}
+
+// check validates the flags.
+func (p *sensitivityCmd) check() error {
+	switch {
+	case p.from == "":
+		return usagef("--from is required: the float checkpoint")
+	case p.testLimit < 0:
+		return usagef("--test-limit %d is negative", p.testLimit)
+	}
+	if err := p.threads.apply(); err != nil {
+		return err
+	}
+	if _, err := layers.ParseBits(p.bits); err != nil {
+		return usageError{fmt.Errorf("--bits: %w", err)}
+	}
+	return nil
+}
+
+// run measures every layer's sensitivity, plots and prints it.
+func (p *sensitivityCmd) run(w io.Writer) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	ck, err := loadCheckpoint(p.from)
+	if err != nil {
+		return err
+	}
+	spec := p.d.or(ck.Dataset)
+	if spec == "" {
+		return usagef("--data is required: %s does not record its dataset", p.from)
+	}
+	tr, te, _, err := datasets(spec, p.d.limit)
+	if err != nil {
+		return err
+	}
+	if p.testLimit > 0 {
+		te = te.Limit(p.testLimit)
+	}
+	acc, res, err := experiment.Sensitivity(p.from, tr, te, experiment.SensitivityConfig{Bits: p.bits, Observer: p.observer, CalibrationBatches: p.batches})
+	if err != nil {
+		return err
+	}
+	if p.plot != "" {
+		names, drops := make([]string, len(res)), make([]float64, len(res))
+		for i, r := range res {
+			names[i], drops[i] = r.Layer, r.Drop
+		}
+		if _, err := plots.Sensitivity(strings.TrimSuffix(p.plot, filepath.Ext(p.plot)), names, drops); err != nil {
+			return fmt.Errorf("--plot: %w", err)
+		}
+	}
+	if p.asJSON {
+		return printJSON(w, map[string]any{"checkpoint": p.from, "bits": p.bits, "float_accuracy": acc, "layers": res})
+	}
+	width := 12
+	for _, r := range res {
+		width = max(width, len(r.Layer))
+	}
+	fmt.Fprintf(w, "%s: float %.2f%%; one layer at a time at %s:\n", p.from, 100*acc, p.bits)
+	for _, r := range res {
+		fmt.Fprintf(w, "  %-*s %6.2f%%  drop %5.2f pp\n", width, r.Layer, 100*r.Accuracy, r.Drop)
+	}
+	return nil
 }
 
 func newPlotCmd() *cobra.Command {

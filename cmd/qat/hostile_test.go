@@ -15,10 +15,14 @@ import (
 // hostileCase is one corrupt or nonsensical input given to one command:
 // the command must fail (exit 1, or 2 for a usage error), say why naming
 // the file or flag (want), and leave every file it was given as it was.
+// Where a damaged byte may lie outside what the format's reader uses (a
+// zip archive's timestamps, say), same names the output the undamaged
+// input gives: the command may then succeed, if it writes exactly that.
 type hostileCase struct {
 	name string
 	args []string
 	want string
+	same []byte
 }
 
 // TestHostileInputs runs a corpus of hostile inputs that the test makes
@@ -44,7 +48,9 @@ func TestHostileInputs(t *testing.T) {
 	idxDir := writeIDXDir(t, filepath.Join(dir, "idx"))
 
 	var cases []hostileCase
-	corrupt := func(kind, src string, use func(path string) []string) {
+	// corrupt adds the damaged variants of src, each given to a command by
+	// use; same, if not nil, is the output of the undamaged src.
+	corrupt := func(kind, src string, same []byte, use func(path string) []string) {
 		b, err := os.ReadFile(src)
 		if err != nil {
 			t.Fatal(err)
@@ -66,24 +72,43 @@ func TestHostileInputs(t *testing.T) {
 			if err := os.WriteFile(p, v, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			cases = append(cases, hostileCase{kind + " " + name, use(p), p})
+			cases = append(cases, hostileCase{name: kind + " " + name, args: use(p), want: p, same: same})
 		}
 	}
 	out := filepath.Join(dir, "out.safetensors")
-	corrupt("checkpoint", q8, func(p string) []string { return []string{"eval", "--model", p} })
-	corrupt("checkpoint", float, func(p string) []string { return []string{"calibrate", "--from", p, "--batches", "1", "--out", out} })
-	corrupt("checkpoint", q8, func(p string) []string {
+	corrupt("checkpoint", q8, nil, func(p string) []string { return []string{"eval", "--model", p} })
+	corrupt("checkpoint", float, nil, func(p string) []string { return []string{"calibrate", "--from", p, "--batches", "1", "--out", out} })
+	corrupt("checkpoint", q8, nil, func(p string) []string {
 		return []string{"export", "--checkpoint", p, "--out", filepath.Join(dir, "x.qmodel")}
 	})
-	corrupt("model", model, func(p string) []string { return []string{"eval", "--model", p, "--data", "embedded"} })
-	corrupt("model", model, func(p string) []string { return []string{"compare", "--checkpoint", q8, "--model", p} })
+	corrupt("model", model, nil, func(p string) []string { return []string{"eval", "--model", p, "--data", "embedded"} })
+	corrupt("model", model, nil, func(p string) []string { return []string{"compare", "--checkpoint", q8, "--model", p} })
+	// PyTorch state_dicts (torchio's fixtures, written by
+	// scripts/torch-fixtures.py): a .pt archive, and one whose pickle
+	// names os.system.
+	tinySpec, err := filepath.Abs("../../torchio/testdata/tiny.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good("import", "--torch", "../../torchio/testdata/tiny.pt", "--model", tinySpec, "--out", out)
+	imported, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(out)
+	corrupt("state_dict", "../../torchio/testdata/tiny.pt", imported, func(p string) []string {
+		return []string{"import", "--torch", p, "--model", tinySpec, "--out", out}
+	})
+	evil := filepath.Join(dir, "evil.pt")
+	copyFile(t, "../../torchio/testdata/evil.pt", evil)
+	cases = append(cases, hostileCase{name: "state_dict with a global", args: []string{"import", "--torch", evil, "--model", tinySpec, "--out", out}, want: "not allowed"})
 
 	text := func(kind, content string, use func(path string) []string, want string) {
 		p := filepath.Join(dir, kind+"-"+strconv.Itoa(len(cases))+".json")
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cases = append(cases, hostileCase{kind + " " + content, use(p), want})
+		cases = append(cases, hostileCase{name: kind + " " + content, args: use(p), want: want})
 	}
 	spec := func(p string) []string {
 		return []string{"train", "--model", p, "--limit", "64", "--out", out, "--quiet"}
@@ -138,11 +163,49 @@ func TestHostileInputs(t *testing.T) {
 			if err := os.WriteFile(p, edit(b), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			cases = append(cases, hostileCase{"idx " + name, []string{"train", "--model", "mlp", "--data", d, "--out", out, "--quiet"}, p})
+			cases = append(cases, hostileCase{name: "idx " + name, args: []string{"train", "--model", "mlp", "--data", d, "--out", out, "--quiet"}, want: p})
 		}
 	}
+	// CIFAR-10 binary data: a batch truncated, given a label past the
+	// classes, emptied or missing.
+	cifarDir := writeCIFARDir(t, filepath.Join(dir, "cifar"))
+	spec3 := filepath.Join(dir, "spec3.json")
+	if err := os.WriteFile(spec3, []byte(`{"name":"x","input":[3,32,32],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"a","out":10}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, edit := range []struct {
+		file string
+		f    func([]byte) []byte // nil: remove the file
+	}{
+		{"data_batch_3.bin", func(b []byte) []byte { return b[:len(b)-1] }},
+		{"data_batch_1.bin", func(b []byte) []byte { c := bytes.Clone(b); c[0] = 10; return c }},
+		{"test_batch.bin", func(b []byte) []byte { return nil }},
+		{"data_batch_5.bin", nil},
+	} {
+		d := filepath.Join(dir, "cifar-"+strconv.Itoa(len(cases)))
+		copyDir(t, cifarDir, d)
+		p := filepath.Join(d, edit.file)
+		if edit.f == nil {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, edit.f(b), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cases = append(cases, hostileCase{name: "cifar10 " + edit.file, args: []string{"train", "--model", spec3, "--data", "cifar10:" + d, "--out", out, "--quiet"}, want: p})
+	}
 	// Flags out of range or contradicting the checkpoint.
-	for _, c := range []hostileCase{
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
 		{"threads 0", []string{"eval", "--model", q8, "--threads", "0"}, "--threads"},
 		{"batch -1", []string{"eval", "--model", q8, "--batch", "-1"}, "--batch"},
 		{"limit -1", []string{"eval", "--model", q8, "--limit", "-1"}, "--limit"},
@@ -161,16 +224,27 @@ func TestHostileInputs(t *testing.T) {
 		{"missing file", []string{"eval", "--model", filepath.Join(dir, "none.safetensors")}, "none.safetensors"},
 		{"directory as model", []string{"eval", "--model", dir}, dir},
 		{"unknown data", []string{"train", "--data", "cifar99", "--out", out}, "cifar99"},
+		{"augment-pad -1", []string{"train", "--model", spec3, "--data", "cifar10:" + cifarDir, "--augment-pad", "-1", "--out", out, "--quiet"}, "pad"},
+		{"augment-pad 33", []string{"train", "--model", spec3, "--data", "cifar10:" + cifarDir, "--augment-pad", "33", "--out", out, "--quiet"}, "pad"},
+		{"max-data-bytes 0", []string{"train", "--max-data-bytes", "0", "--out", out}, "--max-data-bytes"},
+		{"max-data-bytes small", []string{"train", "--model", spec3, "--data", "cifar10:" + cifarDir, "--max-data-bytes", "4096", "--out", out, "--quiet"}, "--max-data-bytes raises it"},
+		{"3-channel data, 1-channel model", []string{"train", "--model", "mlp", "--data", "cifar10:" + cifarDir, "--out", out, "--quiet"}, "3x32x32 images"},
 	} {
-		cases = append(cases, c)
+		cases = append(cases, hostileCase{name: c.name, args: c.args, want: c.want})
 	}
 
 	// Run them all; every file in dir must survive unchanged.
 	before := hashTree(t, dir)
-	clear, lost := 0, 0
+	clear, harmless, lost := 0, 0, 0
 	for _, c := range cases {
 		code, _, errs := qat(t, c.args...)
 		switch {
+		case code == 0 && c.same != nil:
+			if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, c.same) {
+				t.Errorf("%s: %v: accepted (exit 0) with an output that differs from the undamaged input's", c.name, c.args)
+			} else {
+				harmless++
+			}
 		case code == 0:
 			t.Errorf("%s: %v: accepted (exit 0)", c.name, c.args)
 		case !strings.Contains(errs, c.want):
@@ -192,7 +266,7 @@ func TestHostileInputs(t *testing.T) {
 			t.Errorf("%s was left behind", p)
 		}
 	}
-	t.Logf("hostile corpus: %d tried, %d clear, %d files lost", len(cases), clear, lost)
+	t.Logf("hostile corpus: %d tried, %d clear errors, %d damaged where the reader does not look (same output as undamaged), %d files lost", len(cases), clear, harmless, lost)
 }
 
 // writeIDXDir writes a small valid MNIST-format directory (64 training
@@ -226,6 +300,41 @@ func writeIDXDir(t *testing.T, dir string) string {
 		}
 	}
 	return dir
+}
+
+// writeCIFARDir writes a small valid CIFAR-10 binary directory into dir:
+// two records in each training batch and in the test batch, with
+// pixels and labels from a fixed pattern.
+func writeCIFARDir(t *testing.T, dir string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"}
+	for f, name := range names {
+		var b []byte
+		for r := range 2 {
+			b = append(b, byte((f+r)%10))
+			for i := range 3 * 32 * 32 {
+				b = append(b, byte(i*7+f*13+r))
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func copyDir(t *testing.T, src, dst string) {

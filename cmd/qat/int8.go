@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"qat/cheader"
+	"qat/data"
 	"qat/deploy"
 	"qat/infer"
 	"qat/internal/atomicfile"
@@ -22,9 +23,14 @@ import (
 	"qat/train"
 )
 
+// exportCmd is qat export's flags.
+type exportCmd struct {
+	ckpt, out, requant, header, onnxOut string
+	asJSON                              bool
+}
+
 func newExportCmd() *cobra.Command {
-	var ckpt, out, requant, header, onnxOut string
-	var asJSON bool
+	var e exportCmd
 	c := &cobra.Command{
 		Use:   "export",
 		Short: "freeze a quantized checkpoint into an int8 model file",
@@ -41,64 +47,79 @@ and shift (no float unit needed), within one code of float per layer.
 with --requant float (docs/onnxruntime.md). With a float checkpoint and no
 --out, --onnx writes the float model as an ONNX model instead.`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			if ckpt == "" || (out == "" && onnxOut == "") {
-				return usagef("--checkpoint and --out are required (or --onnx alone, for a float checkpoint)")
-			}
-			if err := distinct([]pathFlag{{"--checkpoint", ckpt}},
-				[]pathFlag{{"--out", out}, {"--header", header}, {"--onnx", onnxOut}}); err != nil {
-				return err
-			}
-			mode := qmodel.Requant(requant)
-			if mode != qmodel.RequantFloat && mode != qmodel.RequantFixed {
-				return usagef("--requant %q: want float or fixed", requant)
-			}
-			ck, err := loadCheckpoint(ckpt)
-			if err != nil {
-				return err
-			}
-			norm := ck.Norm
-			if out == "" {
-				if ck.Model.Quantized() {
-					return usagef("--out is required: %s is a quantized checkpoint", ckpt)
-				}
-				if header != "" {
-					return usagef("--header needs an int8 model: %s is a float checkpoint", ckpt)
-				}
-				return exportFloatONNX(c.OutOrStdout(), asJSON, ckpt, onnxOut, ck, norm)
-			}
-			m, err := deploy.Freeze(ck.Model, norm, mode)
-			if err != nil {
-				return fmt.Errorf("export %s: %w", ckpt, err)
-			}
-			// All or nothing: the int8 model, header and ONNX file are
-			// renamed into place only when all of them are complete.
-			var files atomicfile.Files
-			files.Add(out, func(w io.Writer) error { return qmodel.Write(w, m) })
-			if header != "" {
-				files.Add(header, func(w io.Writer) error { return cheader.Write(w, m, "") })
-			}
-			if onnxOut != "" {
-				ob, err := onnx.FromInt8(m)
-				if err != nil {
-					return fmt.Errorf("export %s: %w", ckpt, err)
-				}
-				files.Add(onnxOut, func(w io.Writer) error { _, err := w.Write(ob); return err })
-			}
-			if err := files.Commit(); err != nil {
-				return err
-			}
-			return reportExport(c.OutOrStdout(), asJSON, ckpt, out, header, onnxOut, ck, m)
-		},
+		RunE: func(c *cobra.Command, _ []string) error { return e.run(c.OutOrStdout()) },
 	}
 	f := c.Flags()
-	f.StringVar(&ckpt, "checkpoint", "", "checkpoint to export (required): quantized, or float with --onnx and no --out")
-	f.StringVar(&out, "out", "", "int8 model file to write (required, but for a float checkpoint with --onnx)")
-	f.StringVar(&requant, "requant", "float", "requantization: float (float32 multiplier) or fixed (int32 multiplier and shift)")
-	f.StringVar(&header, "header", "", "also write the model as a C header to this file")
-	f.StringVar(&onnxOut, "onnx", "", "also write the model as ONNX to this file (a float checkpoint: the float model)")
-	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	f.StringVar(&e.ckpt, "checkpoint", "", "checkpoint to export (required): quantized, or float with --onnx and no --out")
+	f.StringVar(&e.out, "out", "", "int8 model file to write (required, but for a float checkpoint with --onnx)")
+	f.StringVar(&e.requant, "requant", "float", "requantization: float (float32 multiplier) or fixed (int32 multiplier and shift)")
+	f.StringVar(&e.header, "header", "", "also write the model as a C header to this file")
+	f.StringVar(&e.onnxOut, "onnx", "", "also write the model as ONNX to this file (a float checkpoint: the float model)")
+	f.BoolVar(&e.asJSON, "json", false, "print the result as JSON")
 	return c
+}
+
+// check validates the flags and returns the requantization mode.
+func (e *exportCmd) check() (qmodel.Requant, error) {
+	if e.ckpt == "" || (e.out == "" && e.onnxOut == "") {
+		return "", usagef("--checkpoint and --out are required (or --onnx alone, for a float checkpoint)")
+	}
+	if err := distinct([]pathFlag{{"--checkpoint", e.ckpt}},
+		[]pathFlag{{"--out", e.out}, {"--header", e.header}, {"--onnx", e.onnxOut}}); err != nil {
+		return "", err
+	}
+	mode := qmodel.Requant(e.requant)
+	if mode != qmodel.RequantFloat && mode != qmodel.RequantFixed {
+		return "", usagef("--requant %q: want float or fixed", e.requant)
+	}
+	return mode, nil
+}
+
+// run exports the checkpoint.
+func (e *exportCmd) run(w io.Writer) error {
+	mode, err := e.check()
+	if err != nil {
+		return err
+	}
+	ck, err := loadCheckpoint(e.ckpt)
+	if err != nil {
+		return err
+	}
+	if e.out == "" {
+		if ck.Model.Quantized() {
+			return usagef("--out is required: %s is a quantized checkpoint", e.ckpt)
+		}
+		if e.header != "" {
+			return usagef("--header needs an int8 model: %s is a float checkpoint", e.ckpt)
+		}
+		return exportFloatONNX(w, e.asJSON, e.ckpt, e.onnxOut, ck, ck.Norm)
+	}
+	m, err := deploy.Freeze(ck.Model, ck.Norm, mode)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", e.ckpt, err)
+	}
+	if err := e.write(m); err != nil {
+		return err
+	}
+	return reportExport(w, e.asJSON, e.ckpt, e.out, e.header, e.onnxOut, ck, m)
+}
+
+// write writes the int8 model and the header and ONNX file asked for, all
+// or nothing: they are renamed into place only when all are complete.
+func (e *exportCmd) write(m *qmodel.Model) error {
+	var files atomicfile.Files
+	files.Add(e.out, func(w io.Writer) error { return qmodel.Write(w, m) })
+	if e.header != "" {
+		files.Add(e.header, func(w io.Writer) error { return cheader.Write(w, m, "") })
+	}
+	if e.onnxOut != "" {
+		ob, err := onnx.FromInt8(m)
+		if err != nil {
+			return fmt.Errorf("export %s: %w", e.ckpt, err)
+		}
+		files.Add(e.onnxOut, func(w io.Writer) error { _, err := w.Write(ob); return err })
+	}
+	return files.Commit()
 }
 
 // exportFloatONNX writes the float model of checkpoint ck (path ckpt) as
@@ -232,12 +253,17 @@ func warn(path string, warnings []string) {
 	}
 }
 
+// compareCmd is qat compare's flags.
+type compareCmd struct {
+	d           dataFlags
+	ckpt, model string
+	batch       int
+	asJSON      bool
+	threads     threadsFlag
+}
+
 func newCompareCmd() *cobra.Command {
-	var d dataFlags
-	var ckpt, model string
-	var batch int
-	var asJSON bool
-	var threads threadsFlag
+	var p compareCmd
 	c := &cobra.Command{
 		Use:   "compare",
 		Short: "compare an int8 model with the checkpoint it was exported from",
@@ -246,71 +272,89 @@ compare their outputs as codes of the model's output quantization: n, the
 fraction of samples whose argmax agrees, the largest difference in codes
 (LSB), and the fraction of samples whose every output code is equal.`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			if ckpt == "" || model == "" {
-				return usagef("--checkpoint and --model are required")
-			}
-			if err := threads.apply(); err != nil {
-				return err
-			}
-			m, err := readModel(model)
-			if err != nil {
-				return err
-			}
-			ck, err := loadCheckpoint(ckpt)
-			if err != nil {
-				return err
-			}
-			spec := d.or(ck.Dataset)
-			if spec == "" {
-				return usagef("--data is required: %s does not record its dataset", ckpt)
-			}
-			_, te, _, err := datasets(spec, 0)
-			if err != nil {
-				return err
-			}
-			if d.limit > 0 {
-				te = te.Limit(d.limit)
-			}
-			if m.Norm != ck.Norm {
-				return fmt.Errorf("%s normalises with %+v, %s with %+v: not exported from it", model, m.Norm, ckpt, ck.Norm)
-			}
-			if err := exportedFrom(m, ck); err != nil {
-				return fmt.Errorf("%s was not exported from %s: %w", model, ckpt, err)
-			}
-			net, err := infer.New(m)
-			if err != nil {
-				return err
-			}
-			ir, err := infer.Evaluate(net, te.Images, te.Labels, infer.EvalConfig{Batch: batch, Threads: layers.Threads(), KeepCodes: true})
-			if err != nil {
-				return err
-			}
-			fr, err := train.Evaluate(ck.Model, te, train.EvalConfig{Batch: batch, Norm: ck.Norm, KeepLogits: true})
-			if err != nil {
-				return err
-			}
-			cmp, err := compareCodes(fr.Logits, ir.Codes, net.Classes(), net.OutputQuant())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(c.OutOrStdout(), cmp)
-			}
-			_, err = fmt.Fprintf(c.OutOrStdout(), "%d samples: argmax agreement %.4f%%, max |diff| %d LSB, exact %.4f%% (checkpoint %.2f%%, int8 %.2f%%)\n",
-				cmp.N, 100*cmp.ArgmaxAgreement, cmp.MaxAbsDiffLSB, 100*cmp.ExactFraction, 100*fr.Accuracy, 100*ir.Accuracy)
-			return err
-		},
+		RunE: func(c *cobra.Command, _ []string) error { return p.run(c.OutOrStdout()) },
 	}
 	f := c.Flags()
-	f.StringVar(&ckpt, "checkpoint", "", "quantized checkpoint (required)")
-	f.StringVar(&model, "model", "", "int8 model exported from it (required)")
-	f.IntVar(&batch, "batch", 250, "batch size")
-	f.BoolVar(&asJSON, "json", false, "print the comparison as JSON")
-	f.StringVar(&d.spec, "data", "", "data: embedded, mnist, fashion-mnist or a directory (default: the checkpoint's)")
-	f.IntVar(&d.limit, "limit", 0, "compare only the first N test images (0: all)")
-	threads.add(c)
+	f.StringVar(&p.ckpt, "checkpoint", "", "quantized checkpoint (required)")
+	f.StringVar(&p.model, "model", "", "int8 model exported from it (required)")
+	f.IntVar(&p.batch, "batch", 250, "batch size")
+	f.BoolVar(&p.asJSON, "json", false, "print the comparison as JSON")
+	f.StringVar(&p.d.spec, "data", "", dataHelp+" (default: the checkpoint's)")
+	f.IntVar(&p.d.limit, "limit", 0, "compare only the first N test images (0: all)")
+	p.threads.add(c)
 	return c
+}
+
+// load checks the flags and reads the int8 model, the checkpoint it must
+// have been exported from and the test images.
+func (p *compareCmd) load() (*qmodel.Model, *train.Checkpoint, *data.Dataset, error) {
+	switch {
+	case p.ckpt == "" || p.model == "":
+		return nil, nil, nil, usagef("--checkpoint and --model are required")
+	case p.batch < 1:
+		return nil, nil, nil, usagef("--batch %d: want at least 1", p.batch)
+	case p.d.limit < 0:
+		return nil, nil, nil, usagef("--limit %d is negative", p.d.limit)
+	}
+	if err := p.threads.apply(); err != nil {
+		return nil, nil, nil, err
+	}
+	m, err := readModel(p.model)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ck, err := loadCheckpoint(p.ckpt)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	spec := p.d.or(ck.Dataset)
+	if spec == "" {
+		return nil, nil, nil, usagef("--data is required: %s does not record its dataset", p.ckpt)
+	}
+	_, te, _, err := datasets(spec, 0)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if p.d.limit > 0 {
+		te = te.Limit(p.d.limit)
+	}
+	if !m.Norm.Equal(ck.Norm) {
+		return nil, nil, nil, fmt.Errorf("%s normalises with %+v, %s with %+v: not exported from it", p.model, m.Norm, p.ckpt, ck.Norm)
+	}
+	if err := exportedFrom(m, ck); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s was not exported from %s: %w", p.model, p.ckpt, err)
+	}
+	return m, ck, te, nil
+}
+
+// run compares the int8 model's output codes with the checkpoint's.
+func (p *compareCmd) run(w io.Writer) error {
+	m, ck, te, err := p.load()
+	if err != nil {
+		return err
+	}
+	net, err := infer.New(m)
+	if err != nil {
+		return err
+	}
+	ir, err := infer.Evaluate(net, te.Images, te.Labels, infer.EvalConfig{Batch: p.batch, Threads: layers.Threads(), KeepCodes: true})
+	if err != nil {
+		return err
+	}
+	fr, err := train.Evaluate(ck.Model, te, train.EvalConfig{Batch: p.batch, Norm: ck.Norm, KeepLogits: true})
+	if err != nil {
+		return err
+	}
+	cmp, err := compareCodes(fr.Logits, ir.Codes, net.Classes(), net.OutputQuant())
+	if err != nil {
+		return err
+	}
+	if p.asJSON {
+		return printJSON(w, cmp)
+	}
+	_, err = fmt.Fprintf(w, "%d samples: argmax agreement %.4f%%, max |diff| %d LSB, exact %.4f%% (checkpoint %.2f%%, int8 %.2f%%)\n",
+		cmp.N, 100*cmp.ArgmaxAgreement, cmp.MaxAbsDiffLSB, 100*cmp.ExactFraction, 100*fr.Accuracy, 100*ir.Accuracy)
+	return err
 }
 
 // comparison is the agreement of a checkpoint's outputs with an int8

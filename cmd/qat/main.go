@@ -23,6 +23,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"qat/data"
 	"qat/model"
 )
 
@@ -94,7 +95,7 @@ are specified in docs/int8-model.md.`,
 		return usageError{fmt.Errorf("%s: %w (see qat %s --help)", c.Name(), err, c.Name())}
 	})
 	models := []*cobra.Command{newDemoCmd(), newTrainCmd(), newFinetuneCmd(), newCalibrateCmd(), newEvalCmd(), newExportCmd(),
-		newCompareCmd(), newPlotCmd(), newRunCmd(), newSensitivityCmd()}
+		newCompareCmd(), newPlotCmd(), newRunCmd(), newSensitivityCmd(), newImportCmd()}
 	for _, c := range models {
 		addLimitFlags(c)
 	}
@@ -103,21 +104,27 @@ are specified in docs/int8-model.md.`,
 	return root
 }
 
+// defaultLimits are the packages' size limits as the program starts: the
+// flags' defaults, whatever an earlier command of the same process set.
+var defaultLimits = struct{ params, acts, dataBytes int64 }{model.MaxParams, model.MaxActivations, data.MaxIDXBytes}
+
 // addLimitFlags gives c, a command that builds models from specs or
 // checkpoints, --max-params and --max-activations, which set the size
 // limits every spec is checked against before anything is allocated
-// (model.MaxParams, model.MaxActivations).
+// (model.MaxParams, model.MaxActivations), and --max-data-bytes, the
+// limit of a data split's size (data.MaxIDXBytes).
 func addLimitFlags(c *cobra.Command) {
-	params, acts := c.Flags().Int64("max-params", model.MaxParams,
+	params, acts := c.Flags().Int64("max-params", defaultLimits.params,
 		"refuse models with more parameters than this (checked before anything is allocated)"),
-		c.Flags().Int64("max-activations", model.MaxActivations,
+		c.Flags().Int64("max-activations", defaultLimits.acts,
 			"refuse models whose one sample produces more activation values than this, summed over the layers")
+	dataBytes := c.Flags().Int64("max-data-bytes", defaultLimits.dataBytes, "refuse data splits (idx files, CIFAR-10 batches, image folders) of more pixels than this")
 	run := c.RunE
 	c.RunE = func(c *cobra.Command, args []string) error {
-		if *params < 1 || *acts < 1 {
-			return usagef("--max-params %d, --max-activations %d: want at least 1", *params, *acts)
+		if *params < 1 || *acts < 1 || *dataBytes < 1 {
+			return usagef("--max-params %d, --max-activations %d, --max-data-bytes %d: want at least 1", *params, *acts, *dataBytes)
 		}
-		model.MaxParams, model.MaxActivations = *params, *acts
+		model.MaxParams, model.MaxActivations, data.MaxIDXBytes = *params, *acts, *dataBytes
 		return run(c, args)
 	}
 }
