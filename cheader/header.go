@@ -23,10 +23,15 @@ import (
 // (QAT_C1_KERNEL), arrays lower case (qat_c1_weight); an op's part is its
 // name with '.' replaced by '_'. A prefix that starts with a digit, or two
 // names that give the same identifier (op names differing only in case or
-// in '.' versus '_'), is an error. Nothing is written on error.
+// in '.' versus '_'), is an error, and so is a model that needs format
+// qmodel.FormatV3 (a graph rather than a chain, or the ops only that
+// version has): the header describes chains. Nothing is written on error.
 func Write(w io.Writer, m *qmodel.Model, prefix string) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("write C header: %w", err)
+	}
+	if v := m.FormatVersion(); v != qmodel.Format {
+		return fmt.Errorf("write C header: model %s needs format %q (graph inputs, add, concat, global average pooling, grouped convs, padded max pools or per-channel normalisation): the C header describes %q chains only", m.Name, v, qmodel.Format)
 	}
 	if prefix == "" {
 		prefix = "qat"

@@ -119,6 +119,7 @@ func TestWriteErrors(t *testing.T) {
 		{readModel(t, "small"), "2net", `prefix "2net": must not start with a digit`},
 		{clash, "", "identifier QAT_HEAD_FC_CLAMP_MIN is generated twice"},
 		{invalid, "", `write C header: op 0 (conv "c1"): stride 0`},
+		{readModel(t, "dag"), "", `needs format "qat-int8/3"`},
 	} {
 		var b bytes.Buffer
 		err := Write(&b, c.m, c.prefix)
