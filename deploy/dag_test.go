@@ -18,22 +18,18 @@ import (
 // constants), which the int8 form stores as format version 3.
 var cifarNorm = model.Norm{ChannelMean: []float32{0.4914, 0.4822, 0.4465}, ChannelStd: []float32{0.247, 0.2435, 0.2616}}
 
-// smallDAG has every DAG node type: a conv with BN and ReLU, a padded
-// max pool feeding a depthwise conv with BN and ReLU6 and a grouped 1x1
-// conv, their add with ReLU, the concat of the add and the pool, a
-// global average pool, flatten and the classifier.
+// smallDAG is model/testdata/small-dag.json, a small graph of every DAG
+// node type: a conv with BN and ReLU, a padded max pool read by a
+// depthwise conv with BN and ReLU6 and by a grouped 1x1 conv with bias,
+// their add with ReLU, the concat of the add and the pool (which so has
+// three readers), a global average pool, flatten and the classifier,
+// with PyTorch-style dotted names.
 func smallDAG() model.Graph {
-	return model.Graph{Name: "dag", Input: []int{3, 11, 9}, Classes: 5, Nodes: []model.Node{
-		{Op: model.OpConv, Name: "features.0", Out: 6, Kernel: 3, Padding: 1, NoBias: true, BN: "features.1", Act: model.OpReLU},
-		{Op: model.OpMaxPool, Name: "pool", Kernel: 3, Stride: 2, Padding: 1},
-		{Op: model.OpConv, Name: "block.dw", Out: 6, Kernel: 3, Padding: 1, Groups: 6, BN: "block.dw_bn", Act: model.OpReLU6},
-		{Op: model.OpConv, Name: "block.pw", Inputs: []string{"pool"}, Out: 6, Kernel: 1, Groups: 2},
-		{Op: model.OpAdd, Name: "block.add", Inputs: []string{"block.dw", "block.pw"}, Act: model.OpReLU},
-		{Op: model.OpConcat, Name: "block.cat", Inputs: []string{"block.add", "pool"}},
-		{Op: model.OpGlobalAvgPool, Name: "gap"},
-		{Op: model.OpFlatten},
-		{Op: model.OpLinear, Name: "fc", Out: 5},
-	}}
+	g, err := model.Load("../model/testdata/small-dag.json")
+	if err != nil {
+		panic(err) // the test data is part of the repository
+	}
+	return g
 }
 
 // randomInput fills gr's input with standard normal values (normalised

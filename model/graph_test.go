@@ -193,3 +193,28 @@ func TestNorm(t *testing.T) {
 		t.Errorf("zero Norm Apply(51) = %v", got)
 	}
 }
+
+// testdata/small-dag.json, shared by the deploy and onnx tests: shapes
+// worked out by hand from PyTorch's formulas (conv padding 1 keeps 11x9;
+// max pool 3/2 padding 1 gives (11+2-3)/2+1 = 6 by (9+2-3)/2+1 = 5).
+func TestDAGFile(t *testing.T) {
+	g, err := Load("testdata/small-dag.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.IsChain() {
+		t.Error("small-dag.json is a chain")
+	}
+	shapes, err := g.Shapes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]int{{6, 11, 9}, {6, 6, 5}, {6, 6, 5}, {6, 6, 5}, {6, 6, 5}, {12, 6, 5}, {12, 1, 1}, {12}, {5}}
+	if !slices.EqualFunc(shapes, want, slices.Equal) {
+		t.Errorf("shapes %v, want %v", shapes, want)
+	}
+	src, _ := g.Sources()
+	if wantSrc := [][]int{{-1}, {0}, {1}, {1}, {2, 3}, {4, 1}, {5}, {6}, {7}}; !slices.EqualFunc(src, wantSrc, slices.Equal) {
+		t.Errorf("sources %v, want %v", src, wantSrc)
+	}
+}
