@@ -31,7 +31,10 @@
 //
 // # The int8 graph
 //
-// Codes are uint8 tensors throughout, NCHW, as in the qmodel format:
+// Codes are uint8 tensors throughout, NCHW, as in the qmodel format. The
+// graph has the model's structure: each op's nodes read the tensors of
+// the ops it reads (qmodel.Model.Sources), so a chain is a chain of
+// nodes and a DAG's branches and joins are the graph's.
 //
 //   - input: after the normalisation, Mul by float32(1/InputQuant.Scale)
 //     (the reciprocal quant.Code multiplies by), QuantizeLinear with scale
@@ -39,11 +42,12 @@
 //     even and saturates to [0, 255]), then Clip to [QMin, QMax] when that
 //     is narrower than [0, 255]. This is quant.Code: clamp(roundHalfEven(
 //     x*inv) + zp, QMin, QMax).
-//   - conv: QLinearConv with the weight codes [Out, In, K, K] in one of
-//     two encodings (see Weight encodings below), the int32 bias, kernel_shape, strides
-//     and pads (padded positions hold the input zero point, as in the
-//     qmodel format), then Clip to [ClampMin, ClampMax] when narrower than
-//     [0, 255]. onnxruntime requantizes channel c by
+//   - conv: QLinearConv with the weight codes [Out, In/G, K, K] in one of
+//     two encodings (see Weight encodings below), the int32 bias,
+//     kernel_shape, strides, pads (padded positions hold the input zero
+//     point, as in the qmodel format) and, for G = Groups > 1, group;
+//     then Clip to [ClampMin, ClampMax] when narrower than [0, 255].
+//     onnxruntime requantizes channel c by
 //     float32(float32(x_scale*w_scale[c]) / y_scale): saturate(roundHalfEven(
 //     float32(acc+bias) * M) + zp), the qmodel's float requantization. The
 //     graph carries the model's scales (x_scale the input's, w_scale
@@ -56,7 +60,9 @@
 //     with a 1x1 kernel (per-channel scales and the bias, which
 //     QLinearMatMul lacks); consecutive linear ops stay [N, K, 1, 1], and a
 //     Flatten returns [N, Out] where a flatten op or the output needs it.
-//   - maxpool: MaxPool on uint8 (opset 12 and later), kernel and stride.
+//   - maxpool: MaxPool on uint8 (opset 12 and later), kernel, stride and,
+//     when the op has Padding, pads: onnxruntime leaves padded positions
+//     out of the maximum, as the format does.
 //   - avgpool: Cast to float, AveragePool, QuantizeLinear with scale 1 and
 //     zero point 0. The window's sum of codes is an integer below 2^24,
 //     exact in float32 in any order; onnxruntime divides it by K*K
@@ -66,11 +72,42 @@
 //     more than half a float32 step below 256 for n = K*K < 65536 (and
 //     n = 65536 divides exactly), so rounding the float32 quotient gives
 //     the qmodel's divRoundEven.
+//   - global_avgpool: Cast to float, Sub 128, GlobalAveragePool,
+//     QuantizeLinear with scale 1 and zero point 128. Its window, n = H*W,
+//     reaches 65792, where a mean of 128 or more would no longer be
+//     resolved (n odd above 65536: a quotient 1/(2n) from a tie can round
+//     onto the tie); centred, the mean lies in [-128, 127], where half a
+//     float32 step is at most 2^-18 < 1/(2*65792), and the partial sums,
+//     at most 128*65792 in magnitude, stay exact. Rounding half to even
+//     commutes with adding the even 128, so the codes are avgpool's
+//     divRoundEven of the whole input.
 //   - flatten: Flatten(axis 1), which is C, H, W order on NCHW tensors.
 //   - relu, relu6: Clip to [ClampMin, ClampMax] (skipped when that is all
 //     of [0, 255]).
+//   - add: each input dequantized by Cast to float, Sub of its zero point
+//     (skipped for 0) and Mul by its scale, which is float32(q - zp) *
+//     scale (the Sub is exact on small integers); Add; then the sum
+//     quantized as the input is: Mul by float32(1/Output.Scale),
+//     QuantizeLinear with scale 1 and the output zero point, Clip to
+//     [ClampMin, ClampMax]. Each node is one IEEE float32 operation in
+//     the order of infer.Add, so the codes are quant.Code's. An input of
+//     a linear op's [N, K, 1, 1] codes added to [N, K] codes is flattened
+//     first.
+//   - concat: each input requantized as add's sum (Cast, Sub, Mul, Mul,
+//     QuantizeLinear, Clip: infer.Requantize), then Concat(axis 1) of the
+//     uint8 codes. An input of the output's own quantization, when the
+//     clamp is all of its range, is kept as it is: for a normal scale s
+//     with 255*s finite, the three float32 roundings move q - zp (at most
+//     255 in magnitude) by less than 255*3*2^-24, far from 1/2, so
+//     requantizing gives back every code.
 //   - output: DequantizeLinear with the last op's scale and zero point:
 //     float32(q - zp) * scale, as infer.Net.Dequantize.
+//
+// The only DequantizeLinear is the output's, so onnxruntime's QDQ
+// transformations, which fuse DequantizeLinear, op, QuantizeLinear into
+// QLinearAdd, QLinearConcat or QLinearGlobalAveragePool (with arithmetic
+// of their own), find nothing to fuse. The tests compare the codes after
+// every op, and whole models at each graph optimization level.
 //
 // Fixed requantization (qmodel.RequantFixed) has no ONNX operator: the
 // graph requantizes in float with the float32 nearest to each real
@@ -109,28 +146,37 @@
 //
 // By this argument both are exact on every CPU; the tests check it on the
 // CPU they run on (measured: AMD EPYC Zen 3, AVX2 without VNNI; the int8
-// form was measured exact before on AVX-512 VNNI Xeons, the uint8 form
-// not yet). qat's own runtime is unaffected by the encoding;
+// form was measured exact before on AVX-512 VNNI Xeons; both on an AMD
+// EPYC Zen 5 with AVX-512 VNNI). A depthwise conv goes to MLAS's
+// depthwise kernels, which widen input codes and weights to int16 before
+// they multiply, for either encoding (int8 weights may take its
+// symmetric kernels instead, where the bound above applies); the DAG
+// tests force each encoding on every layer, exact on the Zen 5, not
+// measured without VNNI. qat's own runtime is unaffected by the encoding;
 // docs/onnxruntime.md gives what it costs onnxruntime.
 //
 // # The float graph
 //
-// FromFloat writes Conv (kernel_shape, strides, pads; bias when the layer
-// has one), BatchNormalization in inference form (the layer's gamma,
-// beta, running mean and variance, epsilon) rather than folding it, so
-// that the file holds the trained tensors as they are (onnxruntime's
-// default graph optimizations fold it into the conv), Relu or Clip(0, 6) for the
-// fused or standalone activations, Gemm (transB 1) for linear layers,
-// MaxPool, AveragePool and Flatten(axis 1), and an Identity to "logits".
-// It agrees with qat's float evaluation up to float32 rounding.
+// FromFloat writes the source's graph, each layer reading its inputs'
+// tensors: Conv (kernel_shape, strides, pads, group for a grouped conv;
+// bias when the layer has one), BatchNormalization in inference form (the
+// layer's gamma, beta, running mean and variance, epsilon) rather than
+// folding it, so that the file holds the trained tensors as they are
+// (onnxruntime's default graph optimizations fold it into the conv), Relu
+// or Clip(0, 6) for the fused (conv, linear, add) or standalone
+// activations, Gemm (transB 1) for linear layers, MaxPool (pads when
+// padded), AveragePool, GlobalAveragePool, Flatten(axis 1), Add,
+// Concat(axis 1), and an Identity to "logits". It agrees with qat's float
+// evaluation up to float32 rounding.
 //
 // # Invariants
 //
 // FromInt8 accepts exactly the models qmodel.Model.Validate accepts and
-// is exact for all of them but fixed requantization (Exactness says so);
-// FromFloat the sources whose float fields are consistent (checkSource:
-// shapes chain from Input to [Classes], tensor lengths match, BatchNorm
-// eps positive). Neither keeps nor modifies its argument. Tensor names
+// is exact for all of them but fixed requantization and adds of scales
+// above math.MaxFloat32/255 (Exactness says so); FromFloat the sources
+// whose float fields are consistent (checkSource: a valid graph by
+// model.Graph.Shapes, whose shapes flow from Input to [Classes], tensor
+// lengths match, BatchNorm eps positive). Neither keeps nor modifies its argument. Tensor names
 // derive from op names ("c1/weight", "c1/codes"); a name that would clash
 // with another gets a numeric suffix, so every op name is accepted. Every
 // error is prefixed "onnx: " and wraps the cause (qmodel's validation

@@ -1,9 +1,10 @@
 package onnx
 
 import (
-	"errors"
 	"fmt"
 	"math"
+
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	"qat/export"
 	"qat/model"
@@ -16,47 +17,27 @@ import (
 // Input, Classes, Norm and, per layer, its Node, In, Weight, Bias and BN;
 // the quantizers are ignored.
 func FromFloat(src export.Source) ([]byte, error) {
-	if err := checkSource(src); err != nil {
+	sources, err := checkSource(src)
+	if err != nil {
 		return nil, fmt.Errorf("onnx: float model %s: %w", src.Name, err)
 	}
 	b := newGraph(src.Name)
 	c, h, w := src.Input[0], src.Input[1], src.Input[2]
 	x := b.input("input", typeFloat, dim{param: "N"}, dim{value: c}, dim{value: h}, dim{value: w})
 	x = b.normalize(x, src.Norm)
+	outs := make([]string, len(src.Layers))
 	for i, l := range src.Layers {
-		n := layerName(l, i)
-		switch l.Op {
-		case model.OpConv:
-			in := []string{x, b.float32s(n+"/weight", []int{l.Out, l.In, l.Kernel, l.Kernel}, l.Weight...)}
-			if l.Bias != nil {
-				in = append(in, b.float32s(n+"/bias", []int{l.Out}, l.Bias...))
+		in := make([]string, len(sources[i]))
+		for k, j := range sources[i] {
+			in[k] = x
+			if j >= 0 {
+				in[k] = outs[j]
 			}
-			s, p := int64(l.EffectiveStride()), int64(l.Padding)
-			x = b.node("Conv", n+"/conv", in, intsAttr("kernel_shape", int64(l.Kernel), int64(l.Kernel)),
-				intsAttr("strides", s, s), intsAttr("pads", p, p, p, p))
-			x = b.floatTail(x, n, l)
-		case model.OpLinear:
-			in := []string{x, b.float32s(n+"/weight", []int{l.Out, l.In}, l.Weight...)}
-			if l.Bias != nil {
-				in = append(in, b.float32s(n+"/bias", []int{l.Out}, l.Bias...))
-			}
-			x = b.node("Gemm", n+"/gemm", in, intAttr("transB", 1))
-			x = b.floatTail(x, n, l)
-		case model.OpMaxPool, model.OpAvgPool:
-			op := "MaxPool"
-			if l.Op == model.OpAvgPool {
-				op = "AveragePool"
-			}
-			k, s := int64(l.Kernel), int64(l.EffectiveStride())
-			x = b.node(op, n+"/pool", []string{x}, intsAttr("kernel_shape", k, k), intsAttr("strides", s, s))
-		case model.OpFlatten:
-			x = b.node("Flatten", n+"/flat", []string{x}, intAttr("axis", 1))
-		case model.OpReLU, model.OpReLU6:
-			x = b.activation(x, n, l.Op)
 		}
+		outs[i] = b.floatLayer(l, layerName(l, i), in)
 	}
-	x = b.node("Identity", "logits", []string{x})
-	b.output(x, typeFloat, dim{param: "N"}, dim{value: src.Classes})
+	y := b.node("Identity", "logits", []string{outs[len(outs)-1]})
+	b.output(y, typeFloat, dim{param: "N"}, dim{value: src.Classes})
 	doc := fmt.Sprintf("qat float model %s: input: float32 [N, %d, %d, %d] pixels scaled to [0, 1]; logits: float32 [N, %d].",
 		src.Name, c, h, w, src.Classes)
 	out, err := b.marshal(doc, [][2]string{{"qat.model", src.Name}, {"qat.export", "float"}})
@@ -64,6 +45,54 @@ func FromFloat(src export.Source) ([]byte, error) {
 		return nil, fmt.Errorf("onnx: float model %s: %w", src.Name, err)
 	}
 	return out, nil
+}
+
+// floatLayer appends layer l, named n, reading the tensors in (one per
+// input), and returns its output.
+func (b *graph) floatLayer(l export.Layer, n string, in []string) string {
+	x := in[0]
+	switch l.Op {
+	case model.OpConv:
+		g := l.EffectiveGroups()
+		args := []string{x, b.float32s(n+"/weight", []int{l.Out, l.In / g, l.Kernel, l.Kernel}, l.Weight...)}
+		if l.Bias != nil {
+			args = append(args, b.float32s(n+"/bias", []int{l.Out}, l.Bias...))
+		}
+		s, p := int64(l.EffectiveStride()), int64(l.Padding)
+		attrs := []*dynamicpb.Message{intsAttr("kernel_shape", int64(l.Kernel), int64(l.Kernel)),
+			intsAttr("strides", s, s), intsAttr("pads", p, p, p, p)}
+		if g > 1 {
+			attrs = append(attrs, intAttr("group", int64(g)))
+		}
+		return b.floatTail(b.node("Conv", n+"/conv", args, attrs...), n, l)
+	case model.OpLinear:
+		args := []string{x, b.float32s(n+"/weight", []int{l.Out, l.In}, l.Weight...)}
+		if l.Bias != nil {
+			args = append(args, b.float32s(n+"/bias", []int{l.Out}, l.Bias...))
+		}
+		return b.floatTail(b.node("Gemm", n+"/gemm", args, intAttr("transB", 1)), n, l)
+	case model.OpMaxPool, model.OpAvgPool:
+		op := "MaxPool"
+		if l.Op == model.OpAvgPool {
+			op = "AveragePool"
+		}
+		k, s, p := int64(l.Kernel), int64(l.EffectiveStride()), int64(l.Padding)
+		attrs := []*dynamicpb.Message{intsAttr("kernel_shape", k, k), intsAttr("strides", s, s)}
+		if p != 0 {
+			attrs = append(attrs, intsAttr("pads", p, p, p, p))
+		}
+		return b.node(op, n+"/pool", []string{x}, attrs...)
+	case model.OpGlobalAvgPool:
+		return b.node("GlobalAveragePool", n+"/pool", []string{x})
+	case model.OpFlatten:
+		return b.node("Flatten", n+"/flat", []string{x}, intAttr("axis", 1))
+	case model.OpReLU, model.OpReLU6:
+		return b.activation(x, n, l.Op)
+	case model.OpAdd:
+		return b.floatTail(b.node("Add", n+"/add", in), n, l)
+	default: // concat, the last type checkSource accepts
+		return b.node("Concat", n+"/concat", in, intAttr("axis", 1))
+	}
 }
 
 // layerName is the layer's name, or TYPE+index as export.Freeze names it.
@@ -75,7 +104,8 @@ func layerName(l export.Layer, i int) string {
 }
 
 // floatTail appends a conv or linear layer's BatchNorm (inference form,
-// the running statistics) and fused activation.
+// the running statistics) and the fused activation of a conv, linear or
+// add layer.
 func (b *graph) floatTail(x, n string, l export.Layer) string {
 	if bn := l.BN; bn != nil {
 		x = b.node("BatchNormalization", n+"/bn", []string{x,
@@ -99,35 +129,35 @@ func (b *graph) activation(x, n string, act model.OpType) string {
 	return b.node("Clip", n+"/relu6", []string{x, b.float32s(n+"/zero", nil, 0), b.float32s(n+"/six", nil, 6)})
 }
 
-// checkSource checks src's float fields: its graph by model's rules (a
-// chain, since the ONNX graph is written in layer order), the
+// checkSource checks src's float fields: its graph by model's rules, the
 // normalisation, and every conv's and linear's In and tensors against the
-// shapes.
-func checkSource(src export.Source) error {
+// shapes. It returns the layers' sources (model.Graph.Sources).
+func checkSource(src export.Source) ([][]int, error) {
 	if err := src.Norm.Validate(src.Input[0]); err != nil {
-		return err
+		return nil, err
 	}
 	g := src.Graph()
 	shapes, err := g.Shapes()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if !g.IsChain() {
-		return errors.New("not a chain: every layer must read the one before it")
+	sources, err := g.Sources()
+	if err != nil {
+		return nil, err
 	}
 	for i, l := range src.Layers {
 		if !l.Weighted() {
 			continue
 		}
 		in := g.Input
-		if i > 0 {
-			in = shapes[i-1]
+		if j := sources[i][0]; j >= 0 {
+			in = shapes[j]
 		}
 		if err := checkTensors(l, in); err != nil {
-			return fmt.Errorf("%s: %w", g.Label(i), err)
+			return nil, fmt.Errorf("%s: %w", g.Label(i), err)
 		}
 	}
-	return nil
+	return sources, nil
 }
 
 // checkTensors checks a conv or linear layer's In and tensors on its
@@ -138,7 +168,7 @@ func checkTensors(l export.Layer, in []int) error {
 	}
 	per := l.In
 	if l.Op == model.OpConv {
-		per *= l.Kernel * l.Kernel
+		per = l.In / l.EffectiveGroups() * l.Kernel * l.Kernel
 	}
 	if len(l.Weight) != l.Out*per {
 		return fmt.Errorf("weight has %d elements, want %d", len(l.Weight), l.Out*per)

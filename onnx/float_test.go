@@ -43,8 +43,9 @@ func evalLogits(t *testing.T, m *layers.Model, norm model.Norm, pixels []uint8) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	hw := in[1] * in[2]
 	for i, p := range pixels {
-		g.Input()[i] = norm.Apply(p)
+		g.Input()[i] = norm.Of(i / hw % in[0]).Apply(p)
 	}
 	if err := g.Run(make([]int, n)); err != nil {
 		t.Fatal(err)
@@ -71,22 +72,32 @@ var mixedSpec = model.Graph{Name: "mixed", Input: []int{3, 12, 12}, Classes: 5, 
 // float32 rounding (the two sum in different orders and onnxruntime
 // folds BatchNorm into the conv), for float models and for a folded
 // quantized model with its quantizers off, whose eval graph computes the
-// float function through PyTorch's ConvBn form.
+// float function through PyTorch's ConvBn form: chains, and graphs with
+// grouped and depthwise convs, padded max pools, adds, a concat and global
+// average pools (the small DAG, resnet20, mobilenet_v2, with per-channel
+// normalisation).
 func TestFloatMatchesEval(t *testing.T) {
 	ort := onnxtest.Require(t)
 	mlp, _ := model.Builtin("mlp")
 	lenet, _ := model.Builtin("lenet")
+	resnet20, _ := model.Builtin("resnet20")
+	mobilenet, _ := model.Builtin("mobilenet_v2")
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, c := range []struct {
 		spec   model.Graph
 		norm   model.Norm
 		folded bool
+		n      int // samples
 	}{
-		{mlp, model.Norm{Mean: 0.1307, Std: 0.3081}, false},
-		{lenet, model.Norm{Mean: 0.1307, Std: 0.3081}, false},
-		{lenet, model.Norm{Mean: 0.1307, Std: 0.3081}, true},
-		{mixedSpec, model.Norm{Mean: 0.5}, false},
-		{mixedSpec, model.Norm{Mean: 0.5}, true},
+		{mlp, model.Norm{Mean: 0.1307, Std: 0.3081}, false, 100},
+		{lenet, model.Norm{Mean: 0.1307, Std: 0.3081}, false, 100},
+		{lenet, model.Norm{Mean: 0.1307, Std: 0.3081}, true, 100},
+		{mixedSpec, model.Norm{Mean: 0.5}, false, 100},
+		{mixedSpec, model.Norm{Mean: 0.5}, true, 100},
+		{dagSpec(), cifarNorm, false, 100},
+		{dagSpec(), cifarNorm, true, 100},
+		{resnet20, cifarNorm, true, 16},
+		{mobilenet, cifarNorm, false, 16},
 	} {
 		name := c.spec.Name
 		if c.folded {
@@ -110,8 +121,8 @@ func TestFloatMatchesEval(t *testing.T) {
 			}
 			onnxtest.Check(t, b)
 			in := c.spec.Input
-			pixels := randomPixels(rng, 100, in[0]*in[1]*in[2])
-			got := ort.Run(t, b, onnxtest.Pixels(pixels), [4]int{100, in[0], in[1], in[2]})
+			pixels := randomPixels(rng, c.n, in[0]*in[1]*in[2])
+			got := ort.Run(t, b, onnxtest.Pixels(pixels), [4]int{c.n, in[0], in[1], in[2]})
 			maxRel, agree := onnxtest.CloseLogits(got, evalLogits(t, m, c.norm, pixels), c.spec.Classes)
 			t.Logf("%s: max |diff| / max |logit| %.3g, argmax agreement %v", name, maxRel, agree)
 			if maxRel > 1e-4 || agree != 1 {

@@ -64,12 +64,27 @@ func randomPixels(rng *rand.Rand, n, size int) []uint8 {
 	return p
 }
 
-// synth builds a random int8 model op by op, each op reading the last.
+// synth builds a random int8 model op by op, each op reading the last
+// unless from says otherwise.
 type synth struct {
 	rng *rand.Rand
 	m   *qmodel.Model
-	cur qmodel.Quant // the last op's output quantization
+	cur qmodel.Quant // the quantization of the next op's (first) input
+	// next holds the Inputs and Groups of the next op (from, grouped).
+	next qmodel.Op
 }
+
+// from makes the next op read ops inputs (-1: the model input).
+func (s *synth) from(inputs ...int) {
+	s.next.Inputs = inputs
+	s.cur = s.m.InputQuant
+	if inputs[0] >= 0 {
+		s.cur = s.m.Ops[inputs[0]].Output
+	}
+}
+
+// grouped makes the next op, a conv, one of g groups.
+func (s *synth) grouped(g int) { s.next.Groups = g }
 
 func newSynth(seed uint64, name string, input [3]int, norm model.Norm, in qmodel.Quant, mode qmodel.Requant) *synth {
 	return &synth{rng: rand.New(rand.NewPCG(seed, 1)), cur: in,
@@ -89,7 +104,7 @@ func (s *synth) weighted(name string, in, out, k, stride, pad, bits int, zp, qmi
 		kk = k
 	}
 	wmax := 1<<(bits-1) - 1
-	per := in * kk * kk
+	per := in / max(s.next.Groups, 1) * kk * kk
 	op.Weight = make([]int8, out*per)
 	for i := range op.Weight {
 		op.Weight[i] = int8(s.rng.IntN(2*wmax+2) - wmax - 1)
@@ -114,19 +129,33 @@ func (s *synth) plain(typ model.OpType, name string, kernel, stride int, lo, hi 
 	s.add(qmodel.Op{Type: typ, Name: name, Kernel: kernel, Stride: stride, ClampMin: lo, ClampMax: hi})
 }
 
+// join adds an add or concat op of output quantization out and clamp
+// [lo, hi] reading ops inputs.
+func (s *synth) join(typ model.OpType, name string, out qmodel.Quant, lo, hi int32, inputs ...int) {
+	s.from(inputs...)
+	s.add(qmodel.Op{Type: typ, Name: name, Output: out, ClampMin: lo, ClampMax: hi})
+}
+
 func (s *synth) add(op qmodel.Op) {
-	if op.Type != model.OpConv && op.Type != model.OpLinear {
+	if !op.Node().Requantizes() {
 		op.Output = s.cur
 	}
+	op.Inputs, op.Groups = s.next.Inputs, s.next.Groups
+	s.next = qmodel.Op{}
 	s.m.Ops = append(s.m.Ops, op)
 	s.cur = op.Output
 }
 
-// model returns the model with Classes set from the last op.
+// model returns the model with Classes set from the Out of the last op
+// or, for an op without one (an add of linear ops), of the first op it
+// reads, and so on.
 func (s *synth) model(t *testing.T) *qmodel.Model {
 	t.Helper()
-	last := s.m.Ops[len(s.m.Ops)-1]
-	s.m.Classes = last.Out
+	last := len(s.m.Ops) - 1
+	for s.m.Ops[last].Out == 0 {
+		last = s.m.Sources(last)[0]
+	}
+	s.m.Classes = s.m.Ops[last].Out
 	if err := s.m.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -201,39 +230,48 @@ func floatForm(m *qmodel.Model) *qmodel.Model {
 	return &f
 }
 
-// prefix returns the model of m's first n ops, followed by a linear op
-// that copies its codes (identity weights, bias 0, multiplier 1, the same
-// quantization), after a flatten when op n-1 does not write a vector: the
-// model's outputs are all of op n-1's codes, in C, H, W order. (Without
-// the copy, a model ending in a flatten of [C, H, W] would come out of
-// qat's runtime in H, W, C order: it keeps codes channels-last and puts
-// them in C, H, W order only for the linear op that reads them.)
-func prefix(t *testing.T, m *qmodel.Model, n int) *qmodel.Model {
+// cone returns the model of op i of m and of the ops it reads, directly
+// or through others, in m's order, followed by a flatten when op i does
+// not write a vector: the model's outputs are all of op i's codes, in C,
+// H, W order.
+func cone(t *testing.T, m *qmodel.Model, i int) *qmodel.Model {
 	t.Helper()
+	need := make([]bool, i+1)
+	need[i] = true
+	for j := i; j >= 0; j-- {
+		for _, s := range m.Sources(j) {
+			if need[j] && s >= 0 {
+				need[s] = true
+			}
+		}
+	}
 	p := *m
-	p.Ops = append([]qmodel.Op(nil), m.Ops[:n]...)
+	p.Ops = nil
+	index := map[int]int{-1: -1} // from m's op indices to p's
+	for j, op := range m.Ops[:i+1] {
+		if !need[j] {
+			continue
+		}
+		op.Inputs = nil
+		for _, s := range m.Sources(j) {
+			op.Inputs = append(op.Inputs, index[s])
+		}
+		if len(op.Inputs) == 1 && op.Inputs[0] == len(p.Ops)-1 {
+			op.Inputs = nil // the op before
+		}
+		index[j] = len(p.Ops)
+		p.Ops = append(p.Ops, op)
+	}
 	shapes, err := m.Shapes()
 	if err != nil {
 		t.Fatal(err)
 	}
-	last, q := shapes[n-1], m.Ops[n-1].Output
 	p.Classes = 1
-	for _, d := range last {
+	for _, d := range shapes[i] {
 		p.Classes *= d
 	}
-	if len(last) > 1 || m.Ops[n-1].Type == model.OpFlatten {
-		k := p.Classes
-		id := qmodel.Op{Type: model.OpLinear, Name: "copy", In: k, Out: k, WeightBits: 2,
-			Weight: make([]int8, k*k), Bias: make([]int32, k), Output: q, ClampMin: q.QMin, ClampMax: q.QMax}
-		for i := range k {
-			id.Weight[i*k+i] = 1
-			id.WeightScale = append(id.WeightScale, 1)
-			id.Multiplier = append(id.Multiplier, 1)
-		}
-		if len(last) > 1 {
-			p.Ops = append(p.Ops, qmodel.Op{Type: model.OpFlatten, Name: "flat", Output: q})
-		}
-		p.Ops = append(p.Ops, id)
+	if len(shapes[i]) > 1 {
+		p.Ops = append(p.Ops, qmodel.Op{Type: model.OpFlatten, Name: "cone.flatten", Output: m.Ops[i].Output})
 	}
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
@@ -269,10 +307,10 @@ func TestInt8MatchesRuntime(t *testing.T) {
 	t.Run("deep", func(t *testing.T) {
 		m := deepModel(t)
 		pixels := randomPixels(rng, 64, 3*10*10)
-		for n := 1; n <= len(m.Ops); n++ {
-			p := prefix(t, m, n)
-			a := compareInt8(t, ort, p, p, pixels, n == len(m.Ops))
-			t.Logf("after op %d (%s %s): %+v", n-1, m.Ops[n-1].Type, m.Ops[n-1].Name, a)
+		for i, op := range m.Ops {
+			p := cone(t, m, i)
+			a := compareInt8(t, ort, p, p, pixels, i == len(m.Ops)-1)
+			t.Logf("after op %d (%s %s): %+v", i, op.Type, op.Name, a)
 			exact(t, p, a)
 		}
 		// The arithmetic does not depend on onnxruntime's graph

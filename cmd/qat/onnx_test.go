@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"qat/data"
@@ -54,10 +55,13 @@ func TestExportONNX(t *testing.T) {
 		onnxtest.Check(t, b)
 		return b
 	}
-	for _, arch := range []string{"mlp", "lenet"} {
+	// A graph too: a residual block, a depthwise conv, a concat and
+	// global average pooling (model/testdata/residual-mnist.json).
+	for _, spec := range []string{"mlp", "lenet", "../../model/testdata/residual-mnist.json"} {
+		arch := strings.TrimSuffix(filepath.Base(spec), ".json")
 		t.Run(arch, func(t *testing.T) {
 			float := filepath.Join(dir, arch+".safetensors")
-			run("train", "--model", arch, "--limit", "512", "--epochs", "1", "--out", float, "--json", "--quiet")
+			run("train", "--model", spec, "--limit", "512", "--epochs", "1", "--out", float, "--json", "--quiet")
 
 			// The float model: no int8 model, no --out.
 			fo := filepath.Join(dir, arch+"-float.onnx")
