@@ -33,6 +33,30 @@ func Add(dst, a, b []uint8, qa, qb, out qmodel.Quant, lo, hi int32) {
 	}
 }
 
+// AddTable returns Add's codes for every pair of input codes: entry
+// a<<8|b is the code of a + b. It is Add itself applied to the 65536
+// pairs, so a lookup in it gives Add's codes bit for bit; the runtime
+// adds through it.
+func AddTable(qa, qb, out qmodel.Quant, lo, hi int32) []uint8 {
+	a, b, t := make([]uint8, 1<<16), make([]uint8, 1<<16), make([]uint8, 1<<16)
+	for i := range t {
+		a[i], b[i] = uint8(i>>8), uint8(i)
+	}
+	Add(t, a, b, qa, qb, out, lo, hi)
+	return t
+}
+
+// RequantizeTable returns Requantize's code for every input code, by
+// Requantize itself.
+func RequantizeTable(in, out qmodel.Quant, lo, hi int32) *[256]uint8 {
+	var src, t [256]uint8
+	for i := range src {
+		src[i] = uint8(i)
+	}
+	Requantize(t[:], src[:], in, out, lo, hi)
+	return &t
+}
+
 // Requantize writes into dst the codes of src, quantized with in,
 // requantized to out and clamped to [lo, hi] (concat's rule for each of
 // its inputs). dst and src have one length and may be the same.

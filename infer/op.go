@@ -53,6 +53,10 @@ type op struct {
 	inQ   []qmodel.Quant
 	cat   []int
 	flats [][]int
+	// addT is an add's AddTable, catT each concat input's
+	// RequantizeTable: the element rules, looked up.
+	addT []uint8
+	catT []*[256]uint8
 
 	// In a Net: the buffers of the inputs and of the output.
 	src []int
@@ -154,6 +158,7 @@ func newOp(o *qmodel.Op, in []value, mode qmodel.Requant) (*op, error) {
 		p.out, p.flat = x.shape, x.flat
 	case model.OpAdd:
 		p.out, p.inQ = x.shape, []qmodel.Quant{in[0].q, in[1].q}
+		p.addT = AddTable(in[0].q, in[1].q, p.outQ, p.lo, p.hi)
 		p.flat = x.flat
 		if !slices.Equal(in[0].flat, in[1].flat) {
 			p.flats, p.flat = [][]int{in[0].flat, in[1].flat}, nil
@@ -165,6 +170,7 @@ func newOp(o *qmodel.Op, in []value, mode qmodel.Requant) (*op, error) {
 		p.out = []int{x.shape[0], x.shape[1], 0}
 		for _, v := range in {
 			p.inQ, p.cat = append(p.inQ, v.q), append(p.cat, v.shape[2])
+			p.catT = append(p.catT, RequantizeTable(v.q, p.outQ, p.lo, p.hi))
 			p.out[2] += v.shape[2]
 		}
 	default:
@@ -272,7 +278,8 @@ func (p *op) run(dst, src []uint8, batch int, s *scratch) {
 }
 
 // join runs an add or concat on its inputs src (batch samples each) with
-// the element rules of Add and Requantize: an add element by element,
+// the element rules of Add and Requantize, looked up in their tables
+// (AddTable, RequantizeTable): an add element by element,
 // both inputs first brought to PyTorch's order when their orders differ
 // (flats); a concat pixel by pixel, each input's requantized codes in
 // turn filling its channels.
@@ -282,14 +289,22 @@ func (p *op) join(dst []uint8, src [][]uint8, batch int, s *scratch) {
 		if p.flats != nil {
 			a, b = inOrder(&s.order[0], a, batch, p.flats[0]), inOrder(&s.order[1], b, batch, p.flats[1])
 		}
-		Add(dst, a, b, p.inQ[0], p.inQ[1], p.outQ, p.lo, p.hi)
+		t := (*[1 << 16]uint8)(p.addT)
+		b = b[:len(a)]
+		dst = dst[:len(a)]
+		for i, x := range a {
+			dst[i] = t[int(x)<<8|int(b[i])]
+		}
 		return
 	}
 	c, at := p.out[2], 0
 	for k, in := range src {
-		ck := p.cat[k]
+		ck, t := p.cat[k], p.catT[k]
 		for i := range len(in) / ck {
-			Requantize(dst[i*c+at:i*c+at+ck], in[i*ck:(i+1)*ck], p.inQ[k], p.outQ, p.lo, p.hi)
+			d := dst[i*c+at : i*c+at+ck]
+			for j, x := range in[i*ck : (i+1)*ck] {
+				d[j] = t[x]
+			}
 		}
 		at += ck
 	}

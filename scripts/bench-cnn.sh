@@ -44,9 +44,9 @@ for m in $MODELS; do
     q calibrate --from "$d/float.safetensors" "${lim[@]}" --bits "$b" --out "$d/ptq-$b.safetensors" --json > "$d/ptq-$b.json"
     q finetune --from "$d/float.safetensors" "${lim[@]}" --bits "$b" --epochs "$QE" --out "$d/qat-$b.safetensors" --json --quiet > "$d/qat-$b.json"
   done
-  q export --checkpoint "$d/qat-W8A8.safetensors" --out "$d/qat-W8A8.qat8" --onnx "$d/qat-W8A8.onnx" --json > "$d/export.json"
-  q eval --model "$d/qat-W8A8.qat8" --json > "$d/int8.json"
-  q compare --checkpoint "$d/qat-W8A8.safetensors" --model "$d/qat-W8A8.qat8" --json > "$d/compare.json"
+  "$OUT/qat" export --checkpoint "$d/qat-W8A8.safetensors" --out "$d/qat-W8A8.qmodel" --onnx "$d/qat-W8A8.onnx" --json > "$d/export.json"
+  q eval --model "$d/qat-W8A8.qmodel" --data "cifar10:$DATA" --json > "$d/int8.json"
+  q compare --checkpoint "$d/qat-W8A8.safetensors" --model "$d/qat-W8A8.qmodel" --json > "$d/compare.json"
   OMP_NUM_THREADS=1 "$PYTHON" scripts/torch_qat_cnn.py "$DATA" "$m" "$FE" "$QE" "$LIMIT" W8A8 W4A4 > "$d/torch.json"
   "$PYTHON" - "$m" "$d" >> "$results" <<'PY'
 import json, sys
