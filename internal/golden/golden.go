@@ -215,3 +215,43 @@ func orderedBits(f float32) int64 {
 func RelClose(got, want, rel, floor float64) bool {
 	return math.Abs(got-want) <= rel*math.Max(math.Abs(want), floor)
 }
+
+// SumBounds returns, per channel, upper bounds of the sums of absolute
+// terms that make up grad_scale and grad_zero_point (see ste's package doc):
+// with g the gradient factor, a scale term is at most |dy|*g*m, where m is
+// 0.5 in range (|y-x|/s <= 1/2) and |qmin-z| or |qmax-z| outside it, and a
+// zero-point term at most |dy|*s*g.
+func (c *Case) SumBounds(p quant.Params) (scale, zp []float64) {
+	scale, zp = make([]float64, len(p.Scale)), make([]float64, len(p.Scale))
+	g := float64(c.GradFactor)
+	quant.LayoutOf(p, c.Shape, len(c.X)).ForEachRun(len(c.X), func(ch, lo, hi int) {
+		z := float64(p.ZeroPoint[ch])
+		m := math.Max(0.5, math.Max(math.Abs(float64(p.QMin)-z), math.Abs(float64(p.QMax)-z)))
+		for _, dy := range c.GradY[lo:hi] {
+			scale[ch] += math.Abs(float64(dy)) * g * m
+			zp[ch] += math.Abs(float64(dy)) * float64(p.Scale[ch]) * g
+		}
+	})
+	return scale, zp
+}
+
+// CheckSums compares parameter gradients, sums that PyTorch accumulates in
+// float32 in an order of its own, with relative tolerance 1e-5. The absolute
+// floor is the channel's bound b of the sum of |terms|: float32 summation of
+// n terms may be off by up to about n*2^-24*b whatever the result, which for
+// the at most a few dozen elements per channel of these vectors stays below
+// 1e-5*b. Without the floor a sum that cancels to near zero could not be
+// compared relatively at all. It is the one rule of every package's
+// golden tests for such sums (ste, fakequant).
+func CheckSums(t testing.TB, what string, got, want []float32, bound []float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d values, want %d", what, len(got), len(want))
+		return
+	}
+	for i := range want {
+		if !RelClose(float64(got[i]), float64(want[i]), 1e-5, bound[i]) {
+			t.Errorf("%s[%d] = %g, want %g (floor %g)", what, i, got[i], want[i], bound[i])
+		}
+	}
+}
