@@ -7,11 +7,14 @@ resnet20 and mobilenet_v2 (model/builtin.go), the same data (a CIFAR-10 binary d
 data_batch_1..5.bin, test_batch.bin; scripts/make-fashion3 builds Fashion-MNIST-3ch, which is
 not CIFAR-10), the same normalisation (per-channel mean and std of the training images used)
 and the same schedule as scripts/bench-cnn.sh gives qat: float training with Adam 1e-3, then
-post-training quantization (min/max calibration on 32 training batches) and QAT fine-tuning
+post-training quantization (moving-average min/max calibration on 32 training batches, BN in
+eval mode) and QAT fine-tuning
 with Adam 1e-4 from the float weights, batch 128, no augmentation.
 
-Usage: torch_qat_cnn.py DATA_DIR MODEL(resnet20|mobilenet_v2) FLOAT_EPOCHS QAT_EPOCHS LIMIT BITS...
+Usage: torch_qat_cnn.py [--save-float PATH] DATA_DIR MODEL(resnet20|mobilenet_v2) FLOAT_EPOCHS QAT_EPOCHS LIMIT BITS...
 BITS are W8A8 or W4A4 (fake quantization at those widths; int8 conversion for W8A8 only).
+--save-float writes the trained float model's state_dict (torch.save), which qat import reads, so
+that qat's QAT can start from the very weights PyTorch's starts from.
 Prints one JSON line with accuracies (top-1, top-5), training samples/s and int8 eval samples/s
 under each quantized engine this PyTorch has (qnnpack, onednn).
 
@@ -33,15 +36,16 @@ def load_cifar(d, limit):
         return torch.from_numpy(a[:, 1:].reshape(-1, 3, 32, 32).copy()), torch.from_numpy(a[:, 0].astype(np.int64))
     xs, ys = read(['data_batch_%d.bin' % i for i in range(1, 6)])
     xt, yt = read(['test_batch.bin'])
+    # Per-channel mean and std of the whole training split, as qat's cifar10 loader computes them
+    # (float64 sums, rounded to float32), before any limit.
+    full = xs.double().div(255)
+    mean = full.mean(dim=(0, 2, 3)).float()
+    std = full.std(dim=(0, 2, 3), unbiased=False).float()
     if limit:
         xs, ys = xs[:limit], ys[:limit]
     xs, xt = xs.float().div(255), xt.float().div(255)
-    # Per-channel mean and std of the training images, as qat's cifar10 loader computes them
-    # (float64 sums, rounded to float32).
-    mean = xs.double().mean(dim=(0, 2, 3)).float()
-    std = xs.double().std(dim=(0, 2, 3), unbiased=False).float()
     norm = lambda x: (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
-    return norm(xs), ys, norm(xt), yt
+    return norm(xs), ys, norm(xt), yt, mean, std
 
 
 class BasicBlock(nn.Module):
@@ -153,25 +157,34 @@ def quantized(float_state, name, bits, engine):
 
 
 def main():
-    d, name = sys.argv[1], sys.argv[2]
-    fe, qe, limit = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-    bits_list = sys.argv[6:] or ['W8A8']
+    args = sys.argv[1:]
+    save_float = None
+    if args[:1] == ['--save-float']:
+        save_float, args = args[1], args[2:]
+    d, name = args[0], args[1]
+    fe, qe, limit = int(args[2]), int(args[3]), int(args[4])
+    bits_list = args[5:] or ['W8A8']
     torch.manual_seed(0)
-    xs, ys, xt, yt = load_cifar(d, limit)
+    xs, ys, xt, yt, mean, std = load_cifar(d, limit)
     m = make(name)
     opt = torch.optim.Adam(m.parameters(), 1e-3)
     t = time.perf_counter()
     n = sum(epoch(m, opt, xs, ys) for _ in range(fe))
     out = dict(peer='pytorch-' + torch.__version__, threads=torch.get_num_threads(), model=name, data=d,
-               float_epochs=fe, qat_epochs=qe, train_n=len(xs), float_train_sps=round(n / (time.perf_counter() - t)))
+               float_epochs=fe, qat_epochs=qe, train_n=len(xs), float_train_sps=round(n / (time.perf_counter() - t)),
+               mean=mean.tolist(), std=std.tolist())
     out['acc_float'], out['top5_float'], _ = evaluate(m, xt, yt)
     state = m.state_dict()
+    if save_float:
+        torch.save(state, save_float)
     engines = [e for e in ('qnnpack', 'onednn') if e in torch.backends.quantized.supported_engines]
     for bits in bits_list:
         engine = engines[0]
         torch.backends.quantized.engine = engine
-        # PTQ: observers on 32 training batches of 128, no gradient step.
+        # PTQ: observers on 32 training batches of 128 in eval mode (BN on its running statistics,
+        # as qat calibrate runs), no gradient step.
         p = quantized(state, name, bits, engine)
+        p.eval()
         p.apply(tq.disable_fake_quant)
         with torch.no_grad():
             for i in range(0, 32 * 128, 128):

@@ -15,6 +15,10 @@ import (
 	"qat/train"
 )
 
+// defaultMaxBytes is torchio.MaxBytes as the program starts: --max-bytes's
+// default, whatever an earlier command of the same process set.
+var defaultMaxBytes = torchio.MaxBytes
+
 // importCmd is qat import's flags.
 type importCmd struct {
 	torch, arch, out string
@@ -53,7 +57,7 @@ dataset: give --data to the commands that read it.`,
 	f.StringVar(&p.mean, "mean", "0", "normalisation mean: one value, or one per input channel, comma-separated")
 	f.StringVar(&p.std, "std", "1", "normalisation std: one value, or one per input channel, comma-separated")
 	f.StringVar(&p.input, "input", "", "input shape CxHxW, e.g. 3x32x32 (default: the model's)")
-	f.Int64Var(&p.maxBytes, "max-bytes", torchio.MaxBytes, "refuse files with more tensor data than this many bytes (torchio.MaxBytes), checked before anything is allocated")
+	f.Int64Var(&p.maxBytes, "max-bytes", defaultMaxBytes, "refuse files with more tensor data than this many bytes (torchio.MaxBytes), checked before anything is allocated")
 	f.BoolVar(&p.asJSON, "json", false, "print the result as JSON")
 	return c
 }
