@@ -116,19 +116,11 @@ func (g geom) padLen() int {
 }
 
 // padPlanes writes the planes of x, of geometry g, zero-padded by g.p on
-// every side, into pad.
+// every side, into pad (padPlane per channel).
 func padPlanes(pad, x []float32, g geom) {
-	pw, ph := g.w+2*g.p, g.h+2*g.p
+	hw, phw := g.h*g.w, (g.h+2*g.p)*(g.w+2*g.p)
 	for c := range g.c {
-		plane := pad[c*ph*pw : (c+1)*ph*pw]
-		clear(plane[:g.p*pw])
-		clear(plane[(g.p+g.h)*pw:])
-		for y := range g.h {
-			row := plane[(y+g.p)*pw : (y+g.p+1)*pw]
-			clear(row[:g.p])
-			copy(row[g.p:], x[(c*g.h+y)*g.w:(c*g.h+y+1)*g.w])
-			clear(row[g.p+g.w:])
-		}
+		padPlane(pad[c*phw:(c+1)*phw], x[c*hw:(c+1)*hw], g.h, g.w, g.p)
 	}
 }
 
@@ -190,6 +182,15 @@ func (s *scratch) get(n int) []float32 {
 		s.buf = make([]float32, n)
 	}
 	return s.buf[:n]
+}
+
+// im2col returns, from s, the buffers im2col and col2im take for
+// geometry g: the column matrix of g.ckk()*g.ohw() floats and the padded
+// planes of g.padLen().
+func (s *scratch) im2col(g geom) (col, pad []float32) {
+	n := g.ckk() * g.ohw()
+	buf := s.get(n + g.padLen())
+	return buf[:n], buf[n:]
 }
 
 // scratches holds one scratch per goroutine of a loop over samples.
@@ -273,14 +274,13 @@ func (op *convOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 // forwardGEMM writes the convolution y of x with w, of geometry g: per
 // sample, im2col and one GEMM per group.
 func (op *convOp) forwardGEMM(y, x, w []float32, g geom) {
-	ckk, gk, og, ohw, in, out := g.ckk(), g.gckk(), g.og(), g.ohw(), g.inSize(), g.o*g.ohw()
+	gk, og, ohw, in, out := g.gckk(), g.og(), g.ohw(), g.inSize(), g.o*g.ohw()
 	workers := sampleWorkers(g.n, out*gk)
 	op.cols.grow(workers)
 	par.For(g.n, workers, func(i, lo, hi int) {
 		var col, pad []float32
 		if !g.direct() {
-			buf := op.cols[i].get(ckk*ohw + g.padLen())
-			col, pad = buf[:ckk*ohw], buf[ckk*ohw:]
+			col, pad = op.cols[i].im2col(g)
 		}
 		for n := lo; n < hi; n++ {
 			xn, yn := x[n*in:(n+1)*in], y[n*out:(n+1)*out]
@@ -424,8 +424,7 @@ func (op *convGradOp) gradWBlock(dw, x, dy []float32, g geom, sc *scratch, grp, 
 	gc.c = c1 - c0
 	var col, pad []float32
 	if !g.direct() {
-		buf := sc.get(gc.ckk()*ohw + gc.padLen())
-		col, pad = buf[:gc.ckk()*ohw], buf[gc.ckk()*ohw:]
+		col, pad = sc.im2col(gc)
 	}
 	rows := col
 	for n := 0; n < g.n; n++ {
@@ -454,14 +453,13 @@ func (op *convGradOp) gradX(w, dy []float32, g geom) gorgonia.Value {
 // gradXGEMM writes dX for weight w and output gradient dy of geometry g:
 // per sample, one GEMM per group into the column gradient, then col2im.
 func (op *convGradOp) gradXGEMM(dx, w, dy []float32, g geom) {
-	ckk, gk, og, ohw, in, out := g.ckk(), g.gckk(), g.og(), g.ohw(), g.inSize(), g.o*g.ohw()
+	gk, og, ohw, in, out := g.gckk(), g.og(), g.ohw(), g.inSize(), g.o*g.ohw()
 	workers := sampleWorkers(g.n, out*gk)
 	op.cols.grow(workers)
 	par.For(g.n, workers, func(i, lo, hi int) {
 		var col, pad []float32
 		if !g.direct() {
-			buf := op.cols[i].get(ckk*ohw + g.padLen())
-			col, pad = buf[:ckk*ohw], buf[ckk*ohw:]
+			col, pad = op.cols[i].im2col(g)
 		}
 		for n := lo; n < hi; n++ {
 			dxn, dyn := dx[n*in:(n+1)*in], dy[n*out:(n+1)*out]

@@ -44,6 +44,16 @@ func (d *dataFlags) or(checkpoint string) string {
 	return d.spec
 }
 
+// required returns d.or(dataset), the data of the checkpoint or model at
+// path, or a usage error when neither --data nor the file names one.
+func (d *dataFlags) required(dataset, path string) (string, error) {
+	spec := d.or(dataset)
+	if spec == "" {
+		return "", usagef("--data is required: %s does not record its dataset", path)
+	}
+	return spec, nil
+}
+
 // datasets loads the training and test splits of spec; limit caps the
 // training split. The normalisation is the dataset's: MNIST's or
 // Fashion-MNIST's published constants, the embedded sample's MNIST ones,
@@ -504,9 +514,9 @@ func (p *calibrateCmd) run(w io.Writer) error {
 		return err
 	}
 	m := ck.Model
-	spec := p.d.or(ck.Dataset)
-	if spec == "" {
-		return usagef("--data is required: %s does not record its dataset", p.from)
+	spec, err := p.d.required(ck.Dataset, p.from)
+	if err != nil {
+		return err
 	}
 	tr, te, _, err := datasets(spec, p.d.limit)
 	if err != nil {
@@ -591,12 +601,13 @@ func (e *evalCmd) run(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	spec := e.d.spec
+	var dataset string // an int8 model records none
 	if ck != nil {
-		spec = e.d.or(ck.Dataset)
+		dataset = ck.Dataset
 	}
-	if spec == "" {
-		return usagef("--data is required: %s does not record its dataset", e.model)
+	spec, err := e.d.required(dataset, e.model)
+	if err != nil {
+		return err
 	}
 	_, te, _, err := datasets(spec, 0)
 	if err != nil {

@@ -136,9 +136,9 @@ func (p *sensitivityCmd) run(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	spec := p.d.or(ck.Dataset)
-	if spec == "" {
-		return usagef("--data is required: %s does not record its dataset", p.from)
+	spec, err := p.d.required(ck.Dataset, p.from)
+	if err != nil {
+		return err
 	}
 	tr, te, _, err := datasets(spec, p.d.limit)
 	if err != nil {

@@ -307,9 +307,9 @@ func (p *compareCmd) load() (*qmodel.Model, *train.Checkpoint, *data.Dataset, er
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	spec := p.d.or(ck.Dataset)
-	if spec == "" {
-		return nil, nil, nil, usagef("--data is required: %s does not record its dataset", p.ckpt)
+	spec, err := p.d.required(ck.Dataset, p.ckpt)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	_, te, _, err := datasets(spec, 0)
 	if err != nil {
