@@ -41,6 +41,35 @@ func BenchmarkLenet(b *testing.B) {
 	}
 }
 
+// BenchmarkLenetConv runs the W8A8 lenet of BenchmarkLenet with its
+// convolutions implicit (qgemm.GemmConv) and through im2col rows, and
+// reports samples/s.
+func BenchmarkLenetConv(b *testing.B) {
+	defer func() { useImplicit = true }()
+	for _, implicit := range []bool{true, false} {
+		b.Run(map[bool]string{true: "implicit", false: "im2col"}[implicit], func(b *testing.B) {
+			useImplicit = implicit
+			rng := rand.New(rand.NewPCG(1, 1))
+			m := randomModel(b, rng, testNets[0].in, testNets[0].specs, 8, 8, qmodel.RequantFloat)
+			net, err := New(m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			const batch = 250
+			pixels := make([]uint8, batch*net.InputLen())
+			for i := range pixels {
+				pixels[i] = uint8(rng.IntN(256))
+			}
+			r := net.NewRunner(batch)
+			for b.Loop() {
+				r.Pixels(pixels)
+				r.Run(batch)
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
+		})
+	}
+}
+
 // BenchmarkIm2col gathers the im2col rows of the lenet's two convolutions
 // for one sample.
 func BenchmarkIm2col(b *testing.B) {

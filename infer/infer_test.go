@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"qat/export"
+	"qat/internal/qgemm"
 	"qat/model"
 	"qat/qmodel"
 	"qat/quant"
@@ -338,6 +339,20 @@ var testNets = []testNet{
 		{typ: model.OpFlatten},
 		{typ: model.OpReLU6},
 	}},
+	// Implicit convolutions (qgemm.GemmConv, output rows of 8 or more
+	// pixels): padded, with window rows of k*c = 12, 24 and 51 codes
+	// (padded to the weights' unit of 4, 8 or 16 codes where needed), one
+	// with a fused max pool; the last conv's rows (stride 2) are too
+	// narrow and take the im2col path.
+	{"implicit", [3]int{4, 18, 21}, []layerSpec{
+		{typ: model.OpConv, out: 8, k: 3, stride: 1, pad: 1, bn: 1, act: model.OpReLU},
+		{typ: model.OpMaxPool, k: 2, stride: 2},
+		{typ: model.OpConv, out: 17, k: 3, stride: 1, pad: 1, act: model.OpReLU6},
+		{typ: model.OpConv, out: 33, k: 3, stride: 1, pad: 2, act: model.OpReLU},
+		{typ: model.OpConv, out: 5, k: 2, stride: 2},
+		{typ: model.OpFlatten},
+		{typ: model.OpLinear, out: 3},
+	}},
 	{"mlp", [3]int{1, 5, 7}, []layerSpec{
 		{typ: model.OpFlatten},
 		{typ: model.OpLinear, out: 33, act: model.OpReLU},
@@ -346,17 +361,46 @@ var testNets = []testNet{
 	}},
 }
 
+// TestNetMatchesReference checks every test net against refRun, with
+// implicit convolutions and with the im2col path they replace.
 func TestNetMatchesReference(t *testing.T) {
+	defer func() { useImplicit = true }()
+	for _, implicit := range []bool{true, false} {
+		useImplicit = implicit
+		testNetMatchesReference(t, implicit)
+	}
+}
+
+func testNetMatchesReference(t *testing.T, implicit bool) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, tn := range testNets {
 		for _, bits := range [][2]int{{8, 8}, {4, 4}, {2, 8}, {8, 5}} {
 			for _, mode := range []qmodel.Requant{qmodel.RequantFloat, qmodel.RequantFixed} {
-				name := fmt.Sprintf("%s/W%dA%d/%s", tn.name, bits[0], bits[1], mode)
+				name := fmt.Sprintf("%s/W%dA%d/%s/implicit=%v", tn.name, bits[0], bits[1], mode, implicit)
 				t.Run(name, func(t *testing.T) {
 					m := randomModel(t, rng, tn.in, tn.specs, bits[0], bits[1], mode)
 					net, err := New(m)
 					if err != nil {
 						t.Fatal(err)
+					}
+					implicitOps := 0
+					for _, o := range net.ops {
+						if o.implicit != nil {
+							implicitOps++
+						}
+					}
+					// At 8 bits the first two window rows (12 and 24
+					// codes) need no padding, the third's (51) does: the
+					// implicit path unless the kernel would gather.
+					wantOps := 0
+					if implicit && tn.name == "implicit" && bits[0] == 8 {
+						wantOps = 2
+						if qgemm.ConvInPlace() {
+							wantOps = 3
+						}
+					}
+					if implicitOps != wantOps && wantOps > 0 {
+						t.Fatalf("%d implicit convolutions, want %d", implicitOps, wantOps)
 					}
 					const batch = 5
 					n := net.InputLen()

@@ -63,7 +63,7 @@ func (l *Layer) Run(dst, src []uint8, batch int) {
 	l.in = grow(l.in, nin)
 	l.out = grow(l.out, nout)
 	c, hw := l.inCHW[0], l.inCHW[1]*l.inCHW[2]
-	toNHWC(l.in, src, batch, c, hw, func(_ int, v uint8) uint8 { return v })
+	toNHWC(l.in, src, batch, c, hw, nil)
 	l.op.run(l.out, l.in, batch, &l.s)
 	oc, ohw := l.op.out[2], l.op.out[0]*l.op.out[1]
 	for s := range batch {

@@ -264,7 +264,7 @@ func (r *Runner) samples(n int, what string) int {
 func (r *Runner) Pixels(p []uint8) int {
 	b := r.samples(len(p), "pixels")
 	m := &r.net.model
-	toNHWC(r.input, p, b, m.Input[0], m.Input[1]*m.Input[2], func(ch int, v uint8) uint8 { return r.net.pixel[ch][v] })
+	toNHWC(r.input, p, b, m.Input[0], m.Input[1]*m.Input[2], r.net.pixel)
 	return b
 }
 
@@ -330,15 +330,30 @@ func toCHW(dst, src []uint8, batch int, hwc []int) {
 	}
 }
 
-// toNHWC writes NCHW samples of src into dst channels last, through f
-// (given each value's channel).
-func toNHWC(dst, src []uint8, batch, c, hw int, f func(int, uint8) uint8) {
+// toNHWC writes NCHW samples of src into dst channels last, each value
+// v of channel ch as table[ch][v], or as itself when table is nil.
+func toNHWC(dst, src []uint8, batch, c, hw int, table [][256]uint8) {
 	for s := range batch {
+		out := dst[s*c*hw : (s+1)*c*hw]
 		for ch := range c {
 			in := src[(s*c+ch)*hw : (s*c+ch+1)*hw]
-			out := dst[s*c*hw:]
-			for i, v := range in {
-				out[i*c+ch] = f(ch, v)
+			switch {
+			case table == nil && c == 1:
+				copy(out, in)
+			case table == nil:
+				for i, v := range in {
+					out[i*c+ch] = v
+				}
+			case c == 1:
+				t := &table[0]
+				for i, v := range in {
+					out[i] = t[v]
+				}
+			default:
+				t := &table[ch]
+				for i, v := range in {
+					out[i*c+ch] = t[v]
+				}
 			}
 		}
 	}

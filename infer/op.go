@@ -41,11 +41,17 @@ type op struct {
 	packs []*qgemm.Packed
 	dw    []int8
 	terms int
-	zin   uint8   // input zero point, the padding code
-	bias  []int32 // bias - zin * column sum (the bias itself for dw)
-	mult  []float32
-	m0    []int32
-	shift []int32
+	// implicit, when set, is the geometry of qgemm.GemmConv on one staged
+	// sample: the convolution reads its window rows in place instead of
+	// gathering im2col rows (see prepareConv), packs[0] holding the
+	// weights in [Out, K, SegLen] order, each window row's k*In codes
+	// padded with zeros to SegLen.
+	implicit *qgemm.Conv
+	zin      uint8   // input zero point, the padding code
+	bias     []int32 // bias - zin * column sum (the bias itself for dw)
+	mult     []float32
+	m0       []int32
+	shift    []int32
 
 	// add and concat: the quantization of each input; concat: the
 	// channels of each; add: flats, the [H W C] order of each input to
@@ -206,6 +212,25 @@ func (p *op) prepareConv(o *qmodel.Op, inQ qmodel.Quant, mode qmodel.Requant, di
 			}
 		}
 	}
+	if ic := p.implicitConv(o.WeightBits, g); ic != nil {
+		// Each output channel's k window rows of k*In codes, padded to
+		// SegLen with zero codes (which add nothing whatever the codes
+		// they meet: the next pixels').
+		kc := o.Kernel * o.In
+		padded := make([]int8, o.Out*o.Kernel*ic.SegLen)
+		for oc := range o.Out {
+			for ky := range o.Kernel {
+				copy(padded[(oc*o.Kernel+ky)*ic.SegLen:], w[(oc*o.Kernel+ky)*kc:(oc*o.Kernel+ky+1)*kc])
+			}
+		}
+		packed, err := qgemm.Pack(padded, o.Out, o.Kernel*ic.SegLen, o.WeightBits)
+		if err != nil {
+			return err
+		}
+		p.packs, p.implicit = []*qgemm.Packed{packed}, ic
+		p.prepareRequant(o, inQ, mode, packed.ColSums())
+		return nil
+	}
 	sums := make([]int32, 0, o.Out)
 	for gi := range g {
 		packed, err := qgemm.Pack(w[gi*og*p.terms:(gi+1)*og*p.terms], og, p.terms, o.WeightBits)
@@ -216,6 +241,32 @@ func (p *op) prepareConv(o *qmodel.Op, inQ qmodel.Quant, mode qmodel.Requant, di
 	}
 	p.prepareRequant(o, inQ, mode, sums)
 	return nil
+}
+
+// useImplicit enables implicit convolutions (see implicitConv); tests
+// switch it off to check the im2col path on the same models.
+var useImplicit = true
+
+// implicitConv returns the geometry with which conv p of groups groups
+// (input and output shapes set), with weights of bits, reads its input in
+// place through qgemm.GemmConv instead of gathering im2col rows, or nil
+// where the im2col path stays: grouped convolutions, 1x1 convolutions of stride 1 without
+// padding (a plain GEMM on the input), output rows narrower than 8
+// (shorter tiles than im2col's), and window rows of k*In codes that need
+// padding to the weights' unit of k when the kernel gathers the rows
+// anyway (qgemm.ConvInPlace: the padding would only add work). The
+// staged sample (conv) is [H+2pad, W+2pad, In] codes.
+func (p *op) implicitConv(bits, groups int) *qgemm.Conv {
+	w, c := p.in[1], p.in[2]
+	k, st, pad := p.k, p.stride, p.pad
+	uk := 32 / bits
+	kc := k * c
+	seg := (kc + uk - 1) / uk * uk
+	if !useImplicit || groups > 1 || k == 1 && st == 1 && pad == 0 || p.co[1] < 8 || seg != kc && !qgemm.ConvInPlace() {
+		return nil
+	}
+	wp := w + 2*pad
+	return &qgemm.Conv{OH: p.co[0], OW: p.co[1], RowStep: st * wp * c, ColStep: st * c, SegStride: wp * c, Segs: k, SegLen: seg}
 }
 
 // prepareRequant sets the input zero point, the bias and the
@@ -357,6 +408,10 @@ func (p *op) conv(dst, src []uint8, batch int, s *scratch) {
 		p.finish(dst[:batch*outSample], acc, batch, s)
 		return
 	}
+	if p.implicit != nil {
+		p.convImplicit(dst, src, batch, s)
+		return
+	}
 	samples := max(1, convRows/perSample)
 	for s0 := 0; s0 < batch; s0 += samples {
 		n := min(samples, batch-s0)
@@ -380,6 +435,38 @@ func (p *op) conv(dst, src []uint8, batch int, s *scratch) {
 				p.im2col(col[i*perSample*kd:], x, cg, s)
 			}
 			qgemm.Gemm(acc[gi*og:], oc, col[:rows*kd], kd, rows, b)
+		}
+		p.finish(dst[s0*outSample:(s0+n)*outSample], acc, n, s)
+	}
+}
+
+// convImplicit is conv through qgemm.GemmConv, sample by sample in
+// blocks of about convRows output pixels: each sample is read in place
+// when it has no padding (with the following codes, or 16 bytes of spare
+// capacity, covering the window rows' SegLen - k*In bytes read past its
+// last pixel), else staged, surrounded by the input zero point.
+func (p *op) convImplicit(dst, src []uint8, batch int, s *scratch) {
+	h, w, c := p.in[0], p.in[1], p.in[2]
+	g, oc := *p.implicit, p.co[2]
+	hwc, perSample, outSample := h*w*c, g.OH*g.OW, size(p.out)
+	end := (g.OH-1)*g.RowStep + (g.OW-1)*g.ColStep + (g.Segs-1)*g.SegStride + g.SegLen
+	samples := max(1, convRows/perSample)
+	for s0 := 0; s0 < batch; s0 += samples {
+		n := min(samples, batch-s0)
+		acc := s.accs(n * perSample * oc)
+		for i := range n {
+			x := src[(s0+i)*hwc:]
+			switch {
+			case p.pad > 0:
+				staged := s.padded(end + 16)
+				stage(staged, x[:hwc], h, w, c, p.pad, p.zin)
+				x = staged
+			case cap(x) < end:
+				staged := s.padded(end)
+				copy(staged, x[:hwc])
+				x = staged
+			}
+			qgemm.GemmConv(acc[i*perSample*oc:], oc, x[:end], g, p.packs[0])
 		}
 		p.finish(dst[s0*outSample:(s0+n)*outSample], acc, n, s)
 	}

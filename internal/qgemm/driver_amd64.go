@@ -41,6 +41,10 @@ type avx2Buf [avx2MC * avx2KC]uint16
 
 var avx2Pool = sync.Pool{New: func() any { return new(avx2Buf) }}
 
+// convInPlace reports whether kernel k reads the implicit matrix of
+// GemmConv in place (gemmConvAsm) rather than gathering it.
+func convInPlace(k Kernel) bool { return k == AVX512VNNI }
+
 // gemmAsm computes the columns of panels p0..p1-1 of C (m > 0 rows) with
 // the assembly kernel k.
 func gemmAsm(k Kernel, c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0, p1 int) {
@@ -89,7 +93,7 @@ func gemmVNNI(c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0, p1 int) 
 						w := min(panelCols*q1, b.n) - panelCols*q0 // columns of the tile
 						mask := 1<<(w-panelCols*(nv-1)) - 1
 						vnniCall(bits, h, nv, &a[(ic+ir)*lda+u0*uk], lda, &b.data[q0*ps+u0*unit], ps, nu, tk,
-							&c[(ic+ir)*ldc+q0*panelCols], ldc, mask, acc)
+							&c[(ic+ir)*ldc+q0*panelCols], ldc, mask, acc, 1, 0)
 					}
 				}
 			}
@@ -206,4 +210,69 @@ func blocks(n, max int) int {
 	}
 	nb := (n + max - 1) / max
 	return (n + nb - 1) / nb
+}
+
+// gemmConvAsm is GemmConv for the VNNI kernel, which reads the implicit
+// matrix in place: each tile's rows are up to vnniMR output columns of
+// one output row (row stride g.ColStep), its k loop g's segments
+// (window rows) one after another. Loops, outermost first: blocks of
+// whole output rows (about mcMax rows of A); k blocks of whole segments
+// (or, for segments longer than kcMax, of parts of one), later ones adding
+// to C; column blocks of at most nbMax bytes of B; output rows; row tiles;
+// column tiles of up to vnniNV panels.
+func gemmConvAsm(c []int32, ldc int, src []uint8, g Conv, b *Packed) {
+	bits, uk, ps := b.bits, b.unitK(), b.panelStride()
+	su := g.SegLen / uk // units per segment
+	kcu := kcMax / uk   // most units per k block
+	type kblock struct{ s0, ns, u0, nu int }
+	var kbs []kblock
+	if su <= kcu {
+		per := kcu / su
+		for s0 := 0; s0 < g.Segs; s0 += per {
+			kbs = append(kbs, kblock{s0, min(per, g.Segs-s0), 0, su})
+		}
+	} else {
+		chunk := blocks(su, kcu)
+		for s := range g.Segs {
+			for u0 := 0; u0 < su; u0 += chunk {
+				kbs = append(kbs, kblock{s, 1, u0, min(chunk, su-u0)})
+			}
+		}
+	}
+	rb := max(1, mcMax/g.OW) // output rows per row block
+	p0, p1 := 0, b.panels()
+	for oy0 := 0; oy0 < g.OH; oy0 += rb {
+		oy1 := min(g.OH, oy0+rb)
+		for i, kb := range kbs {
+			acc := min(i, 1)
+			units := kb.ns * kb.nu
+			skip := g.SegStride - kb.nu*uk
+			pbMax := max(vnniNV, nbMax/((units+1)*unit))
+			nbk := (p1 - p0 + pbMax - 1) / pbMax
+			for bk := range nbk {
+				jq, jq1 := p0+(p1-p0)*bk/nbk, p0+(p1-p0)*(bk+1)/nbk
+				P := jq1 - jq
+				tiles := (P + vnniNV - 1) / vnniNV
+				for t := range tiles {
+					q0, q1 := jq+P*t/tiles, jq+P*(t+1)/tiles
+					nv := q1 - q0
+					w := min(panelCols*q1, b.n) - panelCols*q0 // columns of the tile
+					mask := 1<<(w-panelCols*(nv-1)) - 1
+					bp := &b.data[q0*ps+(kb.s0*su+kb.u0)*unit]
+					// The tiles' A and C, from the first row of the row
+					// block (checkConv bounds every address formed).
+					a0 := unsafe.Pointer(&src[oy0*g.RowStep+kb.s0*g.SegStride+kb.u0*uk])
+					c0 := unsafe.Pointer(&c[oy0*g.OW*ldc+q0*panelCols])
+					for oy := range oy1 - oy0 {
+						for ox := 0; ox < g.OW; ox += vnniMR {
+							h := min(vnniMR, g.OW-ox)
+							a := (*uint8)(unsafe.Add(a0, oy*g.RowStep+ox*g.ColStep))
+							cp := (*int32)(unsafe.Add(c0, 4*(oy*g.OW+ox)*ldc))
+							vnniCall(bits, h, nv, a, g.ColStep, bp, ps, kb.nu, 0, cp, ldc, mask, acc, kb.ns, skip)
+						}
+					}
+				}
+			}
+		}
+	}
 }

@@ -20,7 +20,10 @@
 //
 //	vnni: AVX-512 VNNI, h <= 8 rows, nv <= 3 zmm vectors of 16 columns
 //	      (one panel each), A read in place, row i at a + i*lda, unit u
-//	      at offset u*unitK, panel v of unit u at b + v*ps + 64*u. Per 4
+//	      of segment s at offset u*unitK + s*(n*unitK + skip) (segs
+//	      segments of n units: an implicit im2col matrix, each segment a
+//	      window row; segs = 1 for a plain GEMM), panel v of unit u
+//	      (counted across segments) at b + v*ps + 64*u. Per 4
 //	      k: one VPBROADCASTD of 4 A bytes per row, one B vector per
 //	      panel, h*nv VPDPBUSD. Sub-byte codes are moved to the top of
 //	      their byte (VPSLLW, VPANDD with 0xF0 or 0xC0), which makes the
@@ -80,7 +83,7 @@ func p(format string, args ...any) {
 }
 
 // args are the arguments of the VNNI kernels.
-const args = "a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int"
+const args = "a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int"
 
 func vnniName(bits, h, nv int) string { return fmt.Sprintf("vnniB%dR%dV%d", bits, h, nv) }
 
@@ -101,7 +104,7 @@ func disp(d int) string {
 // pointer, unit count and A offset.
 func header(name string, h int) {
 	p("// func %s(%s)", name, args)
-	p("TEXT ·%s(SB), NOSPLIT, $%d-80", name, tailW*h)
+	p("TEXT ·%s(SB), NOSPLIT, $%d-96", name, tailW*h)
 	p("\tMOVQ a+0(FP), R8")
 	p("\tMOVQ lda+8(FP), AX")
 	for i := 1; i < h; i++ {
@@ -113,11 +116,15 @@ func header(name string, h int) {
 	p("\tXORQ SI, SI")
 }
 
-// loops emits the k loop: units unrolled by un, then one at a time, then
+// loops emits the k loop: segs segments (at least 1) of n units each,
+// unrolled by un, then one at a time, the A offset SI moving on by skip
+// bytes after each segment but the last (B runs on unit after unit), then
 // the optional tail unit. step(u) emits unit u of an unrolled group (B at
-// BX + 64u, A at offset SI + u*unitK).
+// BX + 64u, A at offset SI + u*unitK). It uses DI for the segment count.
 func loops(h, bits, un int, step func(u int), tail func()) {
 	uk := unitK(bits)
+	p("\tMOVQ segs+80(FP), DI")
+	p("seg:")
 	if un > 1 {
 		p("\tCMPQ CX, $%d", un)
 		p("\tJLT one")
@@ -134,13 +141,19 @@ func loops(h, bits, un int, step func(u int), tail func()) {
 		p("one:")
 	}
 	p("\tTESTQ CX, CX")
-	p("\tJZ tail")
+	p("\tJZ segend")
 	p("loop1:")
 	step(0)
 	p("\tADDQ $64, BX")
 	p("\tADDQ $%d, SI", uk)
 	p("\tDECQ CX")
 	p("\tJNZ loop1")
+	p("segend:")
+	p("\tDECQ DI")
+	p("\tJLE tail")
+	p("\tADDQ skip+88(FP), SI")
+	p("\tMOVQ n+32(FP), CX")
+	p("\tJMP seg")
 	p("tail:")
 	p("\tMOVQ tk+40(FP), CX")
 	p("\tTESTQ CX, CX")

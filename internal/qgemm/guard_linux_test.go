@@ -1,6 +1,7 @@
 package qgemm
 
 import (
+	"fmt"
 	"math/rand"
 	"syscall"
 	"testing"
@@ -59,6 +60,26 @@ func TestGemmGuardPage(t *testing.T) {
 					freeC()
 				}
 			}
+		}
+	}
+}
+
+// TestGemmConvGuardPage runs every kernel with the source ending exactly
+// at the last byte A reads, followed by an inaccessible page: a kernel
+// reading past a window row's SegLen bytes crashes the test.
+func TestGemmConvGuardPage(t *testing.T) {
+	r := rand.New(rand.NewSource(12))
+	for _, cc := range convCases {
+		for _, bits := range []int{8, 4, 2} {
+			g := cc.geometry(bits)
+			src0, w := convSource(r, cc, g, 33, bits, fillRandom)
+			src, free := guarded(t, g.end())
+			copy(src, src0)
+			want, p := convRef(t, src0, cc, g, w, 33, bits)
+			for _, kern := range Available() {
+				checkConvCase(t, kern, src, g, p, want, 33, fmt.Sprintf("%v bits=%d guarded", cc, bits))
+			}
+			free()
 		}
 	}
 }

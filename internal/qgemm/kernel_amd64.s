@@ -63,8 +63,8 @@ DATA ·laneMask<>+48(SB)/8, $0
 DATA ·laneMask<>+56(SB)/8, $0
 GLOBL ·laneMask<>(SB), RODATA|NOPTR, $64
 
-// func vnniB8R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R1V1(SB), NOSPLIT, $16-80
+// func vnniB8R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R1V1(SB), NOSPLIT, $16-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -72,6 +72,8 @@ TEXT ·vnniB8R1V1(SB), NOSPLIT, $16-80
 	MOVQ n+32(FP), CX
 	XORQ SI, SI
 	VPXORD Z0, Z0, Z0
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -95,7 +97,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VPBROADCASTD (R8)(SI*1), Z27
@@ -104,6 +106,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -152,8 +160,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R1V2(SB), NOSPLIT, $16-80
+// func vnniB8R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R1V2(SB), NOSPLIT, $16-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -162,6 +170,8 @@ TEXT ·vnniB8R1V2(SB), NOSPLIT, $16-80
 	XORQ SI, SI
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -193,7 +203,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VMOVDQU32 (BX)(DX*1), Z25
@@ -204,6 +214,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -257,8 +273,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R1V3(SB), NOSPLIT, $16-80
+// func vnniB8R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R1V3(SB), NOSPLIT, $16-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -268,6 +284,8 @@ TEXT ·vnniB8R1V3(SB), NOSPLIT, $16-80
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -307,7 +325,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VMOVDQU32 (BX)(DX*1), Z25
@@ -320,6 +338,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -378,8 +402,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R2V1(SB), NOSPLIT, $32-80
+// func vnniB8R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R2V1(SB), NOSPLIT, $32-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -389,6 +413,8 @@ TEXT ·vnniB8R2V1(SB), NOSPLIT, $32-80
 	XORQ SI, SI
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -420,7 +446,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VPBROADCASTD (R8)(SI*1), Z27
@@ -431,6 +457,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -488,8 +520,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R2V2(SB), NOSPLIT, $32-80
+// func vnniB8R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R2V2(SB), NOSPLIT, $32-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -501,6 +533,8 @@ TEXT ·vnniB8R2V2(SB), NOSPLIT, $32-80
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -544,7 +578,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VMOVDQU32 (BX)(DX*1), Z25
@@ -558,6 +592,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -624,8 +664,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R2V3(SB), NOSPLIT, $32-80
+// func vnniB8R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R2V3(SB), NOSPLIT, $32-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -639,6 +679,8 @@ TEXT ·vnniB8R2V3(SB), NOSPLIT, $32-80
 	VPXORD Z3, Z3, Z3
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -694,7 +736,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VMOVDQU32 (BX)(DX*1), Z25
@@ -711,6 +753,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -786,8 +834,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R3V1(SB), NOSPLIT, $48-80
+// func vnniB8R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R3V1(SB), NOSPLIT, $48-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -799,6 +847,8 @@ TEXT ·vnniB8R3V1(SB), NOSPLIT, $48-80
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -838,7 +888,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VPBROADCASTD (R8)(SI*1), Z27
@@ -851,6 +901,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -917,8 +973,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R3V2(SB), NOSPLIT, $48-80
+// func vnniB8R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R3V2(SB), NOSPLIT, $48-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -933,6 +989,8 @@ TEXT ·vnniB8R3V2(SB), NOSPLIT, $48-80
 	VPXORD Z3, Z3, Z3
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -988,7 +1046,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VMOVDQU32 (BX)(DX*1), Z25
@@ -1005,6 +1063,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -1084,8 +1148,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R3V3(SB), NOSPLIT, $48-80
+// func vnniB8R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R3V3(SB), NOSPLIT, $48-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -1103,6 +1167,8 @@ TEXT ·vnniB8R3V3(SB), NOSPLIT, $48-80
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 	VPXORD Z8, Z8, Z8
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -1174,7 +1240,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VMOVDQU32 (BX)(DX*1), Z25
@@ -1195,6 +1261,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -1287,8 +1359,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R4V1(SB), NOSPLIT, $64-80
+// func vnniB8R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R4V1(SB), NOSPLIT, $64-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -1302,6 +1374,8 @@ TEXT ·vnniB8R4V1(SB), NOSPLIT, $64-80
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -1349,7 +1423,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VPBROADCASTD (R8)(SI*1), Z27
@@ -1364,6 +1438,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -1439,8 +1519,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R4V2(SB), NOSPLIT, $64-80
+// func vnniB8R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R4V2(SB), NOSPLIT, $64-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -1458,6 +1538,8 @@ TEXT ·vnniB8R4V2(SB), NOSPLIT, $64-80
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -1525,7 +1607,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VMOVDQU32 (BX)(DX*1), Z25
@@ -1545,6 +1627,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -1637,8 +1725,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R4V3(SB), NOSPLIT, $64-80
+// func vnniB8R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R4V3(SB), NOSPLIT, $64-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -1660,6 +1748,8 @@ TEXT ·vnniB8R4V3(SB), NOSPLIT, $64-80
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -1747,7 +1837,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VMOVDQU32 (BX)(DX*1), Z25
@@ -1772,6 +1862,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -1881,8 +1977,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R5V1(SB), NOSPLIT, $80-80
+// func vnniB8R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R5V1(SB), NOSPLIT, $80-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -1898,6 +1994,8 @@ TEXT ·vnniB8R5V1(SB), NOSPLIT, $80-80
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
 	VPXORD Z4, Z4, Z4
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -1953,7 +2051,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VPBROADCASTD (R8)(SI*1), Z27
@@ -1970,6 +2068,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -2054,8 +2158,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R5V2(SB), NOSPLIT, $80-80
+// func vnniB8R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R5V2(SB), NOSPLIT, $80-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -2076,6 +2180,8 @@ TEXT ·vnniB8R5V2(SB), NOSPLIT, $80-80
 	VPXORD Z7, Z7, Z7
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -2155,7 +2261,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VMOVDQU32 (BX)(DX*1), Z25
@@ -2178,6 +2284,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -2283,8 +2395,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R5V3(SB), NOSPLIT, $80-80
+// func vnniB8R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R5V3(SB), NOSPLIT, $80-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -2310,6 +2422,8 @@ TEXT ·vnniB8R5V3(SB), NOSPLIT, $80-80
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
 	VPXORD Z14, Z14, Z14
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -2413,7 +2527,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VMOVDQU32 (BX)(DX*1), Z25
@@ -2442,6 +2556,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -2568,8 +2688,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R6V1(SB), NOSPLIT, $96-80
+// func vnniB8R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R6V1(SB), NOSPLIT, $96-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -2587,6 +2707,8 @@ TEXT ·vnniB8R6V1(SB), NOSPLIT, $96-80
 	VPXORD Z3, Z3, Z3
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -2650,7 +2772,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VPBROADCASTD (R8)(SI*1), Z27
@@ -2669,6 +2791,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -2762,8 +2890,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R6V2(SB), NOSPLIT, $96-80
+// func vnniB8R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R6V2(SB), NOSPLIT, $96-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -2787,6 +2915,8 @@ TEXT ·vnniB8R6V2(SB), NOSPLIT, $96-80
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -2878,7 +3008,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VMOVDQU32 (BX)(DX*1), Z25
@@ -2904,6 +3034,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -3022,8 +3158,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R6V3(SB), NOSPLIT, $96-80
+// func vnniB8R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R6V3(SB), NOSPLIT, $96-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -3053,6 +3189,8 @@ TEXT ·vnniB8R6V3(SB), NOSPLIT, $96-80
 	VPXORD Z15, Z15, Z15
 	VPXORD Z16, Z16, Z16
 	VPXORD Z17, Z17, Z17
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -3172,7 +3310,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VMOVDQU32 (BX)(DX*1), Z25
@@ -3205,6 +3343,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -3348,8 +3492,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R7V1(SB), NOSPLIT, $112-80
+// func vnniB8R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R7V1(SB), NOSPLIT, $112-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -3369,6 +3513,8 @@ TEXT ·vnniB8R7V1(SB), NOSPLIT, $112-80
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -3440,7 +3586,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VPBROADCASTD (R8)(SI*1), Z27
@@ -3461,6 +3607,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -3563,8 +3715,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R7V2(SB), NOSPLIT, $112-80
+// func vnniB8R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R7V2(SB), NOSPLIT, $112-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -3591,6 +3743,8 @@ TEXT ·vnniB8R7V2(SB), NOSPLIT, $112-80
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -3694,7 +3848,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VMOVDQU32 (BX)(DX*1), Z25
@@ -3723,6 +3877,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -3854,8 +4014,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R7V3(SB), NOSPLIT, $112-80
+// func vnniB8R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R7V3(SB), NOSPLIT, $112-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -3889,6 +4049,8 @@ TEXT ·vnniB8R7V3(SB), NOSPLIT, $112-80
 	VPXORD Z18, Z18, Z18
 	VPXORD Z19, Z19, Z19
 	VPXORD Z20, Z20, Z20
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -4024,7 +4186,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VMOVDQU32 (BX)(DX*1), Z25
@@ -4061,6 +4223,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -4221,8 +4389,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R8V1(SB), NOSPLIT, $128-80
+// func vnniB8R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R8V1(SB), NOSPLIT, $128-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -4244,6 +4412,8 @@ TEXT ·vnniB8R8V1(SB), NOSPLIT, $128-80
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -4323,7 +4493,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VPBROADCASTD (R8)(SI*1), Z27
@@ -4346,6 +4516,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -4457,8 +4633,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R8V2(SB), NOSPLIT, $128-80
+// func vnniB8R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R8V2(SB), NOSPLIT, $128-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -4488,6 +4664,8 @@ TEXT ·vnniB8R8V2(SB), NOSPLIT, $128-80
 	VPXORD Z13, Z13, Z13
 	VPXORD Z14, Z14, Z14
 	VPXORD Z15, Z15, Z15
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -4603,7 +4781,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VMOVDQU32 (BX)(DX*1), Z25
@@ -4635,6 +4813,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -4779,8 +4963,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB8R8V3(SB), NOSPLIT, $128-80
+// func vnniB8R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB8R8V3(SB), NOSPLIT, $128-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -4818,6 +5002,8 @@ TEXT ·vnniB8R8V3(SB), NOSPLIT, $128-80
 	VPXORD Z21, Z21, Z21
 	VPXORD Z22, Z22, Z22
 	VPXORD Z23, Z23, Z23
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $4
 	JLT one
 	PCALIGN $64
@@ -4969,7 +5155,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VMOVDQU32 (BX), Z24
 	VMOVDQU32 (BX)(DX*1), Z25
@@ -5010,6 +5196,12 @@ loop1:
 	ADDQ $4, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -5187,8 +5379,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R1V1(SB), NOSPLIT, $16-80
+// func vnniB4R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R1V1(SB), NOSPLIT, $16-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -5198,6 +5390,8 @@ TEXT ·vnniB4R1V1(SB), NOSPLIT, $16-80
 	VPXORD Z0, Z0, Z0
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -5223,7 +5417,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -5236,6 +5430,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -5289,8 +5489,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R1V2(SB), NOSPLIT, $16-80
+// func vnniB4R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R1V2(SB), NOSPLIT, $16-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -5301,6 +5501,8 @@ TEXT ·vnniB4R1V2(SB), NOSPLIT, $16-80
 	VPXORD Z1, Z1, Z1
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -5336,7 +5538,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -5354,6 +5556,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -5416,8 +5624,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R1V3(SB), NOSPLIT, $16-80
+// func vnniB4R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R1V3(SB), NOSPLIT, $16-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -5429,6 +5637,8 @@ TEXT ·vnniB4R1V3(SB), NOSPLIT, $16-80
 	VPXORD Z2, Z2, Z2
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -5474,7 +5684,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -5497,6 +5707,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -5568,8 +5784,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R2V1(SB), NOSPLIT, $32-80
+// func vnniB4R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R2V1(SB), NOSPLIT, $32-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -5581,6 +5797,8 @@ TEXT ·vnniB4R2V1(SB), NOSPLIT, $32-80
 	VPXORD Z1, Z1, Z1
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -5614,7 +5832,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -5631,6 +5849,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -5696,8 +5920,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R2V2(SB), NOSPLIT, $32-80
+// func vnniB4R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R2V2(SB), NOSPLIT, $32-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -5711,6 +5935,8 @@ TEXT ·vnniB4R2V2(SB), NOSPLIT, $32-80
 	VPXORD Z3, Z3, Z3
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -5758,7 +5984,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -5782,6 +6008,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -5862,8 +6094,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R2V3(SB), NOSPLIT, $32-80
+// func vnniB4R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R2V3(SB), NOSPLIT, $32-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -5879,6 +6111,8 @@ TEXT ·vnniB4R2V3(SB), NOSPLIT, $32-80
 	VPXORD Z5, Z5, Z5
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -5940,7 +6174,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -5971,6 +6205,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -6066,8 +6306,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R3V1(SB), NOSPLIT, $48-80
+// func vnniB4R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R3V1(SB), NOSPLIT, $48-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -6081,6 +6321,8 @@ TEXT ·vnniB4R3V1(SB), NOSPLIT, $48-80
 	VPXORD Z2, Z2, Z2
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -6122,7 +6364,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -6143,6 +6385,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -6220,8 +6468,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R3V2(SB), NOSPLIT, $48-80
+// func vnniB4R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R3V2(SB), NOSPLIT, $48-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -6238,6 +6486,8 @@ TEXT ·vnniB4R3V2(SB), NOSPLIT, $48-80
 	VPXORD Z5, Z5, Z5
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -6297,7 +6547,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -6327,6 +6577,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -6425,8 +6681,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R3V3(SB), NOSPLIT, $48-80
+// func vnniB4R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R3V3(SB), NOSPLIT, $48-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -6446,6 +6702,8 @@ TEXT ·vnniB4R3V3(SB), NOSPLIT, $48-80
 	VPXORD Z8, Z8, Z8
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -6523,7 +6781,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -6562,6 +6820,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -6681,8 +6945,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R4V1(SB), NOSPLIT, $64-80
+// func vnniB4R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R4V1(SB), NOSPLIT, $64-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -6698,6 +6962,8 @@ TEXT ·vnniB4R4V1(SB), NOSPLIT, $64-80
 	VPXORD Z3, Z3, Z3
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -6747,7 +7013,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -6772,6 +7038,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -6861,8 +7133,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R4V2(SB), NOSPLIT, $64-80
+// func vnniB4R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R4V2(SB), NOSPLIT, $64-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -6882,6 +7154,8 @@ TEXT ·vnniB4R4V2(SB), NOSPLIT, $64-80
 	VPXORD Z7, Z7, Z7
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -6953,7 +7227,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -6989,6 +7263,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -7105,8 +7385,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R4V3(SB), NOSPLIT, $64-80
+// func vnniB4R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R4V3(SB), NOSPLIT, $64-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -7130,6 +7410,8 @@ TEXT ·vnniB4R4V3(SB), NOSPLIT, $64-80
 	VPXORD Z11, Z11, Z11
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -7223,7 +7505,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -7270,6 +7552,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -7413,8 +7701,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R5V1(SB), NOSPLIT, $80-80
+// func vnniB4R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R5V1(SB), NOSPLIT, $80-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -7432,6 +7720,8 @@ TEXT ·vnniB4R5V1(SB), NOSPLIT, $80-80
 	VPXORD Z4, Z4, Z4
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -7489,7 +7779,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -7518,6 +7808,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -7619,8 +7915,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R5V2(SB), NOSPLIT, $80-80
+// func vnniB4R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R5V2(SB), NOSPLIT, $80-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -7643,6 +7939,8 @@ TEXT ·vnniB4R5V2(SB), NOSPLIT, $80-80
 	VPXORD Z9, Z9, Z9
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -7726,7 +8024,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -7768,6 +8066,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -7902,8 +8206,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R5V3(SB), NOSPLIT, $80-80
+// func vnniB4R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R5V3(SB), NOSPLIT, $80-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -7931,6 +8235,8 @@ TEXT ·vnniB4R5V3(SB), NOSPLIT, $80-80
 	VPXORD Z14, Z14, Z14
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -8040,7 +8346,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -8095,6 +8401,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -8262,8 +8574,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R6V1(SB), NOSPLIT, $96-80
+// func vnniB4R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R6V1(SB), NOSPLIT, $96-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -8283,6 +8595,8 @@ TEXT ·vnniB4R6V1(SB), NOSPLIT, $96-80
 	VPXORD Z5, Z5, Z5
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -8348,7 +8662,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -8381,6 +8695,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -8494,8 +8814,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R6V2(SB), NOSPLIT, $96-80
+// func vnniB4R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R6V2(SB), NOSPLIT, $96-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -8521,6 +8841,8 @@ TEXT ·vnniB4R6V2(SB), NOSPLIT, $96-80
 	VPXORD Z11, Z11, Z11
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -8616,7 +8938,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -8664,6 +8986,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -8816,8 +9144,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R6V3(SB), NOSPLIT, $96-80
+// func vnniB4R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R6V3(SB), NOSPLIT, $96-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -8849,6 +9177,8 @@ TEXT ·vnniB4R6V3(SB), NOSPLIT, $96-80
 	VPXORD Z17, Z17, Z17
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -8974,7 +9304,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -9037,6 +9367,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -9228,8 +9564,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R7V1(SB), NOSPLIT, $112-80
+// func vnniB4R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R7V1(SB), NOSPLIT, $112-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -9251,6 +9587,8 @@ TEXT ·vnniB4R7V1(SB), NOSPLIT, $112-80
 	VPXORD Z6, Z6, Z6
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -9324,7 +9662,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -9361,6 +9699,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -9486,8 +9830,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R7V2(SB), NOSPLIT, $112-80
+// func vnniB4R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R7V2(SB), NOSPLIT, $112-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -9516,6 +9860,8 @@ TEXT ·vnniB4R7V2(SB), NOSPLIT, $112-80
 	VPXORD Z13, Z13, Z13
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -9623,7 +9969,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -9677,6 +10023,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -9847,8 +10199,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R7V3(SB), NOSPLIT, $112-80
+// func vnniB4R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R7V3(SB), NOSPLIT, $112-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -9884,6 +10236,8 @@ TEXT ·vnniB4R7V3(SB), NOSPLIT, $112-80
 	VPXORD Z20, Z20, Z20
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -10025,7 +10379,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -10096,6 +10450,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -10311,8 +10671,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R8V1(SB), NOSPLIT, $128-80
+// func vnniB4R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R8V1(SB), NOSPLIT, $128-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -10336,6 +10696,8 @@ TEXT ·vnniB4R8V1(SB), NOSPLIT, $128-80
 	VPXORD Z7, Z7, Z7
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -10417,7 +10779,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -10458,6 +10820,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -10595,8 +10963,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R8V2(SB), NOSPLIT, $128-80
+// func vnniB4R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R8V2(SB), NOSPLIT, $128-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -10628,6 +10996,8 @@ TEXT ·vnniB4R8V2(SB), NOSPLIT, $128-80
 	VPXORD Z15, Z15, Z15
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -10747,7 +11117,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -10807,6 +11177,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -10995,8 +11371,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB4R8V3(SB), NOSPLIT, $128-80
+// func vnniB4R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB4R8V3(SB), NOSPLIT, $128-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -11036,6 +11412,8 @@ TEXT ·vnniB4R8V3(SB), NOSPLIT, $128-80
 	VPXORD Z23, Z23, Z23
 	MOVL $0xF0F0F0F0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	CMPQ CX, $2
 	JLT one
 	PCALIGN $64
@@ -11193,7 +11571,7 @@ loopn:
 	JGE loopn
 one:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $4, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -11272,6 +11650,12 @@ loop1:
 	ADDQ $8, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -11511,8 +11895,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R1V1(SB), NOSPLIT, $16-80
+// func vnniB2R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R1V1(SB), NOSPLIT, $16-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -11522,8 +11906,10 @@ TEXT ·vnniB2R1V1(SB), NOSPLIT, $16-80
 	VPXORD Z0, Z0, Z0
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -11544,6 +11930,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -11605,8 +11997,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R1V2(SB), NOSPLIT, $16-80
+// func vnniB2R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R1V2(SB), NOSPLIT, $16-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -11617,8 +12009,10 @@ TEXT ·vnniB2R1V2(SB), NOSPLIT, $16-80
 	VPXORD Z1, Z1, Z1
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -11650,6 +12044,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -11726,8 +12126,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R1V3(SB), NOSPLIT, $16-80
+// func vnniB2R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R1V3(SB), NOSPLIT, $16-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
@@ -11739,8 +12139,10 @@ TEXT ·vnniB2R1V3(SB), NOSPLIT, $16-80
 	VPXORD Z2, Z2, Z2
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -11783,6 +12185,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -11874,8 +12282,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R2V1(SB), NOSPLIT, $32-80
+// func vnniB2R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R2V1(SB), NOSPLIT, $32-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -11887,8 +12295,10 @@ TEXT ·vnniB2R2V1(SB), NOSPLIT, $32-80
 	VPXORD Z1, Z1, Z1
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -11917,6 +12327,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -11994,8 +12410,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R2V2(SB), NOSPLIT, $32-80
+// func vnniB2R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R2V2(SB), NOSPLIT, $32-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -12009,8 +12425,10 @@ TEXT ·vnniB2R2V2(SB), NOSPLIT, $32-80
 	VPXORD Z3, Z3, Z3
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -12054,6 +12472,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -12154,8 +12578,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R2V3(SB), NOSPLIT, $32-80
+// func vnniB2R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R2V3(SB), NOSPLIT, $32-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -12171,8 +12595,10 @@ TEXT ·vnniB2R2V3(SB), NOSPLIT, $32-80
 	VPXORD Z5, Z5, Z5
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -12231,6 +12657,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -12354,8 +12786,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R3V1(SB), NOSPLIT, $48-80
+// func vnniB2R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R3V1(SB), NOSPLIT, $48-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -12369,8 +12801,10 @@ TEXT ·vnniB2R3V1(SB), NOSPLIT, $48-80
 	VPXORD Z2, Z2, Z2
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -12407,6 +12841,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -12500,8 +12940,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R3V2(SB), NOSPLIT, $48-80
+// func vnniB2R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R3V2(SB), NOSPLIT, $48-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -12518,8 +12958,10 @@ TEXT ·vnniB2R3V2(SB), NOSPLIT, $48-80
 	VPXORD Z5, Z5, Z5
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -12575,6 +13017,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -12699,8 +13147,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R3V3(SB), NOSPLIT, $48-80
+// func vnniB2R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R3V3(SB), NOSPLIT, $48-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -12720,8 +13168,10 @@ TEXT ·vnniB2R3V3(SB), NOSPLIT, $48-80
 	VPXORD Z8, Z8, Z8
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -12796,6 +13246,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -12951,8 +13407,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R4V1(SB), NOSPLIT, $64-80
+// func vnniB2R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R4V1(SB), NOSPLIT, $64-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -12968,8 +13424,10 @@ TEXT ·vnniB2R4V1(SB), NOSPLIT, $64-80
 	VPXORD Z3, Z3, Z3
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -13014,6 +13472,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -13123,8 +13587,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R4V2(SB), NOSPLIT, $64-80
+// func vnniB2R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R4V2(SB), NOSPLIT, $64-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -13144,8 +13608,10 @@ TEXT ·vnniB2R4V2(SB), NOSPLIT, $64-80
 	VPXORD Z7, Z7, Z7
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -13213,6 +13679,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -13361,8 +13833,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R4V3(SB), NOSPLIT, $64-80
+// func vnniB2R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R4V3(SB), NOSPLIT, $64-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -13386,8 +13858,10 @@ TEXT ·vnniB2R4V3(SB), NOSPLIT, $64-80
 	VPXORD Z11, Z11, Z11
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -13478,6 +13952,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -13665,8 +14145,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R5V1(SB), NOSPLIT, $80-80
+// func vnniB2R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R5V1(SB), NOSPLIT, $80-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -13684,8 +14164,10 @@ TEXT ·vnniB2R5V1(SB), NOSPLIT, $80-80
 	VPXORD Z4, Z4, Z4
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -13738,6 +14220,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -13863,8 +14351,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R5V2(SB), NOSPLIT, $80-80
+// func vnniB2R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R5V2(SB), NOSPLIT, $80-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -13887,8 +14375,10 @@ TEXT ·vnniB2R5V2(SB), NOSPLIT, $80-80
 	VPXORD Z9, Z9, Z9
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -13968,6 +14458,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -14140,8 +14636,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R5V3(SB), NOSPLIT, $80-80
+// func vnniB2R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R5V3(SB), NOSPLIT, $80-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -14169,8 +14665,10 @@ TEXT ·vnniB2R5V3(SB), NOSPLIT, $80-80
 	VPXORD Z14, Z14, Z14
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -14277,6 +14775,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -14496,8 +15000,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R6V1(SB), NOSPLIT, $96-80
+// func vnniB2R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R6V1(SB), NOSPLIT, $96-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -14517,8 +15021,10 @@ TEXT ·vnniB2R6V1(SB), NOSPLIT, $96-80
 	VPXORD Z5, Z5, Z5
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -14579,6 +15085,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -14720,8 +15232,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R6V2(SB), NOSPLIT, $96-80
+// func vnniB2R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R6V2(SB), NOSPLIT, $96-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -14747,8 +15259,10 @@ TEXT ·vnniB2R6V2(SB), NOSPLIT, $96-80
 	VPXORD Z11, Z11, Z11
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -14840,6 +15354,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -15036,8 +15556,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R6V3(SB), NOSPLIT, $96-80
+// func vnniB2R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R6V3(SB), NOSPLIT, $96-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -15069,8 +15589,10 @@ TEXT ·vnniB2R6V3(SB), NOSPLIT, $96-80
 	VPXORD Z17, Z17, Z17
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -15193,6 +15715,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -15444,8 +15972,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R7V1(SB), NOSPLIT, $112-80
+// func vnniB2R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R7V1(SB), NOSPLIT, $112-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -15467,8 +15995,10 @@ TEXT ·vnniB2R7V1(SB), NOSPLIT, $112-80
 	VPXORD Z6, Z6, Z6
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -15537,6 +16067,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -15694,8 +16230,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R7V2(SB), NOSPLIT, $112-80
+// func vnniB2R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R7V2(SB), NOSPLIT, $112-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -15724,8 +16260,10 @@ TEXT ·vnniB2R7V2(SB), NOSPLIT, $112-80
 	VPXORD Z13, Z13, Z13
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -15829,6 +16367,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -16049,8 +16593,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R7V3(SB), NOSPLIT, $112-80
+// func vnniB2R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R7V3(SB), NOSPLIT, $112-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -16086,8 +16630,10 @@ TEXT ·vnniB2R7V3(SB), NOSPLIT, $112-80
 	VPXORD Z20, Z20, Z20
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -16226,6 +16772,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -16509,8 +17061,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R8V1(SB), NOSPLIT, $128-80
+// func vnniB2R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R8V1(SB), NOSPLIT, $128-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -16534,8 +17086,10 @@ TEXT ·vnniB2R8V1(SB), NOSPLIT, $128-80
 	VPXORD Z7, Z7, Z7
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -16612,6 +17166,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -16785,8 +17345,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R8V2(SB), NOSPLIT, $128-80
+// func vnniB2R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R8V2(SB), NOSPLIT, $128-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -16818,8 +17378,10 @@ TEXT ·vnniB2R8V2(SB), NOSPLIT, $128-80
 	VPXORD Z15, Z15, Z15
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -16935,6 +17497,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX
@@ -17179,8 +17747,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int)
-TEXT ·vnniB2R8V3(SB), NOSPLIT, $128-80
+// func vnniB2R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+TEXT ·vnniB2R8V3(SB), NOSPLIT, $128-96
 	MOVQ a+0(FP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
@@ -17220,8 +17788,10 @@ TEXT ·vnniB2R8V3(SB), NOSPLIT, $128-80
 	VPXORD Z23, Z23, Z23
 	MOVL $0xC0C0C0C0, DI
 	VPBROADCASTD DI, Z31
+	MOVQ segs+80(FP), DI
+seg:
 	TESTQ CX, CX
-	JZ tail
+	JZ segend
 loop1:
 	VPSLLW $6, (BX), Z24
 	VPANDD Z31, Z24, Z24
@@ -17376,6 +17946,12 @@ loop1:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ loop1
+segend:
+	DECQ DI
+	JLE tail
+	ADDQ skip+88(FP), SI
+	MOVQ n+32(FP), CX
+	JMP seg
 tail:
 	MOVQ tk+40(FP), CX
 	TESTQ CX, CX

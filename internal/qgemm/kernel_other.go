@@ -16,3 +16,13 @@ func gemmAsm(k Kernel, c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0,
 
 // tileRows returns the granularity of GemmParallel's row split.
 func tileRows(k Kernel) int { return 4 }
+
+// convInPlace reports whether kernel k reads GemmConv's implicit matrix
+// in place: none does in this build.
+func convInPlace(Kernel) bool { return false }
+
+// gemmConvAsm is never called: no kernel of this build reads GemmConv's
+// matrix in place.
+func gemmConvAsm(c []int32, ldc int, src []uint8, g Conv, b *Packed) {
+	panic("qgemm: no in-place conv kernel in this build")
+}
