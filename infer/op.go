@@ -458,7 +458,10 @@ func (p *op) convImplicit(dst, src []uint8, batch int, s *scratch) {
 			x := src[(s0+i)*hwc:]
 			switch {
 			case p.pad > 0:
-				staged := s.padded(end + 16)
+				// The staged rows and columns, some of which a stride
+				// may leave unread, and the bytes past them that the
+				// last window row may read.
+				staged := s.padded((h+2*p.pad)*(w+2*p.pad)*c + 16)
 				stage(staged, x[:hwc], h, w, c, p.pad, p.zin)
 				x = staged
 			case cap(x) < end:
