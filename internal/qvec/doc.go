@@ -61,8 +61,9 @@
 // register, the n%16 tail under a K mask) or an AVX2 one (8 lanes a ymm
 // register); RequantFixed runs an AVX2 kernel; MaxBytes and MaxWindows
 // need AVX2 (32 bytes a ymm register, then a 16- and an 8-byte step and a
-// byte loop, per window for MaxWindows; MaxWindowsInt32 8 int32 lanes of
-// VPMAXSD at a time, the last c%8 under a VPMASKMOVD mask). The AVX2 requantization kernels work on one block of 8 columns at a
+// byte loop, per window for MaxWindows; MaxWindowsInt32 16 int32 lanes
+// of VPMAXSD at a time with AVX-512F, the last c%16 under a K mask, or 8
+// with AVX2, the last c%8 under a VPMASKMOVD mask). The AVX2 requantization kernels work on one block of 8 columns at a
 // time, over every row, so that the block's per-column constants stay in
 // registers or the frame; the last n%8 columns are loaded under a
 // VPMASKMOVD mask and stored a byte at a time, so nothing outside the

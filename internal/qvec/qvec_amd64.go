@@ -62,6 +62,10 @@ func maxWindows(dst, src []uint8, c, k, step int) {
 }
 
 func maxWindowsInt32(dst, src []int32, c, k, step int) {
+	if hasAVX512 {
+		maxWindowsInt32AVX512(&dst[0], &src[0], len(dst)/c, c, k, step)
+		return
+	}
 	if hasAVX2 {
 		maxWindowsInt32AVX2(&dst[0], &src[0], len(dst)/c, c, k, step)
 		return
@@ -104,3 +108,9 @@ func maxWindowsAVX2(dst, src *uint8, n, c, k, step int)
 //
 //go:noescape
 func maxWindowsInt32AVX2(dst, src *int32, n, c, k, step int)
+
+// maxWindowsInt32AVX512 is maxWindowsInt32AVX2 for AVX-512, 16 lanes a
+// zmm register.
+//
+//go:noescape
+func maxWindowsInt32AVX512(dst, src *int32, n, c, k, step int)

@@ -669,3 +669,75 @@ inext:
 	JNZ  iwindow
 	VZEROUPPER
 	RET
+
+// func maxWindowsInt32AVX512(dst, src *int32, n, c, k, step int)
+//
+// maxWindowsInt32AVX2 with 16 channels a zmm register; the last c%16
+// channels are loaded and stored under the mask K1 (masked-out lanes are
+// neither read, written nor faulted on).
+TEXT ·maxWindowsInt32AVX512(SB), NOSPLIT, $0-48
+	MOVQ  dst+0(FP), DI
+	MOVQ  src+8(FP), SI
+	MOVQ  n+16(FP), R8
+	MOVQ  c+24(FP), R9
+	MOVQ  k+32(FP), R10
+	MOVQ  step+40(FP), R11
+	MOVQ  R9, R14
+	ANDQ  $~15, R14                  // channels in whole blocks of 16
+	MOVQ  R9, CX
+	ANDQ  $15, CX                    // tail channels
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K1                     // the tail's lanes
+
+zwindow:
+	XORQ  AX, AX                     // channel
+	TESTQ R14, R14
+	JZ    ztail
+
+zblock:
+	LEAQ      (SI)(AX*4), DX
+	VMOVDQU32 (DX), Z0
+	MOVQ      R10, R12
+	DECQ      R12
+	JZ        zstore
+
+zk:
+	LEAQ    (DX)(R9*4), DX
+	VPMAXSD (DX), Z0, Z0
+	DECQ    R12
+	JNZ     zk
+
+zstore:
+	VMOVDQU32 Z0, (DI)(AX*4)
+	ADDQ      $16, AX
+	CMPQ      AX, R14
+	JLT       zblock
+
+ztail:
+	TESTQ       CX, CX
+	JZ          znext
+	LEAQ        (SI)(AX*4), DX
+	VMOVDQU32.Z (DX), K1, Z0
+	MOVQ        R10, R12
+	DECQ        R12
+	JZ          ztstore
+
+ztk:
+	LEAQ        (DX)(R9*4), DX
+	VMOVDQU32.Z (DX), K1, Z1
+	VPMAXSD     Z1, Z0, Z0
+	DECQ        R12
+	JNZ         ztk
+
+ztstore:
+	VMOVDQU32 Z0, K1, (DI)(AX*4)
+
+znext:
+	LEAQ (SI)(R11*4), SI
+	LEAQ (DI)(R9*4), DI
+	DECQ R8
+	JNZ  zwindow
+	VZEROUPPER
+	RET
