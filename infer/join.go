@@ -3,6 +3,7 @@ package infer
 import (
 	"fmt"
 
+	"qat/internal/qvec"
 	"qat/qmodel"
 	"qat/quant"
 )
@@ -20,30 +21,20 @@ import (
 
 // Add writes into dst the codes of a + b, element by element, for codes
 // a quantized with qa and b with qb, requantized to out and clamped to
-// [lo, hi]. dst, a and b have one length; dst may be a or b.
+// [lo, hi]. dst, a and b have one length; dst may be a or b. The
+// arithmetic is qvec.AddCodes' (which the runtime's add runs too): each
+// dequantized value and their sum rounded to float32, never fused.
 func Add(dst, a, b []uint8, qa, qb, out qmodel.Quant, lo, hi int32) {
 	if len(a) != len(dst) || len(b) != len(dst) {
 		panic(fmt.Sprintf("infer: Add of %d and %d codes into %d", len(a), len(b), len(dst)))
 	}
-	inv := 1 / out.Scale
-	for i := range dst {
-		x := float32(int32(a[i])-qa.ZeroPoint)*qa.Scale + float32(int32(b[i])-qb.ZeroPoint)*qb.Scale
-		q, _ := quant.Code(x, inv, out.ZeroPoint, lo, hi)
-		dst[i] = uint8(q)
-	}
+	qvec.AddCodes(dst, a, b, addParams(qa, qb, out, lo, hi))
 }
 
-// AddTable returns Add's codes for every pair of input codes: entry
-// a<<8|b is the code of a + b. It is Add itself applied to the 65536
-// pairs, so a lookup in it gives Add's codes bit for bit; the runtime
-// adds through it.
-func AddTable(qa, qb, out qmodel.Quant, lo, hi int32) []uint8 {
-	a, b, t := make([]uint8, 1<<16), make([]uint8, 1<<16), make([]uint8, 1<<16)
-	for i := range t {
-		a[i], b[i] = uint8(i>>8), uint8(i)
-	}
-	Add(t, a, b, qa, qb, out, lo, hi)
-	return t
+// addParams returns the qvec.AddCodes parameters of Add.
+func addParams(qa, qb, out qmodel.Quant, lo, hi int32) qvec.AddParams {
+	return qvec.AddParams{ZA: qa.ZeroPoint, ZB: qb.ZeroPoint, SA: qa.Scale, SB: qb.Scale,
+		Inv: 1 / out.Scale, ZP: out.ZeroPoint, Lo: lo, Hi: hi}
 }
 
 // RequantizeTable returns Requantize's code for every input code, by

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"unsafe"
 
+	"qat/internal/dwconv"
 	"qat/internal/qgemm"
 	"qat/internal/qvec"
 	"qat/model"
@@ -36,10 +37,12 @@ type op struct {
 
 	// conv and linear: packs holds the packed weights, one per group of
 	// a conv ([Out/G, K*K*In/G] each), or the depthwise weights dw
-	// ([K*K, C], tap by tap) replace them (see depthwise); terms is the
-	// number of products per accumulator.
+	// ([K*K, C], tap by tap, widened by dwconv.Weights) and their taps'
+	// offsets dwOff in a staged sample replace them (see depthwise);
+	// terms is the number of products per accumulator.
 	packs []*qgemm.Packed
-	dw    []int8
+	dw    []int32
+	dwOff []int
 	terms int
 	// implicit, when set, is the geometry of qgemm.GemmConv on one staged
 	// sample: the convolution reads its window rows in place instead of
@@ -59,9 +62,9 @@ type op struct {
 	inQ   []qmodel.Quant
 	cat   []int
 	flats [][]int
-	// addT is an add's AddTable, catT each concat input's
-	// RequantizeTable: the element rules, looked up.
-	addT []uint8
+	// add is an add's qvec.AddCodes parameters, catT each concat
+	// input's RequantizeTable: the element rules (see join.go).
+	add  qvec.AddParams
 	catT []*[256]uint8
 
 	// In a Net: the buffers of the inputs and of the output.
@@ -71,14 +74,20 @@ type op struct {
 
 // scratch holds a Runner's work buffers, grown on demand.
 type scratch struct {
-	col   []uint8
-	acc   []int32
-	pad   []uint8    // one sample staged by im2col or a padded max pool
-	grp   []uint8    // one group's channels of one sample
-	cent  []int16    // one sample, padded, minus the zero point (depthwise)
-	pool  []int32    // accumulators after a fused max pool
-	prow  []int32    // one row of a fused max pool's row pass
-	order [2][]uint8 // an add's inputs, brought to PyTorch's order
+	col []uint8
+	acc []int32
+	pad []uint8 // one sample staged by im2col or a padded max pool
+	grp []uint8 // one group's channels of one sample
+	// border holds, for each op that pads its input (an implicit conv's
+	// codes, a depthwise conv's int32 q - zin), the op's own buffer for
+	// one padded sample, whose border (the padding code, or 0) is written
+	// when the buffer is made and never again: each sample then writes
+	// only the inside.
+	border   map[*op][]uint8
+	borderDW map[*op][]int32
+	pool     []int32    // accumulators after a fused max pool
+	prow     []int32    // one row of a fused max pool's row pass
+	order    [2][]uint8 // an add's inputs, brought to PyTorch's order
 }
 
 // int32s returns (*b)[:n], growing *b on demand.
@@ -164,7 +173,7 @@ func newOp(o *qmodel.Op, in []value, mode qmodel.Requant) (*op, error) {
 		p.out, p.flat = x.shape, x.flat
 	case model.OpAdd:
 		p.out, p.inQ = x.shape, []qmodel.Quant{in[0].q, in[1].q}
-		p.addT = AddTable(in[0].q, in[1].q, p.outQ, p.lo, p.hi)
+		p.add = addParams(in[0].q, in[1].q, p.outQ, p.lo, p.hi)
 		p.flat = x.flat
 		if !slices.Equal(in[0].flat, in[1].flat) {
 			p.flats, p.flat = [][]int{in[0].flat, in[1].flat}, nil
@@ -195,10 +204,18 @@ func (p *op) prepareConv(o *qmodel.Op, inQ qmodel.Quant, mode qmodel.Requant, di
 	p.terms, p.packs, p.dw = cg*kk, nil, nil
 	if direct {
 		// [C, 1, K, K] -> [K*K, C].
-		p.dw = make([]int8, len(o.Weight))
+		w := make([]int8, len(o.Weight))
 		for c := range o.Out {
 			for t := range kk {
-				p.dw[t*o.Out+c] = o.Weight[c*kk+t]
+				w[t*o.Out+c] = o.Weight[c*kk+t]
+			}
+		}
+		p.dw = dwconv.Weights(w)
+		rs := (p.in[1] + 2*p.pad) * o.In // a staged row
+		p.dwOff = nil
+		for ky := range o.Kernel {
+			for kx := range o.Kernel {
+				p.dwOff = append(p.dwOff, ky*rs+kx*o.In)
 			}
 		}
 		p.prepareRequant(o, inQ, mode, nil)
@@ -329,23 +346,17 @@ func (p *op) run(dst, src []uint8, batch int, s *scratch) {
 }
 
 // join runs an add or concat on its inputs src (batch samples each) with
-// the element rules of Add and Requantize, looked up in their tables
-// (AddTable, RequantizeTable): an add element by element,
-// both inputs first brought to PyTorch's order when their orders differ
-// (flats); a concat pixel by pixel, each input's requantized codes in
-// turn filling its channels.
+// the element rules of Add (qvec.AddCodes) and Requantize (looked up in
+// RequantizeTable): an add element by element, both inputs first brought
+// to PyTorch's order when their orders differ (flats); a concat pixel by
+// pixel, each input's requantized codes in turn filling its channels.
 func (p *op) join(dst []uint8, src [][]uint8, batch int, s *scratch) {
 	if p.kind == model.OpAdd {
 		a, b := src[0], src[1]
 		if p.flats != nil {
 			a, b = inOrder(&s.order[0], a, batch, p.flats[0]), inOrder(&s.order[1], b, batch, p.flats[1])
 		}
-		t := (*[1 << 16]uint8)(p.addT)
-		b = b[:len(a)]
-		dst = dst[:len(a)]
-		for i, x := range a {
-			dst[i] = t[int(x)<<8|int(b[i])]
-		}
+		qvec.AddCodes(dst[:len(a)], a, b[:len(a)], p.add)
 		return
 	}
 	c, at := p.out[2], 0
@@ -458,12 +469,7 @@ func (p *op) convImplicit(dst, src []uint8, batch int, s *scratch) {
 			x := src[(s0+i)*hwc:]
 			switch {
 			case p.pad > 0:
-				// The staged rows and columns, some of which a stride
-				// may leave unread, and the bytes past them that the
-				// last window row may read.
-				staged := s.padded((h+2*p.pad)*(w+2*p.pad)*c + 16)
-				stage(staged, x[:hwc], h, w, c, p.pad, p.zin)
-				x = staged
+				x = p.stageInside(s, x[:hwc])
 			case cap(x) < end:
 				staged := s.padded(end)
 				copy(staged, x[:hwc])
@@ -473,6 +479,29 @@ func (p *op) convImplicit(dst, src []uint8, batch int, s *scratch) {
 		}
 		p.finish(dst[s0*outSample:(s0+n)*outSample], acc, n, s)
 	}
+}
+
+// stageInside returns the implicit conv p's staged sample src: its own
+// buffer of the padded rows and columns (some of which a stride may leave
+// unread) and 16 bytes past them (which the last window row may read),
+// made once filled with the input zero point, into which it copies src's
+// rows.
+func (p *op) stageInside(s *scratch, src []uint8) []uint8 {
+	h, w, c, pad := p.in[0], p.in[1], p.in[2], p.pad
+	wp := w + 2*pad
+	b := s.border[p]
+	if b == nil {
+		if s.border == nil {
+			s.border = map[*op][]uint8{}
+		}
+		b = make([]uint8, (h+2*pad)*wp*c+16)
+		fill(b, p.zin)
+		s.border[p] = b
+	}
+	for y := range h {
+		copy(b[((y+pad)*wp+pad)*c:], src[y*w*c:(y+1)*w*c])
+	}
+	return b
 }
 
 // group returns channels [gi*cg, (gi+1)*cg) of every pixel of the NHWC
@@ -495,44 +524,27 @@ func (s *scratch) group(src []uint8, c, gi, cg int) []uint8 {
 // group) into acc: acc = sum over the window's taps of (q - zin) * w, a
 // padded tap holding zin, so 0. That is exactly the GEMM path's
 // sum q w - zin sum w, and acc + bias (the op's own bias here) its acc +
-// bias: the same codes. The sample is staged, padded, as int16 q - zin;
-// each output row then adds each tap's products, channel by channel, for
-// every output column (int32 sums of K*K <= MaxTerms terms of at most
-// 255*128 each: no overflow).
+// bias: the same codes. The sample is staged, padded, as int32 q - zin;
+// dwconv.Row then sums each output row's taps (int32 sums of K*K <=
+// MaxTerms terms of at most 255*128 each: no overflow).
 func (p *op) depthwise(acc []int32, src []uint8, s *scratch) {
 	h, w, c := p.in[0], p.in[1], p.in[2]
 	oh, ow := p.co[0], p.co[1]
-	k, st, pad := p.k, p.stride, p.pad
+	st, pad := p.stride, p.pad
 	wp := w + 2*pad
-	if cap(s.cent) < (h+2*pad)*wp*c {
-		s.cent = make([]int16, (h+2*pad)*wp*c)
-	}
-	x := s.cent[:(h+2*pad)*wp*c]
-	clear(x)
-	z := int16(p.zin)
-	for y := range h {
-		row := x[((y+pad)*wp+pad)*c : ((y+pad)*wp+pad+w)*c]
-		for i, v := range src[y*w*c : (y+1)*w*c] {
-			row[i] = int16(v) - z
+	x := s.borderDW[p]
+	if x == nil {
+		if s.borderDW == nil {
+			s.borderDW = map[*op][]int32{}
 		}
+		x = make([]int32, (h+2*pad)*wp*c)
+		s.borderDW[p] = x
+	}
+	for y := range h {
+		dwconv.Center(x[((y+pad)*wp+pad)*c:((y+pad)*wp+pad+w)*c], src[y*w*c:(y+1)*w*c], p.zin)
 	}
 	for oy := range oh {
-		a := acc[oy*ow*c : (oy+1)*ow*c]
-		clear(a)
-		for ky := range k {
-			in := x[(oy*st+ky)*wp*c:]
-			for kx := range k {
-				wt := p.dw[(ky*k+kx)*c : (ky*k+kx+1)*c]
-				for ox := range ow {
-					as := a[ox*c : (ox+1)*c]
-					xs := in[(ox*st+kx)*c:][:len(as)]
-					wt := wt[:len(as)]
-					for ch := range as {
-						as[ch] += int32(xs[ch]) * int32(wt[ch])
-					}
-				}
-			}
-		}
+		dwconv.Row(acc[oy*ow*c:(oy+1)*ow*c], x[oy*st*wp*c:], p.dw, p.dwOff, c, ow, st*c)
 	}
 }
 

@@ -2,6 +2,7 @@ package qvec
 
 import (
 	"fmt"
+	"math"
 
 	"qat/quant"
 )
@@ -52,6 +53,59 @@ func RequantFixed(dst []uint8, acc, bias, m0, shift []int32, zp, lo, hi int32) {
 		return
 	}
 	requantFixed(dst, acc, bias, m0, shift, len(acc)/n, n, zp, lo, hi)
+}
+
+// AddParams are the quantizations of AddCodes: the inputs' zero points
+// and scales, the output's reciprocal scale Inv (float32(1/scale)) and
+// zero point, and the output clamp [Lo, Hi], 0 <= Lo <= Hi <= 255.
+type AddParams struct {
+	ZA, ZB int32
+	SA, SB float32
+	Inv    float32
+	ZP     int32
+	Lo, Hi int32
+}
+
+// AddCodes writes, for every i of the equal-length dst, a and b, the code
+// of the sum of the dequantized codes a[i] and b[i], requantized:
+//
+//	x := float32(float32(int32(a[i])-ZA)*SA) + float32(float32(int32(b[i])-ZB)*SB)
+//	dst[i] = uint8(quant.Code(x, Inv, ZP, Lo, Hi))
+//
+// each product and the sum rounded to float32 (never fused). dst may be a
+// or b. It panics when the lengths differ. The vector kernels run when no
+// NaN can arise (finite scales whose products with 255 are finite, Inv
+// finite and non-zero: x is then finite or infinite and x*Inv never
+// NaN), the pure-Go loop otherwise.
+func AddCodes(dst, a, b []uint8, p AddParams) {
+	if len(a) != len(dst) || len(b) != len(dst) {
+		panic(fmt.Sprintf("qvec: AddCodes lengths dst %d, a %d, b %d", len(dst), len(a), len(b)))
+	}
+	if len(dst) == 0 {
+		return
+	}
+	if !p.noNaN() {
+		addCodesGo(dst, a, b, p)
+		return
+	}
+	addCodes(dst, a, b, p)
+}
+
+// noNaN reports whether AddCodes' arithmetic cannot produce a NaN for any
+// codes (see AddCodes).
+func (p AddParams) noNaN() bool {
+	finite := func(v float32) bool { return !math.IsInf(float64(v), 0) && !math.IsNaN(float64(v)) }
+	return finite(p.SA*255) && finite(p.SB*255) && finite(p.Inv) && p.Inv != 0
+}
+
+// addCodesGo is the pure-Go AddCodes, its definition.
+func addCodesGo(dst, a, b []uint8, p AddParams) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i := range dst {
+		x := float32(float32(int32(a[i])-p.ZA)*p.SA) + float32(float32(int32(b[i])-p.ZB)*p.SB)
+		q, _ := quant.Code(x, p.Inv, p.ZP, p.Lo, p.Hi)
+		dst[i] = uint8(q)
+	}
 }
 
 // MinShift is the smallest shift RequantFixed takes: a left shift by 32.

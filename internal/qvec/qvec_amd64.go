@@ -61,6 +61,34 @@ func maxWindows(dst, src []uint8, c, k, step int) {
 	maxWindowsGo(dst, src, c, k, step)
 }
 
+// addConsts are the vector kernels' constants of an AddCodes: the
+// AddParams with the clamp bounds in the domain of the rounded product,
+// as float32 (Lo-ZP and Hi-ZP, exact as quant.Code converts them).
+type addConsts struct {
+	za, zb      int32
+	sa, sb, inv float32
+	flo, fhi    float32
+	zp          int32
+}
+
+// addCodes runs the whole blocks of 16 (AVX-512) or 8 (AVX2) codes in
+// assembly, the rest in Go.
+func addCodes(dst, a, b []uint8, p AddParams) {
+	k := addConsts{p.ZA, p.ZB, p.SA, p.SB, p.Inv, float32(p.Lo - p.ZP), float32(p.Hi - p.ZP), p.ZP}
+	n, done := len(dst), 0
+	switch {
+	case hasAVX512 && n >= 16:
+		done = n &^ 15
+		addCodesAVX512(&dst[0], &a[0], &b[0], done, &k)
+	case hasAVX2 && n >= 8:
+		done = n &^ 7
+		addCodesAVX2(&dst[0], &a[0], &b[0], done, &k)
+	}
+	if done < n {
+		addCodesGo(dst[done:], a[done:], b[done:], p)
+	}
+}
+
 func maxWindowsInt32(dst, src []int32, c, k, step int) {
 	if hasAVX512 {
 		maxWindowsInt32AVX512(&dst[0], &src[0], len(dst)/c, c, k, step)
@@ -114,3 +142,14 @@ func maxWindowsInt32AVX2(dst, src *int32, n, c, k, step int)
 //
 //go:noescape
 func maxWindowsInt32AVX512(dst, src *int32, n, c, k, step int)
+
+// addCodesAVX512 is AddCodes on n > 0 codes, n a multiple of 16, whose
+// arithmetic cannot produce a NaN.
+//
+//go:noescape
+func addCodesAVX512(dst, a, b *uint8, n int, k *addConsts)
+
+// addCodesAVX2 is addCodesAVX512 with AVX2, n a multiple of 8.
+//
+//go:noescape
+func addCodesAVX2(dst, a, b *uint8, n int, k *addConsts)

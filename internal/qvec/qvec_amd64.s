@@ -741,3 +741,98 @@ znext:
 	JNZ  zwindow
 	VZEROUPPER
 	RET
+
+// func addCodesAVX512(dst, a, b *uint8, n int, k *addConsts)
+//
+// 16 codes at a time: both inputs widened to int32, minus their zero
+// points, converted (exactly) and multiplied by their scales, summed, each
+// step rounded to float32 as addCodesGo rounds it; the sum times Inv is
+// clamped to [Lo-ZP, Hi-ZP] and then rounded half to even (VCVTPS2DQ under
+// Go's MXCSR), which gives quant.Code's rounding then clamp as the bounds
+// are integers; plus ZP, narrowed to bytes.
+TEXT ·addCodesAVX512(SB), NOSPLIT, $0-40
+	MOVQ         dst+0(FP), DI
+	MOVQ         a+8(FP), SI
+	MOVQ         b+16(FP), DX
+	MOVQ         n+24(FP), CX
+	MOVQ         k+32(FP), R8
+	VPBROADCASTD 0(R8), Z10          // za
+	VPBROADCASTD 4(R8), Z11          // zb
+	VBROADCASTSS 8(R8), Z12          // sa
+	VBROADCASTSS 12(R8), Z13         // sb
+	VBROADCASTSS 16(R8), Z14         // inv
+	VBROADCASTSS 20(R8), Z15         // Lo-ZP
+	VBROADCASTSS 24(R8), Z16         // Hi-ZP
+	VPBROADCASTD 28(R8), Z17         // zp
+
+zadd:
+	VPMOVZXBD (SI), Z0
+	VPMOVZXBD (DX), Z1
+	VPSUBD    Z10, Z0, Z0
+	VPSUBD    Z11, Z1, Z1
+	VCVTDQ2PS Z0, Z0
+	VCVTDQ2PS Z1, Z1
+	VMULPS    Z12, Z0, Z0
+	VMULPS    Z13, Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMULPS    Z14, Z0, Z0
+	VMAXPS    Z15, Z0, Z0
+	VMINPS    Z16, Z0, Z0
+	VCVTPS2DQ Z0, Z0
+	VPADDD    Z17, Z0, Z0
+	VPMOVDB   Z0, (DI)
+	ADDQ      $16, SI
+	ADDQ      $16, DX
+	ADDQ      $16, DI
+	SUBQ      $16, CX
+	JNZ       zadd
+	VPXORD    X16, X16, X16
+	VPXORD    X17, X17, X17
+	VZEROUPPER
+	RET
+
+// func addCodesAVX2(dst, a, b *uint8, n int, k *addConsts)
+//
+// addCodesAVX512 with 8 codes a ymm register, the int32 codes packed to
+// bytes with unsigned saturation (they lie in [0, 255]).
+TEXT ·addCodesAVX2(SB), NOSPLIT, $0-40
+	MOVQ         dst+0(FP), DI
+	MOVQ         a+8(FP), SI
+	MOVQ         b+16(FP), DX
+	MOVQ         n+24(FP), CX
+	MOVQ         k+32(FP), R8
+	VPBROADCASTD 0(R8), Y8
+	VPBROADCASTD 4(R8), Y9
+	VBROADCASTSS 8(R8), Y10
+	VBROADCASTSS 12(R8), Y11
+	VBROADCASTSS 16(R8), Y12
+	VBROADCASTSS 20(R8), Y13
+	VBROADCASTSS 24(R8), Y14
+	VPBROADCASTD 28(R8), Y15
+
+yadd:
+	VPMOVZXBD    (SI), Y0
+	VPMOVZXBD    (DX), Y1
+	VPSUBD       Y8, Y0, Y0
+	VPSUBD       Y9, Y1, Y1
+	VCVTDQ2PS    Y0, Y0
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y10, Y0, Y0
+	VMULPS       Y11, Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	VMULPS       Y12, Y0, Y0
+	VMAXPS       Y13, Y0, Y0
+	VMINPS       Y14, Y0, Y0
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       Y15, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPACKUSDW    X1, X0, X0
+	VPACKUSWB    X0, X0, X0
+	MOVQ         X0, (DI)
+	ADDQ         $8, SI
+	ADDQ         $8, DX
+	ADDQ         $8, DI
+	SUBQ         $8, CX
+	JNZ          yadd
+	VZEROUPPER
+	RET

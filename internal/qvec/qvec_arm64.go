@@ -67,3 +67,5 @@ func requantFloatNEON(dst *uint8, acc, bias *int32, mult *float32, rows, n, n4 i
 //
 //go:noescape
 func maxBytesNEON(dst, a, b *uint8, n int)
+
+func addCodes(dst, a, b []uint8, p AddParams) { addCodesGo(dst, a, b, p) }

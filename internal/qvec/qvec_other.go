@@ -17,3 +17,5 @@ func requantFixed(dst []uint8, acc, bias, m0, shift []int32, rows, n int, zp, lo
 }
 
 func maxBytes(dst, a, b []uint8) { maxBytesGo(dst, a, b) }
+
+func addCodes(dst, a, b []uint8, p AddParams) { addCodesGo(dst, a, b, p) }
