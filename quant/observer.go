@@ -53,7 +53,9 @@ type ObserverConfig struct {
 	// 0 means 99.99.
 	Percentile float64
 	// Bins is the histogram size of the percentile, MSE and entropy
-	// observers; 0 means 2048.
+	// observers; 0 means DefaultHistogramBins (2048), or for entropy
+	// EntropyBinsPerLevel bins per quantization level if that is more
+	// (8192 for 8-bit affine schemes).
 	Bins int
 }
 
