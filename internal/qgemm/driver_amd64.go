@@ -42,8 +42,10 @@ type avx2Buf [avx2MC * avx2KC]uint16
 var avx2Pool = sync.Pool{New: func() any { return new(avx2Buf) }}
 
 // convInPlace reports whether kernel k reads the implicit matrix of
-// GemmConv in place (gemmConvAsm) rather than gathering it.
-func convInPlace(k Kernel) bool { return k == AVX512VNNI }
+// GemmConv without a separate gather (gemmConvAsm): the VNNI kernel in
+// place, the ymm kernels from the window rows straight into the copy of
+// A they make anyway.
+func convInPlace(k Kernel) bool { return k == AVX512VNNI || k == AVX2 || k == AVXVNNI }
 
 // gemmAsm computes the columns of panels p0..p1-1 of C (m > 0 rows) with
 // the assembly kernel k.
@@ -212,15 +214,19 @@ func blocks(n, max int) int {
 	return (n + nb - 1) / nb
 }
 
-// gemmConvAsm is GemmConv for the VNNI kernel, which reads the implicit
-// matrix in place: each tile's rows are up to vnniMR output columns of
+// gemmConvAsm is GemmConv for the assembly kernels: the ymm ones by
+// gemmConvAVX2; the VNNI kernel reads the implicit matrix in place: each tile's rows are up to vnniMR output columns of
 // one output row (row stride g.ColStep), its k loop g's segments
 // (window rows) one after another. Loops, outermost first: blocks of
 // whole output rows (about mcMax rows of A); k blocks of whole segments
 // (or, for segments longer than kcMax, of parts of one), later ones adding
 // to C; column blocks of at most nbMax bytes of B; output rows; row tiles;
 // column tiles of up to vnniNV panels.
-func gemmConvAsm(c []int32, ldc int, src []uint8, g Conv, b *Packed) {
+func gemmConvAsm(k Kernel, c []int32, ldc int, src []uint8, g Conv, b *Packed) {
+	if k != AVX512VNNI {
+		gemmConvAVX2(k, c, ldc, src, g, b)
+		return
+	}
 	bits, uk, ps := b.bits, b.unitK(), b.panelStride()
 	su := g.SegLen / uk // units per segment
 	kcu := kcMax / uk   // most units per k block
@@ -269,6 +275,86 @@ func gemmConvAsm(c []int32, ldc int, src []uint8, g Conv, b *Packed) {
 							a := (*uint8)(unsafe.Add(a0, oy*g.RowStep+ox*g.ColStep))
 							cp := (*int32)(unsafe.Add(c0, 4*(oy*g.OW+ox)*ldc))
 							vnniCall(bits, h, nv, a, g.ColStep, bp, ps, kb.nu, 0, cp, ldc, mask, acc, kb.ns, skip)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// gemmConvAVX2 is GemmConv for the ymm kernels: gemmAVX2 with each row
+// block's A copied (avx2WidenA or ubsCopyA) from the window rows, one
+// output row's run of columns (row stride g.ColStep) and one window row
+// (or the part of it in the k block) per copy, in k order. Each copy
+// zero-pads its part to a multiple of 16 values, writing up to 15 values
+// past it: into the next part of the same row, copied later, or, for
+// the last, into the 16 values of slack each row of the buffer gets.
+func gemmConvAVX2(k Kernel, c []int32, ldc int, src []uint8, g Conv, b *Packed) {
+	buf := avx2Pool.Get().(*avx2Buf)
+	defer avx2Pool.Put(buf)
+	bits, uk, K := b.bits, b.unitK(), b.k
+	vnni := k == AVXVNNI
+	ubs := vnni || b.ubs()
+	mr := avx2MR
+	switch {
+	case vnni:
+		mr = avxvnniMR
+	case ubs:
+		mr = ubsMR
+	}
+	data, ps, ub := b.data, b.panelStride(), unit
+	if !ubs {
+		data, ps, ub = b.wide(), 2*ps, 2*unit
+	}
+	bytesA := unsafe.Slice((*uint8)(unsafe.Pointer(&buf[0])), 2*len(buf))
+	units := b.units
+	kcu := blocks(units, (avx2KC-16)/uk)
+	m := g.rows()
+	p0, p1 := 0, b.panels()
+	for u0 := 0; u0 < units; u0 += kcu {
+		nu := min(kcu, units-u0)
+		k0 := u0 * uk
+		kl := min(K-k0, nu*uk)
+		rs := (kl+15)&^15 + 16 // values per row of the buffer, with slack
+		mc := max(mr, len(buf)/rs/mr*mr)
+		acc := min(u0, 1)
+		for ic := 0; ic < m; ic += mc {
+			mb := min(mc, m-ic)
+			// Copy rows ic..ic+mb-1 of A's k block, run by run of one
+			// output row, part by part of the window rows.
+			for r := ic; r < ic+mb; {
+				oy, ox := r/g.OW, r%g.OW
+				run := min(g.OW-ox, ic+mb-r)
+				at := oy*g.RowStep + ox*g.ColStep
+				for s := k0 / g.SegLen; s < g.Segs && s*g.SegLen < k0+kl; s++ {
+					lo, hi := max(k0, s*g.SegLen), min(k0+kl, (s+1)*g.SegLen)
+					from := &src[at+s*g.SegStride+lo-s*g.SegLen]
+					if ubs {
+						ubsCopyA(&bytesA[(r-ic)*rs+lo-k0], rs, from, g.ColStep, run, hi-lo)
+					} else {
+						avx2WidenA(&buf[(r-ic)*rs+lo-k0], 2*rs, from, g.ColStep, run, hi-lo)
+					}
+				}
+				r += run
+			}
+			pbMax := max(1, avx2NB/(nu*ub))
+			nbk := (p1 - p0 + pbMax - 1) / pbMax
+			for bk := range nbk {
+				jq, jq1 := p0+(p1-p0)*bk/nbk, p0+(p1-p0)*(bk+1)/nbk
+				for ir := 0; ir < mb; ir += mr {
+					h := min(mr, mb-ir)
+					for q := jq; q < jq1; q++ {
+						w := min(panelCols, b.n-panelCols*q)
+						nv := (w + 7) / 8
+						bp, cp := &data[q*ps+u0*ub], &c[(ic+ir)*ldc+q*panelCols]
+						switch {
+						case vnni:
+							avxvnniCall(bits, h, nv, &bytesA[ir*rs], rs, bp, nu, cp, ldc, w-8*(nv-1), acc, 1)
+						case ubs:
+							ubsCall(bits, h, nv, &bytesA[ir*rs], rs, bp, nu, cp, ldc, w-8*(nv-1), acc, 1)
+						default:
+							avx2Call(h, nv, &buf[ir*rs], 2*rs, bp, nu, cp, ldc, w-8*(nv-1), acc, 1)
 						}
 					}
 				}

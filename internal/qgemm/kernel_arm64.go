@@ -39,6 +39,6 @@ func convInPlace(Kernel) bool { return false }
 
 // gemmConvAsm is never called: no kernel of this build reads GemmConv's
 // matrix in place.
-func gemmConvAsm(c []int32, ldc int, src []uint8, g Conv, b *Packed) {
+func gemmConvAsm(k Kernel, c []int32, ldc int, src []uint8, g Conv, b *Packed) {
 	panic("qgemm: no in-place conv kernel in this build")
 }
