@@ -44,12 +44,21 @@
 //
 // # Kernels
 //
-// A convolution stages each input sample, surrounded by its padding (the
-// input zero point), and gathers its im2col rows with whole 8- and
-// 16-byte words: window row by window row for k*c >= 4 codes, the last
-// window row of each window copied exactly, so that no word's slack
-// overwrites codes already gathered. The rows go to qgemm in blocks of
-// about 2048. Both requantizations run as internal/qvec's vector
+// An ungrouped convolution whose output rows are 8 pixels or wider runs
+// as an implicit GEMM (qgemm.GemmConv): its window rows are read from the
+// sample itself, or from the op's own padded copy of it (the padding, the
+// input zero point, written once when the copy is made), instead of being
+// gathered into im2col rows; each window row of k*c codes is one segment
+// of K, padded with zero weights to the weights' unit of k (4, 8 or 16
+// codes) where it must be, whose extra products add nothing whatever the
+// codes they read (the next pixels'). Where the selected kernel would
+// gather the rows anyway (Generic, NEON) and a window row needs such
+// padding, and for narrower output rows, a convolution stages each input
+// sample, surrounded by its padding, and gathers its im2col rows with
+// whole 8- and 16-byte words: window row by window row for k*c >= 4
+// codes, the last window row of each window copied exactly, so that no
+// word's slack overwrites codes already gathered. The rows go to qgemm in
+// blocks of about 2048. Both requantizations run as internal/qvec's vector
 // epilogues (qvec.RequantFloat, qvec.RequantFixed: AVX2, or AVX-512 for
 // float, with pure-Go equivalents), equal bit for bit to the quant
 // functions above. Max pooling takes the maximum of a window's input rows
@@ -60,14 +69,16 @@
 // conv runs qgemm per group on the group's im2col rows (its channels of
 // each sample staged first; a 1x1 conv of stride 1 reads them in place
 // with a row stride), each group's accumulators going to its columns of
-// the output. A depthwise conv (Groups = In = Out) runs a direct kernel
-// instead, memory-bound where a GEMM per channel would be one dot product
-// of K*K: it stages the sample, padded, as int16 q - z_in, and adds every
-// tap's products channel by channel in int32, which is exactly the GEMM
-// path's sum once its bias folds -z_in*sum w (the direct kernel keeps the
-// bias as it is), with the same requantization epilogue. None of these
-// choices changes a code: the tests compare every op with a loop per
-// index, and the depthwise kernel with the per-group GEMM path.
+// the output. A depthwise conv (Groups = In = Out) runs internal/dwconv's
+// vector kernel instead, memory-bound where a GEMM per channel would be
+// one dot product of K*K: the op's own padded copy of the sample holds
+// int32 q - z_in (the border 0), and dwconv.Row adds every tap's products
+// channel by channel in int32, which is exactly the GEMM path's sum once
+// its bias folds -z_in*sum w (the direct kernel keeps the bias as it is),
+// with the same requantization epilogue. An add runs qvec.AddCodes, the
+// rule of Add. None of these choices changes a code: the tests compare
+// every op with a loop per index (test nets with implicit convolutions
+// run both paths), and the depthwise kernel with the per-group GEMM path.
 //
 // A max pool that is the only reader of a conv's output is fused into it
 // (Net; a Layer never fuses; never a padded pool, nor one of a conv
