@@ -11,6 +11,7 @@ import (
 	"qat/internal/gemm"
 	"qat/internal/graphval"
 	"qat/internal/par"
+	"qat/internal/vadd"
 )
 
 // ConvConfig is the geometry of a Conv2d besides the kernel size, which
@@ -672,13 +673,7 @@ func col2im(dx, col []float32, g geom, pad []float32) {
 		col2imS1(pad, col, gp)
 		pw, ph := g.w+2*g.p, g.h+2*g.p
 		for c := range g.c {
-			for y := range g.h {
-				src := pad[(c*ph+y+g.p)*pw+g.p:][:g.w]
-				dst := dx[(c*g.h+y)*g.w:][:g.w]
-				for i, v := range src {
-					dst[i] += v
-				}
-			}
+			vadd.Rows(dx[c*g.h*g.w:], g.w, pad[(c*ph+g.p)*pw+g.p:], pw, g.h, g.w)
 		}
 		return
 	}
@@ -717,34 +712,16 @@ func col2im(dx, col []float32, g geom, pad []float32) {
 }
 
 // col2imS1 is col2im for stride 1 and no padding, adding in the same
-// order (row by row of col, each run left to right) eight floats at a
-// time through array pointers, one bounds check per block.
+// order (row by row of col, each run left to right): for each row of col,
+// the oh runs of ow values go into dx with one vadd.Rows call.
 func col2imS1(dx, col []float32, g geom) {
-	hw, w, ow := g.h*g.w, g.w, g.ow
+	hw, w, ohw := g.h*g.w, g.w, g.ohw()
 	ci := 0
 	for c := 0; c < g.c; c++ {
 		for kh := 0; kh < g.kh; kh++ {
 			for kw := 0; kw < g.kw; kw++ {
-				di := c*hw + kh*w + kw
-				for range g.oh {
-					j := 0
-					for ; j+8 <= ow; j += 8 {
-						d, s := (*[8]float32)(dx[di+j:]), (*[8]float32)(col[ci+j:])
-						d[0] += s[0]
-						d[1] += s[1]
-						d[2] += s[2]
-						d[3] += s[3]
-						d[4] += s[4]
-						d[5] += s[5]
-						d[6] += s[6]
-						d[7] += s[7]
-					}
-					for ; j < ow; j++ {
-						dx[di+j] += col[ci+j]
-					}
-					ci += ow
-					di += w
-				}
+				vadd.Rows(dx[c*hw+kh*w+kw:], w, col[ci:ci+ohw], g.ow, g.oh, g.ow)
+				ci += ohw
 			}
 		}
 	}
