@@ -1,6 +1,9 @@
 // Package onnx exports qat's models as ONNX models: FromInt8 turns a
 // frozen integer network (qmodel.Model) into a QOperator graph that
-// onnxruntime runs with exactly the arithmetic of qat's int8 runtime, and
+// onnxruntime runs with exactly the arithmetic of qat's int8 runtime,
+// FromInt8QDQ turns it into a QDQ graph (float operators between
+// QuantizeLinear and DequantizeLinear, the form TensorRT, OpenVINO and
+// QNN take) that onnxruntime computes within a few codes of it, and
 // FromFloat turns a float model (export.Source, e.g. from
 // layers.Model.FloatSource) into a float graph for comparison.
 // docs/onnxruntime.md shows how to run them.
@@ -13,16 +16,18 @@
 // message names, field names and numbers, checked by the tests against a
 // table from onnx.proto and against the onnx Python package's
 // descriptors. Models are encoded deterministically: the same input gives
-// the same bytes. Tensor data is little-endian raw_data. Every model has
-// ir_version IRVersion (7), imports the default operator set at version
-// Opset (13) and names Producer ("qat") as producer_name; metadata_props
-// record the model's name ("qat.model") and how it was exported
-// ("qat.export": "int8" or "float"; "qat.requant": the int8 model's
-// requantization mode).
+// the same bytes. Tensor data is little-endian raw_data (int4: two codes
+// a byte, the first in the low four bits). Every model has ir_version
+// IRVersion (7), imports the default operator set at version Opset (13)
+// and names Producer ("qat") as producer_name, but a QDQ model with int4
+// weights, which has IRVersionInt4 (10) and OpsetInt4 (21);
+// metadata_props record the model's name ("qat.model") and how it was
+// exported ("qat.export": "int8", "int8-qdq" or "float"; "qat.requant":
+// the int8 model's requantization mode).
 //
 // # Interface
 //
-// Both exporters write one graph input, "input": float32 [N, C, H, W]
+// The exporters write one graph input, "input": float32 [N, C, H, W]
 // (N symbolic) holding pixels scaled to [0, 1], float32(p)/255 for a pixel
 // p in [0, 255]; and one graph output, "logits": float32 [N, Classes]. The
 // input normalisation model.Norm is part of the graph: Sub(Mean), then
@@ -155,6 +160,95 @@
 // measured without VNNI. qat's own runtime is unaffected by the encoding;
 // docs/onnxruntime.md gives what it costs onnxruntime.
 //
+// # The QDQ graph
+//
+// FromInt8QDQ writes each code tensor of the int8 model as the float32
+// values QuantizeLinear then DequantizeLinear give, with the tensor's
+// scale and zero point (one pair of initializers that both read): uint8
+// with the model's zero point, or int8 codes q-128 with zero point 0 for
+// a zero point of 128 (signed symmetric 8-bit activations; the only form
+// TensorRT takes), the same values. Every op is its float operator on
+// the dequantized values of its sources, followed by its output's clamp
+// and QuantizeLinear, DequantizeLinear pair:
+//
+//   - input: the normalisation, then the input quantization's pair;
+//   - conv: Conv (kernel_shape, strides, pads, group), linear: Gemm
+//     (transB 1), of the dequantized input, the weight codes through
+//     DequantizeLinear with the per-channel weight scales (axis 0, zero
+//     points 0) and the int32 bias through DequantizeLinear with the
+//     per-channel scales float32(s_in*s_w[c]) (axis 0): the scale of the
+//     accumulator it is added to in qat, and the int32 bias that
+//     onnxruntime's and TensorRT's QDQ fusions take into their integer
+//     kernels as it is (a float bias would have to be quantized back);
+//   - maxpool, avgpool, global_avgpool, flatten: MaxPool, AveragePool,
+//     GlobalAveragePool, Flatten(axis 1), and the input's quantization
+//     again (exact for maxpool and flatten, whose values are dequantized
+//     codes: a float32 (q-zp)*s divided by s rounds back to q-zp; it keeps
+//     every operator between a DequantizeLinear and a QuantizeLinear, as
+//     onnxruntime's QDQ fusions want them);
+//   - relu, relu6: the clamp and the pair (nothing for a clamp of all of
+//     [0, 255]); add: Add; concat: Concat(axis 1);
+//   - output: an Identity of the last op's values to "logits".
+//
+// A clamp [lo, hi] (fused activations, narrowed ranges such as 4-bit
+// activations) is what QuantizeLinear's saturation to [0, 255] leaves:
+// nothing for [0, 255], Relu for [zp, 255], otherwise Clip to the values
+// float32(lo-zp)*s and float32(hi-zp)*s of the bounds, which quantize to
+// lo and hi (a few float32 roundings from the integers lo-zp, hi-zp, at
+// most 255 in magnitude). 4-bit activations therefore stay uint8 (or
+// int8) codes in [0, 15]; opset 13 has no narrower type, and TensorRT,
+// QNN and onnxruntime's integer kernels take none.
+//
+// Weights are int8 tensors, 4- and 2-bit weights int8 tensors of their
+// codes; with QDQOptions.Int4Weights, weights of 4 bits or fewer are
+// int4 tensors (opset 21: DequantizeLinear of int4 with a per-axis scale;
+// 2-bit codes in int4), which onnxruntime 1.30 dequantizes to float and
+// convolves in float (it has no int4 QLinearConv).
+//
+// The graph computes the model's quantization, not its arithmetic bit for
+// bit (QDQInexact): run as written (onnxruntime's graph optimizations
+// disabled), Conv and Gemm sum float32 products of dequantized values in
+// an order of their own and round the sum, where qat sums the integer
+// codes exactly and requantizes with one float32 multiplier, and
+// QuantizeLinear divides by the scale where qat multiplies by its float32
+// reciprocal; either can move a value near a rounding tie to the next
+// code, and a code that moves changes what later layers see. With
+// onnxruntime's default optimizations its QDQ transformations fuse each
+// DequantizeLinear, op, QuantizeLinear group into an integer kernel
+// (QLinearConv, QGemm, QLinearAdd, QLinearConcat,
+// QLinearGlobalAveragePool, uint8 MaxPool): QLinearConv's
+// requantization is qat's, the others have arithmetic of their own, and
+// the input's QuantizeLinear still divides. Not fused, and so run in
+// float: ops with int4 weights, and ops whose QuantizeLinear follows a
+// Clip of a narrowed range (4-bit activations).
+// onnxruntime fuses uint8 activations with int8 weights on x86-64 into
+// its uint8 x int8 kernels, which without VNNI add pairs of products into
+// int16 with saturation (see Weight encodings): not measured there. The
+// tests measure the agreement (docs/onnxruntime.md gives the figures);
+// the exporter refuses, with an error wrapping ErrNoQDQ, what the graph
+// cannot carry: fixed requantization (integer multipliers and shifts)
+// and multipliers other than float32(float32(s_in*s_w[c])/s_out) of the
+// model's scales, since a QDQ graph has only the scales.
+//
+// Measured with scripts/onnx-fidelity.sh mnist 20000 qdq (trained lenet
+// and model/testdata/residual-mnist.json, all 10000 MNIST test images,
+// onnxruntime-node 1.30.0, one thread, on an Intel Xeon, family 6 model
+// 207, AVX-512 VNNI), against the int8 runtime's codes:
+//
+//	model                form (opset)    optimizations  argmax  max LSB  exact
+//	lenet W8A8           qdq (13)        all            1.0000  0        100.00%
+//	lenet W8A8           qdq (13)        disabled       1.0000  1         99.75%
+//	lenet W4A4           qdq (13)        all, disabled  1.0000  0        100.00%
+//	lenet W4A4           qdq-int4 (21)   all, disabled  1.0000  0        100.00%
+//	residual-mnist W8A8  qdq (13)        all            1.0000  0        100.00%
+//	residual-mnist W8A8  qdq (13)        disabled       1.0000  1         99.88%
+//	residual-mnist W4A4  qdq (13)        all, disabled  1.0000  0        100.00%
+//	residual-mnist W4A4  qdq-int4 (21)   all, disabled  1.0000  0        100.00%
+//
+// On random pixels through randomly calibrated models (TestQDQMatchesRuntime)
+// it is 1 to 3 LSB off on up to 17% of the samples of a small DAG and 41%
+// of resnet20's (unoptimized), argmax agreement at least 97.4%.
+//
 // # The float graph
 //
 // FromFloat writes the source's graph, each layer reading its inputs'
@@ -173,10 +267,13 @@
 //
 // FromInt8 accepts exactly the models qmodel.Model.Validate accepts and
 // is exact for all of them but fixed requantization and adds of scales
-// above math.MaxFloat32/255 (Exactness says so); FromFloat the sources
+// above math.MaxFloat32/255 (Exactness says so); FromInt8QDQ the valid
+// models with float requantization whose multipliers come from their
+// scales (every model export.Freeze makes), and with Int4Weights those
+// that have weights of 4 bits or fewer; FromFloat the sources
 // whose float fields are consistent (checkSource: a valid graph by
 // model.Graph.Shapes, whose shapes flow from Input to [Classes], tensor
-// lengths match, BatchNorm eps positive). Neither keeps nor modifies its argument. Tensor names
+// lengths match, BatchNorm eps positive). None keeps or modifies its arguments. Tensor names
 // derive from op names ("c1/weight", "c1/codes"); a name that would clash
 // with another gets a numeric suffix, so every op name is accepted. Every
 // error is prefixed "onnx: " and wraps the cause (qmodel's validation

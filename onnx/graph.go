@@ -17,6 +17,12 @@ const (
 	// Opset is the version of the default ("ai.onnx") operator set the
 	// models import.
 	Opset = 13
+	// IRVersionInt4 and OpsetInt4 are the IR version (10: ONNX 1.16) and
+	// opset of a QDQ model with int4 weights (QDQOptions.Int4Weights):
+	// the first that have int4 tensors and QuantizeLinear and
+	// DequantizeLinear of them.
+	IRVersionInt4 = 10
+	OpsetInt4     = 21
 	// Producer is the models' producer_name.
 	Producer = "qat"
 )
@@ -29,12 +35,15 @@ type graph struct {
 	g       *dynamicpb.Message
 	defined map[string]bool
 	err     error
+	// ir and opset are the model's IR version and opset: IRVersion and
+	// Opset unless the exporter sets others.
+	ir, opset int64
 }
 
 func newGraph(name string) *graph {
 	g := newMessage("GraphProto")
 	set(g, "name", name)
-	return &graph{g: g, defined: map[string]bool{}}
+	return &graph{g: g, defined: map[string]bool{}, ir: IRVersion, opset: Opset}
 }
 
 // define reserves a tensor name and returns it: name itself, or, if
@@ -90,6 +99,17 @@ func (b *graph) int8s(name string, dims []int, v ...int8) string {
 		raw[i] = byte(x)
 	}
 	return b.tensor(name, typeInt8, dims, raw)
+}
+
+// int4s adds an int4 initializer of codes in [-8, 7], packed as
+// TensorProto's INT4: two codes a byte, the first in the low four bits,
+// the last byte's high bits 0 for an odd count.
+func (b *graph) int4s(name string, dims []int, v ...int8) string {
+	raw := make([]byte, (len(v)+1)/2)
+	for i, x := range v {
+		raw[i/2] |= byte(x&0xf) << (4 * (i % 2))
+	}
+	return b.tensor(name, typeInt4, dims, raw)
 }
 
 func (b *graph) int32s(name string, dims []int, v ...int32) string {
@@ -194,18 +214,18 @@ func (b *graph) output(name string, elemType int32, dims ...dim) {
 	add(b.g, "output", valueInfo(b.use(name), elemType, dims))
 }
 
-// marshal wraps the graph in a ModelProto (IR version IRVersion, opset
-// Opset, producer Producer, the doc string and metadata key-value pairs)
+// marshal wraps the graph in a ModelProto (IR version b.ir, opset
+// b.opset, producer Producer, the doc string and metadata key-value pairs)
 // and encodes it deterministically.
 func (b *graph) marshal(doc string, meta [][2]string) ([]byte, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
 	m := newMessage("ModelProto")
-	set(m, "ir_version", int64(IRVersion))
+	set(m, "ir_version", b.ir)
 	op := newMessage("OperatorSetIdProto")
 	set(op, "domain", "")
-	set(op, "version", int64(Opset))
+	set(op, "version", b.opset)
 	add(m, "opset_import", op)
 	set(m, "producer_name", Producer)
 	set(m, "doc_string", doc)

@@ -30,6 +30,7 @@ const (
 	typeInt8  = 3
 	typeInt32 = 6
 	typeInt64 = 7
+	typeInt4  = 22 // IR version 10 and later
 )
 
 // AttributeProto.AttributeType values the exporters use.

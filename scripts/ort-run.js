@@ -2,7 +2,7 @@
 // ort-run.js: runs an ONNX model exported by qat (onnx.FromInt8, onnx.FromFloat,
 // `qat export --onnx`) in onnxruntime-node on float32 input, on one thread.
 //
-// usage: node scripts/ort-run.js [--opt LEVEL] [--repeat R] MODEL.onnx INPUT.bin N C H W OUT.bin
+// usage: node scripts/ort-run.js [--opt LEVEL] [--optimized FILE] [--repeat R] MODEL.onnx INPUT.bin N C H W OUT.bin
 //        node scripts/ort-run.js --version
 //
 //   INPUT.bin  N*C*H*W float32 values, little-endian, NCHW: the graph input "input"
@@ -11,6 +11,9 @@
 //              row-major; a JSON line on stdout gives its name and shape.
 //   --opt      graph optimization level: disabled, basic, extended or all (the default,
 //              onnxruntime's own default).
+//   --optimized  writes the graph onnxruntime runs after its optimizations to FILE
+//              (ONNX; fused nodes appear as onnxruntime's own operators, e.g.
+//              com.microsoft's QLinearAdd), to see what it fused.
 //   --repeat   runs the model R more times after the first and adds "seconds", the
 //              fastest run, to the JSON line (for timing; the output is the first run's).
 //   --version  prints {"version": ..., "path": ...} of the onnxruntime-node it loads.
@@ -26,7 +29,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
-const usage = 'usage: node scripts/ort-run.js [--opt LEVEL] [--repeat R] MODEL.onnx INPUT.bin N C H W OUT.bin | --version';
+const usage = 'usage: node scripts/ort-run.js [--opt LEVEL] [--optimized FILE] [--repeat R] MODEL.onnx INPUT.bin N C H W OUT.bin | --version';
 
 function fail(code, msg) {
   process.stderr.write(`ort-run: ${msg}\n`);
@@ -75,6 +78,12 @@ async function main(argv) {
     argv = argv.slice(2);
     if (!['disabled', 'basic', 'extended', 'all'].includes(opt)) fail(2, `--opt ${opt}: want disabled, basic, extended or all`);
   }
+  let optimized;
+  if (argv[0] === '--optimized') {
+    optimized = argv[1];
+    argv = argv.slice(2);
+    if (!optimized) fail(2, '--optimized: want a file name');
+  }
   let repeat = 0;
   if (argv[0] === '--repeat') {
     repeat = Number(argv[1]);
@@ -91,9 +100,9 @@ async function main(argv) {
   if (buf.length !== 4 * count) fail(1, `${input} holds ${buf.length} bytes, want ${4 * count} for float32 [${dims}]`);
   const x = new Float32Array(count);
   for (let i = 0; i < count; i++) x[i] = buf.readFloatLE(4 * i);
-  const session = await ort.InferenceSession.create(model, {
-    intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: opt,
-  });
+  const options = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: opt };
+  if (optimized !== undefined) options.optimizedModelFilePath = optimized;
+  const session = await ort.InferenceSession.create(model, options);
   const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', x, dims) };
   const results = await session.run(feeds);
   let seconds;

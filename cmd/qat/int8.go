@@ -25,9 +25,16 @@ import (
 
 // exportCmd is qat export's flags.
 type exportCmd struct {
-	ckpt, out, requant, header, onnxOut string
-	asJSON                              bool
+	ckpt, out, requant, header, onnxOut, onnxFormat string
+	asJSON                                          bool
 }
+
+// The values of --onnx-format.
+const (
+	onnxQLinear = "qlinear"
+	onnxQDQ     = "qdq"
+	onnxQDQInt4 = "qdq-int4"
+)
 
 func newExportCmd() *cobra.Command {
 	var e exportCmd
@@ -45,7 +52,15 @@ and shift (no float unit needed), within one code of float per layer.
 --onnx also writes the int8 model as an ONNX model (QOperator form, opset
 13) that onnxruntime runs with the int8 runtime's arithmetic, bit for bit
 with --requant float (docs/onnxruntime.md). With a float checkpoint and no
---out, --onnx writes the float model as an ONNX model instead.`,
+--out, --onnx writes the float model as an ONNX model instead.
+
+--onnx-format qdq writes the int8 model in QDQ form instead: float
+operators between QuantizeLinear and DequantizeLinear pairs with the
+model's scales, int8 weights and int32 biases through DequantizeLinear
+(opset 13), the form TensorRT, OpenVINO and QNN take; onnxruntime computes
+it within a few codes of the int8 runtime, not bit for bit. qdq-int4 also
+stores weights of 4 bits or fewer as int4 (opset 21). QDQ needs --requant
+float.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return e.run(c.OutOrStdout()) },
 	}
@@ -55,6 +70,7 @@ with --requant float (docs/onnxruntime.md). With a float checkpoint and no
 	f.StringVar(&e.requant, "requant", "float", "requantization: float (float32 multiplier) or fixed (int32 multiplier and shift)")
 	f.StringVar(&e.header, "header", "", "also write the model as a C header to this file")
 	f.StringVar(&e.onnxOut, "onnx", "", "also write the model as ONNX to this file (a float checkpoint: the float model)")
+	f.StringVar(&e.onnxFormat, "onnx-format", "", "form of the int8 ONNX model: qlinear (QOperator, the default; bit-exact with --requant float), qdq (QuantizeLinear/DequantizeLinear, opset 13) or qdq-int4 (qdq with int4 weights, opset 21)")
 	f.BoolVar(&e.asJSON, "json", false, "print the result as JSON")
 	return c
 }
@@ -72,8 +88,22 @@ func (e *exportCmd) check() (qmodel.Requant, error) {
 	if mode != qmodel.RequantFloat && mode != qmodel.RequantFixed {
 		return "", usagef("--requant %q: want float or fixed", e.requant)
 	}
+	switch e.onnxFormat {
+	case "", onnxQLinear, onnxQDQ, onnxQDQInt4:
+	default:
+		return "", usagef("--onnx-format %q: want %s, %s or %s", e.onnxFormat, onnxQLinear, onnxQDQ, onnxQDQInt4)
+	}
+	if e.onnxFormat != "" && e.onnxOut == "" {
+		return "", usagef("--onnx-format needs --onnx")
+	}
+	if e.qdq() && mode != qmodel.RequantFloat {
+		return "", usagef("--onnx-format %s needs --requant float: a QDQ graph requantizes by its scales in float and cannot carry %s requantization", e.onnxFormat, mode)
+	}
 	return mode, nil
 }
+
+// qdq reports whether --onnx-format asks for a QDQ model.
+func (e *exportCmd) qdq() bool { return e.onnxFormat == onnxQDQ || e.onnxFormat == onnxQDQInt4 }
 
 // run exports the checkpoint.
 func (e *exportCmd) run(w io.Writer) error {
@@ -92,16 +122,34 @@ func (e *exportCmd) run(w io.Writer) error {
 		if e.header != "" {
 			return usagef("--header needs an int8 model: %s is a float checkpoint", e.ckpt)
 		}
+		if e.onnxFormat != "" {
+			return usagef("--onnx-format %s needs an int8 model: %s is a float checkpoint", e.onnxFormat, e.ckpt)
+		}
 		return exportFloatONNX(w, e.asJSON, e.ckpt, e.onnxOut, ck, ck.Norm)
 	}
 	m, err := deploy.Freeze(ck.Model, ck.Norm, mode)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", e.ckpt, err)
 	}
+	if e.onnxFormat == onnxQDQInt4 && len(int4Layers(m)) == 0 {
+		return usagef("--onnx-format %s: %s has no weights of 4 bits or fewer (use %s)", onnxQDQInt4, e.ckpt, onnxQDQ)
+	}
 	if err := e.write(m); err != nil {
 		return err
 	}
-	return reportExport(w, e.asJSON, e.ckpt, e.out, e.header, e.onnxOut, ck, m)
+	return e.report(w, ck, m)
+}
+
+// int4Layers returns the names of m's conv and linear ops with weights of
+// 4 bits or fewer, which --onnx-format qdq-int4 stores as int4.
+func int4Layers(m *qmodel.Model) []string {
+	names := []string{}
+	for i := range m.Ops {
+		if op := &m.Ops[i]; op.Weight != nil && op.WeightBits <= 4 {
+			names = append(names, op.Name)
+		}
+	}
+	return names
 }
 
 // write writes the int8 model and the header and ONNX file asked for, all
@@ -113,7 +161,13 @@ func (e *exportCmd) write(m *qmodel.Model) error {
 		files.Add(e.header, func(w io.Writer) error { return cheader.Write(w, m, "") })
 	}
 	if e.onnxOut != "" {
-		ob, err := onnx.FromInt8(m)
+		var ob []byte
+		var err error
+		if e.qdq() {
+			ob, err = onnx.FromInt8QDQ(m, onnx.QDQOptions{Int4Weights: e.onnxFormat == onnxQDQInt4})
+		} else {
+			ob, err = onnx.FromInt8(m)
+		}
 		if err != nil {
 			return fmt.Errorf("export %s: %w", e.ckpt, err)
 		}
@@ -144,7 +198,10 @@ func exportFloatONNX(w io.Writer, asJSON bool, ckpt, path string, ck *train.Chec
 	return err
 }
 
-func reportExport(w io.Writer, asJSON bool, ckpt, out, header, onnxOut string, ck *train.Checkpoint, m *qmodel.Model) error {
+// report prints what run exported from checkpoint ck: the int8 model m
+// and the files written.
+func (e *exportCmd) report(w io.Writer, ck *train.Checkpoint, m *qmodel.Model) error {
+	asJSON, ckpt, out, header, onnxOut := e.asJSON, e.ckpt, e.out, e.header, e.onnxOut
 	size := func(p string) int64 {
 		st, err := os.Stat(p)
 		if err != nil {
@@ -175,20 +232,33 @@ func reportExport(w io.Writer, asJSON bool, ckpt, out, header, onnxOut string, c
 		res["header"] = header
 	}
 	var inexact string
+	form, opset := "QOperator", onnx.Opset
 	if onnxOut != "" {
 		res["onnx"], res["onnx_bytes"], res["onnx_model"] = onnxOut, size(onnxOut), "int8"
-		inexact = onnx.Exactness(m)
+		switch {
+		case e.qdq():
+			inexact, form = onnx.QDQInexact, "QDQ"
+			res["onnx_format"] = e.onnxFormat
+			if e.onnxFormat == onnxQDQInt4 {
+				opset = onnx.OpsetInt4
+				res["onnx_int4_weights"] = int4Layers(m)
+			}
+		default:
+			inexact = onnx.Exactness(m)
+			res["onnx_format"] = onnxQLinear
+			u8 := []string{}
+			for i := range m.Ops {
+				if op := &m.Ops[i]; op.Weight != nil && onnx.WeightEncodingOf(op.Weight) == onnx.WeightsUint8 {
+					u8 = append(u8, op.Name)
+				}
+			}
+			res["onnx_uint8_weights"] = u8
+		}
+		res["onnx_opset"] = opset
 		res["onnx_exact"] = inexact == ""
 		if inexact != "" {
 			res["onnx_inexact"] = inexact
 		}
-		u8 := []string{}
-		for i := range m.Ops {
-			if op := &m.Ops[i]; op.Weight != nil && onnx.WeightEncodingOf(op.Weight) == onnx.WeightsUint8 {
-				u8 = append(u8, op.Name)
-			}
-		}
-		res["onnx_uint8_weights"] = u8
 	}
 	if asJSON {
 		return printJSON(w, res)
@@ -200,7 +270,7 @@ func reportExport(w io.Writer, asJSON bool, ckpt, out, header, onnxOut string, c
 		if inexact != "" {
 			exact = "NOT bit-exact with the int8 model: " + inexact
 		}
-		_, err = fmt.Fprintf(w, "%s: ONNX model (QOperator), %d bytes, %s\n", onnxOut, res["onnx_bytes"], exact)
+		_, err = fmt.Fprintf(w, "%s: ONNX model (%s, opset %d), %d bytes, %s\n", onnxOut, form, opset, res["onnx_bytes"], exact)
 	}
 	return err
 }

@@ -10,6 +10,7 @@ import (
 
 	"qat/data"
 	"qat/infer"
+	"qat/onnx"
 	"qat/onnx/onnxtest"
 	"qat/qmodel"
 	"qat/train"
@@ -132,13 +133,77 @@ func TestExportONNX(t *testing.T) {
 				if c.name == "w8a8" {
 					floatLogits = logits
 				}
+				if c.requant == "float" {
+					exportQDQ(t, ort, ckpt, filepath.Join(dir, arch+"-"+c.name), m, ds.Images)
+				}
 			}
 		})
 	}
 }
 
+// exportQDQ exports ckpt with --onnx-format qdq and, for 4-bit weights,
+// qdq-int4 (to files that start with prefix), checks the report, and
+// compares onnxruntime's output codes on pixels with the int8 runtime's
+// for m, the int8 model of ckpt: not the same arithmetic
+// (onnx.QDQInexact), so within the tolerance of the onnx package's
+// TestQDQMatchesRuntime (2 LSB, 90% exact samples, 99% argmax
+// agreement).
+func exportQDQ(t *testing.T, ort *onnxtest.ORT, ckpt, prefix string, m *qmodel.Model, pixels []uint8) {
+	t.Helper()
+	forms := []string{"qdq"}
+	if len(int4Layers(m)) > 0 {
+		forms = append(forms, "qdq-int4")
+	}
+	net, err := infer.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(pixels) / net.InputLen()
+	rn := net.NewRunner(n)
+	rn.Pixels(pixels)
+	want := rn.Run(n)
+	for _, f := range forms {
+		out := prefix + "-" + f + ".onnx"
+		code, stdout, errs := qat(t, "export", "--checkpoint", ckpt, "--out", prefix+"-"+f+".qmodel", "--onnx", out, "--onnx-format", f, "--json")
+		if code != 0 {
+			t.Fatalf("export --onnx-format %s: exit %d: %s", f, code, errs)
+		}
+		var r map[string]any
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+			t.Fatal(err)
+		}
+		opset := float64(onnx.Opset)
+		if f == "qdq-int4" {
+			opset = onnx.OpsetInt4
+			if ws, _ := r["onnx_int4_weights"].([]any); len(ws) != len(int4Layers(m)) {
+				t.Errorf("export --onnx-format %s reported int4 weights %v", f, r["onnx_int4_weights"])
+			}
+		}
+		if r["onnx_format"] != f || r["onnx_opset"] != opset || r["onnx_exact"] != false || r["onnx_inexact"] != onnx.QDQInexact {
+			t.Errorf("export --onnx-format %s reported %v", f, r)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "qdq" {
+			onnxtest.Check(t, b)
+		}
+		a, err := onnxtest.Compare(net.OutputQuant(), net.Classes(), want, ort.Run(t, b, onnxtest.Pixels(pixels), [4]int{n, m.Input[0], m.Input[1], m.Input[2]}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s %s: %+v", filepath.Base(prefix), f, a)
+		if a.MaxLSB > 2 || a.ExactFraction < 0.9 || a.ArgmaxAgreement < 0.99 {
+			t.Errorf("%s %s: onnxruntime is farther from the int8 runtime than measured: %+v", filepath.Base(prefix), f, a)
+		}
+	}
+}
+
 // Usage of --onnx: a float checkpoint needs no --out, a quantized one
-// does, and --header needs an int8 model.
+// does, and --header needs an int8 model. --onnx-format needs --onnx and
+// an int8 model, QDQ float requantization, and qdq-int4 weights of 4 bits
+// or fewer (q's are 8-bit).
 func TestExportONNXUsage(t *testing.T) {
 	dir := t.TempDir()
 	float := filepath.Join(dir, "float.safetensors")
@@ -159,17 +224,28 @@ func TestExportONNXUsage(t *testing.T) {
 		{[]string{"export", "--checkpoint", float, "--out", filepath.Join(dir, "f.qmodel"), "--onnx", filepath.Join(dir, "f.onnx")}, 1},
 		{[]string{"export", "--checkpoint", float, "--onnx", filepath.Join(dir, "f.onnx")}, 0},
 		{[]string{"export", "--checkpoint", q, "--out", filepath.Join(dir, "q.qmodel"), "--onnx", filepath.Join(dir, "q.onnx")}, 0},
+		{[]string{"export", "--checkpoint", q, "--out", filepath.Join(dir, "x.qmodel"), "--onnx-format", "qdq"}, 2},
+		{[]string{"export", "--checkpoint", q, "--out", filepath.Join(dir, "x.qmodel"), "--onnx", filepath.Join(dir, "x.onnx"), "--onnx-format", "qoperator"}, 2},
+		{[]string{"export", "--checkpoint", q, "--out", filepath.Join(dir, "x.qmodel"), "--onnx", filepath.Join(dir, "x.onnx"), "--onnx-format", "qdq", "--requant", "fixed"}, 2},
+		{[]string{"export", "--checkpoint", float, "--onnx", filepath.Join(dir, "x.onnx"), "--onnx-format", "qlinear"}, 2},
+		{[]string{"export", "--checkpoint", q, "--out", filepath.Join(dir, "x.qmodel"), "--onnx", filepath.Join(dir, "x.onnx"), "--onnx-format", "qdq-int4"}, 2},
+		{[]string{"export", "--checkpoint", q, "--out", filepath.Join(dir, "qdq.qmodel"), "--onnx", filepath.Join(dir, "qdq.onnx"), "--onnx-format", "qdq"}, 0},
 	} {
 		if code, out, errs := qat(t, c.args...); code != c.code {
 			t.Errorf("qat %v: exit %d (%s%s), want %d", c.args, code, out, errs, c.code)
 		}
 	}
-	for _, f := range []string{"f.onnx", "q.onnx", "q.qmodel"} {
+	for _, f := range []string{"f.onnx", "q.onnx", "q.qmodel", "qdq.onnx"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Error(err)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "f.qmodel")); err == nil {
 		t.Error("export of a float checkpoint wrote an int8 model")
+	}
+	for _, f := range []string{"x.qmodel", "x.onnx"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			t.Errorf("a refused export wrote %s", f)
+		}
 	}
 }
