@@ -86,9 +86,10 @@ async function main(argv) {
   }
   let repeat = 0;
   if (argv[0] === '--repeat') {
-    repeat = Number(argv[1]);
+    const arg = argv[1];
+    repeat = Number(arg);
     argv = argv.slice(2);
-    if (!Number.isInteger(repeat) || repeat < 1) fail(2, `--repeat ${argv[1]}: want a positive integer`);
+    if (!Number.isInteger(repeat) || repeat < 1) fail(2, `--repeat ${arg}: want a positive integer`);
   }
   if (argv.length !== 7) fail(2, usage);
   const [model, input, ...rest] = argv;
