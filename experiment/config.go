@@ -11,6 +11,7 @@ import (
 	"qat/internal/strictjson"
 	"qat/layers"
 	"qat/quant"
+	"qat/train"
 )
 
 // Methods of a Run.
@@ -61,7 +62,8 @@ type Run struct {
 	// Method is "ptq" or "qat".
 	Method string `json:"method"`
 	// Bits is W<w>A<a> (default W8A8); Quant, when set, replaces it with
-	// a whole quant config (per-layer bits, schemes, observers).
+	// a whole quant config (per-layer bits, schemes, observers, and for
+	// PTQ runs the post-training recovery methods of its "ptq" object).
 	Bits  string              `json:"bits"`
 	Quant *layers.QuantConfig `json:"quant"`
 	// Observer sets the activation and input observer, over the quant
@@ -83,6 +85,14 @@ type Run struct {
 	FreezeObservers    int64   `json:"freeze_observers"`
 	FreezeBN           int64   `json:"freeze_bn"`
 	CalibrationBatches int     `json:"calibration_batches"`
+	// Teacher distils (QAT only) from the experiment's float model of
+	// the dataset (train.DistillConfig) with temperature
+	// DistillTemperature (0: train.DefaultTemperature) and weight
+	// DistillAlpha of the distillation term (absent:
+	// train.DefaultAlpha), which need Teacher.
+	Teacher            bool     `json:"teacher"`
+	DistillTemperature float64  `json:"distill_temperature"`
+	DistillAlpha       *float64 `json:"distill_alpha"`
 	// Group and X place the run in the accuracy plot: one line per
 	// group, X on the x axis (e.g. the bit width).
 	Group string   `json:"group"`
@@ -143,6 +153,10 @@ func (c Config) withDefaults() Config {
 		if r.CalibrationBatches == 0 {
 			r.CalibrationBatches = 32
 		}
+		if r.Teacher {
+			d := r.distill()
+			r.DistillTemperature, r.DistillAlpha = d.Temperature, d.Alpha
+		}
 		runs[i] = r
 	}
 	c.Runs = runs
@@ -189,12 +203,15 @@ func (c Config) Validate() error {
 		seen[r.Name] = true
 		switch r.Method {
 		case MethodPTQ:
-			if r.Learnable != "" || r.Epochs != 0 || r.LR != 0 || r.FreezeObservers != 0 || r.FreezeBN != 0 {
-				return fmt.Errorf("%s: learnable, epochs, lr and freeze options are for qat runs", at)
+			if r.Learnable != "" || r.Epochs != 0 || r.LR != 0 || r.FreezeObservers != 0 || r.FreezeBN != 0 || r.Teacher {
+				return fmt.Errorf("%s: learnable, epochs, lr, freeze and teacher options are for qat runs", at)
 			}
 		case MethodQAT:
 			if r.Epochs < 1 || r.LR <= 0 || r.Batch < 1 {
 				return fmt.Errorf("%s: epochs %d, lr %g, batch %d: want positive values", at, r.Epochs, r.LR, r.Batch)
+			}
+			if r.Quant != nil && r.Quant.PTQ != nil {
+				return fmt.Errorf("%s: quant.ptq options are for ptq runs", at)
 			}
 		default:
 			return fmt.Errorf("%s: method %q: want ptq or qat", at, r.Method)
@@ -208,8 +225,30 @@ func (c Config) Validate() error {
 		if r.FreezeObservers < 0 || r.FreezeBN < 0 || r.CalibrationBatches < 1 {
 			return fmt.Errorf("%s: freeze steps and calibration_batches must be positive", at)
 		}
+		if !r.Teacher && (r.DistillTemperature != 0 || r.DistillAlpha != nil) {
+			return fmt.Errorf("%s: distill_temperature and distill_alpha need \"teacher\": true", at)
+		}
+		if r.Teacher {
+			if err := r.distill().Validate(); err != nil {
+				return fmt.Errorf("%s: %w", at, err)
+			}
+		}
 	}
 	return nil
+}
+
+// distill is the distillation config of a run with a teacher, defaults
+// filled in (the teacher itself is set when the run trains).
+func (r Run) distill() train.DistillConfig {
+	d := train.DistillConfig{Temperature: r.DistillTemperature, Alpha: r.DistillAlpha}
+	if d.Temperature == 0 {
+		d.Temperature = train.DefaultTemperature
+	}
+	if d.Alpha == nil {
+		a := train.DefaultAlpha
+		d.Alpha = &a
+	}
+	return d
 }
 
 // quantConfig is the run's quant config with its observer, learnable and
@@ -305,6 +344,9 @@ func describe(qc layers.QuantConfig) string {
 	}
 	if qc.NoFoldBN {
 		parts = append(parts, "BN unfolded")
+	}
+	if s := qc.PTQ.String(); s != "" {
+		parts = append(parts, s)
 	}
 	return strings.Join(parts, ", ")
 }

@@ -2,7 +2,8 @@
 // experiment file (JSON, unknown fields rejected) names a model, the
 // datasets, a float training stage and a list of runs, each a
 // post-training calibration (ptq) or a QAT fine-tune (qat) of the float
-// model with its own quant config. Execute trains one float model per
+// model with its own quant config, which may distil from that float
+// model ("teacher": true). Execute trains one float model per
 // dataset, runs every variant on it, evaluates the fake-quant model and,
 // where the scheme has an integer form, the exported int8 model on the
 // int8 runtime, and writes results.md, results.csv, results.json and

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"qat/layers"
+	"qat/train"
 	"strings"
 	"testing"
 )
@@ -23,6 +24,11 @@ func TestParseRejects(t *testing.T) {
 		{"learnable", `{"runs":[{"name":"a","method":"qat","learnable":"adaround"}]}`, "learnable"},
 		{"negative limit", `{"train_limit":-1,"runs":[{"name":"a","method":"ptq"}]}`, "negative"},
 		{"trailing", `{"runs":[{"name":"a","method":"ptq"}]} {}`, "after"},
+		{"ptq teacher", `{"runs":[{"name":"a","method":"ptq","teacher":true}]}`, "qat runs"},
+		{"alpha without teacher", `{"runs":[{"name":"a","method":"qat","distill_alpha":0.5}]}`, `need "teacher": true`},
+		{"temperature without teacher", `{"runs":[{"name":"a","method":"qat","distill_temperature":2}]}`, `need "teacher": true`},
+		{"bad alpha", `{"runs":[{"name":"a","method":"qat","teacher":true,"distill_alpha":2}]}`, "distillation alpha 2"},
+		{"bad temperature", `{"runs":[{"name":"a","method":"qat","teacher":true,"distill_temperature":-1}]}`, "distillation temperature -1"},
 	} {
 		if _, err := Parse([]byte(c.json)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want it to mention %q", c.name, err, c.want)
@@ -31,7 +37,7 @@ func TestParseRejects(t *testing.T) {
 }
 
 func TestParseDefaults(t *testing.T) {
-	c, err := Parse([]byte(`{"runs":[{"name":"p","method":"ptq"},{"name":"q","method":"qat","bits":"W4A4"}]}`))
+	c, err := Parse([]byte(`{"runs":[{"name":"p","method":"ptq"},{"name":"q","method":"qat","bits":"W4A4"},{"name":"kd","method":"qat","teacher":true}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +56,12 @@ func TestParseDefaults(t *testing.T) {
 	if qc, err := r.quantConfig(); err != nil || qc.Act.Observer != "entropy" {
 		t.Errorf("quant config observer became %q (%v), want entropy", qc.Act.Observer, err)
 	}
-	if q.Epochs != 1 || q.LR != 1e-4 || q.Batch != 128 {
+	if q.Epochs != 1 || q.LR != 1e-4 || q.Batch != 128 || q.DistillTemperature != 0 || q.DistillAlpha != nil {
 		t.Errorf("qat defaults: %+v", q)
+	}
+	// train's distillation defaults.
+	if kd := c.Runs[2]; kd.DistillTemperature != train.DefaultTemperature || kd.DistillAlpha == nil || *kd.DistillAlpha != train.DefaultAlpha {
+		t.Errorf("distillation defaults: T %v, alpha %v", kd.DistillTemperature, kd.DistillAlpha)
 	}
 }
 
@@ -64,7 +74,8 @@ func TestExecuteEmbedded(t *testing.T) {
 		"float":{"epochs":1},"runs":[
 		{"name":"ptq8","method":"ptq","bits":"W8A8","calibration_batches":2,"group":"PTQ","x":8},
 		{"name":"qat4","method":"qat","bits":"W4A4","learnable":"lsq","calibration_batches":2,"group":"QAT","x":4},
-		{"name":"unfolded","method":"qat","bits":"W8A8","no_fold_bn":true,"group":"QAT","x":8}]}`))
+		{"name":"unfolded","method":"qat","bits":"W8A8","no_fold_bn":true,"group":"QAT","x":8},
+		{"name":"kd4","method":"qat","bits":"W4A4","teacher":true,"distill_alpha":0.9,"group":"QAT + KD","x":4}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,8 +84,8 @@ func TestExecuteEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 3 {
-		t.Fatalf("%d results, want 3", len(rep.Results))
+	if len(rep.Results) != 4 {
+		t.Fatalf("%d results, want 4", len(rep.Results))
 	}
 	for _, r := range rep.Results[:2] {
 		if r.Int8Accuracy == nil {
@@ -86,20 +97,24 @@ func TestExecuteEmbedded(t *testing.T) {
 	if u := rep.Results[2]; u.Int8Accuracy != nil || !strings.Contains(u.Int8Note, "BatchNorm") {
 		t.Errorf("unfolded BN run: int8 %v, note %q: want none, saying why", u.Int8Accuracy, u.Int8Note)
 	}
+	// The distilled run's metrics hold the distillation term.
+	if steps, _, err := train.ReadMetricsFile(rep.Results[3].Metrics); err != nil || len(steps) == 0 || steps[0].LossKD == nil {
+		t.Errorf("distilled run's metrics: %v, %v", steps, err)
+	}
 	f, err := os.Open(filepath.Join(out, "results.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil || len(rows) != 4 {
+	if err != nil || len(rows) != 5 || rows[4][11] != "T 4, alpha 0.9" {
 		t.Fatalf("results.csv: %d rows, %v", len(rows), err)
 	}
 	md, err := os.ReadFile(filepath.Join(out, "results.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| ptq8 | ptq |", "go test", "plots/embedded-accuracy-vs-bits.png", "no int8 model"} {
+	for _, want := range []string{"| ptq8 | ptq |", "| kd4 | qat, distilled from float (T 4, alpha 0.9) |", "go test", "plots/embedded-accuracy-vs-bits.png", "no int8 model"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}

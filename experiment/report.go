@@ -85,7 +85,7 @@ func (r *Report) Write(dir string) error {
 func (r *Report) writeCSV(path string) error {
 	return atomicfile.Write(path, func(f io.Writer) error {
 		w := csv.NewWriter(f)
-		w.Write([]string{"data", "run", "method", "group", "x", "quant", "float_accuracy", "fake_quant_accuracy", "int8_accuracy", "drop_pp", "seconds"})
+		w.Write([]string{"data", "run", "method", "group", "x", "quant", "float_accuracy", "fake_quant_accuracy", "int8_accuracy", "drop_pp", "seconds", "distill"})
 		for _, x := range r.Results {
 			xs, int8 := "", ""
 			if x.X != nil {
@@ -96,7 +96,7 @@ func (r *Report) writeCSV(path string) error {
 			}
 			w.Write([]string{x.Data, x.Run, x.Method, x.Group, xs, x.Quant,
 				strconv.FormatFloat(x.FloatAccuracy, 'f', 4, 64), strconv.FormatFloat(x.FakeQuantAccuracy, 'f', 4, 64),
-				int8, strconv.FormatFloat(x.Drop(), 'f', 2, 64), strconv.FormatFloat(x.Seconds, 'f', 1, 64)})
+				int8, strconv.FormatFloat(x.Drop(), 'f', 2, 64), strconv.FormatFloat(x.Seconds, 'f', 1, 64), x.Distill})
 		}
 		w.Flush()
 		return w.Error()
@@ -136,7 +136,11 @@ func (r *Report) markdown(figs []string) string {
 			if x.Int8Accuracy != nil {
 				int8 = fmt.Sprintf("%.2f%%", 100**x.Int8Accuracy)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %.2f%% | %s | %.2f | %.1f |\n", x.Run, x.Method, x.Quant, 100*x.FakeQuantAccuracy, int8, x.Drop(), x.Seconds)
+			method := x.Method
+			if x.Distill != "" {
+				method += ", distilled from float (" + x.Distill + ")"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %.2f%% | %s | %.2f | %.1f |\n", x.Run, method, x.Quant, 100*x.FakeQuantAccuracy, int8, x.Drop(), x.Seconds)
 		}
 		b.WriteString("\n")
 		var notes []string

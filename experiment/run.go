@@ -16,6 +16,7 @@ import (
 	"qat/internal/atomicfile"
 	"qat/layers"
 	"qat/model"
+	"qat/ptq"
 	"qat/qmodel"
 	"qat/train"
 )
@@ -56,10 +57,16 @@ type Result struct {
 	Int8Model string `json:"int8_model,omitempty"`
 	// Seconds is the wall time of calibration or fine-tuning.
 	Seconds float64 `json:"seconds"`
+	// Distill describes the distillation of a QAT run from the float
+	// model ("T 4, alpha 0.5"); "" when it has none.
+	Distill string `json:"distill,omitempty"`
 	// Checkpoint is the quantized checkpoint; Metrics the JSONL metrics
 	// of a QAT run.
 	Checkpoint string `json:"checkpoint"`
 	Metrics    string `json:"metrics,omitempty"`
+	// PTQ is what the post-training recovery methods of a PTQ run's quant
+	// config did (nil without any).
+	PTQ *ptq.Report `json:"ptq,omitempty"`
 }
 
 // Drop is the accuracy lost to quantization, in percentage points.
@@ -237,18 +244,35 @@ func runOne(ctx context.Context, r Run, ds, floatPath string, trainSet, test *da
 	start := time.Now()
 	switch r.Method {
 	case MethodPTQ:
-		if err := train.Calibrate(m, trainSet, train.CalibrateConfig{Batches: r.CalibrationBatches, Norm: ck.Norm}); err != nil {
+		// The one PTQ path of qat calibrate too, with the recovery methods
+		// of the quant config's ptq options.
+		rep, err := ptq.Calibrate(m, trainSet, train.CalibrateConfig{Batches: r.CalibrationBatches, Norm: ck.Norm})
+		if err != nil {
 			return res, err
 		}
-		if _, err := m.InitLearnable(); err != nil {
-			return res, err
+		if qc.PTQ.Any() {
+			res.PTQ = &rep
 		}
 	case MethodQAT:
 		cfg := train.Config{Epochs: r.Epochs, Batch: r.Batch, LR: r.LR, Norm: ck.Norm,
 			FreezeObserversStep: r.FreezeObservers, FreezeBNStep: r.FreezeBN, CalibrationBatches: r.CalibrationBatches}
+		if r.Teacher {
+			d := r.distill()
+			cfg.Distill = &d
+			res.Distill = fmt.Sprintf("T %g, alpha %g", d.Temperature, *d.Alpha)
+		}
 		t, err := train.NewTrainer(m, cfg)
 		if err != nil {
 			return res, err
+		}
+		if r.Teacher {
+			tc, err := train.LoadTeacher(floatPath)
+			if err != nil {
+				return res, err
+			}
+			if err := t.SetTeacher(tc); err != nil {
+				return res, err
+			}
 		}
 		res.Metrics = filepath.Join(work, fileName(ds, r.Name)+".metrics.jsonl")
 		if _, err := fit(ctx, t, res.Metrics, rss, trainSet, test); err != nil {

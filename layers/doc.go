@@ -32,8 +32,12 @@
 // optimizer), BN statistics and quantizers. Run sets BN and quantizer
 // modes for the graph's kind: Train (observers observe unless frozen, BN
 // uses batch statistics unless frozen), Eval (everything frozen) or
-// Calibrate (observers observe, no gradients). SaveState and LoadState
-// move a model to and from a safetensors checkpoint.
+// Calibrate (observers observe, no gradients). NewDistillGraph builds a
+// Train graph whose loss is package ops's knowledge-distillation loss
+// (ops.NewDistillation) against a teacher's logits, which Graph.SetTeacher
+// hands over before each run; the teacher is another model's graph, which
+// layers does not run for it. SaveState and LoadState move a model to and
+// from a safetensors checkpoint.
 //
 // # Exact evaluation
 //
@@ -53,7 +57,8 @@
 // Each op node owns its output and overwrites it on every run, so what a
 // Graph returns after a run (Graph.Logits, Graph.Loss, Graph.QuantStats,
 // and the gradients Graph.Run copies into Param.Grad) holds until the next
-// run of that graph and must be copied to outlive it; a rerun computes
+// run of that graph and must be copied to outlive it, as must the node
+// inputs Graph.NodeInput returns; a rerun computes
 // exactly what a freshly built graph computes (TestRerunMatchesFreshGraph).
 //
 // # Threads

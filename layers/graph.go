@@ -56,6 +56,9 @@ type Graph struct {
 	kind    GraphKind
 	batch   int
 	exact   Exact // nil: the float fake-quant simulation
+	// distill, if not nil, makes the loss a distillation loss
+	// (NewDistillGraph).
+	distill *ops.Distill
 
 	g      *gorgonia.ExprGraph
 	vm     gorgonia.VM
@@ -87,7 +90,15 @@ type qtap struct {
 // Eval graph of it computes the float fake-quant simulation of the int8
 // model; NewExactGraph computes the int8 model itself.
 func (m *Model) NewGraph(batch int, kind GraphKind) (*Graph, error) {
-	return m.newGraph(batch, kind, nil)
+	return m.newGraph(batch, kind, nil, nil)
+}
+
+// NewDistillGraph builds and compiles a Train graph for batch samples
+// whose loss is the knowledge-distillation loss of ops.NewDistillation
+// with d, against a teacher's logits handed over by SetTeacher before
+// every Run; it is NewGraph's Train graph otherwise.
+func (m *Model) NewDistillGraph(batch int, d ops.Distill) (*Graph, error) {
+	return m.newGraph(batch, Train, nil, &d)
 }
 
 // NewExactGraph builds and compiles an Eval graph for batch samples in
@@ -102,17 +113,17 @@ func (m *Model) NewExactGraph(batch int, exact Exact) (*Graph, error) {
 	if exact == nil {
 		panic("layers: NewExactGraph with a nil Exact")
 	}
-	return m.newGraph(batch, Eval, exact)
+	return m.newGraph(batch, Eval, exact, nil)
 }
 
-func (m *Model) newGraph(batch int, kind GraphKind, exact Exact) (*Graph, error) {
+func (m *Model) newGraph(batch int, kind GraphKind, exact Exact, distill *ops.Distill) (*Graph, error) {
 	if batch < 1 {
 		return nil, fmt.Errorf("model %s: batch size %d", m.Spec.Name, batch)
 	}
 	if kind == Train && m.NeedsInit() {
 		return nil, fmt.Errorf("model %s: learnable quantizers are not initialised: calibrate first", m.Spec.Name)
 	}
-	gr := &Graph{model: m, version: m.version, kind: kind, batch: batch, exact: exact, g: gorgonia.NewGraph()}
+	gr := &Graph{model: m, version: m.version, kind: kind, batch: batch, exact: exact, distill: distill, g: gorgonia.NewGraph()}
 	if err := gr.build(); err != nil {
 		return nil, fmt.Errorf("model %s: build %v graph: %w", m.Spec.Name, kind, err)
 	}
@@ -136,7 +147,12 @@ func (gr *Graph) build() error {
 		return err
 	}
 	gr.logits = h
-	if gr.loss, err = ops.NewCrossEntropy(h); err != nil {
+	if gr.distill != nil {
+		gr.loss, err = ops.NewDistillation(h, *gr.distill)
+	} else {
+		gr.loss, err = ops.NewCrossEntropy(h)
+	}
+	if err != nil {
 		return err
 	}
 	if gr.kind != Train {
@@ -525,7 +541,18 @@ func unwrapVM(err error) error {
 	return fmt.Errorf("%w", cause)
 }
 
-// Loss returns the mean cross-entropy of the last run.
+// SetTeacher hands the teacher's logits, [batch, classes] row-major, to
+// the loss of a NewDistillGraph graph for the next Run (which fails
+// without them); teacher is copied. It panics on any other graph.
+func (gr *Graph) SetTeacher(teacher []float32) { gr.loss.SetTeacher(teacher) }
+
+// LossTerms returns the last run's mean cross-entropy and, for a
+// NewDistillGraph graph, distillation term (ops.CrossEntropy.Terms; kd
+// is 0 for the others), in float64.
+func (gr *Graph) LossTerms() (ce, kd float64) { return gr.loss.Terms() }
+
+// Loss returns the mean loss of the last run: the cross-entropy, or the
+// distillation loss of a NewDistillGraph graph.
 func (gr *Graph) Loss() float64 {
 	switch v := gr.loss.Node().Value().(type) {
 	case *gorgonia.F32:

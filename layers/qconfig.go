@@ -48,7 +48,8 @@ type QuantSpec struct {
 	// weights signed, activations unsigned).
 	Signed bool `json:"signed,omitempty"`
 	// Observer is a quant observer kind; "" means the role's default above.
-	// Histogram observers (percentile, mse, entropy) are per-tensor only.
+	// Histogram observers (percentile, mse, entropy) of per-channel weights
+	// keep one histogram per output channel (quant.HistogramPerChannel).
 	Observer string `json:"observer,omitempty"`
 	// Learnable is "" (observer-driven), "lsq" (learned scale), "lsq+"
 	// (learned scale and zero point) or "pact" (learned activation
@@ -83,6 +84,84 @@ type QuantConfig struct {
 	// NoFoldBN keeps BatchNorm separate from the conv in QAT instead of
 	// folding it into the quantized weight (PyTorch ConvBn2d).
 	NoFoldBN bool `json:"no_fold_bn,omitempty"`
+	// PTQ selects post-training recovery methods (package ptq, run by
+	// ptq.Calibrate); nil, like the zero PTQConfig, selects none. Only
+	// post-training calibration applies them: QAT runs reject a config
+	// that selects one.
+	PTQ *PTQConfig `json:"ptq,omitempty"`
+}
+
+// PTQConfig selects the post-training recovery methods of package ptq.
+// The zero value selects none.
+type PTQConfig struct {
+	// CLE equalizes the per-channel weight ranges of consecutive conv and
+	// linear layers before calibration (cross-layer equalization, Nagel
+	// et al. 2019).
+	CLE bool `json:"cle,omitempty"`
+	// BiasCorrection subtracts each quantized layer's mean output error,
+	// measured on the calibration data, from its bias (empirical bias
+	// correction, Nagel et al. 2019, section 4.2).
+	BiasCorrection bool `json:"bias_correction,omitempty"`
+	// AdaRound learns the rounding of every quantized weight layer by
+	// layer (Nagel et al. 2020); nil turns it off.
+	AdaRound *AdaRoundConfig `json:"adaround,omitempty"`
+}
+
+// DefaultAdaRoundIters is the number of AdaRound steps per layer that
+// AdaRoundConfig.Iters 0 means: the paper's 10000.
+const DefaultAdaRoundIters = 10000
+
+// maxAdaRoundIters bounds AdaRoundConfig.Iters.
+const maxAdaRoundIters = 10_000_000
+
+// AdaRoundConfig configures AdaRound. The zero value is the paper's
+// schedule: 10000 Adam steps per layer.
+type AdaRoundConfig struct {
+	// Iters is the number of optimisation steps per layer; 0 means
+	// DefaultAdaRoundIters.
+	Iters int `json:"iters,omitempty"`
+}
+
+// EffectiveIters returns Iters with its default.
+func (a AdaRoundConfig) EffectiveIters() int {
+	if a.Iters == 0 {
+		return DefaultAdaRoundIters
+	}
+	return a.Iters
+}
+
+// Any reports whether p selects a method (false for nil).
+func (p *PTQConfig) Any() bool {
+	return p != nil && (p.CLE || p.BiasCorrection || p.AdaRound != nil)
+}
+
+// String lists the selected methods, e.g. "CLE, bias correction,
+// AdaRound 10000 iters"; "" when none is.
+func (p *PTQConfig) String() string {
+	if p == nil {
+		return ""
+	}
+	var parts []string
+	if p.CLE {
+		parts = append(parts, "CLE")
+	}
+	if p.BiasCorrection {
+		parts = append(parts, "bias correction")
+	}
+	if p.AdaRound != nil {
+		parts = append(parts, fmt.Sprintf("AdaRound %d iters", p.AdaRound.EffectiveIters()))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (p *PTQConfig) check() error {
+	if p == nil || p.AdaRound == nil {
+		return nil
+	}
+	if n := p.AdaRound.Iters; n < 0 || n > maxAdaRoundIters {
+		return fmt.Errorf("quant config: ptq: adaround iters %d: want 0 (the default, %d) to %d", n, DefaultAdaRoundIters, maxAdaRoundIters)
+	}
+	return nil
 }
 
 // ParseBits parses a W<w>A<a> string such as "W8A8" or "W4A4" into a
@@ -197,8 +276,11 @@ func (c QuantConfig) Validate(s model.Graph) error {
 }
 
 // checkSpecs checks every spec of c on its own (bits, scheme, observer,
-// learnable kind), naming the one that fails.
+// learnable kind) and its PTQ options, naming the one that fails.
 func (c QuantConfig) checkSpecs() error {
+	if err := c.PTQ.check(); err != nil {
+		return err
+	}
 	if err := c.Weight.check(true); err != nil {
 		return fmt.Errorf("quant config: weight: %w", err)
 	}

@@ -13,7 +13,9 @@
 //   - BatchNorm (PyTorch's BatchNorm2d/1d, with its running statistics);
 //   - FoldScale, ChannelMul, ChannelDiv and AddChannelBias: PyTorch's QAT
 //     Conv+BN folding (see channel.go);
-//   - CrossEntropy: the mean softmax cross-entropy loss.
+//   - CrossEntropy: the mean softmax cross-entropy loss, and
+//     NewDistillation's: cross-entropy plus Hinton et al.'s distillation
+//     term against a teacher's logits.
 //
 // The ops know nothing of models: no model description, quantizer or
 // checkpoint. Package layers builds a model's graph from them (and

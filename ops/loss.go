@@ -44,15 +44,71 @@ type CrossEntropy struct {
 // NewCrossEntropy returns the loss of logits [N, K], a float32 node of
 // known shape (other ranks, dtypes and unknown shapes are errors).
 func NewCrossEntropy(logits *gorgonia.Node) (*CrossEntropy, error) {
+	return newLoss("ops.NewCrossEntropy", logits, nil)
+}
+
+// Distill is the distillation term of a loss (NewDistillation): the
+// temperature T > 0 that softens the student's and the teacher's
+// logits, and the weight Alpha in [0, 1] of the distillation term.
+type Distill struct {
+	Temperature float64
+	Alpha       float64
+}
+
+// Validate checks that T is finite and positive and Alpha in [0, 1].
+func (d Distill) Validate() error {
+	if !(d.Temperature > 0) || math.IsInf(d.Temperature, 0) {
+		return fmt.Errorf("distillation temperature %v: want a finite number above 0", d.Temperature)
+	}
+	if !(d.Alpha >= 0 && d.Alpha <= 1) {
+		return fmt.Errorf("distillation alpha %v: want 0 <= alpha <= 1", d.Alpha)
+	}
+	return nil
+}
+
+// NewDistillation returns the knowledge-distillation loss of Hinton et
+// al. 2015 of student logits [N, K] (as NewCrossEntropy's) against the
+// labels and a teacher's logits t [N, K], with temperature T and weight
+// alpha (d):
+//
+//	loss = (1-alpha) * CE + alpha * KD
+//	CE   = (1/N) * sum_i (logsumexp(logits[i, :]) - logits[i, labels[i]])
+//	KD   = T^2 * (1/N) * sum_i KL(softmax(t[i, :]/T) || softmax(logits[i, :]/T))
+//
+// PyTorch's (1-alpha)*F.cross_entropy(z, y) + alpha*T*T*F.kl_div(
+// F.log_softmax(z/T, 1), F.softmax(t/T, 1), reduction="batchmean"). The
+// teacher's logits are constants, not a graph node: SetTeacher hands
+// them to the loss before each run, and a run takes them as it takes the
+// labels. KL's terms with a teacher probability of 0 are 0. Every sum is
+// in float64 (each log-softmax stable, as CrossEntropy's); CE, KD
+// (Terms) and the loss are rounded to float32 once, the loss at the end.
+// The gradient op returns
+//
+//	dlogits = g/N * ((1-alpha)*(softmax(logits) - onehot(labels)) + alpha*T*(softmax(logits/T) - softmax(t/T)))
+//
+// in float64, rounded once. With alpha 0 the loss and its gradient are
+// CrossEntropy's bit for bit: its terms are computed in the same order
+// and the KD term adds an exact zero.
+func NewDistillation(logits *gorgonia.Node, d Distill) (*CrossEntropy, error) {
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("ops.NewDistillation: %w", err)
+	}
+	return newLoss("ops.NewDistillation", logits, &d)
+}
+
+func newLoss(who string, logits *gorgonia.Node, d *Distill) (*CrossEntropy, error) {
 	if err := checkNode(logits, "logits", 2); err != nil {
-		return nil, fmt.Errorf("ops.NewCrossEntropy: %w", err)
+		return nil, fmt.Errorf("%s: %w", who, err)
 	}
 	s := logits.Shape()
 	id := graphval.NewID()
-	op := &ceOp{base: named("CrossEntropy#%d", id), id: id, n: s[0], k: s[1]}
+	op := &ceOp{base: named("CrossEntropy#%d", id), id: id, n: s[0], k: s[1], distill: d}
+	if d != nil {
+		op.base = named("Distillation#%d", id)
+	}
 	y, err := gorgonia.ApplyOp(op, logits)
 	if err != nil {
-		return nil, fmt.Errorf("ops.NewCrossEntropy: %w", err)
+		return nil, fmt.Errorf("%s: %w", who, err)
 	}
 	return &CrossEntropy{op: op, node: y}, nil
 }
@@ -71,6 +127,30 @@ func (l *CrossEntropy) SetLabels(labels []int) {
 	l.op.mu.Unlock()
 }
 
+// SetTeacher sets the teacher's logits [N, K], row-major, of a
+// distillation loss (NewDistillation) for the next run; teacher is
+// copied, and its length is checked when the loss runs, as SetLabels's
+// labels. It panics on a loss without distillation, which has no use for
+// them.
+func (l *CrossEntropy) SetTeacher(teacher []float32) {
+	if l.op.distill == nil {
+		panic(fmt.Sprintf("ops: SetTeacher on %v, which has no distillation term", l.op))
+	}
+	l.op.mu.Lock()
+	l.op.pendingT = append(l.op.pendingT[:0], teacher...)
+	l.op.setT = true
+	l.op.mu.Unlock()
+}
+
+// Terms returns the last run's CE and, for a distillation loss, KD terms
+// (see NewDistillation), in float64; kd is 0 without distillation. The
+// loss is (1-alpha)*ce + alpha*kd rounded to float32.
+func (l *CrossEntropy) Terms() (ce, kd float64) {
+	l.op.mu.Lock()
+	defer l.op.mu.Unlock()
+	return l.op.ce, l.op.kd
+}
+
 // ceOp is the loss: input logits [N, K], output a float32 scalar.
 type ceOp struct {
 	base
@@ -83,6 +163,16 @@ type ceOp struct {
 	used    []int // labels of the last forward run, for its gradient
 	ran     bool  // used is valid
 	loss    *gorgonia.F32
+
+	// distill, if not nil, adds the distillation term: pendingT and setT
+	// are the teacher's logits from SetTeacher as pending and set are the
+	// labels, usedT those of the last forward run.
+	distill  *Distill
+	pendingT []float32
+	setT     bool
+	usedT    []float32
+	// ce and kd are the last run's terms.
+	ce, kd float64
 }
 
 func (op *ceOp) Arity() int    { return 1 }
@@ -153,6 +243,9 @@ func (op *ceOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 			return nil, fmt.Errorf("%v: label %d is %d, want 0 <= label < %d", op, i, c, op.k)
 		}
 	}
+	if err := op.takeTeacher(); err != nil {
+		return nil, err
+	}
 	var sum float64
 	for i, c := range labels {
 		row := z[i*op.k : (i+1)*op.k]
@@ -163,8 +256,70 @@ func (op *ceOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if op.loss == nil {
 		op.loss = gorgonia.NewF32(0)
 	}
-	*op.loss = gorgonia.F32(float32(sum / float64(op.n)))
+	op.ce = sum / float64(op.n)
+	loss := op.ce
+	if d := op.distill; d != nil {
+		var kl float64
+		for i := 0; i < op.n; i++ {
+			kl += softKL(op.usedT[i*op.k:(i+1)*op.k], z[i*op.k:(i+1)*op.k], d.Temperature)
+		}
+		op.kd = d.Temperature * d.Temperature * kl / float64(op.n)
+		loss = (1-d.Alpha)*op.ce + d.Alpha*op.kd
+	}
+	*op.loss = gorgonia.F32(float32(loss))
 	return op.loss, nil
+}
+
+// takeTeacher takes the teacher's logits SetTeacher set, for a
+// distillation loss, into usedT; op.mu is held.
+func (op *ceOp) takeTeacher() error {
+	if op.distill == nil {
+		return nil
+	}
+	if !op.setT {
+		return fmt.Errorf("%v: teacher logits not set (call SetTeacher before each run)", op)
+	}
+	op.setT = false
+	if len(op.pendingT) != op.n*op.k {
+		return fmt.Errorf("%v: %d teacher logits, want %d (%d x %d)", op, len(op.pendingT), op.n*op.k, op.n, op.k)
+	}
+	op.usedT = append(op.usedT[:0], op.pendingT...)
+	return nil
+}
+
+// softLogSumExp returns log(sum(exp(row/T))) in float64, subtracting the
+// row's maximum first.
+func softLogSumExp(row []float32, T float64) float64 {
+	m := math.Inf(-1)
+	for _, v := range row {
+		if float64(v)/T > m {
+			m = float64(v) / T
+		}
+	}
+	if math.IsInf(m, -1) {
+		return m // all -Inf
+	}
+	var s float64
+	for _, v := range row {
+		s += math.Exp(float64(v)/T - m)
+	}
+	return m + math.Log(s)
+}
+
+// softKL returns KL(softmax(t/T) || softmax(z/T)) of one row, in float64;
+// terms whose teacher probability is 0 are 0.
+func softKL(t, z []float32, T float64) float64 {
+	lt, lz := softLogSumExp(t, T), softLogSumExp(z, T)
+	var s float64
+	for j, v := range t {
+		logP := float64(v)/T - lt
+		p := math.Exp(logP)
+		if p == 0 {
+			continue
+		}
+		s += p * (logP - (float64(z[j])/T - lz))
+	}
+	return s
 }
 
 func (op *ceOp) DiffWRT(inputs int) []bool { return []bool{true} }
@@ -222,6 +377,10 @@ func (op *ceGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		row := z[i*f.k : (i+1)*f.k]
 		lse := logSumExp(row)
 		dst := dz[i*f.k : (i+1)*f.k]
+		if d := f.distill; d != nil {
+			distillGrad(dst, row, f.usedT[i*f.k:(i+1)*f.k], c, lse, scale, *d)
+			continue
+		}
 		for j, v := range row {
 			p := math.Exp(float64(v) - lse)
 			if j == c {
@@ -231,6 +390,23 @@ func (op *ceGradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		}
 	}
 	return out, nil
+}
+
+// distillGrad writes one row's gradient of the distillation loss: the
+// student's logits z with log-sum-exp lse and label c, the teacher's
+// logits t, and g/N as scale. The CE part p is computed as CrossEntropy's
+// gradient computes it, so that alpha 0 gives its bits.
+func distillGrad(dst, z, t []float32, c int, lse, scale float64, d Distill) {
+	T := d.Temperature
+	lz, lt := softLogSumExp(z, T), softLogSumExp(t, T)
+	for j, v := range z {
+		p := math.Exp(float64(v) - lse)
+		if j == c {
+			p--
+		}
+		q := math.Exp(float64(v)/T-lz) - math.Exp(float64(t[j])/T-lt)
+		dst[j] = float32(((1-d.Alpha)*p + d.Alpha*T*q) * scale)
+	}
 }
 
 var _ gorgonia.Op = (*ceGradOp)(nil)

@@ -244,7 +244,9 @@ func (c *Checkpoint) readOptimizer(f *safetensors.File, used map[string]bool) er
 
 // Resume returns a trainer that continues the checkpoint's run with its
 // recorded config (epochs may be raised with SetEpochs), optimizer state
-// and counters.
+// and counters. A distilling run needs its teacher again before Fit:
+// SetTeacher with the checkpoint Train.Distill records (LoadTeacher of
+// its Teacher path, or of the same checkpoint elsewhere).
 func (c *Checkpoint) Resume() (*Trainer, error) {
 	if c.Train == nil || c.OptState == nil {
 		return nil, fmt.Errorf("checkpoint has no training state to resume (no %s or optimizer state)", MetaTrain)

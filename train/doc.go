@@ -32,6 +32,23 @@
 // fake-quant simulation of the int8 model. Calibrate is PTQ: it runs
 // batches forward with observers on and freezes them.
 //
+// # Distillation
+//
+// A run whose Config.Distill is set distils from a teacher (SetTeacher;
+// LoadTeacher reads one): a float model, of any architecture that takes
+// the student's input shape and has its class count, never a quantized
+// one. Every training step first runs the teacher in eval mode (BN on
+// running statistics, no quantization, no gradients) on the step's
+// batch, augmented as the student's and normalised as the teacher was
+// trained, and the student's loss is Hinton et al.'s (2015)
+// (1-alpha)*CE + alpha*T^2*KL(softmax(teacher/T) || softmax(student/T))
+// of ops.NewDistillation, the teacher's logits constants. The teacher
+// changes nothing but the loss: with alpha 0 a distilling run is the
+// plain run bit for bit (TestDistillAlphaZeroIsPlain). The config, with
+// the teacher checkpoint's path and content digest, is the run's Config
+// and so in every checkpoint; a resumed run must be given the teacher of
+// that digest again. Evaluation is the student's alone.
+//
 // # Threads
 //
 // Training, calibration and evaluation use layers.Threads() goroutines
@@ -47,10 +64,11 @@
 // Fit writes JSON lines to Trainer.Metrics: a StepRecord every
 // MetricsEvery steps and at the end of every epoch (the batch's loss and
 // accuracy, learning rate, samples/s, the resident memory Trainer.RSS
-// reports and, for a quantized model, every quantizer's scale, zero
-// point, MSE, SQNR and clipped fraction on the tensor it saw), and an
-// EpochRecord per epoch (mean training loss and accuracy, test loss and
-// accuracy, samples/s). Trainer.Progress, if set, is told of every step
+// reports, for a distilling run the loss's cross-entropy and
+// distillation terms and, for a quantized model, every quantizer's
+// scale, zero point, MSE, SQNR and clipped fraction on the tensor it
+// saw), and an EpochRecord per epoch (mean training loss, its terms when
+// distilling, and accuracy, test loss and accuracy, samples/s). Trainer.Progress, if set, is told of every step
 // record; package train draws no display and reads no process
 // statistics itself.
 //

@@ -9,6 +9,7 @@ import (
 	"qat/internal/metrics"
 	"qat/layers"
 	"qat/model"
+	"qat/ops"
 )
 
 // graphs caches a model's compiled graphs by kind and batch size,
@@ -16,6 +17,9 @@ import (
 type graphs struct {
 	m     *layers.Model
 	cache map[graphKey]*layers.Graph
+	// distill, if set, makes the Train graphs distillation graphs
+	// (layers.Model.NewDistillGraph).
+	distill *ops.Distill
 }
 
 type graphKey struct {
@@ -34,9 +38,12 @@ func (g *graphs) get(kind layers.GraphKind, batch int) (*layers.Graph, error) {
 	}
 	var gr *layers.Graph
 	var err error
-	if kind == layers.Eval {
+	switch {
+	case kind == layers.Eval:
 		gr, err = g.m.NewExactGraph(batch, deploy.Exact{})
-	} else {
+	case kind == layers.Train && g.distill != nil:
+		gr, err = g.m.NewDistillGraph(batch, *g.distill)
+	default:
 		gr, err = g.m.NewGraph(batch, kind)
 	}
 	if err != nil {

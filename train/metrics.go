@@ -14,13 +14,18 @@ import (
 // since the previous record and, for a quantized model, every
 // quantizer's state and error on the tensor it saw in this step.
 type StepRecord struct {
-	Type          string  `json:"type"`
-	Step          int64   `json:"step"`
-	Epoch         int     `json:"epoch"`
-	Loss          float64 `json:"loss"`
-	LR            float64 `json:"lr"`
-	Accuracy      float64 `json:"accuracy"`
-	SamplesPerSec float64 `json:"samples_per_sec"`
+	Type  string  `json:"type"`
+	Step  int64   `json:"step"`
+	Epoch int     `json:"epoch"`
+	Loss  float64 `json:"loss"`
+	// LossCE and LossKD are the cross-entropy and distillation terms of
+	// a distilling run's Loss, (1-alpha)*LossCE + alpha*LossKD (see
+	// DistillConfig); absent in other runs.
+	LossCE        *float64 `json:"loss_ce,omitempty"`
+	LossKD        *float64 `json:"loss_kd,omitempty"`
+	LR            float64  `json:"lr"`
+	Accuracy      float64  `json:"accuracy"`
+	SamplesPerSec float64  `json:"samples_per_sec"`
 	// RSSMB is the process's resident memory in MiB as Trainer.RSS
 	// reports it when the record is written; absent without Trainer.RSS
 	// or when it reports 0 (cmd/qat's reader: not Linux).
@@ -32,10 +37,14 @@ type StepRecord struct {
 // mean training loss and accuracy over the epoch, and the evaluation on
 // the test set (absent without one).
 type EpochRecord struct {
-	Type          string   `json:"type"`
-	Epoch         int      `json:"epoch"`
-	Step          int64    `json:"step"`
-	TrainLoss     float64  `json:"train_loss"`
+	Type      string  `json:"type"`
+	Epoch     int     `json:"epoch"`
+	Step      int64   `json:"step"`
+	TrainLoss float64 `json:"train_loss"`
+	// TrainLossCE and TrainLossKD are the epoch's means of
+	// StepRecord.LossCE and LossKD; absent except in distilling runs.
+	TrainLossCE   *float64 `json:"train_loss_ce,omitempty"`
+	TrainLossKD   *float64 `json:"train_loss_kd,omitempty"`
 	TrainAccuracy float64  `json:"train_accuracy"`
 	ValLoss       *float64 `json:"val_loss,omitempty"`
 	ValAccuracy   *float64 `json:"val_accuracy,omitempty"`

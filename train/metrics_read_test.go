@@ -11,16 +11,17 @@ import (
 
 // What the trainer's writer writes, ReadMetrics reads back unchanged.
 func TestReadMetricsRoundTrip(t *testing.T) {
-	sqnr, vl, va := 21.5, 0.25, 0.93
+	sqnr, vl, va, ce, kd := 21.5, 0.25, 0.93, 1.375, 0.0
 	steps := []StepRecord{
 		{Type: "step", Step: 10, Epoch: 1, Loss: 1.5, LR: 1e-3, Accuracy: 0.5, SamplesPerSec: 900, RSSMB: 120,
 			Quant: []QuantRecord{
 				{Name: "input_fake_quant", Role: "input", Scale: []float32{0.02}, ZeroPoint: []int32{3}, MSE: 1e-4, SQNR: &sqnr, MaxAbs: 0.01},
 				{Name: "fc.weight_fake_quant", Role: "weight", Scale: []float32{0.1, 0.2}, ZeroPoint: []int32{0, 0}, Clipped: 0.125},
 			}},
-		{Type: "step", Step: 20, Epoch: 1, Loss: 1.25, LR: 1e-3, Accuracy: 0.625, SamplesPerSec: 950},
+		{Type: "step", Step: 20, Epoch: 1, Loss: 1.25, LossCE: &ce, LossKD: &kd, LR: 1e-3, Accuracy: 0.625, SamplesPerSec: 950},
 	}
-	epochs := []EpochRecord{{Type: "epoch", Epoch: 1, Step: 20, TrainLoss: 1.3, TrainAccuracy: 0.6,
+	// A distilling run's terms (loss_ce, loss_kd; a KD term of 0 too).
+	epochs := []EpochRecord{{Type: "epoch", Epoch: 1, Step: 20, TrainLoss: 1.3, TrainLossCE: &ce, TrainLossKD: &kd, TrainAccuracy: 0.6,
 		ValLoss: &vl, ValAccuracy: &va, ValN: 100, SamplesPerSec: 800}}
 	var buf bytes.Buffer
 	w := newMetricsWriter(&buf)

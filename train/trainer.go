@@ -51,6 +51,10 @@ type Config struct {
 	// MetricsEvery writes a step record every this many steps (and the
 	// last step of each epoch); 0 means 10.
 	MetricsEvery int `json:"metrics_every"`
+
+	// Distill, if set, distils from a teacher model (Trainer.SetTeacher)
+	// into the trained one; nil trains on the labels alone.
+	Distill *DistillConfig `json:"distill,omitempty"`
 }
 
 func (c Config) withDefaults() Config {
@@ -71,6 +75,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MetricsEvery == 0 {
 		c.MetricsEvery = 10
+	}
+	if c.Distill != nil {
+		c.Distill = c.Distill.withDefaults()
 	}
 	return c
 }
@@ -99,6 +106,11 @@ func (c Config) Validate() error {
 	if err := c.Schedule.Validate(); err != nil {
 		return err
 	}
+	if c.Distill != nil {
+		if err := c.Distill.Validate(); err != nil {
+			return err
+		}
+	}
 	return c.Norm.Validate(0)
 }
 
@@ -113,6 +125,8 @@ type Trainer struct {
 	Epoch int
 
 	gs *graphs
+	// teacher is the teacher of a distilling run (SetTeacher).
+	teacher *teacherRun
 	// trained and trainTime sum the samples and wall time of training
 	// epochs (evaluation excluded) over this trainer's Fit calls.
 	trained   int
@@ -136,6 +150,10 @@ func NewTrainer(m *layers.Model, cfg Config) (*Trainer, error) {
 		return nil, fmt.Errorf("train config: %w", err)
 	}
 	t := &Trainer{Model: m, cfg: cfg.withDefaults(), gs: newGraphs(m)}
+	if d := t.cfg.Distill; d != nil {
+		l := d.loss()
+		t.gs.distill = &l
+	}
 	if err := t.newOptimizer(); err != nil {
 		return nil, err
 	}
@@ -219,15 +237,17 @@ type fitRun struct {
 type epochStats struct {
 	start         time.Time
 	lossSum       float64
+	ceSum, kdSum  float64
 	correct, seen int
 	windowStart   time.Time
 	windowSeen    int
 }
 
 // Fit trains until Epochs epochs are done, evaluating on test (if not nil)
-// after every epoch. A NaN or Inf loss stops it with an error wrapping
-// ErrNonFinite that names the step and the first layer whose output was
-// not finite. ctx cancels between steps.
+// after every epoch. A NaN or Inf loss (or teacher logit) stops it with
+// an error wrapping ErrNonFinite that names the step and the first layer
+// whose output was not finite. A distilling run needs its teacher
+// (SetTeacher). ctx cancels between steps.
 func (t *Trainer) Fit(ctx context.Context, trainSet, test *data.Dataset) (EpochRecord, error) {
 	if err := t.prepare(trainSet, test); err != nil {
 		return EpochRecord{}, err
@@ -270,8 +290,16 @@ func (t *Trainer) Fit(ctx context.Context, trainSet, test *data.Dataset) (EpochR
 // new params.
 func (t *Trainer) prepare(trainSet, test *data.Dataset) error {
 	cfg, m := t.cfg, t.Model
+	if cfg.Distill != nil && t.teacher == nil {
+		return fmt.Errorf("the run distils from teacher %q but has none: set it (SetTeacher, with LoadTeacher of the recorded path when resuming)", cfg.Distill.Teacher)
+	}
 	if err := checkDataset(m, trainSet); err != nil {
 		return err
+	}
+	if t.teacher != nil {
+		if err := checkDataset(t.teacher.Model, trainSet); err != nil {
+			return fmt.Errorf("teacher: %w", err)
+		}
 	}
 	if err := cfg.Augment.Validate(trainSet.H, trainSet.W); err != nil {
 		return fmt.Errorf("augmentation: %w", err)
@@ -313,9 +341,14 @@ func (t *Trainer) trainEpoch(ctx context.Context, r *fitRun) (epochStats, error)
 		st.seen += len(idx)
 		st.windowSeen += len(idx)
 		st.lossSum += s.loss * float64(len(idx))
+		st.ceSum += s.ce * float64(len(idx))
+		st.kdSum += s.kd * float64(len(idx))
 		if t.Step%int64(t.cfg.MetricsEvery) == 0 || i == r.perEpoch-1 {
 			rec := StepRecord{Type: "step", Step: t.Step, Epoch: t.Epoch + 1, Loss: s.loss, LR: s.lr,
 				Accuracy: float64(ok) / float64(len(idx))}
+			if t.teacher != nil {
+				rec.LossCE, rec.LossKD = &s.ce, &s.kd
+			}
 			if err := t.recordStep(r, &st, rec, s.gr); err != nil {
 				return st, err
 			}
@@ -325,12 +358,14 @@ func (t *Trainer) trainEpoch(ctx context.Context, r *fitRun) (epochStats, error)
 }
 
 // stepResult is what a training step leaves: its graph (which holds the
-// batch's logits and quantizer stats), the batch's labels, its loss and
+// batch's logits and quantizer stats), the batch's labels, its loss with
+// its cross-entropy and distillation terms (layers.Graph.LossTerms) and
 // the learning rate used.
 type stepResult struct {
-	gr       *layers.Graph
-	y        []int
-	loss, lr float64
+	gr           *layers.Graph
+	y            []int
+	loss, ce, kd float64
+	lr           float64
 }
 
 // step runs batch i (the samples idx) of the epoch forward and backward
@@ -344,10 +379,16 @@ func (t *Trainer) step(r *fitRun, i int, idx []int) (stepResult, error) {
 	}
 	y := r.labels[:len(idx)]
 	r.trainSet.FillAugmented(gr.Input(), y, idx, cfg.Norm, cfg.Augment, cfg.Seed, t.Epoch)
+	if t.teacher != nil {
+		if err := t.teach(r, gr, i, idx, y); err != nil {
+			return stepResult{}, err
+		}
+	}
 	if err := gr.Run(y); err != nil {
 		return stepResult{}, fmt.Errorf("step %d: %w", t.Step+1, err)
 	}
 	loss := gr.Loss()
+	ce, kd := gr.LossTerms()
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		where := gr.NonFinite()
 		if where == "" {
@@ -361,7 +402,7 @@ func (t *Trainer) step(r *fitRun, i int, idx []int) (stepResult, error) {
 		return stepResult{}, fmt.Errorf("step %d: %w", t.Step+1, err)
 	}
 	t.Step++
-	return stepResult{gr: gr, y: y, loss: loss, lr: lr}, nil
+	return stepResult{gr: gr, y: y, loss: loss, ce: ce, kd: kd, lr: lr}, nil
 }
 
 // recordStep completes rec, the record of the step just taken on gr,
@@ -395,6 +436,10 @@ func (t *Trainer) endEpoch(r *fitRun, st epochStats) (EpochRecord, error) {
 	rec := EpochRecord{Type: "epoch", Epoch: t.Epoch, Step: t.Step, TrainLoss: st.lossSum / float64(st.seen),
 		TrainAccuracy: float64(st.correct) / float64(st.seen),
 		SamplesPerSec: float64(st.seen) / time.Since(st.start).Seconds()}
+	if t.teacher != nil {
+		ce, kd := st.ceSum/float64(st.seen), st.kdSum/float64(st.seen)
+		rec.TrainLossCE, rec.TrainLossKD = &ce, &kd
+	}
 	if r.test != nil {
 		ev, err := evaluate(t.gs, r.test, EvalConfig{Batch: t.cfg.EvalBatch, Norm: t.cfg.Norm})
 		if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,6 +15,7 @@ import (
 	"qat/infer"
 	"qat/layers"
 	"qat/model"
+	"qat/ptq"
 	"qat/qmodel"
 	"qat/train"
 )
@@ -229,7 +231,8 @@ func (r *runFlags) resumeTrainer(c *cobra.Command) (*train.Trainer, *train.Check
 			r.resume, t.Epoch, t.Config().Epochs, t.Epoch)
 	}
 	for _, f := range []string{"batch", "lr", "seed", "optimizer", "schedule", "warmup", "step-size", "augment-pad", "augment-flip", "model",
-		"bits", "quant-config", "learnable", "observer", "no-fold-bn", "freeze-observers", "freeze-bn", "calibration-batches"} {
+		"bits", "quant-config", "learnable", "observer", "no-fold-bn", "freeze-observers", "freeze-bn", "calibration-batches",
+		"distill-temperature", "distill-alpha"} {
 		if c.Flags().Changed(f) {
 			return nil, nil, usagef("--%s cannot change a resumed run (its config is in %s)", f, r.resume)
 		}
@@ -239,10 +242,15 @@ func (r *runFlags) resumeTrainer(c *cobra.Command) (*train.Trainer, *train.Check
 
 // continueRun resumes the --resume checkpoint's run on --data, or on the
 // checkpoint's data when --data is not given (for train, whose --data has
-// a default, when the flag was not set).
-func (r *runFlags) continueRun(c *cobra.Command, d dataFlags, dataHasDefault bool) error {
+// a default, when the flag was not set), with the teacher of a
+// distilling run: at the path it records, or at teacher ("": none
+// given).
+func (r *runFlags) continueRun(c *cobra.Command, d dataFlags, dataHasDefault bool, teacher string) error {
 	t, ck, err := r.resumeTrainer(c)
 	if err != nil {
+		return err
+	}
+	if err := r.resumeTeacher(t, teacher); err != nil {
 		return err
 	}
 	spec := d.or(ck.Dataset)
@@ -257,6 +265,81 @@ func (r *runFlags) continueRun(c *cobra.Command, d dataFlags, dataHasDefault boo
 		return err
 	}
 	return r.fit(c, t, spec, tr, te)
+}
+
+// resumeTeacher gives the resumed run t its teacher when it distils: the
+// checkpoint at teacher (which must be the recorded one, by content
+// digest) or at the path the run recorded.
+func (r *runFlags) resumeTeacher(t *train.Trainer, teacher string) error {
+	d := t.Config().Distill
+	if d == nil {
+		if teacher != "" {
+			return usagef("--teacher cannot make a resumed run distil: %s does not", r.resume)
+		}
+		return nil
+	}
+	path := d.Teacher
+	if teacher != "" {
+		path = teacher
+	}
+	if err := distinct([]pathFlag{{"the teacher of --resume", path}}, []pathFlag{{"--out", r.out}, {"--metrics", r.metrics}}); err != nil {
+		return err
+	}
+	tc, err := loadTeacher(path)
+	if err != nil {
+		return fmt.Errorf("--resume %s distils from %s: %w", r.resume, d.Teacher, err)
+	}
+	if err := t.SetTeacher(tc); err != nil {
+		return fmt.Errorf("--resume %s: %w", r.resume, err)
+	}
+	return nil
+}
+
+// loadTeacher is train.LoadTeacher, printing its warnings.
+func loadTeacher(path string) (*train.Teacher, error) {
+	tc, err := train.LoadTeacher(path)
+	if err == nil {
+		warn(path, tc.Warnings)
+	}
+	return tc, err
+}
+
+// distillFlags are finetune's distillation options.
+type distillFlags struct {
+	teacher            string
+	temperature, alpha float64
+}
+
+func (k *distillFlags) add(c *cobra.Command) {
+	f := c.Flags()
+	f.StringVar(&k.teacher, "teacher", "", "float checkpoint to distil from (any architecture with the student's input shape and classes); with --resume: the recorded teacher's checkpoint at another path")
+	f.Float64Var(&k.temperature, "distill-temperature", train.DefaultTemperature, "distillation temperature T (with --teacher)")
+	f.Float64Var(&k.alpha, "distill-alpha", train.DefaultAlpha, "weight of the distillation term, 0 to 1 (with --teacher): loss = (1-alpha)*CE + alpha*T^2*KL; 0 trains on the labels and still reports loss_kd")
+}
+
+// load returns the distillation config of the flags and the --teacher
+// checkpoint (nil, nil without --teacher), refusing distillation options
+// without a teacher and values out of range.
+func (k *distillFlags) load(c *cobra.Command) (*train.DistillConfig, *train.Teacher, error) {
+	if k.teacher == "" {
+		for _, f := range []string{"distill-temperature", "distill-alpha"} {
+			if c.Flags().Changed(f) {
+				return nil, nil, usagef("--%s needs --teacher: there is nothing to distil from", f)
+			}
+		}
+		return nil, nil, nil
+	}
+	switch {
+	case !(k.temperature > 0) || math.IsInf(k.temperature, 0):
+		return nil, nil, usagef("--distill-temperature %v: want a finite number above 0", k.temperature)
+	case !(k.alpha >= 0 && k.alpha <= 1):
+		return nil, nil, usagef("--distill-alpha %v: want 0 to 1", k.alpha)
+	}
+	tc, err := loadTeacher(k.teacher)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--teacher: %w", err)
+	}
+	return &train.DistillConfig{Temperature: k.temperature, Alpha: &k.alpha}, tc, nil
 }
 
 func newTrainCmd() *cobra.Command {
@@ -281,7 +364,7 @@ fc 10) or a JSON model config file.`,
 				return err
 			}
 			if r.resume != "" {
-				return r.continueRun(c, d, true)
+				return r.continueRun(c, d, true, "")
 			}
 			spec, err := model.Load(arch)
 			if err != nil {
@@ -319,6 +402,9 @@ type quantFlags struct {
 	// that name none, unless --observer sets them all ("" keeps the
 	// quant config's defaults).
 	defaultObserver string
+	// ptq is calibrate's post-training recovery flags, added to a quant
+	// config's ptq options; nil for finetune, which refuses them.
+	ptq *layers.PTQConfig
 }
 
 func (q *quantFlags) add(c *cobra.Command, observerHelp string) {
@@ -373,6 +459,20 @@ func (q *quantFlags) quantConfig() (layers.QuantConfig, error) {
 	if q.noFold {
 		qc.NoFoldBN = true
 	}
+	switch {
+	case q.ptq == nil && qc.PTQ != nil:
+		return qc, usagef("--quant-config %s: ptq options are for post-training calibration (qat calibrate), not fine-tuning", q.config)
+	case q.ptq != nil && q.ptq.Any():
+		merged := *q.ptq
+		if c := qc.PTQ; c != nil {
+			merged.CLE = merged.CLE || c.CLE
+			merged.BiasCorrection = merged.BiasCorrection || c.BiasCorrection
+			if merged.AdaRound == nil {
+				merged.AdaRound = c.AdaRound
+			}
+		}
+		qc.PTQ = &merged
+	}
 	return qc, nil
 }
 
@@ -405,6 +505,7 @@ func newFinetuneCmd() *cobra.Command {
 	var from string
 	var freezeObs, freezeBN int64
 	var calib int
+	var kd distillFlags
 	c := &cobra.Command{
 		Use:   "finetune",
 		Short: "fine-tune a float checkpoint with fake quantization (QAT)",
@@ -415,14 +516,25 @@ ConvBn modules. Observers calibrate during training until --freeze-observers
 steps, BatchNorm statistics freeze at --freeze-bn steps. --learnable lsq or
 lsq+ learns the scales (and zero points) instead, initialised from observed
 ranges over --calibration-batches batches; --learnable pact learns the
-clipping level of each ReLU output (PACT) and keeps observers for weights.`,
+clipping level of each ReLU output (PACT) and keeps observers for weights.
+
+--teacher distils from a float checkpoint (Hinton et al. 2015): each step
+runs it in eval mode on the same augmented batch and the loss becomes
+(1-alpha)*CE(student, labels) + alpha*T^2*KL(softmax(teacher/T) ||
+softmax(student/T)), T --distill-temperature, alpha --distill-alpha; the
+metrics hold both terms (loss_ce, loss_kd). The run's checkpoints record the
+teacher, which --resume loads again.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := r.check(pathFlag{"--from", from}, pathFlag{"--quant-config", q.config}); err != nil {
+			if err := r.check(pathFlag{"--from", from}, pathFlag{"--quant-config", q.config}, pathFlag{"--teacher", kd.teacher}); err != nil {
 				return err
 			}
 			if r.resume != "" {
-				return r.continueRun(c, d, false)
+				return r.continueRun(c, d, false, kd.teacher)
+			}
+			distill, teacher, err := kd.load(c)
+			if err != nil {
+				return err
 			}
 			ck, err := q.quantize(from)
 			if err != nil {
@@ -435,9 +547,15 @@ clipping level of each ReLU output (PACT) and keeps observers for weights.`,
 			}
 			cfg := r.config(ck.Norm)
 			cfg.FreezeObserversStep, cfg.FreezeBNStep, cfg.CalibrationBatches = freezeObs, freezeBN, calib
+			cfg.Distill = distill
 			t, err := train.NewTrainer(ck.Model, cfg)
 			if err != nil {
 				return usageError{err}
+			}
+			if teacher != nil {
+				if err := t.SetTeacher(teacher); err != nil {
+					return fmt.Errorf("--teacher: %w", err)
+				}
 			}
 			return r.fit(c, t, spec, tr, te)
 		},
@@ -448,6 +566,7 @@ clipping level of each ReLU output (PACT) and keeps observers for weights.`,
 	c.Flags().Int64Var(&freezeBN, "freeze-bn", 0, "freeze BatchNorm statistics after this many steps (0: never)")
 	c.Flags().IntVar(&calib, "calibration-batches", 32, "batches observed to initialise learnable quantizers")
 	q.add(c, "activation observer: moving-average-minmax (default), minmax, percentile, mse or entropy")
+	kd.add(c)
 	d.add(c, "")
 	r.add(c, 1e-4)
 	return c
@@ -461,6 +580,11 @@ type calibrateCmd struct {
 	batches, batch int
 	asJSON         bool
 	threads        threadsFlag
+	// Post-training recovery (package ptq): adaroundIters is meant only
+	// with adaround (adaroundSet: --adaround-iters was given).
+	cle, biasCorrection, adaround bool
+	adaroundIters                 int
+	adaroundSet                   bool
 }
 
 func newCalibrateCmd() *cobra.Command {
@@ -472,15 +596,29 @@ func newCalibrateCmd() *cobra.Command {
 batches through the model with observers on, freeze the observed params and
 write the quantized checkpoint, then report its fake-quant test accuracy.
 --observer chooses the activation and input observer; weights use per-channel
-min/max.`,
+min/max.
+
+Post-training recovery (package ptq; also the "ptq" object of a quant
+config): --cle equalizes the weight ranges of consecutive layers before
+calibration (cross-layer equalization); --bias-correction subtracts each
+quantized layer's mean output error on the calibration batches from its
+bias; --adaround learns each weight's rounding layer by layer on them
+(--adaround-iters steps per layer). What they did goes to stderr.`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error { return p.run(c.OutOrStdout()) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			p.adaroundSet = c.Flags().Changed("adaround-iters")
+			return p.run(c.OutOrStdout(), c.ErrOrStderr())
+		},
 	}
 	c.Flags().StringVar(&p.from, "from", "", "float checkpoint (required)")
 	c.Flags().StringVar(&p.out, "out", "", "quantized checkpoint to write (required)")
 	c.Flags().IntVar(&p.batches, "batches", 32, "calibration batches")
 	c.Flags().IntVar(&p.batch, "batch", 128, "calibration batch size")
 	c.Flags().BoolVar(&p.asJSON, "json", false, "print the result as JSON")
+	c.Flags().BoolVar(&p.cle, "cle", false, "cross-layer equalization before calibration")
+	c.Flags().BoolVar(&p.biasCorrection, "bias-correction", false, "empirical bias correction after calibration")
+	c.Flags().BoolVar(&p.adaround, "adaround", false, "learn the weight rounding layer by layer (AdaRound)")
+	c.Flags().IntVar(&p.adaroundIters, "adaround-iters", layers.DefaultAdaRoundIters, "AdaRound steps per layer (with --adaround)")
 	p.threads.add(c)
 	p.q.add(c, "activation observer: minmax (default), moving-average-minmax, percentile, mse or entropy")
 	p.d.add(c, "")
@@ -498,17 +636,29 @@ func (p *calibrateCmd) check() error {
 	if p.batches < 1 || p.batch < 1 {
 		return usagef("--batches %d, --batch %d: want at least 1 each", p.batches, p.batch)
 	}
+	switch {
+	case p.adaroundSet && !p.adaround:
+		return usagef("--adaround-iters needs --adaround")
+	case p.adaroundIters < 1:
+		return usagef("--adaround-iters %d: want at least 1", p.adaroundIters)
+	}
 	return p.threads.apply()
 }
 
-// run quantizes and calibrates the checkpoint, evaluates and saves it.
-func (p *calibrateCmd) run(w io.Writer) error {
+// run quantizes and calibrates the checkpoint with the post-training
+// recovery the flags and quant config select (ptq.Calibrate), evaluates
+// and saves it; what the recovery did goes to logw.
+func (p *calibrateCmd) run(w, logw io.Writer) error {
 	if err := p.check(); err != nil {
 		return err
 	}
 	// Min/max by default, for the specs that name no observer of their
 	// own (a --quant-config's observers stand).
 	p.q.defaultObserver = "minmax"
+	p.q.ptq = &layers.PTQConfig{CLE: p.cle, BiasCorrection: p.biasCorrection}
+	if p.adaround {
+		p.q.ptq.AdaRound = &layers.AdaRoundConfig{Iters: p.adaroundIters}
+	}
 	ck, err := p.q.quantize(p.from)
 	if err != nil {
 		return err
@@ -522,10 +672,11 @@ func (p *calibrateCmd) run(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := train.Calibrate(m, tr, train.CalibrateConfig{Batches: p.batches, Batch: p.batch, Norm: ck.Norm}); err != nil {
+	rep, err := ptq.Calibrate(m, tr, train.CalibrateConfig{Batches: p.batches, Batch: p.batch, Norm: ck.Norm})
+	if err != nil {
 		return err
 	}
-	if _, err := m.InitLearnable(); err != nil {
+	if err := rep.Write(logw); err != nil {
 		return err
 	}
 	res, err := train.Evaluate(m, te, train.EvalConfig{Norm: ck.Norm})
@@ -539,7 +690,11 @@ func (p *calibrateCmd) run(w io.Writer) error {
 	if err := save.Save(p.out); err != nil {
 		return err
 	}
-	return report(w, p.asJSON, p.out, m.Spec.Name, "fake-quant "+m.Quant.String(), res)
+	kind := "fake-quant " + m.Quant.String()
+	if s := m.Quant.PTQ.String(); s != "" {
+		kind += " + " + s
+	}
+	return report(w, p.asJSON, p.out, m.Spec.Name, kind, res)
 }
 
 // evalCmd is qat eval's flags.
