@@ -21,8 +21,8 @@ func newRunCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "run EXPERIMENT_FILE",
 		Short: "run an experiment file and write its results, plots and report",
-		Long: `Run the experiment described by EXPERIMENT_FILE (JSON; see experiments/ and
-docs/experiments.md): train the float model on each of its datasets, then
+		Long: `Run the experiment described by EXPERIMENT_FILE (JSON; see experiments/README.md
+and go doc qat/experiment Config): train the float model on each of its datasets, then
 calibrate (ptq) or fine-tune (qat) every run's variant of it, evaluate the
 fake-quant model and its exported int8 model, and write results.md,
 results.csv, results.json and plots/ into --out (default
