@@ -40,9 +40,10 @@ func (p *Packed) UnitK() int { return p.unitK() }
 // K), with the best kernel for this CPU: exactly what Gemm computes on A
 // gathered row by row. Only those elements of c are written and only the
 // bytes of src in A are read. The AVX-512 VNNI kernel reads A in place,
-// the AVX2 and AVX-VNNI ones copy it from the window rows into the buffer
-// they copy A into anyway; the others (Generic, NEON) gather blocks of its
-// rows into a pooled buffer (ConvInPlace).
+// the AVX2 and AVX-VNNI ones copy window rows of 16 codes or more
+// straight into the buffer they copy A into anyway; otherwise (Generic,
+// NEON, shorter window rows) blocks of A's rows are gathered into a
+// pooled buffer first (see ConvInPlace).
 //
 // GemmConv panics if g has a non-positive size or a negative step, if
 // SegLen is not a multiple of b.UnitK(), K differs from b's, ldc < N, or
@@ -61,10 +62,10 @@ func GemmConvWith(k Kernel, c []int32, ldc int, src []uint8, g Conv, b *Packed) 
 }
 
 // ConvInPlace reports whether GemmConv's kernel reads its implicit
-// matrix without a separate gather (the x86 kernels). The others gather
-// it, which costs about what an im2col copy does, so a caller whose
-// SegLen needs padding (k*C not a multiple of UnitK) may prefer Gemm on
-// its own im2col rows there.
+// matrix in place (AVX-512 VNNI). The others copy or gather it, which
+// costs about what an im2col copy does, so a caller whose SegLen needs
+// padding (k*C not a multiple of UnitK) may prefer Gemm on its own im2col
+// rows there.
 func ConvInPlace() bool { return convInPlace(selected) }
 
 func checkConv(c []int32, ldc int, src []uint8, g Conv, b *Packed) {
@@ -88,7 +89,7 @@ func checkConv(c []int32, ldc int, src []uint8, g Conv, b *Packed) {
 
 func gemmConv(k Kernel, c []int32, ldc int, src []uint8, g Conv, b *Packed) {
 	checkConv(c, ldc, src, g, b)
-	if convInPlace(k) {
+	if convDirect(k, g) {
 		gemmConvAsm(k, c, ldc, src, g, b)
 		return
 	}

@@ -42,10 +42,18 @@ type avx2Buf [avx2MC * avx2KC]uint16
 var avx2Pool = sync.Pool{New: func() any { return new(avx2Buf) }}
 
 // convInPlace reports whether kernel k reads the implicit matrix of
-// GemmConv without a separate gather (gemmConvAsm): the VNNI kernel in
-// place, the ymm kernels from the window rows straight into the copy of
-// A they make anyway.
-func convInPlace(k Kernel) bool { return k == AVX512VNNI || k == AVX2 || k == AVXVNNI }
+// GemmConv in place: the VNNI kernel.
+func convInPlace(k Kernel) bool { return k == AVX512VNNI }
+
+// convDirect reports whether GemmConv with kernel k on g runs in
+// gemmConvAsm without a separate gather: in place (VNNI), or, for the ymm
+// kernels, copying window rows of at least 16 codes straight into the
+// copy of A they make anyway (shorter ones go through its slow path for
+// rows under 16 bytes, a byte at a time: gathering whole rows first is
+// faster).
+func convDirect(k Kernel, g Conv) bool {
+	return k == AVX512VNNI || (k == AVX2 || k == AVXVNNI) && g.SegLen >= 16
+}
 
 // gemmAsm computes the columns of panels p0..p1-1 of C (m > 0 rows) with
 // the assembly kernel k.

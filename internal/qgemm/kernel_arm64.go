@@ -37,6 +37,10 @@ func tileRows(k Kernel) int {
 // in place: none does in this build.
 func convInPlace(Kernel) bool { return false }
 
+// convDirect reports whether GemmConv runs without a separate gather:
+// never in this build.
+func convDirect(Kernel, Conv) bool { return false }
+
 // gemmConvAsm is never called: no kernel of this build reads GemmConv's
 // matrix in place.
 func gemmConvAsm(k Kernel, c []int32, ldc int, src []uint8, g Conv, b *Packed) {
