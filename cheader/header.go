@@ -25,10 +25,14 @@ import (
 // names that give the same identifier (op names differing only in case or
 // in '.' versus '_'), is an error, and so is a model that needs format
 // qmodel.FormatV3 (a graph rather than a chain, or the ops only that
-// version has): the header describes chains. Nothing is written on error.
+// version has) or qmodel.FormatV4 (dynamically quantized ops): the header
+// describes chains of integer ops. Nothing is written on error.
 func Write(w io.Writer, m *qmodel.Model, prefix string) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("write C header: %w", err)
+	}
+	if m.Dynamic() {
+		return fmt.Errorf("write C header: model %s has dynamically quantized ops (format %q): the C header describes %q chains only", m.Name, qmodel.FormatV4, qmodel.Format)
 	}
 	if v := m.FormatVersion(); v != qmodel.Format {
 		return fmt.Errorf("write C header: model %s needs format %q (graph inputs, add, concat, global average pooling, grouped convs, padded max pools or per-channel normalisation): the C header describes %q chains only", m.Name, v, qmodel.Format)

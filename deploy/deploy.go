@@ -21,6 +21,25 @@ func Freeze(m *layers.Model, norm model.Norm, mode qmodel.Requant) (*qmodel.Mode
 	return export.Freeze(src, mode)
 }
 
+// FreezeDynamic freezes m, trained on inputs normalised with norm, with
+// its linear layers quantized dynamically (export.FreezeDynamic): from
+// the float weights, the input range computed at run time. A quantized
+// model's other layers freeze as Freeze freezes them (mode is their
+// requantization); a float model (no quantizers) must have linear and
+// flatten layers only, and reads its normalised input as floats. m is
+// read, not changed, and the result shares nothing with it.
+func FreezeDynamic(m *layers.Model, norm model.Norm, mode qmodel.Requant) (*qmodel.Model, error) {
+	source := FloatSource
+	if m.Quantized() {
+		source = ExportSource
+	}
+	src, err := source(m, norm)
+	if err != nil {
+		return nil, err
+	}
+	return export.FreezeDynamic(src, mode)
+}
+
 // Int8 is Freeze followed by infer.New: the int8 model and its runtime,
 // ready to run (a Runner, a Parallel or infer.Evaluate).
 func Int8(m *layers.Model, norm model.Norm, mode qmodel.Requant) (*qmodel.Model, *infer.Net, error) {

@@ -6,7 +6,9 @@
 // Freeze is the one path from a model to its int8 form: ExportSource
 // describes the model as plain tensors and quantization params and
 // export.Freeze folds BatchNorm, quantizes weights and biases and
-// computes the requantization multipliers. Int8 also prepares the model
+// computes the requantization multipliers; FreezeDynamic is the path to
+// the form with dynamically quantized linear layers
+// (export.FreezeDynamic). Int8 also prepares the model
 // to run. FloatSource describes the float function for a float export,
 // and Exact lets a model's evaluation graph run its quantized layers on
 // the int8 runtime. The int8 model computes what the model's fake-quant

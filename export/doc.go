@@ -39,4 +39,14 @@
 // codes and zero point are offset by -QMin. Weights must be symmetric
 // (zero point 0) signed codes of at most 8 bits; they are stored in the
 // narrowest width of 8, 4 or 2 bits that holds their range.
+//
+// FreezeDynamic freezes a model with its linear layers quantized
+// dynamically instead (qmodel.OpDynamicLinear): int8 weight codes,
+// symmetric per output channel, from the float weights
+// (quant.Int8SymmetricPerChannel, no calibration), the float32 bias and
+// fused activation kept, the input range left to run time (per sample,
+// as onnxruntime's DynamicQuantizeLinear computes it). Convs freeze as
+// above, so they need a quantized model; a source without an input
+// quantizer (a float model's) gives a model of float input, whose layers
+// must then all be flatten or linear ones.
 package export

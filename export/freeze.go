@@ -305,26 +305,36 @@ func multipliers(inScale float32, wScale []float32, outScale float32) ([]float32
 // layer needs its quantizers and every add and concat its output
 // quantizer (ActQuant); each op reads the codes of the layers it reads
 // (qmodel.Op.Inputs, nil for the layer before), with their quantization.
-func Freeze(src Source, mode qmodel.Requant) (*qmodel.Model, error) {
+func Freeze(src Source, mode qmodel.Requant) (*qmodel.Model, error) { return freeze(src, mode, false) }
+
+// freeze is Freeze, and with dynamic FreezeDynamic.
+func freeze(src Source, mode qmodel.Requant, dynamic bool) (*qmodel.Model, error) {
 	g := src.Graph()
 	sources, err := g.Sources()
 	if err != nil {
 		return nil, err
 	}
-	in, err := ActQuant(src.InputQuant)
-	if err != nil {
+	m := &qmodel.Model{Name: src.Name, Input: src.Input, Classes: src.Classes, Norm: src.Norm, Requant: mode}
+	if dynamic && src.InputQuant.Scale == nil {
+		m.FloatInput = true
+	} else if m.InputQuant, err = ActQuant(src.InputQuant); err != nil {
 		return nil, fmt.Errorf("input quantizer: %w", err)
 	}
-	m := &qmodel.Model{Name: src.Name, Input: src.Input, Classes: src.Classes, Norm: src.Norm, InputQuant: in, Requant: mode}
+	floats := make([]bool, len(src.Layers)) // whether each layer's output is floats
 	for i, l := range src.Layers {
 		if l.Name == "" {
 			l.Name = fmt.Sprintf("%s%d", l.Op, i)
 		}
-		cur := in // the quantization of the layer's (first) input
+		cur := m.InputQuant // the quantization of the layer's (first) input
 		if j := sources[i][0]; j >= 0 {
 			cur = m.Ops[j].Output
 		}
-		op, err := freezeOp(l, cur, mode)
+		var op qmodel.Op
+		if dynamic {
+			op, floats[i], err = freezeDynamicOp(l, cur, mode, readsFloats(sources[i], m.FloatInput, floats))
+		} else {
+			op, err = freezeOp(l, cur, mode)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("layer %d (%s): %w", i, l.Name, err)
 		}

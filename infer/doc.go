@@ -19,7 +19,31 @@
 //     its size, rounded half to even; relu and relu6: a clamp; flatten: a
 //     reshape in PyTorch's C, H, W order;
 //   - add and concat: the element rules of Add and Requantize (join.go),
-//     which the exact evaluation graphs of package deploy share.
+//     which the exact evaluation graphs of package deploy share;
+//   - dynamic_linear (dynamic.go): each sample's float32 inputs (its
+//     codes dequantized, float32(q - zp) * s, when it reads codes) get
+//     the scale and zero point of onnxruntime's DynamicQuantizeLinear for
+//     that sample alone (DynamicParams: the range extended to 0, (max -
+//     min)/255, scale 1 for an all-zero range, NaN left out of the
+//     range), are quantized by division, saturated to [0, 255] and
+//     rounded half to even, NaN giving 0 (QuantizeDynamic), summed
+//     against the int8 weights exactly in int32, and scaled back as
+//     float32(acc) * float32(s * weight_scale) + bias, each float32
+//     operation rounded on its own, then ReLU ((v < 0) ? 0 : v) or ReLU6.
+//
+// # Codes and floats
+//
+// A model's values are codes, or float32 values after a dynamic_linear
+// (or for a model with float input). Only dynamic_linear and flatten read
+// floats, so a Net runs its ops on codes first, then its dynamic ops in
+// turn, each reading the one before (the first reads the last static
+// op's codes or the float input), and its outputs are float32 logits:
+// RunFloat (Runner, Parallel) returns them, Run refuses such a Net, and
+// FloatOutput tells one from the other. The float path is separate: a Net
+// without dynamic ops runs its codes exactly as before. A float flatten
+// moves nothing: float values are kept in PyTorch's order, and the first
+// dynamic op reading NHWC codes reads its weights permuted, as a linear
+// op does.
 //
 // # Layout and buffers
 //
@@ -39,8 +63,9 @@
 // buffer is never written, so running a batch again gives the same codes. Weights are packed once, when a
 // Net is built (sub-byte weights stay packed); a Net is read-only and may
 // be shared by goroutines, each with its own Runner. A Runner owns its
-// buffers; the slices it returns are overwritten by its next run. Once a
-// Runner has run a batch of its size it allocates nothing.
+// buffers (those of the dynamic ops included); the slices it returns,
+// codes or floats, are overwritten by its next run. Once a Runner has run
+// a batch of its size it allocates nothing.
 //
 // # Kernels
 //
@@ -104,14 +129,15 @@
 // and goroutine each, and gathers the outputs in sample order;
 // Layer.RunParallel does the same for one layer. A sample's codes depend
 // on that sample alone (exact integer sums, per-element requantization),
-// so the outputs are bit for bit those of one Runner for every thread
-// count.
+// and so do its floats (its dynamic ranges are its own, never the
+// batch's), so the outputs are bit for bit those of one Runner, and of
+// the sample run alone, for every thread count and batch split.
 //
 // # Evaluation
 //
 // Evaluate runs a Net over labelled samples given as plain pixels and
 // labels (the package knows no dataset type) in batches on a Parallel,
 // and returns the accuracy, the mean cross-entropy of the dequantized
-// logits and, on request, every output code. Its result depends on
-// neither the batch size nor the thread count.
+// (or float) logits and, on request, every output code (or float logit).
+// Its result depends on neither the batch size nor the thread count.
 package infer

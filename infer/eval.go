@@ -17,7 +17,9 @@ type EvalConfig struct {
 	// (Net.NewParallel); 0 means 1. It changes nothing in the result
 	// but SamplesPerSec.
 	Threads int
-	// KeepCodes keeps every sample's output codes in Result.Codes.
+	// KeepCodes keeps every sample's outputs: their codes in
+	// Result.Codes, or for a Net with float outputs (Net.FloatOutput)
+	// their logits in Result.Logits.
 	KeepCodes bool
 }
 
@@ -39,8 +41,10 @@ type Result struct {
 	// SamplesPerSec is the evaluation's throughput.
 	SamplesPerSec float64
 	// Codes holds the [N, classes] output codes in sample order when
-	// EvalConfig.KeepCodes is set.
-	Codes []uint8
+	// EvalConfig.KeepCodes is set; Logits the [N, classes] float32
+	// outputs instead for a Net with float outputs.
+	Codes  []uint8
+	Logits []float32
 }
 
 // Evaluate runs net over len(labels) samples whose pixels (NCHW, values
@@ -74,7 +78,11 @@ func Evaluate(net *Net, pixels, labels []uint8, cfg EvalConfig) (Result, error) 
 	}
 	p := net.NewParallel(batch, threads)
 	res := Result{N: n}
-	if cfg.KeepCodes {
+	float := net.FloatOutput()
+	switch {
+	case cfg.KeepCodes && float:
+		res.Logits = make([]float32, 0, n*classes)
+	case cfg.KeepCodes:
 		res.Codes = make([]uint8, 0, n*classes)
 	}
 	y := make([]int, batch)
@@ -83,18 +91,28 @@ func Evaluate(net *Net, pixels, labels []uint8, cfg EvalConfig) (Result, error) 
 	start := time.Now()
 	for lo := 0; lo < n; lo += batch {
 		b := min(batch, n-lo)
-		codes := p.Run(pixels[lo*in : (lo+b)*in])
-		net.Dequantize(logits[:b*classes], codes)
+		var c []int
+		if float {
+			// The ranking of float scores is the codes' (ties by index),
+			// NaN first.
+			logits = p.RunFloat(pixels[lo*in : (lo+b)*in])
+			c = metrics.CorrectAt(logits, intLabels(y, labels[lo:lo+b]), classes, 1, 5)
+			if cfg.KeepCodes {
+				res.Logits = append(res.Logits, logits...)
+			}
+		} else {
+			codes := p.Run(pixels[lo*in : (lo+b)*in])
+			net.Dequantize(logits[:b*classes], codes)
+			c = metrics.CorrectAt(codes, intLabels(y, labels[lo:lo+b]), classes, 1, 5)
+			if cfg.KeepCodes {
+				res.Codes = append(res.Codes, codes...)
+			}
+		}
 		for i := range b {
-			y[i] = int(labels[lo+i])
 			lossSum += crossEntropy(logits[i*classes:(i+1)*classes], y[i])
 		}
-		c := metrics.CorrectAt(codes, y[:b], classes, 1, 5)
 		res.Correct += c[0]
 		res.Correct5 += c[1]
-		if cfg.KeepCodes {
-			res.Codes = append(res.Codes, codes...)
-		}
 	}
 	if n > 0 {
 		res.Accuracy = float64(res.Correct) / float64(n)
@@ -103,6 +121,14 @@ func Evaluate(net *Net, pixels, labels []uint8, cfg EvalConfig) (Result, error) 
 		res.SamplesPerSec = float64(n) / time.Since(start).Seconds()
 	}
 	return res, nil
+}
+
+// intLabels writes labels into y as ints and returns y[:len(labels)].
+func intLabels(y []int, labels []uint8) []int {
+	for i, l := range labels {
+		y[i] = int(l)
+	}
+	return y[:len(labels)]
 }
 
 // crossEntropy is -log softmax(z)[y], computed stably in float64.

@@ -26,6 +26,16 @@ type Net struct {
 	reorder int
 	// pixel maps a pixel of each input channel to its input code.
 	pixel [][256]uint8
+
+	// Dynamic quantization (dynamic.go). floatIn: the input is floats,
+	// NCHW, fpixel mapping a pixel of each channel to its normalised
+	// value. dyn: the dynamic_linear ops, which run after the static ones
+	// (ops), each reading the one before; the first reads the codes of
+	// buffer dynSrc (its deq set) or the float input.
+	floatIn bool
+	fpixel  [][256]float32
+	dyn     []*dynOp
+	dynSrc  int
 }
 
 // value is an activation of a Net: the model input or an op's output.
@@ -37,6 +47,10 @@ type value struct {
 	// W order; nil otherwise.
 	flat []int
 	op   int // the index in Net.ops of the op that writes it; -1 for the input
+	// float: the value is float32 values (the float input, a dynamic op's
+	// output, a flatten of either), in PyTorch's order; q, flat and op do
+	// not apply.
+	float bool
 }
 
 // New prepares m to run: it validates m and packs its weights. The Net
@@ -50,11 +64,13 @@ func newNet(m *qmodel.Model, fuse bool) (*Net, error) {
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("infer: %w", err)
 	}
-	n := &Net{model: *m, classes: m.Classes}
+	n := &Net{model: *m, classes: m.Classes, floatIn: m.FloatInput}
 	n.model.Ops = nil
 	c, h, w := m.Input[0], m.Input[1], m.Input[2]
 	n.inLen = c * h * w
-	input := value{shape: []int{h, w, c}, q: m.InputQuant, op: -1}
+	input := value{shape: []int{h, w, c}, q: m.InputQuant, op: -1, float: m.FloatInput}
+	floats := m.Floats()
+	dynSrc := -1 // the op of n.ops whose codes the first dynamic op reads
 	readers := make([]int, len(m.Ops))
 	for i := range m.Ops {
 		for _, j := range m.Sources(i) {
@@ -73,6 +89,22 @@ func newNet(m *qmodel.Model, fuse bool) (*Net, error) {
 			if j >= 0 {
 				in[k] = vals[j]
 			}
+		}
+		if floats[i] {
+			// A dynamic op, or a flatten of floats, which moves nothing.
+			vals[i] = value{shape: []int{size(in[0].shape)}, float: true}
+			if m.Ops[i].Type != qmodel.OpDynamicLinear {
+				continue
+			}
+			d, err := newDynOp(&m.Ops[i], in[0])
+			if err != nil {
+				return nil, fmt.Errorf("infer: op %d (%s): %w", i, m.Ops[i].Name, err)
+			}
+			if d.deq != nil {
+				dynSrc = in[0].op
+			}
+			vals[i].shape, n.dyn = []int{d.out}, append(n.dyn, d)
+			continue
 		}
 		o, err := newOp(&m.Ops[i], in, m.Requant)
 		if err != nil {
@@ -101,7 +133,22 @@ func newNet(m *qmodel.Model, fuse bool) (*Net, error) {
 	case len(s) == 1:
 		n.outHWC = last.flat
 	}
+	if m.FloatInput {
+		// Every op reads floats: there are no codes.
+		n.bufs = []int{0}
+		n.fpixel = make([][256]float32, c)
+		for ch := range n.fpixel {
+			norm := m.Norm.Of(ch)
+			for p := range n.fpixel[ch] {
+				n.fpixel[ch][p] = norm.Apply(uint8(p))
+			}
+		}
+		return n, nil
+	}
 	n.plan(reads)
+	if dynSrc >= 0 {
+		n.dynSrc = n.ops[dynSrc].dst
+	}
 	inv := 1 / m.InputQuant.Scale
 	n.pixel = make([][256]uint8, c)
 	for ch := range n.pixel {
@@ -189,17 +236,32 @@ func (n *Net) WeightBytes() int {
 		}
 		t += len(o.dw)
 	}
+	for _, o := range n.dyn {
+		t += o.w.Bytes()
+	}
 	return t
 }
 
-// OutputQuant returns the quantization of the output codes.
+// FloatInput reports whether the Net reads its input as floats
+// (qmodel.Model.FloatInput): Pixels normalises the pixels and Quantize
+// takes normalised values as they are.
+func (n *Net) FloatInput() bool { return n.floatIn }
+
+// FloatOutput reports whether the Net's outputs are float32 logits (a
+// dynamic model, qmodel.Model.Dynamic), which RunFloat returns, rather
+// than codes.
+func (n *Net) FloatOutput() bool { return n.dyn != nil }
+
+// OutputQuant returns the quantization of the output codes: the zero
+// Quant for a Net with float outputs.
 func (n *Net) OutputQuant() qmodel.Quant { return n.outQ }
 
 // Dequantize writes (q - zero point) * scale, in float32, for each output
-// code of src into dst (equal lengths).
+// code of src into dst (equal lengths). It panics for a Net with float
+// outputs, which has no output codes.
 func (n *Net) Dequantize(dst []float32, src []uint8) {
-	if len(dst) != len(src) {
-		panic(fmt.Sprintf("infer: Dequantize of %d codes into %d floats", len(src), len(dst)))
+	if len(dst) != len(src) || n.FloatOutput() {
+		panic(fmt.Sprintf("infer: Dequantize of %d codes into %d floats (float outputs: %v)", len(src), len(dst), n.FloatOutput()))
 	}
 	q := n.OutputQuant()
 	for i, v := range src {
@@ -234,6 +296,7 @@ type Runner struct {
 	bufs  [][]uint8 // the Net's buffers (Net.bufs), for batch samples
 	ins   [][]uint8 // the inputs of a join, reused
 	s     scratch
+	d     dynBufs
 }
 
 // NewRunner returns a Runner for batches of up to batch samples.
@@ -246,6 +309,7 @@ func (n *Net) NewRunner(batch int) *Runner {
 		r.bufs[b] = make([]uint8, batch*per)
 	}
 	r.input = r.bufs[0]
+	r.d = newDynBufs(n, batch)
 	return r
 }
 
@@ -260,18 +324,34 @@ func (r *Runner) samples(n int, what string) int {
 }
 
 // Pixels quantizes whole samples of pixels (NCHW, values 0..255) through
-// the model's normalisation and input quantizer, and returns the batch size.
+// the model's normalisation and input quantizer, and returns the batch
+// size. For a Net with float input it stores the normalised values.
 func (r *Runner) Pixels(p []uint8) int {
 	b := r.samples(len(p), "pixels")
 	m := &r.net.model
-	toNHWC(r.input, p, b, m.Input[0], m.Input[1]*m.Input[2], r.net.pixel)
+	c, hw := m.Input[0], m.Input[1]*m.Input[2]
+	if r.net.floatIn {
+		for i := range b * c {
+			t := &r.net.fpixel[i%c]
+			for k, v := range p[i*hw : (i+1)*hw] {
+				r.d.in[i*hw+k] = t[v]
+			}
+		}
+		return b
+	}
+	toNHWC(r.input, p, b, c, hw, r.net.pixel)
 	return b
 }
 
 // Quantize quantizes whole samples of normalised input (NCHW) with the
 // input quantizer, and returns the batch size. NaN becomes the zero point.
+// A Net with float input takes the values as they are.
 func (r *Runner) Quantize(x []float32) int {
 	b := r.samples(len(x), "inputs")
+	if r.net.floatIn {
+		copy(r.d.in, x)
+		return b
+	}
 	m := &r.net.model
 	q := m.InputQuant
 	inv := 1 / q.Scale
@@ -291,10 +371,48 @@ func (r *Runner) Quantize(x []float32) int {
 
 // Run runs the Net on the batch samples last given to Pixels or Quantize
 // and returns their output codes, [batch, classes], owned by the Runner.
+// It panics for a Net with float outputs (FloatOutput; use RunFloat).
 func (r *Runner) Run(batch int) []uint8 {
+	r.check(batch)
+	if r.net.dyn != nil {
+		panic("infer: Run of a net with float outputs: use RunFloat")
+	}
+	r.runOps(batch)
+	n := r.net
+	cur := r.bufs[n.out][:batch*size(n.ops[len(n.ops)-1].out)]
+	if hwc := n.outHWC; hwc != nil {
+		dst := r.bufs[n.reorder][:len(cur)]
+		toCHW(dst, cur, batch, hwc)
+		cur = dst
+	}
+	return cur
+}
+
+// RunFloat runs the Net on the batch samples last given to Pixels or
+// Quantize and returns their float32 outputs, [batch, classes], owned by
+// the Runner: the logits of a Net with float outputs, else the output
+// codes dequantized (Dequantize).
+func (r *Runner) RunFloat(batch int) []float32 {
+	if r.net.dyn == nil {
+		codes := r.Run(batch)
+		r.d.logits = float32s(r.d.logits, len(codes))
+		r.net.Dequantize(r.d.logits, codes)
+		return r.d.logits
+	}
+	r.check(batch)
+	r.runOps(batch)
+	return r.runDynamic(batch)
+}
+
+func (r *Runner) check(batch int) {
 	if batch < 1 || batch > r.batch {
 		panic(fmt.Sprintf("infer: Run(%d) on a Runner of batch %d", batch, r.batch))
 	}
+}
+
+// runOps runs the Net's ops on codes (all but the dynamic ones) on batch
+// samples.
+func (r *Runner) runOps(batch int) {
 	for _, o := range r.net.ops {
 		dst := r.bufs[o.dst][:batch*size(o.out)]
 		if len(o.src) == 1 {
@@ -307,14 +425,6 @@ func (r *Runner) Run(batch int) []uint8 {
 		}
 		o.join(dst, r.ins, batch, &r.s)
 	}
-	n := r.net
-	cur := r.bufs[n.out][:batch*size(n.ops[len(n.ops)-1].out)]
-	if hwc := n.outHWC; hwc != nil {
-		dst := r.bufs[n.reorder][:len(cur)]
-		toCHW(dst, cur, batch, hwc)
-		cur = dst
-	}
-	return cur
 }
 
 // toCHW writes samples of [H W C] codes src into dst in C, H, W order.

@@ -134,20 +134,7 @@ func newOp(o *qmodel.Op, in []value, mode qmodel.Requant) (*op, error) {
 			return nil, fmt.Errorf("linear input shape %v, want [%d]", x.shape, o.In)
 		}
 		p.out = []int{o.Out}
-		w := o.Weight
-		if x.flat != nil {
-			h, wd, c := x.flat[0], x.flat[1], x.flat[2]
-			w = make([]int8, len(o.Weight))
-			for oc := range o.Out {
-				row, src := w[oc*o.In:(oc+1)*o.In], o.Weight[oc*o.In:(oc+1)*o.In]
-				for ch := range c {
-					for i := range h * wd {
-						row[i*c+ch] = src[ch*h*wd+i]
-					}
-				}
-			}
-		}
-		packed, err := qgemm.Pack(w, o.Out, o.In, o.WeightBits)
+		packed, err := qgemm.Pack(inOrderOf(o.Weight, o.Out, o.In, x.flat), o.Out, o.In, o.WeightBits)
 		if err != nil {
 			return nil, err
 		}
@@ -192,6 +179,26 @@ func newOp(o *qmodel.Op, in []value, mode qmodel.Requant) (*op, error) {
 		return nil, fmt.Errorf("unknown op type %q", o.Type)
 	}
 	return p, nil
+}
+
+// inOrderOf returns the weights w of a linear op, [out, in] in PyTorch's
+// C, H, W order of its input, permuted to read flat codes in the [H W C]
+// order hwc (value.flat): w itself when hwc is nil.
+func inOrderOf(w []int8, out, in int, hwc []int) []int8 {
+	if hwc == nil {
+		return w
+	}
+	h, wd, c := hwc[0], hwc[1], hwc[2]
+	p := make([]int8, len(w))
+	for oc := range out {
+		row, src := p[oc*in:(oc+1)*in], w[oc*in:(oc+1)*in]
+		for ch := range c {
+			for i := range h * wd {
+				row[i*c+ch] = src[ch*h*wd+i]
+			}
+		}
+	}
+	return p
 }
 
 // prepareConv prepares the weights of conv o on input codes quantized

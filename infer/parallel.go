@@ -18,6 +18,7 @@ type Parallel struct {
 	batch   int
 	runners []*Runner
 	out     []uint8
+	fout    []float32 // RunFloat's outputs
 }
 
 // NewParallel returns a Parallel for batches of up to batch samples on up
@@ -28,7 +29,7 @@ func (n *Net) NewParallel(batch, threads int) *Parallel {
 		panic(fmt.Sprintf("infer: NewParallel(%d, %d)", batch, threads))
 	}
 	threads = min(threads, batch)
-	p := &Parallel{net: n, batch: batch, out: make([]uint8, batch*n.classes)}
+	p := &Parallel{net: n, batch: batch, out: make([]uint8, batch*n.classes), fout: make([]float32, batch*n.classes)}
 	per := (batch + threads - 1) / threads
 	for range threads {
 		p.runners = append(p.runners, n.NewRunner(per))
@@ -45,16 +46,37 @@ func (p *Parallel) Batch() int { return p.batch }
 // are cut into equal contiguous shares, one per Runner.
 func (p *Parallel) Run(pixels []uint8) []uint8 {
 	in := p.net.inLen
-	if len(pixels)%in != 0 || len(pixels)/in > p.batch || len(pixels) == 0 {
-		panic(fmt.Sprintf("infer: %d pixels is not 1 to %d samples of %d", len(pixels), p.batch, in))
-	}
-	b, classes := len(pixels)/in, p.net.classes
+	b, classes := p.samples(pixels), p.net.classes
 	par.For(b, len(p.runners), func(i, lo, hi int) {
 		r := p.runners[i]
 		r.Pixels(pixels[lo*in : hi*in])
 		copy(p.out[lo*classes:hi*classes], r.Run(hi-lo))
 	})
 	return p.out[:b*classes]
+}
+
+// RunFloat is Run returning the float32 outputs of each sample, as
+// Runner.RunFloat: the logits of a Net with float outputs, else the
+// dequantized output codes. They are owned by p until its next run.
+func (p *Parallel) RunFloat(pixels []uint8) []float32 {
+	b := p.samples(pixels)
+	classes := p.net.classes
+	par.For(b, len(p.runners), func(i, lo, hi int) {
+		r := p.runners[i]
+		r.Pixels(pixels[lo*p.net.inLen : hi*p.net.inLen])
+		copy(p.fout[lo*classes:hi*classes], r.RunFloat(hi-lo))
+	})
+	return p.fout[:b*classes]
+}
+
+// samples checks that pixels holds 1 to p.Batch() whole samples and
+// returns their number.
+func (p *Parallel) samples(pixels []uint8) int {
+	in := p.net.inLen
+	if len(pixels)%in != 0 || len(pixels)/in > p.batch || len(pixels) == 0 {
+		panic(fmt.Sprintf("infer: %d pixels is not 1 to %d samples of %d", len(pixels), p.batch, in))
+	}
+	return len(pixels) / in
 }
 
 // layerPool holds the Layers RunParallel lends its goroutines: their

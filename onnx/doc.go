@@ -1,6 +1,7 @@
 // Package onnx exports qat's models as ONNX models: FromInt8 turns a
-// frozen integer network (qmodel.Model) into a QOperator graph that
-// onnxruntime runs with exactly the arithmetic of qat's int8 runtime,
+// frozen integer network (qmodel.Model) into a QOperator graph (with
+// MatMulInteger for dynamically quantized linear layers) that onnxruntime
+// runs with exactly the arithmetic of qat's int8 runtime,
 // FromInt8QDQ turns it into a QDQ graph (float operators between
 // QuantizeLinear and DequantizeLinear, the form TensorRT, OpenVINO and
 // QNN take) that onnxruntime computes within a few codes of it, and
@@ -22,8 +23,8 @@
 // and names Producer ("qat") as producer_name, but a QDQ model with int4
 // weights, which has IRVersionInt4 (10) and OpsetInt4 (21);
 // metadata_props record the model's name ("qat.model") and how it was
-// exported ("qat.export": "int8", "int8-qdq" or "float"; "qat.requant":
-// the int8 model's requantization mode).
+// exported ("qat.export": "int8", "int8-dynamic", "int8-qdq" or "float";
+// "qat.requant": the int8 model's requantization mode).
 //
 // # Interface
 //
@@ -160,6 +161,48 @@
 // measured without VNNI. qat's own runtime is unaffected by the encoding;
 // docs/onnxruntime.md gives what it costs onnxruntime.
 //
+// # The dynamic graph
+//
+// FromInt8 writes a dynamic model (qmodel.Model.Dynamic: dynamic_linear
+// ops, perhaps a float input) with its static ops as above and each
+// dynamic_linear as the graph of onnxruntime's dynamic quantization, its
+// input's range taken per row (sample) rather than per tensor, so that
+// onnxruntime computes qat's float outputs bit for bit at any batch size
+// (DynamicQuantizeLinear, per tensor, would take the batch's range: the
+// same only at batch size 1). From the op's float32 input x, [N, In]
+// (codes it reads dequantized first, as add's inputs are, a linear op's
+// [N, K, 1, 1] codes flattened):
+//
+//   - min = Min(ReduceMin(x, axes 1), 0), max = Max(ReduceMax(x, axes 1),
+//     0), scale = Where(Equal(max, min), 1, Div(Sub(max, min), 255)) and
+//     zp = Cast(Round(Clip(Sub(0, Div(min, scale)), 0, 255)), uint8), [N,
+//     1]: DynamicQuantizeLinear's parameters (infer.DynamicParams), one
+//     float32 operation a node;
+//   - QuantizeLinear(x, scale, zp, axis 0): per row, the same MLAS kernel
+//     DynamicQuantizeLinear quantizes with (a division, rounding half to
+//     even, saturation to [0, 255]);
+//   - MatMulInteger of the codes and the transposed weights (the weight
+//     encodings above: uint8 w+128 with zero point 128, or int8), minus
+//     Mul(Cast(zp, int32), sum of each output's weights) in int32:
+//     sum (q - zp) w exactly, since MatMulInteger takes one zero point for
+//     all rows;
+//   - Cast to float, Mul by Mul(scale, weight_scale) ([N, Out]), Add of
+//     the float32 bias, then Relu or Clip(0, 6): float32(acc) *
+//     float32(s * w_scale) + bias as infer rounds it;
+//   - a flatten of floats is Flatten(axis 1); "logits" is an Identity of
+//     the last op's floats.
+//
+// No DynamicQuantizeLinear, MatMulInteger then Cast group forms, so
+// onnxruntime's fusions into DynamicQuantizeMatMul or
+// MatMulIntegerToFloat, whose float arithmetic is their own, find nothing
+// to fuse. The tests compare onnxruntime with qat's runtime on the
+// embedded MNIST sample (batch 1, 100 and 1000, graph optimizations on
+// and off) and DynamicQuantizeLinear itself with infer.DynamicParams.
+// NaN inputs are outside the guarantee (onnxruntime's vectorized
+// minimum and maximum treat NaN as they fall, where qat leaves it out of
+// the range), and so are infinite ones: their scale is infinite, the
+// layer's outputs 0 * Inf = NaN.
+//
 // # The QDQ graph
 //
 // FromInt8QDQ writes each code tensor of the int8 model as the float32
@@ -267,8 +310,9 @@
 //
 // FromInt8 accepts exactly the models qmodel.Model.Validate accepts and
 // is exact for all of them but fixed requantization and adds of scales
-// above math.MaxFloat32/255 (Exactness says so); FromInt8QDQ the valid
-// models with float requantization whose multipliers come from their
+// above math.MaxFloat32/255 (Exactness says so), and NaN reaching a
+// dynamic_linear; FromInt8QDQ the valid static (not Dynamic) models with
+// float requantization whose multipliers come from their
 // scales (every model export.Freeze makes), and with Int4Weights those
 // that have weights of 4 bits or fewer; FromFloat the sources
 // whose float fields are consistent (checkSource: a valid graph by

@@ -15,8 +15,10 @@ import (
 // version IRVersion) that onnxruntime runs with the arithmetic of qat's
 // int8 runtime: graph input "input", float32 [N, C, H, W] pixels scaled to
 // [0, 1] (float32(p)/255 for a pixel p), graph output "logits", float32
-// [N, Classes], the dequantized output codes. The package documentation
-// gives the graph and the exactness argument. m must pass m.Validate.
+// [N, Classes], the dequantized output codes, or for a dynamic model
+// (qmodel.Model.Dynamic) its float logits, with MatMulInteger for each
+// dynamic_linear (The dynamic graph). The package documentation gives the
+// graph and the exactness argument. m must pass m.Validate.
 func FromInt8(m *qmodel.Model) ([]byte, error) {
 	return fromInt8(m, WeightEncodingOf)
 }
@@ -29,6 +31,9 @@ func fromInt8(m *qmodel.Model, encoding func([]int8) WeightEncoding) ([]byte, er
 	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("onnx: int8 model %s: %w", m.Name, err)
+	}
+	if m.Dynamic() {
+		return fromDynamic(m, encoding)
 	}
 	b := newGraph(m.Name)
 	x := b.int8Input(m)
@@ -369,7 +374,8 @@ func (e WeightEncoding) String() string {
 
 // Exactness says how far onnxruntime's results for the ONNX model of m
 // (FromInt8) are from those of qat's int8 runtime for m itself: "" when
-// they are the same codes bit for bit on every CPU, otherwise why not.
+// they are the same codes (a dynamic model's: float logits, for finite
+// values) bit for bit on every CPU, otherwise why not.
 // The only scheme that is not exact is fixed requantization
 // (qmodel.RequantFixed), which ONNX cannot express: the ONNX model
 // requantizes in float32 and computes the float-requantization model,

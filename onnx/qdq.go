@@ -90,6 +90,9 @@ func FromInt8QDQ(m *qmodel.Model, o QDQOptions) ([]byte, error) {
 // checkQDQ returns an error wrapping ErrNoQDQ when a QDQ graph cannot
 // express m, and an error when o asks for int4 weights that m lacks.
 func checkQDQ(m *qmodel.Model, o QDQOptions) error {
+	if m.Dynamic() {
+		return fmt.Errorf("%w: model %s is quantized dynamically (format %q), which a QDQ graph of static scales cannot carry (FromInt8 writes it)", ErrNoQDQ, m.Name, qmodel.FormatV4)
+	}
 	if m.Requant != qmodel.RequantFloat {
 		return fmt.Errorf("%w: %s requantization: a QDQ graph requantizes in float by its tensors' scales, "+
 			"so it cannot carry integer multipliers and shifts (export with float requantization)", ErrNoQDQ, m.Requant)

@@ -1,7 +1,8 @@
 // Package qmodel defines qat's frozen integer network (Model), a directed
-// acyclic graph of integer ops, and its file format, "qat-int8/3" for a
-// graph and "qat-int8/2" for a model without version 3's additions (see
-// Versions): validation, a writer and a loader (package cheader exports a
+// acyclic graph of integer ops, and its file format, "qat-int8/4" for a
+// model with dynamically quantized ops, "qat-int8/3" for a graph and
+// "qat-int8/2" for a model without version 3's additions (see Versions):
+// validation, a writer and a loader (package cheader exports a
 // Model as a C header, package onnx as ONNX). Every file carries a CRC-32C
 // of its content (Checksum), which the loader checks, so a damaged file is
 // an error rather than other numbers; version-1 files, which had none,
@@ -73,6 +74,19 @@
 //     ClampMax are 0. Avgpool and global_avgpool round the mean of their
 //     window's codes half to even (a global_avgpool's window is its whole
 //     H x W input); a maxpool's padded positions never give the maximum.
+//   - Values are codes or floats (FormatV4; Floats): the model input is
+//     floats when FloatInput is set (InputQuant then zero), and the
+//     output of a dynamic_linear, and of a flatten of floats, are
+//     floats; only dynamic_linear and flatten read floats, so a model
+//     with a dynamic_linear ends in a chain of float ops and outputs
+//     float32 logits. A flatten of floats has no Output; a dynamic_linear
+//     has no Output, clamps or WeightBits, its Act is "", relu or relu6,
+//     its Weight any int8 codes [Out, In] (In <= MaxTerms keeps
+//     sum (q - zp) * w inside an int32), its WeightScale finite and
+//     positive, its FloatBias [Out] finite. It quantizes each sample's
+//     inputs with their own range, rounding half to even and saturating
+//     to [0, 255], as onnxruntime's DynamicQuantizeLinear
+//     (docs/int8-model.md, section 5).
 //   - Fields that do not apply to an op's type are zero (arrays empty),
 //     Groups is 0 or at least 2, op names are unique and match
 //     [A-Za-z_][A-Za-z0-9_.]*, and the model's Name is non-empty UTF-8
@@ -83,12 +97,16 @@
 // Version 3 (FormatV3) added op inputs, the op types add, concat and
 // global_avgpool, conv groups, maxpool padding and per-channel
 // normalisation; a file holds their JSON fields only when they are used
-// (inputs not empty, groups and a maxpool's padding not 0). The writer
-// stores a model as version 3 exactly when it uses one of them
-// (Model.FormatVersion) and every other model as version 2 (Format), byte
-// for byte as before version 3 existed. The reader reads versions 1, 2
-// and 3, and rejects a version-1 or -2 file that holds a field, op type
-// or normalisation of version 3.
+// (inputs not empty, groups and a maxpool's padding not 0). Version 4
+// (FormatV4) added dynamic quantization: the op type dynamic_linear (its
+// "act" written when not empty, an F32 "bias" tensor), float input (no
+// "input_quant") and flatten of floats (no "output"). The writer stores a
+// model as version 4 exactly when it is Dynamic, else as version 3
+// exactly when it uses one of that version's additions
+// (Model.FormatVersion), and every other model as version 2 (Format), byte
+// for byte as before versions 3 and 4 existed. The reader reads versions 1
+// to 4, and rejects a file that holds a field, op type or normalisation of
+// a later version than its own.
 //
 // WeightScale is kept for inspection and dequantization of the weights;
 // the integer arithmetic does not use it, and Validate does not check that

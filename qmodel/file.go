@@ -134,10 +134,10 @@ func fromFile(f *safetensors.File) (*Model, error) {
 }
 
 // formats lists the format strings this reader reads, by major version.
-var formats = []string{1: FormatV1, 2: Format, 3: FormatV3}
+var formats = []string{1: FormatV1, 2: Format, 3: FormatV3, 4: FormatV4}
 
 // readable lists the format strings this reader reads, for errors.
-var readable = fmt.Sprintf("%q, %q and %q", FormatV3, Format, FormatV1)
+var readable = fmt.Sprintf("%q, %q, %q and %q", FormatV4, FormatV3, Format, FormatV1)
 
 // checkFormat checks f's format metadata and, from version 2 on, its
 // checksum; it returns the major version and the warnings a readable
@@ -153,7 +153,7 @@ func checkFormat(f *safetensors.File) (int, []string, error) {
 	case version < 1:
 		return 0, nil, fmt.Errorf("format %q is not supported (this reader reads %s)", format, readable)
 	case version == 1:
-		return 1, []string{fmt.Sprintf("format %q has no checksum, so damage to the file cannot be detected: export it again to get %q or %q", FormatV1, Format, FormatV3)}, nil
+		return 1, []string{fmt.Sprintf("format %q has no checksum, so damage to the file cannot be detected: export it again to get %q or later", FormatV1, Format)}, nil
 	}
 	sum, ok := f.Metadata[MetaChecksum]
 	if !ok {
@@ -292,17 +292,20 @@ type tensorSpec struct {
 // tensorSpecs lists the tensors of op (none for ops without weights), in
 // a model with the given requant mode. op's structure must be valid.
 func (op *Op) tensorSpecs(mode Requant) []tensorSpec {
-	if op.Type != model.OpConv && op.Type != model.OpLinear {
+	w := tensorSpec{"weight", safetensors.I8, []int{op.Out, op.In}}
+	perChannel := []int{op.Out}
+	switch op.Type {
+	case OpDynamicLinear:
+		return []tensorSpec{w, {"weight_scale", safetensors.F32, perChannel}, {"bias", safetensors.F32, perChannel}}
+	case model.OpConv:
+		w.shape = []int{op.Out, op.In / op.Node().EffectiveGroups(), op.Kernel, op.Kernel}
+	case model.OpLinear:
+	default:
 		return nil
 	}
-	w := tensorSpec{"weight", safetensors.I8, []int{op.Out, op.In}}
-	if op.Type == model.OpConv {
-		w.shape = []int{op.Out, op.In / op.Node().EffectiveGroups(), op.Kernel, op.Kernel}
-	}
-	if op.WeightBits != 8 {
+	if op.packed() {
 		w.dtype, w.shape = safetensors.U8, []int{packedLen(op.weightCount(), op.WeightBits)}
 	}
-	perChannel := []int{op.Out}
 	specs := []tensorSpec{w, {"weight_scale", safetensors.F32, perChannel}, {"bias", safetensors.I32, perChannel}}
 	if mode == RequantFloat {
 		return append(specs, tensorSpec{"multiplier", safetensors.F32, perChannel})
@@ -310,17 +313,24 @@ func (op *Op) tensorSpecs(mode Requant) []tensorSpec {
 	return append(specs, tensorSpec{"fixed_multiplier", safetensors.I32, perChannel}, tensorSpec{"shift", safetensors.I32, perChannel})
 }
 
+// packed reports whether op's weight codes are stored packed: 4- and
+// 2-bit codes of conv and linear.
+func (op *Op) packed() bool { return op.WeightBits == 4 || op.WeightBits == 2 }
+
 // encodeTensor returns the tensor s of op.
 func (op *Op) encodeTensor(s tensorSpec) safetensors.Tensor {
 	switch s.suffix {
 	case "weight":
-		if op.WeightBits == 8 {
+		if !op.packed() {
 			return safetensors.FromInt8(s.shape, op.Weight)
 		}
 		return safetensors.FromUint8(s.shape, PackWeights(op.Weight, op.WeightBits))
 	case "weight_scale":
 		return safetensors.FromFloat32(s.shape, op.WeightScale)
 	case "bias":
+		if op.Type == OpDynamicLinear {
+			return safetensors.FromFloat32(s.shape, op.FloatBias)
+		}
 		return safetensors.FromInt32(s.shape, op.Bias)
 	case "multiplier":
 		return safetensors.FromFloat32(s.shape, op.Multiplier)
@@ -336,7 +346,7 @@ func (op *Op) decodeTensor(suffix string, t safetensors.Tensor) error {
 	var err error
 	switch suffix {
 	case "weight":
-		if op.WeightBits == 8 {
+		if !op.packed() {
 			op.Weight, err = t.Int8()
 			break
 		}
@@ -347,6 +357,10 @@ func (op *Op) decodeTensor(suffix string, t safetensors.Tensor) error {
 	case "weight_scale":
 		op.WeightScale, err = t.Float32()
 	case "bias":
+		if op.Type == OpDynamicLinear {
+			op.FloatBias, err = t.Float32()
+			break
+		}
 		op.Bias, err = t.Int32()
 	case "multiplier":
 		op.Multiplier, err = t.Float32()
@@ -409,7 +423,7 @@ type (
 		Input      [3]int            `json:"input"`
 		Classes    int               `json:"classes"`
 		Norm       jsonNorm          `json:"norm"`
-		InputQuant jsonQuant         `json:"input_quant"`
+		InputQuant *jsonQuant        `json:"input_quant,omitempty"` // nil: float input
 		Requant    Requant           `json:"requant"`
 		Ops        []json.RawMessage `json:"ops"`
 	}
@@ -419,7 +433,11 @@ type (
 // in the order of the specification.
 func (m *Model) encode() ([]byte, error) {
 	j := jsonModel{Name: m.Name, Input: m.Input, Classes: m.Classes, Norm: jsonNorm(m.Norm),
-		InputQuant: jsonQuant(m.InputQuant), Requant: m.Requant, Ops: make([]json.RawMessage, len(m.Ops))}
+		Requant: m.Requant, Ops: make([]json.RawMessage, len(m.Ops))}
+	if !m.FloatInput {
+		q := jsonQuant(m.InputQuant)
+		j.InputQuant = &q
+	}
 	for i := range m.Ops {
 		op, err := m.Ops[i].encode()
 		if err != nil {
@@ -431,7 +449,8 @@ func (m *Model) encode() ([]byte, error) {
 }
 
 // encode returns the JSON object of op: type, name, then the fields that
-// apply to its type, but for optional ones that are zero.
+// apply to its type, but for optional ones that are zero (and a flatten's
+// output, which is zero for a flatten of floats only).
 func (op *Op) encode() ([]byte, error) {
 	b, err := json.Marshal(struct {
 		Type model.OpType `json:"type"`
@@ -443,7 +462,7 @@ func (op *Op) encode() ([]byte, error) {
 	b = b[:len(b)-1] // reopen the object
 	for _, name := range opFields[op.Type] {
 		v := op.field(name)
-		if optional(op.Type, name) && op.zero(name) {
+		if optionalIn(op.Type, name, 4) && op.zero(name) {
 			continue
 		}
 		if q, ok := v.(*Quant); ok {
@@ -554,18 +573,26 @@ func decodeModel(raw []byte, version int) (*Model, error) {
 	var input []int
 	var norm, inputQuant json.RawMessage
 	var ops []json.RawMessage
-	err := decodeAll(raw, []jsonField{
+	fields := []jsonField{
 		{"name", &m.Name}, {"input", &input}, {"classes", &m.Classes}, {"norm", &norm},
 		{"input_quant", &inputQuant}, {"requant", &m.Requant}, {"ops", &ops},
-	})
+	}
+	seen, err := decodeObject(raw, fields)
 	if err != nil {
 		return nil, err
 	}
+	for _, f := range fields {
+		// From FormatV4 on, a model without input_quant reads floats.
+		if !seen[f.key] && (f.key != "input_quant" || version < 4) {
+			return nil, fmt.Errorf("missing field %q", f.key)
+		}
+	}
+	m.FloatInput = !seen["input_quant"]
 	if len(input) != 3 {
 		return nil, fmt.Errorf("input %v: want [C, H, W]", input)
 	}
 	copy(m.Input[:], input)
-	seen, err := decodeObject(norm, []jsonField{{"mean", &m.Norm.Mean}, {"std", &m.Norm.Std},
+	seen, err = decodeObject(norm, []jsonField{{"mean", &m.Norm.Mean}, {"std", &m.Norm.Std},
 		{"channel_mean", &m.Norm.ChannelMean}, {"channel_std", &m.Norm.ChannelStd}})
 	switch {
 	case err != nil:
@@ -577,8 +604,10 @@ func decodeModel(raw []byte, version int) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("norm: %w", err)
 	}
-	if m.InputQuant, err = decodeQuant(inputQuant); err != nil {
-		return nil, fmt.Errorf("input_quant: %w", err)
+	if !m.FloatInput {
+		if m.InputQuant, err = decodeQuant(inputQuant); err != nil {
+			return nil, fmt.Errorf("input_quant: %w", err)
+		}
 	}
 	m.Ops = make([]Op, len(ops))
 	for i, raw := range ops {
@@ -600,11 +629,12 @@ func decodeQuant(raw []byte) (Quant, error) {
 
 // decode decodes the JSON object of an op in a file of the given major
 // version: type and name, and exactly the fields that apply to the type
-// in that version, the optional ones (FormatV3's additions) only if
+// in that version, the optional ones (FormatV3's additions, a
+// dynamic_linear's act, from FormatV4 on a flatten's output) only if
 // present, and then not empty.
 func (op *Op) decode(raw []byte, version int) error {
 	var output json.RawMessage
-	fields := []jsonField{{"type", &op.Type}, {"name", &op.Name}, {"output", &output}, {"inputs", &op.Inputs}}
+	fields := []jsonField{{"type", &op.Type}, {"name", &op.Name}, {"output", &output}, {"inputs", &op.Inputs}, {"act", &op.Act}}
 	for _, name := range scalarFields {
 		fields = append(fields, jsonField{name, op.field(name)})
 	}
@@ -623,8 +653,11 @@ func (op *Op) decode(raw []byte, version int) error {
 	if version < 3 && slices.Contains(v3Types, op.Type) {
 		return fmt.Errorf("type %s is not in format %q (%q has it)", op.Type, formats[version], FormatV3)
 	}
+	if version < 4 && op.Type == OpDynamicLinear {
+		return fmt.Errorf("type %s is not in format %q (%q has it)", op.Type, formats[version], FormatV4)
+	}
 	for _, f := range fields[2:] {
-		ok, opt := applies(op.Type, f.key), optional(op.Type, f.key)
+		ok, opt := applies(op.Type, f.key), optionalIn(op.Type, f.key, version)
 		switch {
 		case ok && !opt && !seen[f.key]:
 			return fmt.Errorf("missing field %q", f.key)
@@ -637,8 +670,13 @@ func (op *Op) decode(raw []byte, version int) error {
 	if seen["inputs"] && len(op.Inputs) == 0 {
 		return errors.New(`field "inputs" is empty (leave it out to read the op before)`)
 	}
-	if op.Output, err = decodeQuant(output); err != nil {
-		return fmt.Errorf("output: %w", err)
+	if seen["act"] && op.Act == "" {
+		return errors.New(`field "act" is empty (leave it out for no activation)`)
+	}
+	if seen["output"] {
+		if op.Output, err = decodeQuant(output); err != nil {
+			return fmt.Errorf("output: %w", err)
+		}
 	}
 	return nil
 }

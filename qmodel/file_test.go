@@ -31,6 +31,7 @@ var golden = []struct {
 	{"testdata/small.qmodel", func() *Model { return testModel(RequantFloat, 4, 8) }},
 	{"testdata/small-fixed.qmodel", func() *Model { return testModel(RequantFixed, 2, 4) }},
 	{"testdata/dag.qmodel", func() *Model { return dagModel(RequantFloat) }},
+	{"testdata/dynamic.qmodel", dynamicModel},
 }
 
 // TestGolden pins the file layout: the writer's output must equal the
@@ -318,8 +319,8 @@ func TestCorrupt(t *testing.T) {
 		}, want: "checksum mismatch"},
 
 		{name: "no format", file: func(t *testing.T, f *safetensors.File) { delete(f.Metadata, MetaFormat) }, want: "no qat.format metadata: not a qat int8 model"},
-		{name: "newer format", file: func(t *testing.T, f *safetensors.File) { f.Metadata[MetaFormat] = "qat-int8/4" },
-			want: `format "qat-int8/4" is not supported (this reader reads "qat-int8/3", "qat-int8/2" and "qat-int8/1")`},
+		{name: "newer format", file: func(t *testing.T, f *safetensors.File) { f.Metadata[MetaFormat] = "qat-int8/5" },
+			want: `format "qat-int8/5" is not supported (this reader reads "qat-int8/4", "qat-int8/3", "qat-int8/2" and "qat-int8/1")`},
 		{name: "checkpoint format", file: func(t *testing.T, f *safetensors.File) { f.Metadata[MetaFormat] = "qat-checkpoint/1" },
 			want: `format "qat-checkpoint/1" is not a qat int8 model`},
 		{name: "no description", file: func(t *testing.T, f *safetensors.File) { delete(f.Metadata, MetaModel) }, want: "no qat.model metadata"},

@@ -23,6 +23,8 @@ func FuzzParse(f *testing.F) {
 		testModel(RequantFixed, 2, 4),
 		dagModel(RequantFloat),
 		dagModel(RequantFixed),
+		dynamicModel(),
+		floatInputModel(),
 	} {
 		b := encode(f, m)
 		f.Add(b)

@@ -24,6 +24,22 @@ const FormatV1 = "qat-int8/1"
 // other model is what version 2 wrote, byte for byte.
 const FormatV3 = "qat-int8/3"
 
+// FormatV4 is version 3 plus dynamic quantization: the op type
+// dynamic_linear (OpDynamicLinear), whose input range is computed at run
+// time, and float values: a model input read as the normalised image in
+// float32, without input quantization (Model.FloatInput), and flatten ops
+// of floats. The writer uses it only for a model that uses one of them
+// (Model.Dynamic); any other model is written as before.
+const FormatV4 = "qat-int8/4"
+
+// OpDynamicLinear is the op type of a dynamically quantized linear layer
+// (FormatV4): int8 weight codes, symmetric per output channel, applied to
+// float32 inputs quantized per sample at run time as onnxruntime's
+// DynamicQuantizeLinear quantizes a tensor, the exact int32 accumulator
+// scaled back to float32 and the float32 bias added; its outputs are
+// float32 values (docs/int8-model.md, section 5).
+const OpDynamicLinear model.OpType = "dynamic_linear"
+
 // Requant is how an int32 accumulator becomes an output code.
 type Requant string
 
@@ -63,8 +79,14 @@ type Model struct {
 	Norm    model.Norm
 	// InputQuant quantizes the normalised input: q = clamp(roundHalfEven(x * float32(1/Scale)) + ZeroPoint).
 	InputQuant Quant
-	Requant    Requant
-	Ops        []Op
+	// FloatInput, in a FormatV4 model, makes the model read its input as
+	// the normalised image in float32, unquantized: InputQuant is then the
+	// zero Quant, and only dynamic_linear and flatten ops read the input.
+	FloatInput bool
+	// Requant is the requantization mode of the conv and linear ops (a
+	// model without them has one too).
+	Requant Requant
+	Ops     []Op
 
 	// Warnings lists what the reader noticed about the file the model
 	// came from without rejecting it: a FormatV1 file, whose damage no
@@ -99,16 +121,26 @@ type Op struct {
 	// divisor of In and Out. Groups = In = Out is a depthwise conv.
 	Groups int
 
-	// WeightBits is the storage width of the weight codes: 8, 4 or 2.
-	// Codes lie in [-2^(WeightBits-1), 2^(WeightBits-1)-1] (a narrower
-	// scheme, e.g. 3 bits, is stored in the next width).
+	// WeightBits is the storage width of the weight codes of conv and
+	// linear: 8, 4 or 2. Codes lie in [-2^(WeightBits-1),
+	// 2^(WeightBits-1)-1] (a narrower scheme, e.g. 3 bits, is stored in
+	// the next width). A dynamic_linear's codes are int8, without
+	// WeightBits (0).
 	WeightBits int
 	// Weight holds the symmetric (zero point 0) weight codes, row-major
-	// [Out, In/G, Kernel, Kernel] (conv, G groups) or [Out, In] (linear),
-	// one code per element in memory; the file packs sub-byte codes.
+	// [Out, In/G, Kernel, Kernel] (conv, G groups) or [Out, In] (linear,
+	// dynamic_linear), one code per element in memory; the file packs
+	// sub-byte codes.
 	Weight []int8
 	// WeightScale is the per-output-channel weight scale, [Out].
 	WeightScale []float32
+	// FloatBias is a dynamic_linear's float32 bias, [Out], added to its
+	// float outputs (conv and linear have the int32 Bias instead).
+	FloatBias []float32
+	// Act is a dynamic_linear's fused activation on its float outputs:
+	// "" (none), model.OpReLU or model.OpReLU6. (Conv and linear fuse
+	// theirs into the clamp of their codes.)
+	Act model.OpType
 	// Bias is the int32 bias, [Out], with scale InScale*WeightScale[c] and
 	// zero point 0, added to the accumulator before requantization.
 	Bias []int32
@@ -141,13 +173,48 @@ func (m *Model) Sources(i int) []int {
 	return []int{i - 1}
 }
 
-// FormatVersion returns the format version a file of m has: FormatV3 if
-// m uses any of its additions, else Format.
+// FormatVersion returns the format version a file of m has: FormatV4 if
+// m is Dynamic, else FormatV3 if it uses any of that version's additions,
+// else Format.
 func (m *Model) FormatVersion() string {
-	if m.usesV3() {
+	switch {
+	case m.Dynamic():
+		return FormatV4
+	case m.usesV3():
 		return FormatV3
 	}
 	return Format
+}
+
+// Dynamic reports whether m uses FormatV4's dynamic quantization: a float
+// input or a dynamic_linear op. A valid dynamic model's output is float32
+// logits, the last op's floats (Floats), where any other model's is codes.
+func (m *Model) Dynamic() bool {
+	return m.FloatInput || slices.ContainsFunc(m.Ops, func(op Op) bool { return op.Type == OpDynamicLinear })
+}
+
+// Floats reports, for every op, whether its output is float32 values
+// rather than codes: that of a dynamic_linear, and that of a flatten of
+// floats (of the float input, or of a float op's output). A source that
+// is out of range counts as codes (Validate rejects it).
+func (m *Model) Floats() []bool {
+	f := make([]bool, len(m.Ops))
+	for i := range m.Ops {
+		switch m.Ops[i].Type {
+		case OpDynamicLinear:
+			f[i] = true
+		case model.OpFlatten:
+			f[i] = m.readsFloats(i, f)
+		}
+	}
+	return f
+}
+
+// readsFloats reports whether the first source of op i is floats, given
+// floats, the Floats of the ops before i.
+func (m *Model) readsFloats(i int, floats []bool) bool {
+	j := m.Sources(i)[0]
+	return j == -1 && m.FloatInput || j >= 0 && j < i && floats[j]
 }
 
 // usesV3 reports whether m uses an addition of FormatV3: per-channel

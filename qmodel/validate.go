@@ -139,7 +139,7 @@ func checkOpName(name string) error {
 
 // opTypes lists the op types, in the order errors name them.
 var opTypes = []model.OpType{model.OpConv, model.OpLinear, model.OpMaxPool, model.OpAvgPool, model.OpGlobalAvgPool,
-	model.OpFlatten, model.OpReLU, model.OpReLU6, model.OpAdd, model.OpConcat}
+	model.OpFlatten, model.OpReLU, model.OpReLU6, model.OpAdd, model.OpConcat, OpDynamicLinear}
 
 // v3Types are the op types that FormatV3 added.
 var v3Types = []model.OpType{model.OpGlobalAvgPool, model.OpAdd, model.OpConcat}
@@ -159,13 +159,22 @@ var opFields = map[model.OpType][]string{
 	model.OpReLU6:         {"inputs", "output", "clamp_min", "clamp_max"},
 	model.OpAdd:           {"inputs", "output", "clamp_min", "clamp_max"},
 	model.OpConcat:        {"inputs", "output", "clamp_min", "clamp_max"},
+	OpDynamicLinear:       {"inputs", "in", "out", "act"},
 }
 
 // optional reports whether the field name of an op of type t is one that
-// FormatV3 added to an existing type: a file holds it only when it is not
-// zero (empty), and an older file never.
+// FormatV3 added to an existing type, or a dynamic_linear's act: a file
+// holds it only when it is not zero (empty), and an older file never.
 func optional(t model.OpType, name string) bool {
-	return name == "inputs" || t == model.OpConv && name == "groups" || t == model.OpMaxPool && name == "padding"
+	return name == "inputs" || t == model.OpConv && name == "groups" || t == model.OpMaxPool && name == "padding" ||
+		t == OpDynamicLinear && name == "act"
+}
+
+// optionalIn is optional for a file of the given major version: from
+// FormatV4 on, a flatten's output is optional too, absent for a flatten of
+// floats, which have no quantization.
+func optionalIn(t model.OpType, name string, version int) bool {
+	return optional(t, name) || version >= 4 && t == model.OpFlatten && name == "output"
 }
 
 // typeList names the op types for errors: "conv, linear, ... or concat".
@@ -181,10 +190,12 @@ func typeList() string {
 var scalarFields = []string{"in", "out", "kernel", "stride", "padding", "groups", "weight_bits", "clamp_min", "clamp_max"}
 
 // field returns a pointer to the scalar field of op with the given JSON
-// name (*int or *int32), to Inputs for "inputs" or to Output for
-// "output". It panics on another name (a programmer error).
+// name (*int or *int32), to Inputs for "inputs", to Output for "output"
+// or to Act for "act". It panics on another name (a programmer error).
 func (op *Op) field(name string) any {
 	switch name {
+	case "act":
+		return &op.Act
 	case "inputs":
 		return &op.Inputs
 	case "in":
@@ -211,12 +222,15 @@ func (op *Op) field(name string) any {
 	panic("qmodel: unknown op field " + name)
 }
 
-// zero reports whether op's field of that JSON name, "inputs" or a scalar
-// one, is zero (empty).
+// zero reports whether op's field of that JSON name is zero (empty).
 func (op *Op) zero(name string) bool {
 	switch p := op.field(name).(type) {
 	case *[]int:
 		return len(*p) == 0
+	case *Quant:
+		return *p == Quant{}
+	case *model.OpType:
+		return *p == ""
 	case *int:
 		return *p == 0
 	case *int32:
@@ -228,9 +242,12 @@ func (op *Op) zero(name string) bool {
 // applies reports whether the JSON field name applies to ops of type t.
 func applies(t model.OpType, name string) bool { return slices.Contains(opFields[t], name) }
 
-// checkUnused checks that the scalar fields that do not apply to op's type
-// are zero.
+// checkUnused checks that the scalar fields and Act that do not apply to
+// op's type are zero.
 func (op *Op) checkUnused() error {
+	if op.Act != "" && !applies(op.Type, "act") {
+		return fmt.Errorf("act %q: does not apply to %s (must be empty)", string(op.Act), op.Type)
+	}
 	for _, name := range scalarFields {
 		if applies(op.Type, name) {
 			continue
@@ -280,7 +297,7 @@ func (op *Op) outShape(in [][]int) ([]int, error) {
 			return nil, fmt.Errorf("padding %d: want 0 to %d", op.Padding, MaxDim)
 		}
 	}
-	if op.Type == model.OpConv || op.Type == model.OpLinear {
+	if op.Type == model.OpConv || op.Type == model.OpLinear || op.Type == OpDynamicLinear {
 		if op.Out < 1 || op.Out > MaxDim {
 			return nil, fmt.Errorf("out %d: want 1 to %d", op.Out, MaxDim)
 		}
@@ -288,7 +305,11 @@ func (op *Op) outShape(in [][]int) ([]int, error) {
 	if op.Groups < 0 || op.Groups == 1 || op.Groups > MaxDim {
 		return nil, fmt.Errorf("groups %d: want 0 (one group) or 2 to %d", op.Groups, MaxDim)
 	}
-	out, err := op.Node().OutShape(in...)
+	node := op.Node()
+	if op.Type == OpDynamicLinear {
+		node.Op = model.OpLinear // the same shapes
+	}
+	out, err := node.OutShape(in...)
 	if err != nil {
 		return nil, err
 	}
@@ -321,12 +342,18 @@ func (op *Op) checkTerms(in []int) error {
 		if n := op.In / op.Node().EffectiveGroups() * op.Kernel * op.Kernel; n > MaxTerms {
 			return fmt.Errorf("in/groups*kernel*kernel = %d products per output exceed the int32 accumulation limit of %d", n, MaxTerms)
 		}
-	case model.OpLinear:
+	case model.OpLinear, OpDynamicLinear:
 		if op.In != in[0] {
 			return fmt.Errorf("in %d, but the input has %d features", op.In, in[0])
 		}
 		if op.In > MaxTerms {
 			return fmt.Errorf("in %d products per output exceed the int32 accumulation limit of %d", op.In, MaxTerms)
+		}
+		if op.Type == OpDynamicLinear {
+			if n := op.weightCount(); n > MaxElements {
+				return fmt.Errorf("%d weights, more than %d", n, MaxElements)
+			}
+			return nil
 		}
 	case model.OpAvgPool:
 		if n := op.Kernel * op.Kernel; n > MaxTerms {
@@ -352,8 +379,9 @@ func (op *Op) checkTerms(in []int) error {
 	return nil
 }
 
-// weightCount is the number of weight codes of a conv or linear op whose
-// structure is valid: Out*In/G*Kernel*Kernel (G groups) or Out*In.
+// weightCount is the number of weight codes of a conv, linear or
+// dynamic_linear op whose structure is valid: Out*In/G*Kernel*Kernel (G
+// groups) or Out*In.
 func (op *Op) weightCount() int {
 	if op.Type == model.OpConv {
 		return op.Out * op.In / op.Node().EffectiveGroups() * op.Kernel * op.Kernel
@@ -378,8 +406,13 @@ func (m *Model) Validate() error {
 	if err := m.Norm.Validate(m.Input[0]); err != nil {
 		return fmt.Errorf("norm: %w", err)
 	}
-	if err := m.InputQuant.check(); err != nil {
-		return fmt.Errorf("input_quant: %w", err)
+	switch {
+	case m.FloatInput && m.InputQuant != Quant{}:
+		return fmt.Errorf("input_quant (%s): a model with float input has none", quantString(m.InputQuant))
+	case !m.FloatInput:
+		if err := m.InputQuant.check(); err != nil {
+			return fmt.Errorf("input_quant: %w", err)
+		}
 	}
 	if err := checkRequant(m.Requant); err != nil {
 		return err
@@ -387,10 +420,42 @@ func (m *Model) Validate() error {
 	if _, err := m.Shapes(); err != nil {
 		return err
 	}
+	isFloat := m.Floats()
 	for i := range m.Ops {
 		op := &m.Ops[i]
-		if err := op.validate(m.Requant, m.inputQuant(i)); err != nil {
+		err := m.checkKinds(i, isFloat)
+		switch {
+		case err != nil:
+		case op.Type == OpDynamicLinear:
+			err = op.validateDynamic()
+		case isFloat[i]: // a flatten of floats
+			if op.Output != (Quant{}) {
+				err = fmt.Errorf("output (%s): a flatten of floats has no quantization", quantString(op.Output))
+			}
+		default:
+			err = op.validate(m.Requant, m.inputQuant(i))
+		}
+		if err != nil {
 			return fmt.Errorf("%s: %w", op.label(i), err)
+		}
+	}
+	return nil
+}
+
+// checkKinds checks that op i reads floats only if it is a dynamic_linear
+// or a flatten (isFloat: Floats of m), the ops that take them; every
+// other op reads codes.
+func (m *Model) checkKinds(i int, isFloat []bool) error {
+	t := m.Ops[i].Type
+	if t == OpDynamicLinear || t == model.OpFlatten {
+		return nil
+	}
+	for k, j := range m.Sources(i) {
+		switch {
+		case j == -1 && m.FloatInput:
+			return fmt.Errorf("inputs[%d]: reads the model's float input, but %s reads codes (only dynamic_linear and flatten read floats)", k, t)
+		case j >= 0 && isFloat[j]:
+			return fmt.Errorf("inputs[%d]: reads the float output of %s, but %s reads codes (only dynamic_linear and flatten read floats)", k, m.Ops[j].label(j), t)
 		}
 	}
 	return nil
@@ -468,12 +533,51 @@ type arrayLen struct {
 	n    int
 }
 
-// arrayLens returns the element counts of op's arrays in file order.
+// arrayLens returns the element counts of op's arrays in file order (the
+// float bias, a dynamic_linear's "bias" in the file, last).
 func (op *Op) arrayLens() []arrayLen {
 	return []arrayLen{
 		{"weight", len(op.Weight)}, {"weight_scale", len(op.WeightScale)}, {"bias", len(op.Bias)},
 		{"multiplier", len(op.Multiplier)}, {"fixed_multiplier", len(op.FixedMultiplier)}, {"shift", len(op.Shift)},
+		{"float bias", len(op.FloatBias)},
 	}
+}
+
+// validateDynamic checks a dynamic_linear op, whose structure outShape
+// checked: no output quantization (its outputs are floats), a known
+// activation, exactly the arrays weight [Out*In], weight_scale and float
+// bias [Out], finite positive weight scales and a finite bias. Every int8
+// code is a valid weight: |q - zp| <= 255 and |w| <= 128 with In <=
+// MaxTerms keep the accumulator inside an int32.
+func (op *Op) validateDynamic() error {
+	if op.Output != (Quant{}) {
+		return fmt.Errorf("output (%s): the outputs of %s are floats, without quantization", quantString(op.Output), op.Type)
+	}
+	switch op.Act {
+	case "", model.OpReLU, model.OpReLU6:
+	default:
+		return fmt.Errorf("act %q: want %s, %s or none", string(op.Act), model.OpReLU, model.OpReLU6)
+	}
+	want := map[string]int{"weight": op.weightCount(), "weight_scale": op.Out, "float bias": op.Out}
+	for _, a := range op.arrayLens() {
+		switch n, used := want[a.name]; {
+		case !used && a.n != 0:
+			return fmt.Errorf("%s has %d elements, but does not apply to %s", a.name, a.n, op.Type)
+		case used && a.n != n:
+			return fmt.Errorf("%s has %d elements, want %d", a.name, a.n, n)
+		}
+	}
+	for c, s := range op.WeightScale {
+		if !floats.Finite(s) || s <= 0 {
+			return fmt.Errorf("weight_scale[%d] = %v: want a finite positive number", c, s)
+		}
+	}
+	for c, b := range op.FloatBias {
+		if !floats.Finite(b) {
+			return fmt.Errorf("bias[%d] = %v: want a finite number", c, b)
+		}
+	}
+	return nil
 }
 
 // validateUnweighted checks an op other than conv and linear: it has no

@@ -2,7 +2,7 @@
 // ort-run.js: runs an ONNX model exported by qat (onnx.FromInt8, onnx.FromFloat,
 // `qat export --onnx`) in onnxruntime-node on float32 input, on one thread.
 //
-// usage: node scripts/ort-run.js [--opt LEVEL] [--optimized FILE] [--repeat R] MODEL.onnx INPUT.bin N C H W OUT.bin
+// usage: node scripts/ort-run.js [--opt LEVEL] [--optimized FILE] [--repeat R | --batch B] MODEL.onnx INPUT.bin N C H W OUT.bin
 //        node scripts/ort-run.js --version
 //
 //   INPUT.bin  N*C*H*W float32 values, little-endian, NCHW: the graph input "input"
@@ -16,6 +16,8 @@
 //              com.microsoft's QLinearAdd), to see what it fused.
 //   --repeat   runs the model R more times after the first and adds "seconds", the
 //              fastest run, to the JSON line (for timing; the output is the first run's).
+//   --batch    runs the N samples in consecutive batches of B (the last one may be
+//              smaller), one session run each, and writes their outputs in order.
 //   --version  prints {"version": ..., "path": ...} of the onnxruntime-node it loads.
 //
 // onnxruntime-node is loaded from $ORT_NODE when it is set: a folder holding
@@ -29,7 +31,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
-const usage = 'usage: node scripts/ort-run.js [--opt LEVEL] [--optimized FILE] [--repeat R] MODEL.onnx INPUT.bin N C H W OUT.bin | --version';
+const usage = 'usage: node scripts/ort-run.js [--opt LEVEL] [--optimized FILE] [--repeat R | --batch B] MODEL.onnx INPUT.bin N C H W OUT.bin | --version';
 
 function fail(code, msg) {
   process.stderr.write(`ort-run: ${msg}\n`);
@@ -91,6 +93,14 @@ async function main(argv) {
     argv = argv.slice(2);
     if (!Number.isInteger(repeat) || repeat < 1) fail(2, `--repeat ${arg}: want a positive integer`);
   }
+  let batch = 0;
+  if (argv[0] === '--batch') {
+    const arg = argv[1];
+    batch = Number(arg);
+    argv = argv.slice(2);
+    if (!Number.isInteger(batch) || batch < 1) fail(2, `--batch ${arg}: want a positive integer`);
+    if (repeat > 0) fail(2, '--batch and --repeat exclude each other');
+  }
   if (argv.length !== 7) fail(2, usage);
   const [model, input, ...rest] = argv;
   const dims = rest.slice(0, 4).map(Number);
@@ -105,7 +115,31 @@ async function main(argv) {
   if (optimized !== undefined) options.optimizedModelFilePath = optimized;
   const session = await ort.InferenceSession.create(model, options);
   const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', x, dims) };
-  const results = await session.run(feeds);
+  let results;
+  if (batch > 0) {
+    // One run a batch, the outputs joined along the first axis.
+    const per = count / dims[0];
+    const parts = [];
+    let outDims;
+    for (let s = 0; s < dims[0]; s += batch) {
+      const b = Math.min(batch, dims[0] - s);
+      const t = new ort.Tensor('float32', x.subarray(s * per, (s + b) * per), [b, ...dims.slice(1)]);
+      const r = await session.run({ [session.inputNames[0]]: t });
+      const y = r[session.outputNames[0]];
+      if (y.type !== 'float32') fail(1, `output ${session.outputNames[0]} is ${y.type}, want float32`);
+      parts.push(y.data);
+      outDims = y.dims;
+    }
+    const data = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      data.set(p, at);
+      at += p.length;
+    }
+    results = { [session.outputNames[0]]: { type: 'float32', data, dims: [dims[0], ...outDims.slice(1)] } };
+  } else {
+    results = await session.run(feeds);
+  }
   let seconds;
   for (let r = 0; r < repeat; r++) {
     const t = process.hrtime.bigint();

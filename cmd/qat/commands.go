@@ -813,11 +813,15 @@ func (e *evalCmd) int8(qm *qmodel.Model, te *data.Dataset) (res train.EvalResult
 		return res, nil, "", "", err
 	}
 	res = train.EvalResult{N: ir.N, Correct: ir.Correct, Accuracy: ir.Accuracy, Correct5: ir.Correct5, Top5: ir.Top5, Loss: ir.Loss, SamplesPerSec: ir.SamplesPerSec}
-	if e.dump != "" {
+	kind = "int8 (" + string(qm.Requant) + " requant)"
+	switch {
+	case net.FloatOutput():
+		logits, kind = ir.Logits, "int8 ("+string(qm.Requant)+" requant, dynamic linear layers)"
+	case e.dump != "":
 		logits = make([]float32, len(ir.Codes))
 		net.Dequantize(logits, ir.Codes)
 	}
-	return res, logits, "int8 (" + string(qm.Requant) + " requant)", qm.Name, nil
+	return res, logits, kind, qm.Name, nil
 }
 
 func report(w io.Writer, asJSON bool, path, name, kind string, res train.EvalResult) error {

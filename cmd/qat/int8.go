@@ -26,7 +26,7 @@ import (
 // exportCmd is qat export's flags.
 type exportCmd struct {
 	ckpt, out, requant, header, onnxOut, onnxFormat string
-	asJSON                                          bool
+	asJSON, dynamic                                 bool
 }
 
 // The values of --onnx-format.
@@ -60,7 +60,18 @@ model's scales, int8 weights and int32 biases through DequantizeLinear
 (opset 13), the form TensorRT, OpenVINO and QNN take; onnxruntime computes
 it within a few codes of the int8 runtime, not bit for bit. qdq-int4 also
 stores weights of 4 bits or fewer as int4 (opset 21). QDQ needs --requant
-float.`,
+float.
+
+--dynamic-linear quantizes the linear layers dynamically instead: int8
+weights symmetric per output channel from the float weights (no
+calibration), each sample's input range computed at run time as
+onnxruntime's DynamicQuantizeLinear computes it, float32 outputs and
+logits. The convs of a quantized checkpoint stay static int8 (the codes
+feeding a linear layer are dequantized first); a float checkpoint must
+have only linear and flatten layers, and its model reads the normalised
+image as floats. The file is format qat-int8/4; --onnx writes it with
+MatMulInteger, which onnxruntime runs bit for bit at any batch size. No
+--header or QDQ form.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return e.run(c.OutOrStdout()) },
 	}
@@ -71,6 +82,7 @@ float.`,
 	f.StringVar(&e.header, "header", "", "also write the model as a C header to this file")
 	f.StringVar(&e.onnxOut, "onnx", "", "also write the model as ONNX to this file (a float checkpoint: the float model)")
 	f.StringVar(&e.onnxFormat, "onnx-format", "", "form of the int8 ONNX model: qlinear (QOperator, the default; bit-exact with --requant float), qdq (QuantizeLinear/DequantizeLinear, opset 13) or qdq-int4 (qdq with int4 weights, opset 21)")
+	f.BoolVar(&e.dynamic, "dynamic-linear", false, "quantize the linear layers dynamically: int8 weights from the float weights, input ranges at run time, float outputs (a float checkpoint: linear and flatten layers only)")
 	f.BoolVar(&e.asJSON, "json", false, "print the result as JSON")
 	return c
 }
@@ -98,6 +110,15 @@ func (e *exportCmd) check() (qmodel.Requant, error) {
 	}
 	if e.qdq() && mode != qmodel.RequantFloat {
 		return "", usagef("--onnx-format %s needs --requant float: a QDQ graph requantizes by its scales in float and cannot carry %s requantization", e.onnxFormat, mode)
+	}
+	switch {
+	case !e.dynamic:
+	case e.out == "":
+		return "", usagef("--dynamic-linear needs --out: it writes an int8 model")
+	case e.header != "":
+		return "", usagef("--dynamic-linear and --header exclude each other: the C header has no dynamically quantized ops")
+	case e.qdq():
+		return "", usagef("--dynamic-linear and --onnx-format %s exclude each other: a QDQ graph holds static quantization only", e.onnxFormat)
 	}
 	return mode, nil
 }
@@ -127,7 +148,11 @@ func (e *exportCmd) run(w io.Writer) error {
 		}
 		return exportFloatONNX(w, e.asJSON, e.ckpt, e.onnxOut, ck, ck.Norm)
 	}
-	m, err := deploy.Freeze(ck.Model, ck.Norm, mode)
+	freeze := deploy.Freeze
+	if e.dynamic {
+		freeze = deploy.FreezeDynamic
+	}
+	m, err := freeze(ck.Model, ck.Norm, mode)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", e.ckpt, err)
 	}
@@ -212,9 +237,16 @@ func (e *exportCmd) report(w io.Writer, ck *train.Checkpoint, m *qmodel.Model) e
 	outBytes, ckBytes := size(out), size(ckpt)
 	var weights, floatWeights int
 	bits := map[int]int{}
+	dynamic := []string{}
 	for _, op := range m.Ops {
-		if op.Weight != nil {
-			weights += len(op.Weight)
+		if op.Weight == nil {
+			continue
+		}
+		weights += len(op.Weight)
+		if op.Type == qmodel.OpDynamicLinear {
+			bits[8]++
+			dynamic = append(dynamic, op.Name)
+		} else {
 			bits[op.WeightBits]++
 		}
 	}
@@ -231,8 +263,16 @@ func (e *exportCmd) report(w io.Writer, ck *train.Checkpoint, m *qmodel.Model) e
 	if header != "" {
 		res["header"] = header
 	}
+	outputs := "codes"
+	if e.dynamic {
+		res["dynamic_linear"], res["format"] = dynamic, m.FormatVersion()
+		outputs = "float logits"
+	}
 	var inexact string
 	form, opset := "QOperator", onnx.Opset
+	if e.dynamic {
+		form = "QOperator, dynamic MatMulInteger"
+	}
 	if onnxOut != "" {
 		res["onnx"], res["onnx_bytes"], res["onnx_model"] = onnxOut, size(onnxOut), "int8"
 		switch {
@@ -265,8 +305,11 @@ func (e *exportCmd) report(w io.Writer, ck *train.Checkpoint, m *qmodel.Model) e
 	}
 	_, err := fmt.Fprintf(w, "%s: %d ops, %d weights (%v layers by weight bits), %d bytes: %.3fx the checkpoint (%d bytes), %.3fx its float32 params (%d bytes)\n",
 		out, len(m.Ops), weights, bits, outBytes, res["size_ratio"], ckBytes, res["param_size_ratio"], floatWeights)
+	if err == nil && e.dynamic {
+		_, err = fmt.Fprintf(w, "%s: dynamic linear layers %v (format %s)\n", out, dynamic, m.FormatVersion())
+	}
 	if err == nil && onnxOut != "" {
-		exact := "computes the int8 model's codes bit for bit in onnxruntime"
+		exact := "computes the int8 model's " + outputs + " bit for bit in onnxruntime"
 		if inexact != "" {
 			exact = "NOT bit-exact with the int8 model: " + inexact
 		}
@@ -372,6 +415,9 @@ func (p *compareCmd) load() (*qmodel.Model, *train.Checkpoint, *data.Dataset, er
 	m, err := readModel(p.model)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if m.Dynamic() {
+		return nil, nil, nil, fmt.Errorf("%s is quantized dynamically (format %s): compare takes a static int8 model, whose codes the checkpoint's evaluation computes", p.model, m.FormatVersion())
 	}
 	ck, err := loadCheckpoint(p.ckpt)
 	if err != nil {

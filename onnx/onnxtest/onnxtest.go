@@ -101,6 +101,14 @@ func (o *ORT) Run(t testing.TB, model []byte, x []float32, shape [4]int) []float
 // "extended" or "all".
 func (o *ORT) RunAt(t testing.TB, opt string, model []byte, x []float32, shape [4]int) []float32 {
 	t.Helper()
+	return o.RunBatches(t, opt, 0, model, x, shape)
+}
+
+// RunBatches is RunAt on consecutive batches of batch samples of x (the
+// last one may be smaller), one session run each, the outputs in order;
+// batch 0 runs all of x at once.
+func (o *ORT) RunBatches(t testing.TB, opt string, batch int, model []byte, x []float32, shape [4]int) []float32 {
+	t.Helper()
 	if len(x) != shape[0]*shape[1]*shape[2]*shape[3] {
 		t.Fatalf("onnxtest: %d inputs for shape %v", len(x), shape)
 	}
@@ -116,7 +124,11 @@ func (o *ORT) RunAt(t testing.TB, opt string, model []byte, x []float32, shape [
 	if err := os.WriteFile(in, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{o.script, "--opt", opt, mf, in}
+	args := []string{o.script, "--opt", opt}
+	if batch > 0 {
+		args = append(args, "--batch", strconv.Itoa(batch))
+	}
+	args = append(args, mf, in)
 	for _, d := range shape {
 		args = append(args, strconv.Itoa(d))
 	}
