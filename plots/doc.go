@@ -34,6 +34,9 @@
 //   - Sensitivity: a horizontal bar chart of the accuracy drop in
 //     percentage points per layer, largest at the top.
 //   - Bars: a labelled vertical bar chart, for experiment tables.
+//   - Pareto: accuracy against a cost (bytes, milliseconds), labelled
+//     points per series and the Pareto front of all of them (ParetoFront)
+//     as a dashed step line.
 //
 // The package only draws: it takes plain data (a Run's logged steps and
 // epochs, a Model's tensors and quantization params, series and bars)

@@ -95,7 +95,7 @@ are specified in docs/int8-model.md.`,
 		return usageError{fmt.Errorf("%s: %w (see qat %s --help)", c.Name(), err, c.Name())}
 	})
 	models := []*cobra.Command{newDemoCmd(), newTrainCmd(), newFinetuneCmd(), newCalibrateCmd(), newEvalCmd(), newExportCmd(),
-		newCompareCmd(), newPlotCmd(), newRunCmd(), newSensitivityCmd(), newImportCmd()}
+		newCompareCmd(), newPlotCmd(), newRunCmd(), newSensitivityCmd(), newImportCmd(), newAutobitsCmd()}
 	for _, c := range models {
 		addLimitFlags(c)
 	}
