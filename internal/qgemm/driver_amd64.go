@@ -114,6 +114,50 @@ func gemmVNNI(c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0, p1 int) 
 	}
 }
 
+// ymmKernel is the ymm kernel gemmAVX2 and gemmConvAVX2 run for a
+// kernel and a Packed: AVX-VNNI (vnni), VPMADDUBSW on the packed codes
+// (ubs: A copied as bytes) or VPMADDWD on the int16 copy of B (A
+// widened); its tile rows mr; and B as it reads it: data, the panel
+// stride ps and the bytes ub per unit.
+type ymmKernel struct {
+	vnni, ubs bool
+	mr        int
+	data      []byte
+	ps, ub    int
+}
+
+func ymmFor(k Kernel, b *Packed) ymmKernel {
+	y := ymmKernel{vnni: k == AVXVNNI, mr: avx2MR, data: b.data, ps: b.panelStride(), ub: unit}
+	y.ubs = y.vnni || b.ubs()
+	switch {
+	case y.vnni:
+		y.mr = avxvnniMR
+	case y.ubs:
+		y.mr = ubsMR
+	}
+	if !y.ubs {
+		y.data, y.ps, y.ub = b.wide(), 2*y.ps, 2*unit
+	}
+	return y
+}
+
+// call runs tiles tiles of h rows of A from row ir of buf (rs values a
+// row) against panel q of B, units u0..u0+nu-1, into C at c.
+func (y ymmKernel) call(buf *avx2Buf, ir, rs, h, tiles int, b *Packed, q, u0, nu int, c *int32, ldc, acc int) {
+	w := min(panelCols, b.n-panelCols*q) // columns of the panel
+	nv := (w + 7) / 8
+	bp := &y.data[q*y.ps+u0*y.ub]
+	bytesA := unsafe.Slice((*uint8)(unsafe.Pointer(&buf[0])), 2*len(buf))
+	switch {
+	case y.vnni:
+		avxvnniCall(b.bits, h, nv, &bytesA[ir*rs], rs, bp, nu, c, ldc, w-8*(nv-1), acc, tiles)
+	case y.ubs:
+		ubsCall(b.bits, h, nv, &bytesA[ir*rs], rs, bp, nu, c, ldc, w-8*(nv-1), acc, tiles)
+	default:
+		avx2Call(h, nv, &buf[ir*rs], 2*rs, bp, nu, c, ldc, w-8*(nv-1), acc, tiles)
+	}
+}
+
 // gemmAVX2 is gemmAsm for the ymm kernels: for k = AVXVNNI the AVX-VNNI
 // kernel (avxvnniCall) on the packed codes of every Packed; for AVX2
 // VPMADDUBSW (ubsCall) where b.ubs(), VPMADDWD (avx2Call) on the int16
@@ -126,20 +170,9 @@ func gemmVNNI(c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0, p1 int) 
 func gemmAVX2(k Kernel, c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0, p1 int) {
 	buf := avx2Pool.Get().(*avx2Buf)
 	defer avx2Pool.Put(buf)
-	bits, uk, K := b.bits, b.unitK(), b.k
-	vnni := k == AVXVNNI
-	ubs := vnni || b.ubs() // A copied as bytes, B the packed codes
-	mr := avx2MR
-	switch {
-	case vnni:
-		mr = avxvnniMR
-	case ubs:
-		mr = ubsMR
-	}
-	data, ps, ub := b.data, b.panelStride(), unit // B, its panel stride, bytes per unit
-	if !ubs {
-		data, ps, ub = b.wide(), 2*ps, 2*unit
-	}
+	uk, K := b.unitK(), b.k
+	y := ymmFor(k, b)
+	ubs, mr := y.ubs, y.mr
 	bytesA := unsafe.Slice((*uint8)(unsafe.Pointer(&buf[0])), 2*len(buf))
 	units := b.units
 	kcu := blocks(units, avx2KC/uk)
@@ -167,23 +200,13 @@ func gemmAVX2(k Kernel, c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0
 				avx2WidenA(&buf[0], 2*rs, &a[ic*lda+k0], lda, mb, kl)
 			}
 			acc := min(u0, 1)
-			pbMax := max(1, avx2NB/(nu*ub))
+			pbMax := max(1, avx2NB/(nu*y.ub))
 			nbk := (p1 - p0 + pbMax - 1) / pbMax
 			for bk := 0; bk < nbk; bk++ {
 				jq, jq1 := p0+(p1-p0)*bk/nbk, p0+(p1-p0)*(bk+1)/nbk
 				// call runs tiles tiles of h rows from row ir on panel q.
 				call := func(ir, h, tiles, q int) {
-					w := min(panelCols, b.n-panelCols*q) // columns of the panel
-					nv := (w + 7) / 8
-					bp, cp := &data[q*ps+u0*ub], &c[(ic+ir)*ldc+q*panelCols]
-					switch {
-					case vnni:
-						avxvnniCall(bits, h, nv, &bytesA[ir*rs], rs, bp, nu, cp, ldc, w-8*(nv-1), acc, tiles)
-					case ubs:
-						ubsCall(bits, h, nv, &bytesA[ir*rs], rs, bp, nu, cp, ldc, w-8*(nv-1), acc, tiles)
-					default:
-						avx2Call(h, nv, &buf[ir*rs], 2*rs, bp, nu, cp, ldc, w-8*(nv-1), acc, tiles)
-					}
+					y.call(buf, ir, rs, h, tiles, b, q, u0, nu, &c[(ic+ir)*ldc+q*panelCols], ldc, acc)
 				}
 				if jq1-jq <= avx2LoopPanels {
 					// Few panels: for each, the kernel loops over the
@@ -301,20 +324,9 @@ func gemmConvAsm(k Kernel, c []int32, ldc int, src []uint8, g Conv, b *Packed) {
 func gemmConvAVX2(k Kernel, c []int32, ldc int, src []uint8, g Conv, b *Packed) {
 	buf := avx2Pool.Get().(*avx2Buf)
 	defer avx2Pool.Put(buf)
-	bits, uk, K := b.bits, b.unitK(), b.k
-	vnni := k == AVXVNNI
-	ubs := vnni || b.ubs()
-	mr := avx2MR
-	switch {
-	case vnni:
-		mr = avxvnniMR
-	case ubs:
-		mr = ubsMR
-	}
-	data, ps, ub := b.data, b.panelStride(), unit
-	if !ubs {
-		data, ps, ub = b.wide(), 2*ps, 2*unit
-	}
+	uk, K := b.unitK(), b.k
+	y := ymmFor(k, b)
+	ubs, mr := y.ubs, y.mr
 	bytesA := unsafe.Slice((*uint8)(unsafe.Pointer(&buf[0])), 2*len(buf))
 	units := b.units
 	kcu := blocks(units, (avx2KC-16)/uk)
@@ -346,24 +358,13 @@ func gemmConvAVX2(k Kernel, c []int32, ldc int, src []uint8, g Conv, b *Packed) 
 				}
 				r += run
 			}
-			pbMax := max(1, avx2NB/(nu*ub))
+			pbMax := max(1, avx2NB/(nu*y.ub))
 			nbk := (p1 - p0 + pbMax - 1) / pbMax
 			for bk := range nbk {
 				jq, jq1 := p0+(p1-p0)*bk/nbk, p0+(p1-p0)*(bk+1)/nbk
 				for ir := 0; ir < mb; ir += mr {
-					h := min(mr, mb-ir)
 					for q := jq; q < jq1; q++ {
-						w := min(panelCols, b.n-panelCols*q)
-						nv := (w + 7) / 8
-						bp, cp := &data[q*ps+u0*ub], &c[(ic+ir)*ldc+q*panelCols]
-						switch {
-						case vnni:
-							avxvnniCall(bits, h, nv, &bytesA[ir*rs], rs, bp, nu, cp, ldc, w-8*(nv-1), acc, 1)
-						case ubs:
-							ubsCall(bits, h, nv, &bytesA[ir*rs], rs, bp, nu, cp, ldc, w-8*(nv-1), acc, 1)
-						default:
-							avx2Call(h, nv, &buf[ir*rs], 2*rs, bp, nu, cp, ldc, w-8*(nv-1), acc, 1)
-						}
+						y.call(buf, ir, rs, min(mr, mb-ir), 1, b, q, u0, nu, &c[(ic+ir)*ldc+q*panelCols], ldc, acc)
 					}
 				}
 			}
