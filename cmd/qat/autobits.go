@@ -151,11 +151,7 @@ func (p *autobitsCmd) run(c *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	spec, err := p.d.required(ck.Dataset, p.from)
-	if err != nil {
-		return err
-	}
-	tr, te, _, err := datasets(spec, p.d.limit)
+	spec, tr, te, err := p.d.splits(ck.Dataset, p.from)
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,17 @@ func (d *dataFlags) required(dataset, path string) (string, error) {
 	return spec, nil
 }
 
+// splits returns the dataset of a command that reads the checkpoint at
+// path, recording dataset (required), and its training split (capped by
+// --limit) and test split.
+func (d *dataFlags) splits(dataset, path string) (spec string, trainSet, test *data.Dataset, err error) {
+	if spec, err = d.required(dataset, path); err != nil {
+		return "", nil, nil, err
+	}
+	trainSet, test, _, err = datasets(spec, d.limit)
+	return spec, trainSet, test, err
+}
+
 // datasets loads the training and test splits of spec; limit caps the
 // training split. The normalisation is the dataset's: MNIST's or
 // Fashion-MNIST's published constants, the embedded sample's MNIST ones,
@@ -664,11 +675,7 @@ func (p *calibrateCmd) run(w, logw io.Writer) error {
 		return err
 	}
 	m := ck.Model
-	spec, err := p.d.required(ck.Dataset, p.from)
-	if err != nil {
-		return err
-	}
-	tr, te, _, err := datasets(spec, p.d.limit)
+	spec, tr, te, err := p.d.splits(ck.Dataset, p.from)
 	if err != nil {
 		return err
 	}

@@ -136,11 +136,7 @@ func (p *sensitivityCmd) run(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	spec, err := p.d.required(ck.Dataset, p.from)
-	if err != nil {
-		return err
-	}
-	tr, te, _, err := datasets(spec, p.d.limit)
+	_, tr, te, err := p.d.splits(ck.Dataset, p.from)
 	if err != nil {
 		return err
 	}
