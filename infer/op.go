@@ -272,25 +272,28 @@ func (p *op) prepareConv(o *qmodel.Op, inQ qmodel.Quant, mode qmodel.Requant, di
 var useImplicit = true
 
 // implicitConv returns the geometry with which conv p of groups groups
-// (input and output shapes set), with weights of bits, reads its input in
-// place through qgemm.GemmConv instead of gathering im2col rows, or nil
-// where the im2col path stays: grouped convolutions, 1x1 convolutions of stride 1 without
-// padding (a plain GEMM on the input), output rows narrower than 8
-// (shorter tiles than im2col's), and window rows of k*In codes that need
-// padding to the weights' unit of k when the kernel gathers the rows
-// anyway (qgemm.ConvInPlace: the padding would only add work). The
-// staged sample (conv) is [H+2pad, W+2pad, In] codes.
+// (input and output shapes set), with weights of bits, reads its input
+// through qgemm.GemmConv instead of gathering im2col rows, or nil where
+// the im2col path stays: grouped convolutions, 1x1 convolutions of
+// stride 1 without padding (a plain GEMM on the input), output rows
+// narrower than 8 (shorter tiles than im2col's), and geometries the
+// selected kernel would gather anyway (qgemm.ConvDirect). The staged
+// sample (conv) is [H+2pad, W+2pad, In] codes, each window row of k*In
+// codes a segment padded to the weights' unit of k.
 func (p *op) implicitConv(bits, groups int) *qgemm.Conv {
 	w, c := p.in[1], p.in[2]
 	k, st, pad := p.k, p.stride, p.pad
 	uk := 32 / bits
-	kc := k * c
-	seg := (kc + uk - 1) / uk * uk
-	if !useImplicit || groups > 1 || k == 1 && st == 1 && pad == 0 || p.co[1] < 8 || seg != kc && !qgemm.ConvInPlace() {
+	if !useImplicit || groups > 1 || k == 1 && st == 1 && pad == 0 || p.co[1] < 8 {
 		return nil
 	}
 	wp := w + 2*pad
-	return &qgemm.Conv{OH: p.co[0], OW: p.co[1], RowStep: st * wp * c, ColStep: st * c, SegStride: wp * c, Segs: k, SegLen: seg}
+	g := &qgemm.Conv{OH: p.co[0], OW: p.co[1], RowStep: st * wp * c, ColStep: st * c, SegStride: wp * c,
+		Segs: k, SegLen: (k*c + uk - 1) / uk * uk}
+	if !qgemm.ConvDirect(*g) {
+		return nil
+	}
+	return g
 }
 
 // prepareRequant sets the input zero point, the bias and the

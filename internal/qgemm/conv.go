@@ -43,7 +43,7 @@ func (p *Packed) UnitK() int { return p.unitK() }
 // the AVX2 and AVX-VNNI ones copy window rows of 16 codes or more
 // straight into the buffer they copy A into anyway; otherwise (Generic,
 // NEON, shorter window rows) blocks of A's rows are gathered into a
-// pooled buffer first (see ConvInPlace).
+// pooled buffer first (see ConvDirect).
 //
 // GemmConv panics if g has a non-positive size or a negative step, if
 // SegLen is not a multiple of b.UnitK(), K differs from b's, ldc < N, or
@@ -61,12 +61,12 @@ func GemmConvWith(k Kernel, c []int32, ldc int, src []uint8, g Conv, b *Packed) 
 	gemmConv(k, c, ldc, src, g, b)
 }
 
-// ConvInPlace reports whether GemmConv's kernel reads its implicit
-// matrix in place (AVX-512 VNNI). The others copy or gather it, which
-// costs about what an im2col copy does, so a caller whose SegLen needs
-// padding (k*C not a multiple of UnitK) may prefer Gemm on its own im2col
-// rows there.
-func ConvInPlace() bool { return convInPlace(selected) }
+// ConvDirect reports whether GemmConv on g runs without gathering A's
+// rows first: with the AVX-512 VNNI kernel (A read in place) always, with
+// the AVX2 and AVX-VNNI ones when window rows hold 16 codes or more. A
+// gathering GemmConv costs about what an im2col copy does, so a caller
+// may prefer Gemm on its own im2col rows there (with K unpadded).
+func ConvDirect(g Conv) bool { return convDirect(selected, g) }
 
 func checkConv(c []int32, ldc int, src []uint8, g Conv, b *Packed) {
 	switch {

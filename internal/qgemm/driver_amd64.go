@@ -41,10 +41,6 @@ type avx2Buf [avx2MC * avx2KC]uint16
 
 var avx2Pool = sync.Pool{New: func() any { return new(avx2Buf) }}
 
-// convInPlace reports whether kernel k reads the implicit matrix of
-// GemmConv in place: the VNNI kernel.
-func convInPlace(k Kernel) bool { return k == AVX512VNNI }
-
 // convDirect reports whether GemmConv with kernel k on g runs in
 // gemmConvAsm without a separate gather: in place (VNNI), or, for the ymm
 // kernels, copying window rows of at least 16 codes straight into the
@@ -246,13 +242,14 @@ func blocks(n, max int) int {
 }
 
 // gemmConvAsm is GemmConv for the assembly kernels: the ymm ones by
-// gemmConvAVX2; the VNNI kernel reads the implicit matrix in place: each tile's rows are up to vnniMR output columns of
-// one output row (row stride g.ColStep), its k loop g's segments
-// (window rows) one after another. Loops, outermost first: blocks of
-// whole output rows (about mcMax rows of A); k blocks of whole segments
-// (or, for segments longer than kcMax, of parts of one), later ones adding
-// to C; column blocks of at most nbMax bytes of B; output rows; row tiles;
-// column tiles of up to vnniNV panels.
+// gemmConvAVX2, while the VNNI kernel reads the implicit matrix in place.
+// Each VNNI tile's rows are up to vnniMR output columns of one output row
+// (row stride g.ColStep), its k loop g's segments (window rows) one after
+// another. Loops, outermost first: blocks of whole output rows (about
+// mcMax rows of A); k blocks of whole segments (or, for segments longer
+// than kcMax, of parts of one), later ones adding to C; column blocks of
+// at most nbMax bytes of B; column tiles of up to vnniNV panels; output
+// rows; row tiles.
 func gemmConvAsm(k Kernel, c []int32, ldc int, src []uint8, g Conv, b *Packed) {
 	if k != AVX512VNNI {
 		gemmConvAVX2(k, c, ldc, src, g, b)

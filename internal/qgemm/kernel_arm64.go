@@ -33,10 +33,6 @@ func tileRows(k Kernel) int {
 	return 4
 }
 
-// convInPlace reports whether kernel k reads GemmConv's implicit matrix
-// in place: none does in this build.
-func convInPlace(Kernel) bool { return false }
-
 // convDirect reports whether GemmConv runs without a separate gather:
 // never in this build.
 func convDirect(Kernel, Conv) bool { return false }

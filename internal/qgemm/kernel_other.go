@@ -17,10 +17,6 @@ func gemmAsm(k Kernel, c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0,
 // tileRows returns the granularity of GemmParallel's row split.
 func tileRows(k Kernel) int { return 4 }
 
-// convInPlace reports whether kernel k reads GemmConv's implicit matrix
-// in place: none does in this build.
-func convInPlace(Kernel) bool { return false }
-
 // convDirect reports whether GemmConv runs without a separate gather:
 // never in this build.
 func convDirect(Kernel, Conv) bool { return false }
