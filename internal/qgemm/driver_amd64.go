@@ -99,7 +99,7 @@ func gemmVNNI(c []int32, ldc int, a []uint8, lda, m int, b *Packed, p0, p1 int) 
 						w := min(panelCols*q1, b.n) - panelCols*q0 // columns of the tile
 						mask := 1<<(w-panelCols*(nv-1)) - 1
 						vnniCall(bits, h, nv, &a[(ic+ir)*lda+u0*uk], lda, &b.data[q0*ps+u0*unit], ps, nu, tk,
-							&c[(ic+ir)*ldc+q0*panelCols], ldc, mask, acc, 1, 0)
+							&c[(ic+ir)*ldc+q0*panelCols], ldc, mask, acc, 1, 0, 1)
 					}
 				}
 			}
@@ -249,7 +249,7 @@ func blocks(n, max int) int {
 // mcMax rows of A); k blocks of whole segments (or, for segments longer
 // than kcMax, of parts of one), later ones adding to C; column blocks of
 // at most nbMax bytes of B; column tiles of up to vnniNV panels; output
-// rows; row tiles.
+// rows; row tiles (an output row's whole ones in one kernel call).
 func gemmConvAsm(k Kernel, c []int32, ldc int, src []uint8, g Conv, b *Packed) {
 	if k != AVX512VNNI {
 		gemmConvAVX2(k, c, ldc, src, g, b)
@@ -297,12 +297,19 @@ func gemmConvAsm(k Kernel, c []int32, ldc int, src []uint8, g Conv, b *Packed) {
 					// block (checkConv bounds every address formed).
 					a0 := unsafe.Pointer(&src[oy0*g.RowStep+kb.s0*g.SegStride+kb.u0*uk])
 					c0 := unsafe.Pointer(&c[oy0*g.OW*ldc+q0*panelCols])
+					// Per output row: its whole row tiles in one call,
+					// then the last, shorter one.
+					full, rest := g.OW/vnniMR, g.OW%vnniMR
 					for oy := range oy1 - oy0 {
-						for ox := 0; ox < g.OW; ox += vnniMR {
-							h := min(vnniMR, g.OW-ox)
-							a := (*uint8)(unsafe.Add(a0, oy*g.RowStep+ox*g.ColStep))
-							cp := (*int32)(unsafe.Add(c0, 4*(oy*g.OW+ox)*ldc))
-							vnniCall(bits, h, nv, a, g.ColStep, bp, ps, kb.nu, 0, cp, ldc, mask, acc, kb.ns, skip)
+						a := unsafe.Add(a0, oy*g.RowStep)
+						cp := unsafe.Add(c0, 4*oy*g.OW*ldc)
+						if full > 0 {
+							vnniCall(bits, vnniMR, nv, (*uint8)(a), g.ColStep, bp, ps, kb.nu, 0, (*int32)(cp), ldc, mask, acc, kb.ns, skip, full)
+						}
+						if rest > 0 {
+							ox := full * vnniMR
+							vnniCall(bits, rest, nv, (*uint8)(unsafe.Add(a, ox*g.ColStep)), g.ColStep, bp, ps, kb.nu, 0,
+								(*int32)(unsafe.Add(cp, 4*ox*ldc)), ldc, mask, acc, kb.ns, skip, 1)
 						}
 					}
 				}

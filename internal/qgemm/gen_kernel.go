@@ -23,7 +23,8 @@
 //	      of segment s at offset u*unitK + s*(n*unitK + skip) (segs
 //	      segments of n units: an implicit im2col matrix, each segment a
 //	      window row; segs = 1 for a plain GEMM), panel v of unit u
-//	      (counted across segments) at b + v*ps + 64*u. Per 4
+//	      (counted across segments) at b + v*ps + 64*u; tiles >= 1 such
+//	      tiles, each h rows of A and C below the previous one. Per 4
 //	      k: one VPBROADCASTD of 4 A bytes per row, one B vector per
 //	      panel, h*nv VPDPBUSD. Sub-byte codes are moved to the top of
 //	      their byte (VPSLLW, VPANDD with 0xF0 or 0xC0), which makes the
@@ -83,7 +84,7 @@ func p(format string, args ...any) {
 }
 
 // args are the arguments of the VNNI kernels.
-const args = "a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int"
+const args = "a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int"
 
 func vnniName(bits, h, nv int) string { return fmt.Sprintf("vnniB%dR%dV%d", bits, h, nv) }
 
@@ -100,12 +101,25 @@ func disp(d int) string {
 	return fmt.Sprint(d)
 }
 
-// header emits the prologue of the VNNI kernels: row pointers, B
-// pointer, unit count and A offset.
+// header emits the prologue of the VNNI kernels: the frame's tile
+// state (A and C of the current tile, tiles left), then, at label tile,
+// each tile's row pointers, B pointer, unit count and A offset.
 func header(name string, h int) {
 	p("// func %s(%s)", name, args)
-	p("TEXT ·%s(SB), NOSPLIT, $%d-96", name, tailW*h)
-	p("\tMOVQ a+0(FP), R8")
+	p("TEXT ·%s(SB), NOSPLIT, $%d-104", name, tailW*h+24)
+	p("\tMOVQ a+0(FP), AX")
+	p("\tMOVQ AX, %s", frameSlot(h, "abase", 1))
+	p("\tMOVQ c+48(FP), AX")
+	p("\tMOVQ AX, %s", frameSlot(h, "cbase", 2))
+	p("\tMOVQ tiles+96(FP), AX")
+	p("\tMOVQ AX, %s", frameSlot(h, "tleft", 3))
+}
+
+// tileStart emits the start of a tile: its row pointers, B pointer, unit
+// count and A offset.
+func tileStart(h int) {
+	p("tile:")
+	p("\tMOVQ %s, R8", frameSlot(h, "abase", 1))
 	p("\tMOVQ lda+8(FP), AX")
 	for i := 1; i < h; i++ {
 		p("\tLEAQ (%s)(AX*1), %s", rowRegs[i-1], rowRegs[i])
@@ -115,6 +129,25 @@ func header(name string, h int) {
 	p("\tMOVQ n+32(FP), CX")
 	p("\tXORQ SI, SI")
 }
+
+// tileEnd emits the move to the next tile, h rows of A and C further on,
+// while tiles are left.
+func tileEnd(h int) {
+	p("\tDECQ %s", frameSlot(h, "tleft", 3))
+	p("\tJZ done")
+	p("\tMOVQ ldc+56(FP), CX")
+	p("\tIMULQ $%d, CX", 4*h)
+	p("\tADDQ CX, %s", frameSlot(h, "cbase", 2))
+	p("\tMOVQ lda+8(FP), CX")
+	p("\tIMULQ $%d, CX", h)
+	p("\tADDQ CX, %s", frameSlot(h, "abase", 1))
+	p("\tJMP tile")
+	p("done:")
+}
+
+// frameSlot is the address of the i-th 8-byte slot of the tile state,
+// below the K-tail rows of the frame.
+func frameSlot(h int, name string, i int) string { return fmt.Sprintf("%s-%d(SP)", name, tailW*h+8*i) }
 
 // loops emits the k loop: segs segments (at least 1) of n units each,
 // unrolled by un, then one at a time, the A offset SI moving on by skip
@@ -192,10 +225,6 @@ func vnniAcc(nv, i, v int) string { return fmt.Sprintf("Z%d", i*nv+v) }
 func vnniKernel(bits, h, nv int) {
 	name := vnniName(bits, h, nv)
 	header(name, h)
-	nacc := h * nv
-	for i := 0; i < nacc; i++ {
-		p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
-	}
 	const bReg = 24 // Z24..Z26: B vectors
 	// Z27..Z30: broadcast A (rotating), Z31: field mask.
 	if bits < 8 {
@@ -206,6 +235,11 @@ func vnniKernel(bits, h, nv int) {
 		t := uint32(top) * 0x01010101
 		p("\tMOVL $0x%08X, DI", t)
 		p("\tVPBROADCASTD DI, Z31")
+	}
+	tileStart(h)
+	nacc := h * nv
+	for i := 0; i < nacc; i++ {
+		p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
 	}
 	fields := 8 / bits
 	bc := 0
@@ -259,7 +293,7 @@ func vnniKernel(bits, h, nv int) {
 	p("\tANDQ BX, AX")
 	p("\tKMOVW AX, K2")
 	p("\tKMOVW BX, K3")
-	p("\tMOVQ c+48(FP), AX")
+	p("\tMOVQ %s, AX", frameSlot(h, "cbase", 2))
 	p("\tMOVQ ldc+56(FP), CX")
 	p("\tSHLQ $2, CX")
 	for i := 0; i < h; i++ {
@@ -283,6 +317,7 @@ func vnniKernel(bits, h, nv int) {
 			p("\tADDQ CX, AX")
 		}
 	}
+	tileEnd(h)
 	// VZEROUPPER clears the upper halves of Z0..Z15 only: writing the
 	// X form of Z16..Z31 clears theirs, so that the core returns to the
 	// clean upper state and later SSE code (Go's runtime and compiled

@@ -63,9 +63,16 @@ DATA ·laneMask<>+48(SB)/8, $0
 DATA ·laneMask<>+56(SB)/8, $0
 GLOBL ·laneMask<>(SB), RODATA|NOPTR, $64
 
-// func vnniB8R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R1V1(SB), NOSPLIT, $16-96
-	MOVQ a+0(FP), R8
+// func vnniB8R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R1V1(SB), NOSPLIT, $40-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-24(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-32(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-40(SP)
+tile:
+	MOVQ abase-24(SP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
 	MOVQ ps+24(FP), DX
@@ -135,12 +142,22 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-32(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z0, Z0
 	VMOVDQU32 Z0, K1, (AX)
+	DECQ tleft-40(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, cbase-32(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $1, CX
+	ADDQ CX, abase-24(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -160,9 +177,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R1V2(SB), NOSPLIT, $16-96
-	MOVQ a+0(FP), R8
+// func vnniB8R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R1V2(SB), NOSPLIT, $40-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-24(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-32(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-40(SP)
+tile:
+	MOVQ abase-24(SP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
 	MOVQ ps+24(FP), DX
@@ -245,7 +269,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-32(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K3, Z30
@@ -254,6 +278,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z1, Z1
 	VMOVDQU32 Z1, K1, 64(AX)
+	DECQ tleft-40(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, cbase-32(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $1, CX
+	ADDQ CX, abase-24(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -273,9 +307,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R1V3(SB), NOSPLIT, $16-96
-	MOVQ a+0(FP), R8
+// func vnniB8R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R1V3(SB), NOSPLIT, $40-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-24(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-32(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-40(SP)
+tile:
+	MOVQ abase-24(SP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
 	MOVQ ps+24(FP), DX
@@ -371,7 +412,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-32(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K3, Z30
@@ -383,6 +424,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z2, Z2
 	VMOVDQU32 Z2, K1, 128(AX)
+	DECQ tleft-40(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, cbase-32(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $1, CX
+	ADDQ CX, abase-24(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -402,9 +453,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R2V1(SB), NOSPLIT, $32-96
-	MOVQ a+0(FP), R8
+// func vnniB8R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R2V1(SB), NOSPLIT, $56-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-40(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-48(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-56(SP)
+tile:
+	MOVQ abase-40(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	MOVQ b+16(FP), BX
@@ -491,7 +549,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-48(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K2, Z30
@@ -501,6 +559,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z1, Z1
 	VMOVDQU32 Z1, K1, (AX)
+	DECQ tleft-56(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, cbase-48(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $2, CX
+	ADDQ CX, abase-40(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -520,9 +588,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R2V2(SB), NOSPLIT, $32-96
-	MOVQ a+0(FP), R8
+// func vnniB8R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R2V2(SB), NOSPLIT, $56-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-40(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-48(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-56(SP)
+tile:
+	MOVQ abase-40(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	MOVQ b+16(FP), BX
@@ -629,7 +704,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-48(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K3, Z30
@@ -645,6 +720,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z3, Z3
 	VMOVDQU32 Z3, K1, 64(AX)
+	DECQ tleft-56(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, cbase-48(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $2, CX
+	ADDQ CX, abase-40(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -664,9 +749,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R2V3(SB), NOSPLIT, $32-96
-	MOVQ a+0(FP), R8
+// func vnniB8R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R2V3(SB), NOSPLIT, $56-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-40(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-48(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-56(SP)
+tile:
+	MOVQ abase-40(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	MOVQ b+16(FP), BX
@@ -793,7 +885,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-48(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K3, Z30
@@ -815,6 +907,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z5, Z5
 	VMOVDQU32 Z5, K1, 128(AX)
+	DECQ tleft-56(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, cbase-48(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $2, CX
+	ADDQ CX, abase-40(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -834,9 +936,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R3V1(SB), NOSPLIT, $48-96
-	MOVQ a+0(FP), R8
+// func vnniB8R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R3V1(SB), NOSPLIT, $72-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-56(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-64(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-72(SP)
+tile:
+	MOVQ abase-56(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -940,7 +1049,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-64(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K2, Z30
@@ -954,6 +1063,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z2, Z2
 	VMOVDQU32 Z2, K1, (AX)
+	DECQ tleft-72(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $12, CX
+	ADDQ CX, cbase-64(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $3, CX
+	ADDQ CX, abase-56(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -973,9 +1092,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R3V2(SB), NOSPLIT, $48-96
-	MOVQ a+0(FP), R8
+// func vnniB8R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R3V2(SB), NOSPLIT, $72-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-56(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-64(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-72(SP)
+tile:
+	MOVQ abase-56(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -1106,7 +1232,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-64(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K3, Z30
@@ -1129,6 +1255,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z5, Z5
 	VMOVDQU32 Z5, K1, 64(AX)
+	DECQ tleft-72(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $12, CX
+	ADDQ CX, cbase-64(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $3, CX
+	ADDQ CX, abase-56(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -1148,9 +1284,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R3V3(SB), NOSPLIT, $48-96
-	MOVQ a+0(FP), R8
+// func vnniB8R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R3V3(SB), NOSPLIT, $72-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-56(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-64(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-72(SP)
+tile:
+	MOVQ abase-56(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -1308,7 +1451,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-64(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K3, Z30
@@ -1340,6 +1483,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z8, Z8
 	VMOVDQU32 Z8, K1, 128(AX)
+	DECQ tleft-72(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $12, CX
+	ADDQ CX, cbase-64(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $3, CX
+	ADDQ CX, abase-56(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -1359,9 +1512,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R4V1(SB), NOSPLIT, $64-96
-	MOVQ a+0(FP), R8
+// func vnniB8R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R4V1(SB), NOSPLIT, $88-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-72(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-80(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-88(SP)
+tile:
+	MOVQ abase-72(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -1482,7 +1642,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-80(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K2, Z30
@@ -1500,6 +1660,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z3, Z3
 	VMOVDQU32 Z3, K1, (AX)
+	DECQ tleft-88(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $16, CX
+	ADDQ CX, cbase-80(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, abase-72(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -1519,9 +1689,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R4V2(SB), NOSPLIT, $64-96
-	MOVQ a+0(FP), R8
+// func vnniB8R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R4V2(SB), NOSPLIT, $88-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-72(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-80(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-88(SP)
+tile:
+	MOVQ abase-72(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -1676,7 +1853,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-80(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K3, Z30
@@ -1706,6 +1883,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z7, Z7
 	VMOVDQU32 Z7, K1, 64(AX)
+	DECQ tleft-88(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $16, CX
+	ADDQ CX, cbase-80(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, abase-72(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -1725,9 +1912,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R4V3(SB), NOSPLIT, $64-96
-	MOVQ a+0(FP), R8
+// func vnniB8R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R4V3(SB), NOSPLIT, $88-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-72(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-80(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-88(SP)
+tile:
+	MOVQ abase-72(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -1916,7 +2110,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-80(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K3, Z30
@@ -1958,6 +2152,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z11, Z11
 	VMOVDQU32 Z11, K1, 128(AX)
+	DECQ tleft-88(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $16, CX
+	ADDQ CX, cbase-80(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, abase-72(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -1977,9 +2181,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R5V1(SB), NOSPLIT, $80-96
-	MOVQ a+0(FP), R8
+// func vnniB8R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R5V1(SB), NOSPLIT, $104-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-88(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-96(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-104(SP)
+tile:
+	MOVQ abase-88(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -2117,7 +2328,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-96(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K2, Z30
@@ -2139,6 +2350,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z4, Z4
 	VMOVDQU32 Z4, K1, (AX)
+	DECQ tleft-104(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $20, CX
+	ADDQ CX, cbase-96(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $5, CX
+	ADDQ CX, abase-88(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -2158,9 +2379,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R5V2(SB), NOSPLIT, $80-96
-	MOVQ a+0(FP), R8
+// func vnniB8R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R5V2(SB), NOSPLIT, $104-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-88(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-96(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-104(SP)
+tile:
+	MOVQ abase-88(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -2339,7 +2567,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-96(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K3, Z30
@@ -2376,6 +2604,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z9, Z9
 	VMOVDQU32 Z9, K1, 64(AX)
+	DECQ tleft-104(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $20, CX
+	ADDQ CX, cbase-96(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $5, CX
+	ADDQ CX, abase-88(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -2395,9 +2633,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R5V3(SB), NOSPLIT, $80-96
-	MOVQ a+0(FP), R8
+// func vnniB8R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R5V3(SB), NOSPLIT, $104-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-88(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-96(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-104(SP)
+tile:
+	MOVQ abase-88(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -2617,7 +2862,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-96(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K3, Z30
@@ -2669,6 +2914,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z14, Z14
 	VMOVDQU32 Z14, K1, 128(AX)
+	DECQ tleft-104(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $20, CX
+	ADDQ CX, cbase-96(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $5, CX
+	ADDQ CX, abase-88(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -2688,9 +2943,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R6V1(SB), NOSPLIT, $96-96
-	MOVQ a+0(FP), R8
+// func vnniB8R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R6V1(SB), NOSPLIT, $120-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-104(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-112(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-120(SP)
+tile:
+	MOVQ abase-104(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -2845,7 +3107,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-112(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K2, Z30
@@ -2871,6 +3133,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z5, Z5
 	VMOVDQU32 Z5, K1, (AX)
+	DECQ tleft-120(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $24, CX
+	ADDQ CX, cbase-112(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $6, CX
+	ADDQ CX, abase-104(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -2890,9 +3162,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R6V2(SB), NOSPLIT, $96-96
-	MOVQ a+0(FP), R8
+// func vnniB8R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R6V2(SB), NOSPLIT, $120-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-104(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-112(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-120(SP)
+tile:
+	MOVQ abase-104(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -3095,7 +3374,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-112(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K3, Z30
@@ -3139,6 +3418,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z11, Z11
 	VMOVDQU32 Z11, K1, 64(AX)
+	DECQ tleft-120(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $24, CX
+	ADDQ CX, cbase-112(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $6, CX
+	ADDQ CX, abase-104(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -3158,9 +3447,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R6V3(SB), NOSPLIT, $96-96
-	MOVQ a+0(FP), R8
+// func vnniB8R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R6V3(SB), NOSPLIT, $120-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-104(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-112(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-120(SP)
+tile:
+	MOVQ abase-104(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -3411,7 +3707,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-112(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K3, Z30
@@ -3473,6 +3769,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z17, Z17
 	VMOVDQU32 Z17, K1, 128(AX)
+	DECQ tleft-120(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $24, CX
+	ADDQ CX, cbase-112(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $6, CX
+	ADDQ CX, abase-104(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -3492,9 +3798,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R7V1(SB), NOSPLIT, $112-96
-	MOVQ a+0(FP), R8
+// func vnniB8R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R7V1(SB), NOSPLIT, $136-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-120(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-128(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-136(SP)
+tile:
+	MOVQ abase-120(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -3666,7 +3979,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-128(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K2, Z30
@@ -3696,6 +4009,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z6, Z6
 	VMOVDQU32 Z6, K1, (AX)
+	DECQ tleft-136(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $28, CX
+	ADDQ CX, cbase-128(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $7, CX
+	ADDQ CX, abase-120(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -3715,9 +4038,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R7V2(SB), NOSPLIT, $112-96
-	MOVQ a+0(FP), R8
+// func vnniB8R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R7V2(SB), NOSPLIT, $136-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-120(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-128(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-136(SP)
+tile:
+	MOVQ abase-120(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -3944,7 +4274,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-128(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K3, Z30
@@ -3995,6 +4325,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z13, Z13
 	VMOVDQU32 Z13, K1, 64(AX)
+	DECQ tleft-136(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $28, CX
+	ADDQ CX, cbase-128(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $7, CX
+	ADDQ CX, abase-120(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -4014,9 +4354,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R7V3(SB), NOSPLIT, $112-96
-	MOVQ a+0(FP), R8
+// func vnniB8R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R7V3(SB), NOSPLIT, $136-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-120(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-128(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-136(SP)
+tile:
+	MOVQ abase-120(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -4298,7 +4645,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-128(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K3, Z30
@@ -4370,6 +4717,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z20, Z20
 	VMOVDQU32 Z20, K1, 128(AX)
+	DECQ tleft-136(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $28, CX
+	ADDQ CX, cbase-128(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $7, CX
+	ADDQ CX, abase-120(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -4389,9 +4746,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R8V1(SB), NOSPLIT, $128-96
-	MOVQ a+0(FP), R8
+// func vnniB8R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R8V1(SB), NOSPLIT, $152-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-136(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-144(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-152(SP)
+tile:
+	MOVQ abase-136(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -4580,7 +4944,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-144(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K2, Z30
@@ -4614,6 +4978,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z7, Z7
 	VMOVDQU32 Z7, K1, (AX)
+	DECQ tleft-152(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $32, CX
+	ADDQ CX, cbase-144(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, abase-136(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -4633,9 +5007,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R8V2(SB), NOSPLIT, $128-96
-	MOVQ a+0(FP), R8
+// func vnniB8R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R8V2(SB), NOSPLIT, $152-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-136(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-144(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-152(SP)
+tile:
+	MOVQ abase-136(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -4886,7 +5267,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-144(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K3, Z30
@@ -4944,6 +5325,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z15, Z15
 	VMOVDQU32 Z15, K1, 64(AX)
+	DECQ tleft-152(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $32, CX
+	ADDQ CX, cbase-144(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, abase-136(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -4963,9 +5354,16 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB8R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB8R8V3(SB), NOSPLIT, $128-96
-	MOVQ a+0(FP), R8
+// func vnniB8R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB8R8V3(SB), NOSPLIT, $152-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-136(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-144(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-152(SP)
+tile:
+	MOVQ abase-136(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -5278,7 +5676,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-144(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VMOVDQU32.Z (AX), K3, Z30
@@ -5360,6 +5758,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z23, Z23
 	VMOVDQU32 Z23, K1, 128(AX)
+	DECQ tleft-152(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $32, CX
+	ADDQ CX, cbase-144(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, abase-136(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -5379,17 +5787,24 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R1V1(SB), NOSPLIT, $16-96
-	MOVQ a+0(FP), R8
+// func vnniB4R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R1V1(SB), NOSPLIT, $40-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-24(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-32(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-40(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-24(SP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
 	MOVQ ps+24(FP), DX
 	MOVQ n+32(FP), CX
 	XORQ SI, SI
 	VPXORD Z0, Z0, Z0
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -5463,13 +5878,23 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-32(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z0, Z0
 	VMOVDQU32 Z0, K1, (AX)
+	DECQ tleft-40(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, cbase-32(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $1, CX
+	ADDQ CX, abase-24(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -5489,9 +5914,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R1V2(SB), NOSPLIT, $16-96
-	MOVQ a+0(FP), R8
+// func vnniB4R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R1V2(SB), NOSPLIT, $40-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-24(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-32(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-40(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-24(SP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
 	MOVQ ps+24(FP), DX
@@ -5499,8 +5933,6 @@ TEXT ·vnniB4R1V2(SB), NOSPLIT, $16-96
 	XORQ SI, SI
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -5594,7 +6026,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-32(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -5605,6 +6037,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z1, Z1
 	VMOVDQU32 Z1, K1, 64(AX)
+	DECQ tleft-40(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, cbase-32(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $1, CX
+	ADDQ CX, abase-24(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -5624,9 +6066,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R1V3(SB), NOSPLIT, $16-96
-	MOVQ a+0(FP), R8
+// func vnniB4R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R1V3(SB), NOSPLIT, $40-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-24(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-32(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-40(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-24(SP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
 	MOVQ ps+24(FP), DX
@@ -5635,8 +6086,6 @@ TEXT ·vnniB4R1V3(SB), NOSPLIT, $16-96
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -5750,7 +6199,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-32(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -5765,6 +6214,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z2, Z2
 	VMOVDQU32 Z2, K1, 128(AX)
+	DECQ tleft-40(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, cbase-32(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $1, CX
+	ADDQ CX, abase-24(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -5784,9 +6243,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R2V1(SB), NOSPLIT, $32-96
-	MOVQ a+0(FP), R8
+// func vnniB4R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R2V1(SB), NOSPLIT, $56-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-40(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-48(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-56(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-40(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	MOVQ b+16(FP), BX
@@ -5795,8 +6263,6 @@ TEXT ·vnniB4R2V1(SB), NOSPLIT, $32-96
 	XORQ SI, SI
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -5889,7 +6355,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-48(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -5901,6 +6367,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z1, Z1
 	VMOVDQU32 Z1, K1, (AX)
+	DECQ tleft-56(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, cbase-48(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $2, CX
+	ADDQ CX, abase-40(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -5920,9 +6396,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R2V2(SB), NOSPLIT, $32-96
-	MOVQ a+0(FP), R8
+// func vnniB4R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R2V2(SB), NOSPLIT, $56-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-40(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-48(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-56(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-40(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	MOVQ b+16(FP), BX
@@ -5933,8 +6418,6 @@ TEXT ·vnniB4R2V2(SB), NOSPLIT, $32-96
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -6055,7 +6538,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-48(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -6075,6 +6558,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z3, Z3
 	VMOVDQU32 Z3, K1, 64(AX)
+	DECQ tleft-56(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, cbase-48(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $2, CX
+	ADDQ CX, abase-40(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -6094,9 +6587,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R2V3(SB), NOSPLIT, $32-96
-	MOVQ a+0(FP), R8
+// func vnniB4R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R2V3(SB), NOSPLIT, $56-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-40(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-48(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-56(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-40(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	MOVQ b+16(FP), BX
@@ -6109,8 +6611,6 @@ TEXT ·vnniB4R2V3(SB), NOSPLIT, $32-96
 	VPXORD Z3, Z3, Z3
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -6259,7 +6759,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-48(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -6287,6 +6787,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z5, Z5
 	VMOVDQU32 Z5, K1, 128(AX)
+	DECQ tleft-56(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, cbase-48(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $2, CX
+	ADDQ CX, abase-40(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -6306,9 +6816,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R3V1(SB), NOSPLIT, $48-96
-	MOVQ a+0(FP), R8
+// func vnniB4R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R3V1(SB), NOSPLIT, $72-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-56(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-64(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-72(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-56(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -6319,8 +6838,6 @@ TEXT ·vnniB4R3V1(SB), NOSPLIT, $48-96
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -6432,7 +6949,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-64(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -6449,6 +6966,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z2, Z2
 	VMOVDQU32 Z2, K1, (AX)
+	DECQ tleft-72(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $12, CX
+	ADDQ CX, cbase-64(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $3, CX
+	ADDQ CX, abase-56(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -6468,9 +6995,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R3V2(SB), NOSPLIT, $48-96
-	MOVQ a+0(FP), R8
+// func vnniB4R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R3V2(SB), NOSPLIT, $72-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-56(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-64(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-72(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-56(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -6484,8 +7020,6 @@ TEXT ·vnniB4R3V2(SB), NOSPLIT, $48-96
 	VPXORD Z3, Z3, Z3
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -6633,7 +7167,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-64(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -6662,6 +7196,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z5, Z5
 	VMOVDQU32 Z5, K1, 64(AX)
+	DECQ tleft-72(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $12, CX
+	ADDQ CX, cbase-64(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $3, CX
+	ADDQ CX, abase-56(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -6681,9 +7225,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R3V3(SB), NOSPLIT, $48-96
-	MOVQ a+0(FP), R8
+// func vnniB4R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R3V3(SB), NOSPLIT, $72-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-56(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-64(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-72(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-56(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -6700,8 +7253,6 @@ TEXT ·vnniB4R3V3(SB), NOSPLIT, $48-96
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 	VPXORD Z8, Z8, Z8
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -6885,7 +7436,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-64(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -6926,6 +7477,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z8, Z8
 	VMOVDQU32 Z8, K1, 128(AX)
+	DECQ tleft-72(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $12, CX
+	ADDQ CX, cbase-64(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $3, CX
+	ADDQ CX, abase-56(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -6945,9 +7506,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R4V1(SB), NOSPLIT, $64-96
-	MOVQ a+0(FP), R8
+// func vnniB4R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R4V1(SB), NOSPLIT, $88-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-72(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-80(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-88(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-72(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -6960,8 +7530,6 @@ TEXT ·vnniB4R4V1(SB), NOSPLIT, $64-96
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -7092,7 +7660,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-80(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -7114,6 +7682,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z3, Z3
 	VMOVDQU32 Z3, K1, (AX)
+	DECQ tleft-88(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $16, CX
+	ADDQ CX, cbase-80(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, abase-72(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -7133,9 +7711,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R4V2(SB), NOSPLIT, $64-96
-	MOVQ a+0(FP), R8
+// func vnniB4R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R4V2(SB), NOSPLIT, $88-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-72(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-80(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-88(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-72(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -7152,8 +7739,6 @@ TEXT ·vnniB4R4V2(SB), NOSPLIT, $64-96
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -7328,7 +7913,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-80(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -7366,6 +7951,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z7, Z7
 	VMOVDQU32 Z7, K1, 64(AX)
+	DECQ tleft-88(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $16, CX
+	ADDQ CX, cbase-80(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, abase-72(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -7385,9 +7980,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R4V3(SB), NOSPLIT, $64-96
-	MOVQ a+0(FP), R8
+// func vnniB4R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R4V3(SB), NOSPLIT, $88-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-72(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-80(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-88(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-72(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -7408,8 +8012,6 @@ TEXT ·vnniB4R4V3(SB), NOSPLIT, $64-96
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -7628,7 +8230,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-80(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -7682,6 +8284,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z11, Z11
 	VMOVDQU32 Z11, K1, 128(AX)
+	DECQ tleft-88(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $16, CX
+	ADDQ CX, cbase-80(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, abase-72(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -7701,9 +8313,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R5V1(SB), NOSPLIT, $80-96
-	MOVQ a+0(FP), R8
+// func vnniB4R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R5V1(SB), NOSPLIT, $104-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-88(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-96(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-104(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-88(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -7718,8 +8339,6 @@ TEXT ·vnniB4R5V1(SB), NOSPLIT, $80-96
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
 	VPXORD Z4, Z4, Z4
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -7869,7 +8488,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-96(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -7896,6 +8515,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z4, Z4
 	VMOVDQU32 Z4, K1, (AX)
+	DECQ tleft-104(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $20, CX
+	ADDQ CX, cbase-96(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $5, CX
+	ADDQ CX, abase-88(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -7915,9 +8544,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R5V2(SB), NOSPLIT, $80-96
-	MOVQ a+0(FP), R8
+// func vnniB4R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R5V2(SB), NOSPLIT, $104-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-88(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-96(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-104(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-88(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -7937,8 +8575,6 @@ TEXT ·vnniB4R5V2(SB), NOSPLIT, $80-96
 	VPXORD Z7, Z7, Z7
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -8140,7 +8776,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-96(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -8187,6 +8823,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z9, Z9
 	VMOVDQU32 Z9, K1, 64(AX)
+	DECQ tleft-104(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $20, CX
+	ADDQ CX, cbase-96(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $5, CX
+	ADDQ CX, abase-88(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -8206,9 +8852,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R5V3(SB), NOSPLIT, $80-96
-	MOVQ a+0(FP), R8
+// func vnniB4R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R5V3(SB), NOSPLIT, $104-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-88(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-96(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-104(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-88(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -8233,8 +8888,6 @@ TEXT ·vnniB4R5V3(SB), NOSPLIT, $80-96
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
 	VPXORD Z14, Z14, Z14
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -8488,7 +9141,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-96(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -8555,6 +9208,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z14, Z14
 	VMOVDQU32 Z14, K1, 128(AX)
+	DECQ tleft-104(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $20, CX
+	ADDQ CX, cbase-96(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $5, CX
+	ADDQ CX, abase-88(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -8574,9 +9237,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R6V1(SB), NOSPLIT, $96-96
-	MOVQ a+0(FP), R8
+// func vnniB4R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R6V1(SB), NOSPLIT, $120-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-104(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-112(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-120(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-104(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -8593,8 +9265,6 @@ TEXT ·vnniB4R6V1(SB), NOSPLIT, $96-96
 	VPXORD Z3, Z3, Z3
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -8763,7 +9433,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-112(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -8795,6 +9465,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z5, Z5
 	VMOVDQU32 Z5, K1, (AX)
+	DECQ tleft-120(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $24, CX
+	ADDQ CX, cbase-112(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $6, CX
+	ADDQ CX, abase-104(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -8814,9 +9494,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R6V2(SB), NOSPLIT, $96-96
-	MOVQ a+0(FP), R8
+// func vnniB4R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R6V2(SB), NOSPLIT, $120-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-104(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-112(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-120(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-104(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -8839,8 +9528,6 @@ TEXT ·vnniB4R6V2(SB), NOSPLIT, $96-96
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -9069,7 +9756,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-112(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -9125,6 +9812,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z11, Z11
 	VMOVDQU32 Z11, K1, 64(AX)
+	DECQ tleft-120(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $24, CX
+	ADDQ CX, cbase-112(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $6, CX
+	ADDQ CX, abase-104(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -9144,9 +9841,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R6V3(SB), NOSPLIT, $96-96
-	MOVQ a+0(FP), R8
+// func vnniB4R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R6V3(SB), NOSPLIT, $120-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-104(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-112(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-120(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-104(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -9175,8 +9881,6 @@ TEXT ·vnniB4R6V3(SB), NOSPLIT, $96-96
 	VPXORD Z15, Z15, Z15
 	VPXORD Z16, Z16, Z16
 	VPXORD Z17, Z17, Z17
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -9465,7 +10169,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-112(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -9545,6 +10249,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z17, Z17
 	VMOVDQU32 Z17, K1, 128(AX)
+	DECQ tleft-120(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $24, CX
+	ADDQ CX, cbase-112(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $6, CX
+	ADDQ CX, abase-104(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -9564,9 +10278,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R7V1(SB), NOSPLIT, $112-96
-	MOVQ a+0(FP), R8
+// func vnniB4R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R7V1(SB), NOSPLIT, $136-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-120(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-128(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-136(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-120(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -9585,8 +10308,6 @@ TEXT ·vnniB4R7V1(SB), NOSPLIT, $112-96
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -9774,7 +10495,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-128(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -9811,6 +10532,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z6, Z6
 	VMOVDQU32 Z6, K1, (AX)
+	DECQ tleft-136(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $28, CX
+	ADDQ CX, cbase-128(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $7, CX
+	ADDQ CX, abase-120(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -9830,9 +10561,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R7V2(SB), NOSPLIT, $112-96
-	MOVQ a+0(FP), R8
+// func vnniB4R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R7V2(SB), NOSPLIT, $136-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-120(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-128(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-136(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-120(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -9858,8 +10598,6 @@ TEXT ·vnniB4R7V2(SB), NOSPLIT, $112-96
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -10115,7 +10853,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-128(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -10180,6 +10918,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z13, Z13
 	VMOVDQU32 Z13, K1, 64(AX)
+	DECQ tleft-136(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $28, CX
+	ADDQ CX, cbase-128(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $7, CX
+	ADDQ CX, abase-120(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -10199,9 +10947,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R7V3(SB), NOSPLIT, $112-96
-	MOVQ a+0(FP), R8
+// func vnniB4R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R7V3(SB), NOSPLIT, $136-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-120(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-128(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-136(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-120(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -10234,8 +10991,6 @@ TEXT ·vnniB4R7V3(SB), NOSPLIT, $112-96
 	VPXORD Z18, Z18, Z18
 	VPXORD Z19, Z19, Z19
 	VPXORD Z20, Z20, Z20
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -10559,7 +11314,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-128(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -10652,6 +11407,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z20, Z20
 	VMOVDQU32 Z20, K1, 128(AX)
+	DECQ tleft-136(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $28, CX
+	ADDQ CX, cbase-128(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $7, CX
+	ADDQ CX, abase-120(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -10671,9 +11436,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R8V1(SB), NOSPLIT, $128-96
-	MOVQ a+0(FP), R8
+// func vnniB4R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R8V1(SB), NOSPLIT, $152-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-136(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-144(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-152(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-136(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -10694,8 +11468,6 @@ TEXT ·vnniB4R8V1(SB), NOSPLIT, $128-96
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -10902,7 +11674,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-144(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -10944,6 +11716,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z7, Z7
 	VMOVDQU32 Z7, K1, (AX)
+	DECQ tleft-152(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $32, CX
+	ADDQ CX, cbase-144(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, abase-136(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -10963,9 +11745,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R8V2(SB), NOSPLIT, $128-96
-	MOVQ a+0(FP), R8
+// func vnniB4R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R8V2(SB), NOSPLIT, $152-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-136(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-144(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-152(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-136(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -10994,8 +11785,6 @@ TEXT ·vnniB4R8V2(SB), NOSPLIT, $128-96
 	VPXORD Z13, Z13, Z13
 	VPXORD Z14, Z14, Z14
 	VPXORD Z15, Z15, Z15
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -11278,7 +12067,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-144(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -11352,6 +12141,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z15, Z15
 	VMOVDQU32 Z15, K1, 64(AX)
+	DECQ tleft-152(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $32, CX
+	ADDQ CX, cbase-144(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, abase-136(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -11371,9 +12170,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB4R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB4R8V3(SB), NOSPLIT, $128-96
-	MOVQ a+0(FP), R8
+// func vnniB4R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB4R8V3(SB), NOSPLIT, $152-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-136(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-144(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-152(SP)
+	MOVL $0xF0F0F0F0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-136(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -11410,8 +12218,6 @@ TEXT ·vnniB4R8V3(SB), NOSPLIT, $128-96
 	VPXORD Z21, Z21, Z21
 	VPXORD Z22, Z22, Z22
 	VPXORD Z23, Z23, Z23
-	MOVL $0xF0F0F0F0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	CMPQ CX, $2
@@ -11770,7 +12576,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-144(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $4, Z0, Z0
@@ -11876,6 +12682,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z23, Z23
 	VMOVDQU32 Z23, K1, 128(AX)
+	DECQ tleft-152(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $32, CX
+	ADDQ CX, cbase-144(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, abase-136(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -11895,17 +12711,24 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R1V1(SB), NOSPLIT, $16-96
-	MOVQ a+0(FP), R8
+// func vnniB2R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R1V1(SB), NOSPLIT, $40-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-24(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-32(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-40(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-24(SP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
 	MOVQ ps+24(FP), DX
 	MOVQ n+32(FP), CX
 	XORQ SI, SI
 	VPXORD Z0, Z0, Z0
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -11971,13 +12794,23 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-32(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z0, Z0
 	VMOVDQU32 Z0, K1, (AX)
+	DECQ tleft-40(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, cbase-32(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $1, CX
+	ADDQ CX, abase-24(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -11997,9 +12830,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R1V2(SB), NOSPLIT, $16-96
-	MOVQ a+0(FP), R8
+// func vnniB2R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R1V2(SB), NOSPLIT, $40-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-24(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-32(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-40(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-24(SP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
 	MOVQ ps+24(FP), DX
@@ -12007,8 +12849,6 @@ TEXT ·vnniB2R1V2(SB), NOSPLIT, $16-96
 	XORQ SI, SI
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -12096,7 +12936,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-32(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -12107,6 +12947,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z1, Z1
 	VMOVDQU32 Z1, K1, 64(AX)
+	DECQ tleft-40(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, cbase-32(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $1, CX
+	ADDQ CX, abase-24(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -12126,9 +12976,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R1V3(SB), NOSPLIT, $16-96
-	MOVQ a+0(FP), R8
+// func vnniB2R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R1V3(SB), NOSPLIT, $40-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-24(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-32(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-40(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-24(SP), R8
 	MOVQ lda+8(FP), AX
 	MOVQ b+16(FP), BX
 	MOVQ ps+24(FP), DX
@@ -12137,8 +12996,6 @@ TEXT ·vnniB2R1V3(SB), NOSPLIT, $16-96
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -12248,7 +13105,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-32(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -12263,6 +13120,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z2, Z2
 	VMOVDQU32 Z2, K1, 128(AX)
+	DECQ tleft-40(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, cbase-32(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $1, CX
+	ADDQ CX, abase-24(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -12282,9 +13149,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R2V1(SB), NOSPLIT, $32-96
-	MOVQ a+0(FP), R8
+// func vnniB2R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R2V1(SB), NOSPLIT, $56-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-40(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-48(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-56(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-40(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	MOVQ b+16(FP), BX
@@ -12293,8 +13169,6 @@ TEXT ·vnniB2R2V1(SB), NOSPLIT, $32-96
 	XORQ SI, SI
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -12379,7 +13253,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-48(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -12391,6 +13265,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z1, Z1
 	VMOVDQU32 Z1, K1, (AX)
+	DECQ tleft-56(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, cbase-48(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $2, CX
+	ADDQ CX, abase-40(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -12410,9 +13294,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R2V2(SB), NOSPLIT, $32-96
-	MOVQ a+0(FP), R8
+// func vnniB2R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R2V2(SB), NOSPLIT, $56-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-40(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-48(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-56(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-40(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	MOVQ b+16(FP), BX
@@ -12423,8 +13316,6 @@ TEXT ·vnniB2R2V2(SB), NOSPLIT, $32-96
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -12539,7 +13430,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-48(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -12559,6 +13450,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z3, Z3
 	VMOVDQU32 Z3, K1, 64(AX)
+	DECQ tleft-56(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, cbase-48(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $2, CX
+	ADDQ CX, abase-40(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -12578,9 +13479,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R2V3(SB), NOSPLIT, $32-96
-	MOVQ a+0(FP), R8
+// func vnniB2R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R2V3(SB), NOSPLIT, $56-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-40(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-48(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-56(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-40(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	MOVQ b+16(FP), BX
@@ -12593,8 +13503,6 @@ TEXT ·vnniB2R2V3(SB), NOSPLIT, $32-96
 	VPXORD Z3, Z3, Z3
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -12739,7 +13647,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-48(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -12767,6 +13675,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z5, Z5
 	VMOVDQU32 Z5, K1, 128(AX)
+	DECQ tleft-56(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, cbase-48(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $2, CX
+	ADDQ CX, abase-40(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -12786,9 +13704,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R3V1(SB), NOSPLIT, $48-96
-	MOVQ a+0(FP), R8
+// func vnniB2R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R3V1(SB), NOSPLIT, $72-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-56(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-64(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-72(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-56(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -12799,8 +13726,6 @@ TEXT ·vnniB2R3V1(SB), NOSPLIT, $48-96
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -12904,7 +13829,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-64(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -12921,6 +13846,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z2, Z2
 	VMOVDQU32 Z2, K1, (AX)
+	DECQ tleft-72(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $12, CX
+	ADDQ CX, cbase-64(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $3, CX
+	ADDQ CX, abase-56(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -12940,9 +13875,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R3V2(SB), NOSPLIT, $48-96
-	MOVQ a+0(FP), R8
+// func vnniB2R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R3V2(SB), NOSPLIT, $72-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-56(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-64(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-72(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-56(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -12956,8 +13900,6 @@ TEXT ·vnniB2R3V2(SB), NOSPLIT, $48-96
 	VPXORD Z3, Z3, Z3
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -13099,7 +14041,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-64(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -13128,6 +14070,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z5, Z5
 	VMOVDQU32 Z5, K1, 64(AX)
+	DECQ tleft-72(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $12, CX
+	ADDQ CX, cbase-64(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $3, CX
+	ADDQ CX, abase-56(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -13147,9 +14099,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R3V3(SB), NOSPLIT, $48-96
-	MOVQ a+0(FP), R8
+// func vnniB2R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R3V3(SB), NOSPLIT, $72-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-56(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-64(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-72(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-56(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -13166,8 +14127,6 @@ TEXT ·vnniB2R3V3(SB), NOSPLIT, $48-96
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 	VPXORD Z8, Z8, Z8
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -13347,7 +14306,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-64(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -13388,6 +14347,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z8, Z8
 	VMOVDQU32 Z8, K1, 128(AX)
+	DECQ tleft-72(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $12, CX
+	ADDQ CX, cbase-64(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $3, CX
+	ADDQ CX, abase-56(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -13407,9 +14376,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R4V1(SB), NOSPLIT, $64-96
-	MOVQ a+0(FP), R8
+// func vnniB2R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R4V1(SB), NOSPLIT, $88-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-72(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-80(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-88(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-72(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -13422,8 +14400,6 @@ TEXT ·vnniB2R4V1(SB), NOSPLIT, $64-96
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -13546,7 +14522,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-80(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -13568,6 +14544,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z3, Z3
 	VMOVDQU32 Z3, K1, (AX)
+	DECQ tleft-88(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $16, CX
+	ADDQ CX, cbase-80(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, abase-72(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -13587,9 +14573,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R4V2(SB), NOSPLIT, $64-96
-	MOVQ a+0(FP), R8
+// func vnniB2R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R4V2(SB), NOSPLIT, $88-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-72(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-80(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-88(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-72(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -13606,8 +14601,6 @@ TEXT ·vnniB2R4V2(SB), NOSPLIT, $64-96
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -13776,7 +14769,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-80(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -13814,6 +14807,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z7, Z7
 	VMOVDQU32 Z7, K1, 64(AX)
+	DECQ tleft-88(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $16, CX
+	ADDQ CX, cbase-80(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, abase-72(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -13833,9 +14836,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R4V3(SB), NOSPLIT, $64-96
-	MOVQ a+0(FP), R8
+// func vnniB2R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R4V3(SB), NOSPLIT, $88-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-72(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-80(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-88(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-72(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -13856,8 +14868,6 @@ TEXT ·vnniB2R4V3(SB), NOSPLIT, $64-96
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -14072,7 +15082,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-80(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -14126,6 +15136,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z11, Z11
 	VMOVDQU32 Z11, K1, 128(AX)
+	DECQ tleft-88(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $16, CX
+	ADDQ CX, cbase-80(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $4, CX
+	ADDQ CX, abase-72(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -14145,9 +15165,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R5V1(SB), NOSPLIT, $80-96
-	MOVQ a+0(FP), R8
+// func vnniB2R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R5V1(SB), NOSPLIT, $104-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-88(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-96(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-104(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-88(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -14162,8 +15191,6 @@ TEXT ·vnniB2R5V1(SB), NOSPLIT, $80-96
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
 	VPXORD Z4, Z4, Z4
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -14305,7 +15332,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-96(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -14332,6 +15359,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z4, Z4
 	VMOVDQU32 Z4, K1, (AX)
+	DECQ tleft-104(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $20, CX
+	ADDQ CX, cbase-96(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $5, CX
+	ADDQ CX, abase-88(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -14351,9 +15388,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R5V2(SB), NOSPLIT, $80-96
-	MOVQ a+0(FP), R8
+// func vnniB2R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R5V2(SB), NOSPLIT, $104-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-88(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-96(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-104(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-88(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -14373,8 +15419,6 @@ TEXT ·vnniB2R5V2(SB), NOSPLIT, $80-96
 	VPXORD Z7, Z7, Z7
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -14570,7 +15614,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-96(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -14617,6 +15661,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z9, Z9
 	VMOVDQU32 Z9, K1, 64(AX)
+	DECQ tleft-104(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $20, CX
+	ADDQ CX, cbase-96(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $5, CX
+	ADDQ CX, abase-88(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -14636,9 +15690,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R5V3(SB), NOSPLIT, $80-96
-	MOVQ a+0(FP), R8
+// func vnniB2R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R5V3(SB), NOSPLIT, $104-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-88(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-96(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-104(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-88(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -14663,8 +15726,6 @@ TEXT ·vnniB2R5V3(SB), NOSPLIT, $80-96
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
 	VPXORD Z14, Z14, Z14
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -14914,7 +15975,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-96(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -14981,6 +16042,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z14, Z14
 	VMOVDQU32 Z14, K1, 128(AX)
+	DECQ tleft-104(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $20, CX
+	ADDQ CX, cbase-96(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $5, CX
+	ADDQ CX, abase-88(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -15000,9 +16071,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R6V1(SB), NOSPLIT, $96-96
-	MOVQ a+0(FP), R8
+// func vnniB2R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R6V1(SB), NOSPLIT, $120-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-104(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-112(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-120(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-104(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -15019,8 +16099,6 @@ TEXT ·vnniB2R6V1(SB), NOSPLIT, $96-96
 	VPXORD Z3, Z3, Z3
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -15181,7 +16259,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-112(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -15213,6 +16291,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z5, Z5
 	VMOVDQU32 Z5, K1, (AX)
+	DECQ tleft-120(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $24, CX
+	ADDQ CX, cbase-112(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $6, CX
+	ADDQ CX, abase-104(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -15232,9 +16320,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R6V2(SB), NOSPLIT, $96-96
-	MOVQ a+0(FP), R8
+// func vnniB2R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R6V2(SB), NOSPLIT, $120-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-104(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-112(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-120(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-104(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -15257,8 +16354,6 @@ TEXT ·vnniB2R6V2(SB), NOSPLIT, $96-96
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -15481,7 +16576,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-112(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -15537,6 +16632,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z11, Z11
 	VMOVDQU32 Z11, K1, 64(AX)
+	DECQ tleft-120(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $24, CX
+	ADDQ CX, cbase-112(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $6, CX
+	ADDQ CX, abase-104(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -15556,9 +16661,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R6V3(SB), NOSPLIT, $96-96
-	MOVQ a+0(FP), R8
+// func vnniB2R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R6V3(SB), NOSPLIT, $120-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-104(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-112(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-120(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-104(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -15587,8 +16701,6 @@ TEXT ·vnniB2R6V3(SB), NOSPLIT, $96-96
 	VPXORD Z15, Z15, Z15
 	VPXORD Z16, Z16, Z16
 	VPXORD Z17, Z17, Z17
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -15873,7 +16985,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-112(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -15953,6 +17065,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z17, Z17
 	VMOVDQU32 Z17, K1, 128(AX)
+	DECQ tleft-120(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $24, CX
+	ADDQ CX, cbase-112(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $6, CX
+	ADDQ CX, abase-104(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -15972,9 +17094,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R7V1(SB), NOSPLIT, $112-96
-	MOVQ a+0(FP), R8
+// func vnniB2R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R7V1(SB), NOSPLIT, $136-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-120(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-128(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-136(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-120(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -15993,8 +17124,6 @@ TEXT ·vnniB2R7V1(SB), NOSPLIT, $112-96
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -16174,7 +17303,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-128(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -16211,6 +17340,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z6, Z6
 	VMOVDQU32 Z6, K1, (AX)
+	DECQ tleft-136(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $28, CX
+	ADDQ CX, cbase-128(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $7, CX
+	ADDQ CX, abase-120(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -16230,9 +17369,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R7V2(SB), NOSPLIT, $112-96
-	MOVQ a+0(FP), R8
+// func vnniB2R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R7V2(SB), NOSPLIT, $136-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-120(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-128(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-136(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-120(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -16258,8 +17406,6 @@ TEXT ·vnniB2R7V2(SB), NOSPLIT, $112-96
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -16509,7 +17655,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-128(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -16574,6 +17720,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z13, Z13
 	VMOVDQU32 Z13, K1, 64(AX)
+	DECQ tleft-136(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $28, CX
+	ADDQ CX, cbase-128(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $7, CX
+	ADDQ CX, abase-120(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -16593,9 +17749,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R7V3(SB), NOSPLIT, $112-96
-	MOVQ a+0(FP), R8
+// func vnniB2R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R7V3(SB), NOSPLIT, $136-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-120(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-128(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-136(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-120(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -16628,8 +17793,6 @@ TEXT ·vnniB2R7V3(SB), NOSPLIT, $112-96
 	VPXORD Z18, Z18, Z18
 	VPXORD Z19, Z19, Z19
 	VPXORD Z20, Z20, Z20
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -16949,7 +18112,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-128(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -17042,6 +18205,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z20, Z20
 	VMOVDQU32 Z20, K1, 128(AX)
+	DECQ tleft-136(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $28, CX
+	ADDQ CX, cbase-128(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $7, CX
+	ADDQ CX, abase-120(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -17061,9 +18234,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R8V1(SB), NOSPLIT, $128-96
-	MOVQ a+0(FP), R8
+// func vnniB2R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R8V1(SB), NOSPLIT, $152-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-136(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-144(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-152(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-136(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -17084,8 +18266,6 @@ TEXT ·vnniB2R8V1(SB), NOSPLIT, $128-96
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -17284,7 +18464,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-144(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -17326,6 +18506,16 @@ store:
 	VMOVDQU32.Z (AX), K2, Z30
 	VPADDD Z30, Z7, Z7
 	VMOVDQU32 Z7, K1, (AX)
+	DECQ tleft-152(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $32, CX
+	ADDQ CX, cbase-144(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, abase-136(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -17345,9 +18535,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R8V2(SB), NOSPLIT, $128-96
-	MOVQ a+0(FP), R8
+// func vnniB2R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R8V2(SB), NOSPLIT, $152-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-136(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-144(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-152(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-136(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -17376,8 +18575,6 @@ TEXT ·vnniB2R8V2(SB), NOSPLIT, $128-96
 	VPXORD Z13, Z13, Z13
 	VPXORD Z14, Z14, Z14
 	VPXORD Z15, Z15, Z15
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -17654,7 +18851,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-144(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -17728,6 +18925,16 @@ store:
 	VMOVDQU32.Z 64(AX), K2, Z30
 	VPADDD Z30, Z15, Z15
 	VMOVDQU32 Z15, K1, 64(AX)
+	DECQ tleft-152(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $32, CX
+	ADDQ CX, cbase-144(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, abase-136(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18
@@ -17747,9 +18954,18 @@ store:
 	VZEROUPPER
 	RET
 
-// func vnniB2R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
-TEXT ·vnniB2R8V3(SB), NOSPLIT, $128-96
-	MOVQ a+0(FP), R8
+// func vnniB2R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
+TEXT ·vnniB2R8V3(SB), NOSPLIT, $152-104
+	MOVQ a+0(FP), AX
+	MOVQ AX, abase-136(SP)
+	MOVQ c+48(FP), AX
+	MOVQ AX, cbase-144(SP)
+	MOVQ tiles+96(FP), AX
+	MOVQ AX, tleft-152(SP)
+	MOVL $0xC0C0C0C0, DI
+	VPBROADCASTD DI, Z31
+tile:
+	MOVQ abase-136(SP), R8
 	MOVQ lda+8(FP), AX
 	LEAQ (R8)(AX*1), R9
 	LEAQ (R9)(AX*1), R10
@@ -17786,8 +19002,6 @@ TEXT ·vnniB2R8V3(SB), NOSPLIT, $128-96
 	VPXORD Z21, Z21, Z21
 	VPXORD Z22, Z22, Z22
 	VPXORD Z23, Z23, Z23
-	MOVL $0xC0C0C0C0, DI
-	VPBROADCASTD DI, Z31
 	MOVQ segs+80(FP), DI
 seg:
 	TESTQ CX, CX
@@ -18142,7 +19356,7 @@ store:
 	ANDQ BX, AX
 	KMOVW AX, K2
 	KMOVW BX, K3
-	MOVQ c+48(FP), AX
+	MOVQ cbase-144(SP), AX
 	MOVQ ldc+56(FP), CX
 	SHLQ $2, CX
 	VPSRAD $6, Z0, Z0
@@ -18248,6 +19462,16 @@ store:
 	VMOVDQU32.Z 128(AX), K2, Z30
 	VPADDD Z30, Z23, Z23
 	VMOVDQU32 Z23, K1, 128(AX)
+	DECQ tleft-152(SP)
+	JZ done
+	MOVQ ldc+56(FP), CX
+	IMULQ $32, CX
+	ADDQ CX, cbase-144(SP)
+	MOVQ lda+8(FP), CX
+	IMULQ $8, CX
+	ADDQ CX, abase-136(SP)
+	JMP tile
+done:
 	VPXORD X16, X16, X16
 	VPXORD X17, X17, X17
 	VPXORD X18, X18, X18

@@ -15,220 +15,220 @@ const (
 )
 
 //go:noescape
-func vnniB8R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB8R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB8R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB4R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB4R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R1V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R1V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R1V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R2V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R2V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R2V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R3V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R3V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R3V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R4V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R4V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R4V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R5V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R5V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R5V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R6V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R6V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R6V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R7V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R7V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R7V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R8V1(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R8V2(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
-func vnniB2R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int)
+func vnniB2R8V3(a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int)
 
 //go:noescape
 func avx2R1V1(a *uint16, lda int, b *byte, n int, c *int32, ldc int, mask int, acc int, tiles int)
@@ -492,223 +492,223 @@ func avx2WidenA(dst *uint16, ds int, src *uint8, lda int, rows int, kl int)
 func ubsCopyA(dst *uint8, ds int, src *uint8, lda int, rows int, kl int)
 
 // vnniCall calls the vnni kernel for bits, an h-row tile and nv vectors.
-func vnniCall(bits, h, nv int, a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int) {
+func vnniCall(bits, h, nv int, a *uint8, lda int, b *byte, ps int, n int, tk int, c *int32, ldc int, mask int, acc int, segs int, skip int, tiles int) {
 	switch bits<<8 | h<<4 | nv {
 	case 2065:
-		vnniB8R1V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R1V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2066:
-		vnniB8R1V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R1V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2067:
-		vnniB8R1V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R1V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2081:
-		vnniB8R2V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R2V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2082:
-		vnniB8R2V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R2V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2083:
-		vnniB8R2V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R2V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2097:
-		vnniB8R3V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R3V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2098:
-		vnniB8R3V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R3V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2099:
-		vnniB8R3V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R3V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2113:
-		vnniB8R4V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R4V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2114:
-		vnniB8R4V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R4V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2115:
-		vnniB8R4V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R4V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2129:
-		vnniB8R5V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R5V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2130:
-		vnniB8R5V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R5V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2131:
-		vnniB8R5V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R5V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2145:
-		vnniB8R6V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R6V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2146:
-		vnniB8R6V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R6V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2147:
-		vnniB8R6V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R6V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2161:
-		vnniB8R7V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R7V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2162:
-		vnniB8R7V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R7V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2163:
-		vnniB8R7V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R7V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2177:
-		vnniB8R8V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R8V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2178:
-		vnniB8R8V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R8V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 2179:
-		vnniB8R8V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB8R8V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1041:
-		vnniB4R1V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R1V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1042:
-		vnniB4R1V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R1V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1043:
-		vnniB4R1V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R1V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1057:
-		vnniB4R2V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R2V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1058:
-		vnniB4R2V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R2V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1059:
-		vnniB4R2V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R2V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1073:
-		vnniB4R3V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R3V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1074:
-		vnniB4R3V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R3V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1075:
-		vnniB4R3V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R3V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1089:
-		vnniB4R4V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R4V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1090:
-		vnniB4R4V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R4V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1091:
-		vnniB4R4V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R4V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1105:
-		vnniB4R5V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R5V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1106:
-		vnniB4R5V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R5V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1107:
-		vnniB4R5V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R5V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1121:
-		vnniB4R6V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R6V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1122:
-		vnniB4R6V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R6V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1123:
-		vnniB4R6V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R6V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1137:
-		vnniB4R7V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R7V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1138:
-		vnniB4R7V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R7V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1139:
-		vnniB4R7V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R7V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1153:
-		vnniB4R8V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R8V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1154:
-		vnniB4R8V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R8V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 1155:
-		vnniB4R8V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB4R8V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 529:
-		vnniB2R1V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R1V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 530:
-		vnniB2R1V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R1V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 531:
-		vnniB2R1V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R1V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 545:
-		vnniB2R2V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R2V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 546:
-		vnniB2R2V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R2V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 547:
-		vnniB2R2V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R2V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 561:
-		vnniB2R3V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R3V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 562:
-		vnniB2R3V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R3V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 563:
-		vnniB2R3V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R3V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 577:
-		vnniB2R4V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R4V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 578:
-		vnniB2R4V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R4V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 579:
-		vnniB2R4V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R4V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 593:
-		vnniB2R5V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R5V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 594:
-		vnniB2R5V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R5V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 595:
-		vnniB2R5V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R5V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 609:
-		vnniB2R6V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R6V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 610:
-		vnniB2R6V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R6V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 611:
-		vnniB2R6V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R6V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 625:
-		vnniB2R7V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R7V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 626:
-		vnniB2R7V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R7V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 627:
-		vnniB2R7V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R7V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 641:
-		vnniB2R8V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R8V1(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 642:
-		vnniB2R8V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R8V2(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	case 643:
-		vnniB2R8V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip)
+		vnniB2R8V3(a, lda, b, ps, n, tk, c, ldc, mask, acc, segs, skip, tiles)
 		return
 	}
 	panic("qgemm: bad vnni kernel shape")
