@@ -67,6 +67,21 @@
 // (B[k0+1][c], B[k0+3][c])), built by Pack when AVX2 is Selected, else on
 // first forced use.
 //
+// # Convolutions
+//
+// GemmConv computes the same product with A the implicit im2col matrix of
+// a convolution (Conv): each row's K values are window rows (segments)
+// read from the sample itself, each padded by the caller's weights to a
+// multiple of UnitK with zero codes, so no im2col rows are gathered. The
+// AVX-512 VNNI kernels read the segments in place (their segs and skip
+// arguments step the A offset from one window row to the next; their
+// tiles argument runs an output row's whole row tiles in one call); the
+// AVX2 and AVX-VNNI drivers copy window rows of 16 codes or more straight
+// into the A buffer they fill anyway; otherwise (Generic, NEON, shorter
+// rows) blocks of rows are gathered into a pooled buffer and multiplied
+// by Gemm's kernels. ConvDirect reports which. The tests compare every
+// kernel with im2col rows times the int64 reference.
+//
 // # Buffers and threads
 //
 // Gemm reads a only for i < m, k < K and writes c only for i < m, j < N
