@@ -16,27 +16,7 @@ func BenchmarkLenet(b *testing.B) {
 	for _, bits := range []int{8, 4} {
 		for _, mode := range []qmodel.Requant{qmodel.RequantFloat, qmodel.RequantFixed} {
 			name := map[int]string{8: "W8A8", 4: "W4A8"}[bits] + "/" + string(mode)
-			b.Run(name, func(b *testing.B) {
-				rng := rand.New(rand.NewPCG(1, 1))
-				m := randomModel(b, rng, testNets[0].in, testNets[0].specs, bits, 8, mode)
-				net, err := New(m)
-				if err != nil {
-					b.Fatal(err)
-				}
-				const batch = 250
-				pixels := make([]uint8, batch*net.InputLen())
-				for i := range pixels {
-					pixels[i] = uint8(rng.IntN(256))
-				}
-				r := net.NewRunner(batch)
-				b.ReportAllocs()
-				b.ResetTimer()
-				for range b.N {
-					r.Pixels(pixels)
-					r.Run(batch)
-				}
-				b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
-			})
+			b.Run(name, func(b *testing.B) { benchLenet(b, bits, mode) })
 		}
 	}
 }
@@ -49,25 +29,32 @@ func BenchmarkLenetConv(b *testing.B) {
 	for _, implicit := range []bool{true, false} {
 		b.Run(map[bool]string{true: "implicit", false: "im2col"}[implicit], func(b *testing.B) {
 			useImplicit = implicit
-			rng := rand.New(rand.NewPCG(1, 1))
-			m := randomModel(b, rng, testNets[0].in, testNets[0].specs, 8, 8, qmodel.RequantFloat)
-			net, err := New(m)
-			if err != nil {
-				b.Fatal(err)
-			}
-			const batch = 250
-			pixels := make([]uint8, batch*net.InputLen())
-			for i := range pixels {
-				pixels[i] = uint8(rng.IntN(256))
-			}
-			r := net.NewRunner(batch)
-			for b.Loop() {
-				r.Pixels(pixels)
-				r.Run(batch)
-			}
-			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
+			benchLenet(b, 8, qmodel.RequantFloat)
 		})
 	}
+}
+
+// benchLenet times batches of 250 random pixels through the lenet of
+// testNets with weights of bits and mode's requantization.
+func benchLenet(b *testing.B, bits int, mode qmodel.Requant) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	m := randomModel(b, rng, testNets[0].in, testNets[0].specs, bits, 8, mode)
+	net, err := New(m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const batch = 250
+	pixels := make([]uint8, batch*net.InputLen())
+	for i := range pixels {
+		pixels[i] = uint8(rng.IntN(256))
+	}
+	r := net.NewRunner(batch)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Pixels(pixels)
+		r.Run(batch)
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
 }
 
 // BenchmarkIm2col gathers the im2col rows of the lenet's two convolutions

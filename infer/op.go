@@ -470,7 +470,7 @@ func (p *op) convImplicit(dst, src []uint8, batch int, s *scratch) {
 	h, w, c := p.in[0], p.in[1], p.in[2]
 	g, oc := *p.implicit, p.co[2]
 	hwc, perSample, outSample := h*w*c, g.OH*g.OW, size(p.out)
-	end := (g.OH-1)*g.RowStep + (g.OW-1)*g.ColStep + (g.Segs-1)*g.SegStride + g.SegLen
+	end := g.SrcLen()
 	samples := max(1, convRows/perSample)
 	for s0 := 0; s0 < batch; s0 += samples {
 		n := min(samples, batch-s0)
@@ -499,17 +499,26 @@ func (p *op) convImplicit(dst, src []uint8, batch int, s *scratch) {
 func (p *op) stageInside(s *scratch, src []uint8) []uint8 {
 	h, w, c, pad := p.in[0], p.in[1], p.in[2], p.pad
 	wp := w + 2*pad
-	b := s.border[p]
-	if b == nil {
-		if s.border == nil {
-			s.border = map[*op][]uint8{}
-		}
-		b = make([]uint8, (h+2*pad)*wp*c+16)
-		fill(b, p.zin)
-		s.border[p] = b
-	}
+	b := ownBuffer(&s.border, p, (h+2*pad)*wp*c+16, p.zin)
 	for y := range h {
 		copy(b[((y+pad)*wp+pad)*c:], src[y*w*c:(y+1)*w*c])
+	}
+	return b
+}
+
+// ownBuffer returns op p's buffer of n values in *m (scratch.border,
+// scratch.borderDW), made filled with v the first time.
+func ownBuffer[T uint8 | int32](m *map[*op][]T, p *op, n int, v T) []T {
+	b := (*m)[p]
+	if b == nil {
+		if *m == nil {
+			*m = map[*op][]T{}
+		}
+		b = make([]T, n)
+		for i := range b {
+			b[i] = v
+		}
+		(*m)[p] = b
 	}
 	return b
 }
@@ -542,14 +551,7 @@ func (p *op) depthwise(acc []int32, src []uint8, s *scratch) {
 	oh, ow := p.co[0], p.co[1]
 	st, pad := p.stride, p.pad
 	wp := w + 2*pad
-	x := s.borderDW[p]
-	if x == nil {
-		if s.borderDW == nil {
-			s.borderDW = map[*op][]int32{}
-		}
-		x = make([]int32, (h+2*pad)*wp*c)
-		s.borderDW[p] = x
-	}
+	x := ownBuffer(&s.borderDW, p, (h+2*pad)*wp*c, 0)
 	for y := range h {
 		dwconv.Center(x[((y+pad)*wp+pad)*c:((y+pad)*wp+pad+w)*c], src[y*w*c:(y+1)*w*c], p.zin)
 	}

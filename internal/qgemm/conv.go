@@ -25,9 +25,10 @@ type Conv struct {
 // rows returns the number of rows of A.
 func (g Conv) rows() int { return g.OH * g.OW }
 
-// end returns the number of source bytes A reads: one past the last byte
-// of the last segment of the last row.
-func (g Conv) end() int {
+// SrcLen returns the number of source bytes A reads: one past the last
+// byte of the last segment of the last row, the least len(src) GemmConv
+// takes.
+func (g Conv) SrcLen() int {
 	return (g.OH-1)*g.RowStep + (g.OW-1)*g.ColStep + (g.Segs-1)*g.SegStride + g.SegLen
 }
 
@@ -80,8 +81,8 @@ func checkConv(c []int32, ldc int, src []uint8, g Conv, b *Packed) {
 		panic(fmt.Sprintf("qgemm: conv K = %d*%d, packed K = %d", g.Segs, g.SegLen, b.k))
 	case ldc < b.n:
 		panic(fmt.Sprintf("qgemm: ldc = %d < N = %d", ldc, b.n))
-	case len(src) < g.end():
-		panic(fmt.Sprintf("qgemm: len(src) = %d < %d bytes of A", len(src), g.end()))
+	case len(src) < g.SrcLen():
+		panic(fmt.Sprintf("qgemm: len(src) = %d < %d bytes of A", len(src), g.SrcLen()))
 	case len(c) < (g.rows()-1)*ldc+b.n:
 		panic(fmt.Sprintf("qgemm: len(c) = %d < (rows-1)*ldc+N = %d", len(c), (g.rows()-1)*ldc+b.n))
 	}

@@ -86,7 +86,7 @@ func checkConvCase(t testing.TB, kern Kernel, src []uint8, g Conv, p *Packed, wa
 // row reads past it, and weights of bits (random, or every code the
 // largest or smallest when extreme).
 func convSource(r *rand.Rand, cc convCase, g Conv, n, bits int, fill int) ([]uint8, []int8) {
-	src := make([]uint8, max(cc.h*cc.w*cc.c, g.end()))
+	src := make([]uint8, max(cc.h*cc.w*cc.c, g.SrcLen()))
 	for i := range src {
 		src[i] = uint8(r.Intn(256))
 		if fill != fillRandom {
@@ -150,7 +150,7 @@ func TestGemmConvPanics(t *testing.T) {
 		t.Fatal(err)
 	}
 	ok := Conv{OH: 2, OW: 2, RowStep: 8, ColStep: 4, SegStride: 8, Segs: 2, SegLen: 4}
-	src := make([]uint8, ok.end())
+	src := make([]uint8, ok.SrcLen())
 	c := make([]int32, 8)
 	for name, f := range map[string]func(){
 		"geometry": func() { g := ok; g.OW = 0; GemmConv(c, 2, src, g, p) },

@@ -73,7 +73,7 @@ func TestGemmConvGuardPage(t *testing.T) {
 		for _, bits := range []int{8, 4, 2} {
 			g := cc.geometry(bits)
 			src0, w := convSource(r, cc, g, 33, bits, fillRandom)
-			src, free := guarded(t, g.end())
+			src, free := guarded(t, g.SrcLen())
 			copy(src, src0)
 			want, p := convRef(t, src0, cc, g, w, 33, bits)
 			for _, kern := range Available() {
